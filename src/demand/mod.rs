@@ -1,0 +1,1 @@
+//! TODO(demand helper)

@@ -1,0 +1,12 @@
+//! gpu-slicer: replica-aware, GPU-memory-safe, cost-minimising capacity planning for
+//! NVIDIA time-slicing with Karpenter.
+//!
+//! The pure core (`model`, `catalog`, `demand`, `config`, `planner`) does no I/O: it
+//! takes text and values and returns values. The CLI (feature `cli`) reads files and
+//! prints.
+
+pub mod catalog;
+pub mod demand;
+pub mod model;
+pub mod config;
+pub mod planner;

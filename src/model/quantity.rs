@@ -1,0 +1,252 @@
+//! Kubernetes resource quantities (`500m`, `1.5`, `4Gi`, `1e3`, `16G`), parsed exactly.
+//!
+//! A quantity is kept as an exact rational `mantissa × 10^exp10 × 2^exp2` with a
+//! signed 128-bit mantissa, so `0.1`, `100m` and `1Gi` convert without rounding error
+//! and conversions round up the way the scheduler does (`MilliValue`, `Value`).
+
+use std::fmt;
+
+/// Why a quantity string is not a valid Kubernetes quantity, or is out of range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuantityError {
+    pub input: String,
+    pub reason: String,
+}
+
+impl fmt::Display for QuantityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid quantity {:?}: {}", self.input, self.reason)
+    }
+}
+
+impl std::error::Error for QuantityError {}
+
+/// An exact quantity value: `mantissa × 10^exp10 × 2^exp2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity {
+    mantissa: i128,
+    exp10: i32,
+    exp2: u32,
+}
+
+/// Largest value any conversion returns: 2^62, far above any real node or pod.
+const LIMIT: i128 = 1 << 62;
+
+fn err(input: &str, reason: impl Into<String>) -> QuantityError {
+    QuantityError {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a quantity in the Kubernetes grammar:
+/// `<sign><digits>[.<digits>]<suffix>` with suffix one of the binary SI
+/// (`Ki Mi Gi Ti Pi Ei`), decimal SI (`n u m "" k M G T P E`) or a decimal exponent
+/// (`e3`, `E-2`).
+pub fn parse(input: &str) -> Result<Quantity, QuantityError> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(input, "empty"));
+    }
+    let (neg, rest) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let num_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (num, suffix) = rest.split_at(num_end);
+    if num.is_empty() || num == "." {
+        return Err(err(input, "no number"));
+    }
+    let (int_part, frac_part) = match num.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (num, ""),
+    };
+    if frac_part.contains('.') {
+        return Err(err(input, "more than one decimal point"));
+    }
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 30 {
+        return Err(err(input, "too many digits"));
+    }
+    let mut mantissa: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| err(input, "bad digits"))?
+    };
+    let frac_len = i32::try_from(frac_part.len()).map_err(|_| err(input, "too long"))?;
+    let mut exp10: i32 = -frac_len;
+    let mut exp2: u32 = 0;
+    match suffix {
+        "" => {}
+        "Ki" => exp2 = 10,
+        "Mi" => exp2 = 20,
+        "Gi" => exp2 = 30,
+        "Ti" => exp2 = 40,
+        "Pi" => exp2 = 50,
+        "Ei" => exp2 = 60,
+        "n" => exp10 -= 9,
+        "u" => exp10 -= 6,
+        "m" => exp10 -= 3,
+        "k" => exp10 += 3,
+        "M" => exp10 += 6,
+        "G" => exp10 += 9,
+        "T" => exp10 += 12,
+        "P" => exp10 += 15,
+        "E" => exp10 += 18,
+        _ => {
+            let exp = suffix
+                .strip_prefix('e')
+                .or_else(|| suffix.strip_prefix('E'))
+                .ok_or_else(|| err(input, format!("unknown suffix {suffix:?}")))?;
+            let e: i32 = exp
+                .parse()
+                .map_err(|_| err(input, format!("unknown suffix {suffix:?}")))?;
+            if !(-40..=40).contains(&e) {
+                return Err(err(input, "exponent out of range"));
+            }
+            exp10 += e;
+        }
+    }
+    if neg {
+        mantissa = -mantissa;
+    }
+    Ok(Quantity {
+        mantissa,
+        exp10,
+        exp2,
+    })
+}
+
+impl Quantity {
+    pub fn is_negative(&self) -> bool {
+        self.mantissa < 0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.mantissa == 0
+    }
+
+    /// The value times `10^scale`, rounded up (towards +infinity), or `None` if it
+    /// exceeds 2^62 in magnitude.
+    pub fn scaled_ceil(&self, scale: i32) -> Option<i128> {
+        if self.mantissa == 0 {
+            return Some(0);
+        }
+        let mut num: i128 = self.mantissa;
+        let mut den: i128 = 1;
+        let e10 = self.exp10 + scale;
+        for _ in 0..e10.max(0) {
+            num = num.checked_mul(10)?;
+            if num.abs() > LIMIT << 64 {
+                return None;
+            }
+        }
+        for _ in 0..(-e10).max(0) {
+            den = den.checked_mul(10)?;
+        }
+        for _ in 0..self.exp2 {
+            num = num.checked_mul(2)?;
+        }
+        let q = num.div_euclid(den) + i128::from(num.rem_euclid(den) != 0);
+        (q.abs() <= LIMIT).then_some(q)
+    }
+
+    /// Value in thousandths, rounded up (Kubernetes `MilliValue` for CPU).
+    pub fn milli_ceil(&self) -> Option<i128> {
+        self.scaled_ceil(3)
+    }
+
+    /// Value in whole units, rounded up (Kubernetes `Value` for bytes and counts).
+    pub fn units_ceil(&self) -> Option<i128> {
+        self.scaled_ceil(0)
+    }
+
+    /// True when the value is a whole number.
+    pub fn is_integer(&self) -> bool {
+        self.scaled_ceil(0)
+            .zip(self.floor_units())
+            .is_some_and(|(c, f)| c == f)
+    }
+
+    fn floor_units(&self) -> Option<i128> {
+        let neg = Quantity {
+            mantissa: -self.mantissa,
+            ..*self
+        };
+        neg.scaled_ceil(0).map(|v| -v)
+    }
+}
+
+/// A non-negative CPU quantity in millicores (rounded up like the scheduler).
+pub fn cpu_milli(s: &str) -> Result<u64, QuantityError> {
+    non_negative(s, parse(s)?.milli_ceil())
+}
+
+/// A non-negative memory (or any byte) quantity in bytes, rounded up.
+pub fn bytes(s: &str) -> Result<u64, QuantityError> {
+    non_negative(s, parse(s)?.units_ceil())
+}
+
+/// A non-negative whole count (`nvidia.com/gpu`, `pods`); fractions are an error.
+pub fn count(s: &str) -> Result<u64, QuantityError> {
+    let q = parse(s)?;
+    if !q.is_integer() {
+        return Err(err(s, "must be a whole number"));
+    }
+    non_negative(s, q.units_ceil())
+}
+
+fn non_negative(s: &str, v: Option<i128>) -> Result<u64, QuantityError> {
+    let v = v.ok_or_else(|| err(s, "out of range"))?;
+    if v < 0 {
+        return Err(err(s, "must not be negative"));
+    }
+    u64::try_from(v).map_err(|_| err(s, "out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_forms() {
+        assert_eq!(cpu_milli("500m").unwrap(), 500);
+        assert_eq!(cpu_milli("1").unwrap(), 1000);
+        assert_eq!(cpu_milli("1.5").unwrap(), 1500);
+        assert_eq!(cpu_milli("0.1").unwrap(), 100);
+        assert_eq!(cpu_milli("100u").unwrap(), 1, "rounds up");
+        assert_eq!(cpu_milli("2e3").unwrap(), 2_000_000);
+        assert_eq!(cpu_milli("+2").unwrap(), 2000);
+    }
+
+    #[test]
+    fn memory_forms() {
+        assert_eq!(bytes("4Gi").unwrap(), 4 << 30);
+        assert_eq!(bytes("1.5Gi").unwrap(), 3 << 29);
+        assert_eq!(bytes("16G").unwrap(), 16_000_000_000);
+        assert_eq!(bytes("128974848").unwrap(), 128_974_848);
+        assert_eq!(bytes("129e6").unwrap(), 129_000_000);
+        assert_eq!(bytes("123Mi").unwrap(), 123 << 20);
+        assert_eq!(bytes("1k").unwrap(), 1000);
+        assert_eq!(bytes("0").unwrap(), 0);
+        assert_eq!(bytes("100m").unwrap(), 1, "0.1 byte rounds up");
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            "", "abc", "1.2.3", "Gi", "4GB", "4gi", "1e99", "--1", ".", "1 Gi",
+        ] {
+            assert!(bytes(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(bytes("-1Gi").unwrap_err().reason, "must not be negative");
+        assert_eq!(bytes("9Ei").unwrap_err().reason, "out of range");
+        assert_eq!(count("1.5").unwrap_err().reason, "must be a whole number");
+        assert_eq!(count("2").unwrap(), 2);
+        assert_eq!(count("2000m").unwrap(), 2);
+    }
+}
