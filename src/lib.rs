@@ -6,7 +6,8 @@
 //! prints.
 
 pub mod catalog;
+pub mod config;
 pub mod demand;
 pub mod model;
-pub mod config;
 pub mod planner;
+pub mod trace;

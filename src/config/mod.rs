@@ -1,1 +1,104 @@
-//! TODO(config helper)
+//! The configuration gpu-slicer reads from Kubernetes objects and flags: the NVIDIA device
+//! plugin's ConfigMap, annotated Karpenter NodePools, and the pod/NodePool annotation values
+//! of `gpu-slicer.io/*` (see `shared/design/CONTRACT.md`).
+//!
+//! Everything here is pure: functions over `serde_json::Value` and `&str`, no I/O. Every
+//! error is a [`FieldError`] naming the field (a JSON-path-like string) and the reason;
+//! the caller adds the file, document and object.
+//!
+//! Parsing is strict: an unknown, misplaced or mistyped key is an error with a reason,
+//! never a silent default, because a config that gpu-slicer misreads plans the wrong
+//! capacity.
+
+mod annotations;
+mod device_plugin;
+mod nodepool;
+mod value;
+
+pub use annotations::{
+    ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY, GPU_MEMORY_HEADROOM,
+    GPU_SHARE, MAX_HOURLY_COST, MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPLICAS,
+    SHARING, annotation_field, parse_gpu_memory_mib, parse_share, parse_sharing,
+};
+pub use device_plugin::{
+    DevicePluginConfig, SharingProfile, SharingStrategy, device_plugin_from_configmap,
+    parse_device_plugin_config,
+};
+pub use nodepool::{DEFAULT_MAX_REPLICAS, parse_replicas_flag, pool_from_nodepool};
+
+use std::fmt;
+
+/// A configuration value that gpu-slicer cannot use, and why.
+///
+/// `field` is a JSON-path-like string: `metadata.annotations["gpu-slicer.io/replicas"]`,
+/// `spec.template.spec.requirements[0].operator`, or for a device-plugin ConfigMap
+/// `data.any: sharing.timeSlicing.resources[0].replicas` (the data key, then the path
+/// inside that config). It is empty only when the error concerns a whole device-plugin
+/// config document passed to [`parse_device_plugin_config`] (not valid YAML, empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error seen from an enclosing object: `prefix: field` (or just `prefix`
+    /// when the error had no field). Used for the values of a ConfigMap's `data`.
+    pub fn within(self, prefix: &str) -> Self {
+        let field = if self.field.is_empty() {
+            prefix.to_string()
+        } else if prefix.is_empty() {
+            self.field
+        } else {
+            format!("{prefix}: {}", self.field)
+        };
+        FieldError {
+            field,
+            message: self.message,
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_within() {
+        let e = FieldError::new("sharing.timeSlicing.resources[0].replicas", "must be ...");
+        assert_eq!(
+            e.to_string(),
+            "field `sharing.timeSlicing.resources[0].replicas`: must be ..."
+        );
+        let e = e.within("data.any");
+        assert_eq!(
+            e.field,
+            "data.any: sharing.timeSlicing.resources[0].replicas"
+        );
+        let whole = FieldError::new("", "empty config").within("data.any");
+        assert_eq!(whole.to_string(), "field `data.any`: empty config");
+        assert_eq!(
+            FieldError::new("", "empty config").to_string(),
+            "empty config"
+        );
+    }
+}

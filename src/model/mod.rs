@@ -38,7 +38,9 @@ pub mod labels {
 }
 
 /// CPU and memory of a node or a pod.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Resources {
     pub cpu_milli: u64,
     pub memory_bytes: u64,

@@ -1,1 +1,254 @@
-//! TODO
+//! The pure planner: pending GPU pods + catalog + policy → nodes to launch, with replicas
+//! per GPU, an assignment of every pod (or a reason it cannot be placed), the hourly cost,
+//! a proven lower bound on that cost, and the cost of the same demand without sharing.
+//!
+//! Method (see README "How the planner works"):
+//! 1. Node kinds are (pool, instance type, capacity type, zone) with a known price.
+//!    For each pod we compute, per kind, the largest replicas-per-GPU R it tolerates
+//!    (`gpu-memory ≤ (GPU memory − headroom) / R`, `gpu-share ≤ 1 / R`, the pool's
+//!    allowed R values; exclusive pods need R = 1), or that it cannot go there.
+//! 2. Identical pods form classes. A configuration is (kind, R); its capacity is the
+//!    kind's allocatable cpu, memory, pod slots and `GPUs × R` slices.
+//! 3. Column generation over node patterns gives the LP relaxation of the set-cover
+//!    formulation and, through the Farley bound with exact (or bounded) pricing, a
+//!    proven lower bound at every iteration.
+//! 4. The LP solution is rounded by diving (fix whole patterns, re-solve the residual),
+//!    then every node is moved to the cheapest configuration that still holds its pods.
+
+pub mod check;
+pub mod knapsack;
+mod lp;
+mod space;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::DaemonSetOverhead;
+use crate::model::{CapacityType, Catalog, DemandItem, Pool, ReplicaPolicy, Sharing};
+
+/// What the planner may use and how hard it may try.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOptions {
+    /// Capacity types to plan with (a type without a known price for one is skipped).
+    pub capacity_types: Vec<CapacityType>,
+    /// Only these instance types (empty = all).
+    pub instance_types: Vec<String>,
+    /// Only these families (empty = all).
+    pub families: Vec<String>,
+    /// Per-node DaemonSet requests and pod slots.
+    pub daemonset_overhead: DaemonSetOverhead,
+    /// Pools to plan in; empty = one implicit pool with `default_replicas`.
+    pub pools: Vec<Pool>,
+    /// Policy of the implicit pool.
+    pub default_replicas: ReplicaPolicy,
+    /// Column-generation rounds before settling for the bound reached.
+    pub max_rounds: usize,
+    /// Search nodes per pricing knapsack in the final, bound-proving pass.
+    pub knapsack_nodes: usize,
+    /// Also plan the same demand without sharing (for `dedicatedHourlyCost`).
+    pub dedicated: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            capacity_types: vec![CapacityType::OnDemand],
+            instance_types: Vec::new(),
+            families: Vec::new(),
+            daemonset_overhead: DaemonSetOverhead::default(),
+            pools: Vec::new(),
+            default_replicas: ReplicaPolicy::Auto { max: 10 },
+            max_rounds: 200,
+            knapsack_nodes: 2_000,
+            dedicated: true,
+        }
+    }
+}
+
+/// One node to launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedNode {
+    pub instance_type: String,
+    pub capacity_type: CapacityType,
+    pub gpus: u32,
+    pub gpu_model: String,
+    #[serde(rename = "gpuMemoryMiB")]
+    pub gpu_memory_mib: u64,
+    pub replicas_per_gpu: u32,
+    pub profile: String,
+    pub hourly_price: f64,
+    pub pods: Vec<String>,
+    /// The pool (annotated NodePool, or the implicit `gpu-slicer` pool) it belongs to.
+    pub node_pool: String,
+    /// Zone the node is pinned to, when pods required one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Spot price of the same type where known (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_hourly_price: Option<f64>,
+}
+
+/// A pod that could not be placed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unplaced {
+    pub pod: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub pods: usize,
+    pub placed_pods: usize,
+    pub nodes: usize,
+    pub hourly_cost: f64,
+    pub lower_bound_hourly_cost: f64,
+    pub dedicated_hourly_cost: f64,
+    /// Cost of the dedicated plan's nodes: number of GPUs it launches.
+    pub dedicated_nodes: usize,
+    /// The planned nodes at spot prices, when every planned type has a known spot price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_hourly_cost: Option<f64>,
+    /// The dedicated plan's nodes at spot prices, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedicated_spot_hourly_cost: Option<f64>,
+    /// GPUs launched by this plan and by the dedicated plan.
+    pub gpus: u32,
+    pub dedicated_gpus: u32,
+}
+
+/// How the solver got there (not part of the contract; for reports and benchmarks).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SolverStats {
+    pub classes: usize,
+    pub configurations: usize,
+    pub rounds: usize,
+    pub columns: usize,
+    /// LP relaxation value reached by column generation (the master's optimum).
+    pub lp_value: f64,
+    /// True when column generation proved the LP optimum (the bound equals it).
+    pub converged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub nodes: Vec<PlannedNode>,
+    pub unplaced: Vec<Unplaced>,
+    pub summary: Summary,
+    #[serde(default)]
+    pub solver: SolverStats,
+}
+
+/// The result of one packing run (no dedicated comparison).
+pub(crate) struct Packing {
+    pub nodes: Vec<PlannedNode>,
+    pub unplaced: Vec<Unplaced>,
+    pub lower_bound: f64,
+    pub stats: SolverStats,
+}
+
+/// Plans the demand. Pure and deterministic: the same inputs give the same plan.
+pub fn plan(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Plan {
+    let main = pack(catalog, items, opts);
+    let dedicated = if opts.dedicated {
+        let ded_items: Vec<DemandItem> = items.iter().map(dedicated_item).collect();
+        let mut ded_opts = opts.clone();
+        ded_opts.pools = effective_pools(opts)
+            .into_iter()
+            .map(|mut p| {
+                p.replicas = ReplicaPolicy::OneOf(Vec::new());
+                p
+            })
+            .collect();
+        Some(pack(catalog, &ded_items, &ded_opts))
+    } else {
+        None
+    };
+    let hourly_cost = sum_price(&main.nodes);
+    let spot_hourly_cost = spot_cost(&main.nodes);
+    let (dedicated_hourly_cost, dedicated_nodes, dedicated_gpus, dedicated_spot_hourly_cost) =
+        match &dedicated {
+            Some(d) => (
+                sum_price(&d.nodes),
+                d.nodes.len(),
+                d.nodes.iter().map(|n| n.gpus).sum(),
+                spot_cost(&d.nodes),
+            ),
+            None => (0.0, 0, 0, None),
+        };
+    let placed: usize = main.nodes.iter().map(|n| n.pods.len()).sum();
+    Plan {
+        summary: Summary {
+            pods: items.len(),
+            placed_pods: placed,
+            nodes: main.nodes.len(),
+            hourly_cost: round6(hourly_cost),
+            lower_bound_hourly_cost: round6_down(main.lower_bound.min(hourly_cost)),
+            dedicated_hourly_cost: round6(dedicated_hourly_cost),
+            dedicated_nodes,
+            spot_hourly_cost: spot_hourly_cost.map(round6),
+            dedicated_spot_hourly_cost: dedicated_spot_hourly_cost.map(round6),
+            gpus: main.nodes.iter().map(|n| n.gpus).sum(),
+            dedicated_gpus,
+        },
+        nodes: main.nodes,
+        unplaced: main.unplaced,
+        solver: main.stats,
+    }
+}
+
+fn sum_price(nodes: &[PlannedNode]) -> f64 {
+    nodes.iter().map(|n| n.hourly_price).sum()
+}
+
+fn spot_cost(nodes: &[PlannedNode]) -> Option<f64> {
+    if nodes.is_empty() {
+        return None;
+    }
+    nodes
+        .iter()
+        .map(|n| {
+            if n.capacity_type == CapacityType::Spot {
+                Some(n.hourly_price)
+            } else {
+                n.spot_hourly_price
+            }
+        })
+        .sum()
+}
+
+/// Rounds a dollar figure to 6 decimals for output.
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Rounds down, so a rounded lower bound is still a lower bound.
+fn round6_down(x: f64) -> f64 {
+    ((x * 1e6) - 1e-6).floor().max(0.0) / 1e6
+}
+
+/// The same pod without sharing: whole GPUs, unsliced nodes.
+fn dedicated_item(it: &DemandItem) -> DemandItem {
+    let mut d = it.clone();
+    d.sharing = Sharing::Exclusive;
+    d.gpu_share_milli = None;
+    d
+}
+
+pub(crate) fn effective_pools(opts: &PlanOptions) -> Vec<Pool> {
+    if opts.pools.is_empty() {
+        vec![Pool::default_pool(opts.default_replicas.clone())]
+    } else {
+        opts.pools.clone()
+    }
+}
+
+fn pack(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Packing {
+    let pools = effective_pools(opts);
+    let sp = space::Space::build(catalog, items, &pools, opts);
+    lp::solve(&sp, catalog, items, &pools, opts)
+}
+
+#[cfg(test)]
+mod tests;

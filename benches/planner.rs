@@ -1,0 +1,114 @@
+//! Planner benchmark and quality report (`cargo bench --bench planner`).
+//!
+//! Prints, for samples of the Alibaba GPU-sharing trace and for synthetic 10,000 and
+//! 100,000-pod demands drawn from it: classes, nodes, cost, the proven lower bound and
+//! their ratio, the dedicated cost, and the median wall time of `plan` (parsing excluded;
+//! trace parsing is timed separately).
+
+use std::time::{Duration, Instant};
+
+use gpu_slicer::catalog;
+use gpu_slicer::model::DemandItem;
+use gpu_slicer::planner::{self, PlanOptions};
+use gpu_slicer::trace::{alibaba_demand, parse_alibaba_pods, sample_demand};
+
+const TRACES: [&str; 4] = ["default", "gpushare60", "gpuspec33", "multigpu30"];
+
+fn load(name: &str) -> (Vec<DemandItem>, Duration) {
+    let path = format!(
+        "{}/simulations/data/alibaba-gpu-2023/openb_pod_list_{name}.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("trace file");
+    let t = Instant::now();
+    let pods = parse_alibaba_pods(&path, &text).expect("trace parses");
+    let items = pods
+        .iter()
+        .filter_map(|p| alibaba_demand(p, name))
+        .collect();
+    (items, t.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn run(label: &str, items: &[DemandItem], reps: usize) {
+    let cat = catalog::embedded().expect("catalog");
+    let opts = PlanOptions::default();
+    let mut times = Vec::new();
+    let mut plan = None;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let p = planner::plan(&cat, items, &opts);
+        times.push(t.elapsed());
+        plan = Some(p);
+    }
+    let p = plan.expect("at least one rep");
+    let s = &p.summary;
+    let errs = planner::check::check(&p, &cat, items, &opts);
+    assert!(errs.is_empty(), "{label}: invalid plan: {errs:?}");
+    let ratio = if s.lower_bound_hourly_cost > 0.0 {
+        s.hourly_cost / s.lower_bound_hourly_cost
+    } else {
+        f64::NAN
+    };
+    println!(
+        "{label:<22} {:>7} {:>5} {:>6} {:>6} {:>11.2} {:>11.2} {:>7.4} {:>11.2} {:>5} {:>9.1}",
+        s.pods,
+        p.solver.classes,
+        s.placed_pods,
+        s.nodes,
+        s.hourly_cost,
+        s.lower_bound_hourly_cost,
+        ratio,
+        s.dedicated_hourly_cost,
+        p.solver.rounds,
+        median(times).as_secs_f64() * 1000.0,
+    );
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    println!(
+        "{:<22} {:>7} {:>5} {:>6} {:>6} {:>11} {:>11} {:>7} {:>11} {:>5} {:>9}",
+        "demand",
+        "pods",
+        "cls",
+        "placed",
+        "nodes",
+        "$/h",
+        "bound $/h",
+        "ratio",
+        "dedic $/h",
+        "rnds",
+        "median ms"
+    );
+    for name in TRACES {
+        let (items, parse) = load(name);
+        if filter
+            .as_deref()
+            .is_some_and(|f| !name.contains(f) && f != "synthetic")
+        {
+            continue;
+        }
+        if filter.as_deref() != Some("synthetic") {
+            for n in [200usize, 2000] {
+                for seed in 1..=3u64 {
+                    run(
+                        &format!("{name}/{n}/s{seed}"),
+                        &sample_demand(&items, n, seed),
+                        3,
+                    );
+                }
+            }
+            run(&format!("{name}/all"), &items, 3);
+            println!("  (parsing {name}: {:.1} ms)", parse.as_secs_f64() * 1000.0);
+        }
+        if name == "default" && filter.as_deref().is_none_or(|f| f == "synthetic") {
+            run("synthetic/10000", &sample_demand(&items, 10_000, 7), 11);
+            run("synthetic/100000", &sample_demand(&items, 100_000, 7), 5);
+        }
+    }
+}

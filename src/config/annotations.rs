@@ -1,0 +1,326 @@
+//! The `gpu-slicer.io/*` annotation keys and the parsers of their values that pods and
+//! NodePools share (CONTRACT.md, "Pod annotations" and "NodePool annotations").
+
+use crate::model::{MIB, Sharing, quantity};
+
+use super::FieldError;
+use super::value::show;
+
+/// Prefix of every gpu-slicer annotation and label.
+pub const ANNOTATION_PREFIX: &str = "gpu-slicer.io/";
+
+/// Pod: GPU memory the pod uses on its GPU (quantity).
+pub const GPU_MEMORY: &str = "gpu-slicer.io/gpu-memory";
+/// Pod: smallest share of one GPU's time the pod accepts (decimal in (0,1] or milli).
+pub const GPU_SHARE: &str = "gpu-slicer.io/gpu-share";
+/// Pod: `shared` or `exclusive`.
+pub const SHARING: &str = "gpu-slicer.io/sharing";
+
+/// NodePool: `true` opts the NodePool in.
+pub const ENABLED: &str = "gpu-slicer.io/enabled";
+/// NodePool: integer 2..48 or `auto`.
+pub const REPLICAS: &str = "gpu-slicer.io/replicas";
+/// NodePool: integer 2..48, cap for `auto`.
+pub const MAX_REPLICAS: &str = "gpu-slicer.io/max-replicas";
+/// NodePool: quantity kept free on every GPU.
+pub const GPU_MEMORY_HEADROOM: &str = "gpu-slicer.io/gpu-memory-headroom";
+/// NodePool: USD per hour this pool may reach.
+pub const MAX_HOURLY_COST: &str = "gpu-slicer.io/max-hourly-cost";
+/// NodePool: emission mode.
+pub const EMISSION: &str = "gpu-slicer.io/emission";
+
+/// The annotations a pod may carry.
+pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING];
+/// The annotations a NodePool may carry.
+pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
+    ENABLED,
+    REPLICAS,
+    MAX_REPLICAS,
+    GPU_MEMORY_HEADROOM,
+    MAX_HOURLY_COST,
+    EMISSION,
+];
+/// Values of `gpu-slicer.io/emission`.
+pub const EMISSION_MODES: &[&str] = &[
+    "auto",
+    "overlay",
+    "static",
+    "nodeclaim",
+    "v1beta1",
+    "v1alpha5",
+];
+
+/// The field path of an annotation: `metadata.annotations["gpu-slicer.io/gpu-share"]`.
+pub fn annotation_field(key: &str) -> String {
+    format!("metadata.annotations[{key:?}]")
+}
+
+/// Parses `gpu-slicer.io/gpu-share`: a decimal in (0, 1] (`0.25`, `.5`, `1`) or thousandths
+/// with the `m` suffix (`250m`), returned in thousandths of a GPU, 1..=1000.
+///
+/// The resolution is 1/1000: `0.0001` is an error, not rounded; `0.2500` is fine.
+/// The error's field is the annotation on a pod's metadata.
+pub fn parse_share(s: &str) -> Result<u32, FieldError> {
+    let field = annotation_field(GPU_SHARE);
+    let err = |m: String| FieldError::new(field.clone(), m);
+    let t = s.trim();
+    let grammar = || {
+        err(format!(
+            "must be a decimal in (0, 1] such as 0.25, or thousandths such as 250m, got {}",
+            show(s)
+        ))
+    };
+    if let Some(rest) = t.strip_prefix('-') {
+        if !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'm')
+        {
+            return Err(err(format!("must be greater than 0, got {}", show(s))));
+        }
+        return Err(grammar());
+    }
+    // Split off the milli suffix; the number is then `int[.frac]` in units of 10^-scale.
+    let (num, milli) = match t.strip_suffix('m') {
+        Some(n) => (n, true),
+        None => (t, false),
+    };
+    let (int_part, frac_part) = match num.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (num, ""),
+    };
+    let digits_ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !digits_ok(int_part)
+        || !digits_ok(frac_part)
+    {
+        return Err(grammar());
+    }
+    // Value in thousandths = int * k + first (3 - m) fraction digits, where k is 1000 for
+    // a plain decimal and 1 for milli; fraction digits past the resolution must be zero.
+    let (scale_digits, unit) = if milli {
+        (0usize, 1u64)
+    } else {
+        (3usize, 1000u64)
+    };
+    let (kept, rest) = frac_part.split_at(frac_part.len().min(scale_digits));
+    if rest.bytes().any(|b| b != b'0') {
+        return Err(err(format!(
+            "is finer than the resolution of 1/1000 (0.001 or 1m), got {}",
+            show(s)
+        )));
+    }
+    let int_trim = int_part.trim_start_matches('0');
+    let too_big = || err(format!("must be at most 1 (a whole GPU), got {}", show(s)));
+    if int_trim.len() > 7 {
+        return Err(too_big());
+    }
+    let int_val: u64 = if int_trim.is_empty() {
+        0
+    } else {
+        int_trim.parse().map_err(|_| grammar())?
+    };
+    let mut frac_val: u64 = 0;
+    for i in 0..scale_digits {
+        let d = kept.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+        frac_val = frac_val * 10 + d;
+    }
+    let thousandths = int_val * unit + frac_val;
+    if thousandths == 0 {
+        return Err(err(format!("must be greater than 0, got {}", show(s))));
+    }
+    if thousandths > 1000 {
+        return Err(too_big());
+    }
+    // thousandths is in 1..=1000 here, so the conversion cannot fail.
+    u32::try_from(thousandths).map_err(|_| too_big())
+}
+
+/// Parses `gpu-slicer.io/gpu-memory`: a Kubernetes quantity greater than zero, in MiB
+/// rounded up (`4Gi` → 4096, `1G` → 954). The error's field is the annotation on a pod.
+pub fn parse_gpu_memory_mib(s: &str) -> Result<u64, FieldError> {
+    let field = annotation_field(GPU_MEMORY);
+    let q = quantity::parse(s).map_err(|e| {
+        FieldError::new(
+            field.clone(),
+            format!(
+                "must be a Kubernetes quantity such as 4Gi or 512Mi, got {} ({})",
+                show(s),
+                e.reason
+            ),
+        )
+    })?;
+    if q.is_negative() || q.is_zero() {
+        return Err(FieldError::new(
+            field,
+            format!("must be positive, got {}", show(s)),
+        ));
+    }
+    quantity_mib(&q, s).map_err(|m| FieldError::new(field, m))
+}
+
+/// A non-negative quantity in MiB, rounded up; the message of the error when it is not.
+pub(crate) fn quantity_mib_non_negative(s: &str) -> Result<u64, String> {
+    let q = quantity::parse(s).map_err(|e| {
+        format!(
+            "must be a Kubernetes quantity such as 512Mi or 1Gi, got {} ({})",
+            show(s),
+            e.reason
+        )
+    })?;
+    if q.is_negative() {
+        return Err(format!("must not be negative, got {}", show(s)));
+    }
+    quantity_mib(&q, s)
+}
+
+fn quantity_mib(q: &quantity::Quantity, s: &str) -> Result<u64, String> {
+    let bytes = q
+        .units_ceil()
+        .and_then(|b| u64::try_from(b).ok())
+        .ok_or_else(|| format!("is out of range, got {}", show(s)))?;
+    Ok(bytes.div_ceil(MIB))
+}
+
+/// Parses `gpu-slicer.io/sharing`: `shared` or `exclusive`.
+pub fn parse_sharing(s: &str) -> Result<Sharing, FieldError> {
+    match s {
+        "shared" => Ok(Sharing::Shared),
+        "exclusive" => Ok(Sharing::Exclusive),
+        _ => Err(FieldError::new(
+            annotation_field(SHARING),
+            format!("must be \"shared\" or \"exclusive\", got {}", show(s)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_values() {
+        for (s, want) in [
+            ("0.25", 250),
+            ("250m", 250),
+            ("1", 1000),
+            ("1.0", 1000),
+            ("1000m", 1000),
+            (".5", 500),
+            ("0.001", 1),
+            ("1m", 1),
+            ("0.2500", 250),
+            ("0.0010", 1),
+            ("0.1", 100),
+            ("001", 1000),
+            ("0.999", 999),
+        ] {
+            assert_eq!(parse_share(s), Ok(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn share_errors() {
+        let field = r#"metadata.annotations["gpu-slicer.io/gpu-share"]"#;
+        for (s, msg) in [
+            ("0", "must be greater than 0, got \"0\""),
+            ("0m", "must be greater than 0, got \"0m\""),
+            ("0.000", "must be greater than 0, got \"0.000\""),
+            ("2", "must be at most 1 (a whole GPU), got \"2\""),
+            ("1.5", "must be at most 1 (a whole GPU), got \"1.5\""),
+            ("1001m", "must be at most 1 (a whole GPU), got \"1001m\""),
+            (
+                "99999999999999999999",
+                "must be at most 1 (a whole GPU), got \"99999999999999999999\"",
+            ),
+            ("-0.5", "must be greater than 0, got \"-0.5\""),
+            (
+                "0.0001",
+                "is finer than the resolution of 1/1000 (0.001 or 1m), got \"0.0001\"",
+            ),
+            (
+                "2.5m",
+                "is finer than the resolution of 1/1000 (0.001 or 1m), got \"2.5m\"",
+            ),
+            (
+                "abc",
+                "must be a decimal in (0, 1] such as 0.25, or thousandths such as 250m, got \"abc\"",
+            ),
+        ] {
+            assert_eq!(
+                parse_share(s),
+                Err(FieldError::new(field, msg)),
+                "input {s:?}"
+            );
+        }
+        for bad in [
+            "", ".", "m", "0.2.5", "1e-1", "25%", "0,25", "--1", "-", "1/4", "0.25mm",
+        ] {
+            assert!(parse_share(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn gpu_memory_values() {
+        assert_eq!(parse_gpu_memory_mib("4Gi"), Ok(4096));
+        assert_eq!(parse_gpu_memory_mib("512Mi"), Ok(512));
+        assert_eq!(
+            parse_gpu_memory_mib("1G"),
+            Ok(954),
+            "1e9 bytes rounds up to 954 MiB"
+        );
+        assert_eq!(
+            parse_gpu_memory_mib("1"),
+            Ok(1),
+            "one byte rounds up to 1 MiB"
+        );
+        assert_eq!(parse_gpu_memory_mib("1.5Gi"), Ok(1536));
+    }
+
+    #[test]
+    fn gpu_memory_errors() {
+        let field = r#"metadata.annotations["gpu-slicer.io/gpu-memory"]"#;
+        assert_eq!(
+            parse_gpu_memory_mib("-1Gi"),
+            Err(FieldError::new(field, "must be positive, got \"-1Gi\""))
+        );
+        assert_eq!(
+            parse_gpu_memory_mib("0"),
+            Err(FieldError::new(field, "must be positive, got \"0\""))
+        );
+        assert_eq!(
+            parse_gpu_memory_mib("4GB"),
+            Err(FieldError::new(
+                field,
+                "must be a Kubernetes quantity such as 4Gi or 512Mi, got \"4GB\" (unknown suffix \"GB\")"
+            ))
+        );
+        assert_eq!(
+            parse_gpu_memory_mib("9Ei"),
+            Err(FieldError::new(field, "is out of range, got \"9Ei\""))
+        );
+        for bad in ["", "abc", "4 Gi", "Gi", "1e99"] {
+            assert!(parse_gpu_memory_mib(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn sharing_values() {
+        assert_eq!(parse_sharing("shared"), Ok(Sharing::Shared));
+        assert_eq!(parse_sharing("exclusive"), Ok(Sharing::Exclusive));
+        assert_eq!(
+            parse_sharing("Shared").unwrap_err().message,
+            "must be \"shared\" or \"exclusive\", got \"Shared\""
+        );
+    }
+
+    #[test]
+    fn headroom_helper() {
+        assert_eq!(quantity_mib_non_negative("0"), Ok(0));
+        assert_eq!(quantity_mib_non_negative("1Gi"), Ok(1024));
+        assert_eq!(
+            quantity_mib_non_negative("-1Mi"),
+            Err("must not be negative, got \"-1Mi\"".to_string())
+        );
+    }
+}

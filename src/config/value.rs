@@ -1,0 +1,225 @@
+//! Small helpers for walking `serde_json::Value`s with field paths and readable messages.
+
+use serde_json::{Map, Value};
+
+use super::FieldError;
+
+/// `parent.key`, or `parent["key"]` when the key is not a plain identifier
+/// (annotation and label keys with `/` or `.`).
+pub(crate) fn join(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_string(),
+        (true, false) => format!("[{key:?}]"),
+        (false, true) => format!("{parent}.{key}"),
+        (false, false) => format!("{parent}[{key:?}]"),
+    }
+}
+
+/// `parent[i]`.
+pub(crate) fn index(parent: &str, i: usize) -> String {
+    format!("{parent}[{i}]")
+}
+
+/// A string shortened for an error message (long values are cut at 60 characters).
+pub(crate) fn show(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut:?}…")
+    }
+}
+
+/// What a value is, for "got …" in messages: `the string "10"`, `the number 2.5`, `a list`.
+pub(crate) fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {}", show(s)),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "a mapping".to_string(),
+    }
+}
+
+/// The value as a mapping, or an error naming the field.
+pub(crate) fn as_map<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, FieldError> {
+    v.as_object()
+        .ok_or_else(|| FieldError::new(field, format!("must be a mapping, got {}", describe(v))))
+}
+
+/// An optional mapping: absent and `null` are `None`.
+pub(crate) fn opt_map<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'a Map<String, Value>>, FieldError> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => as_map(v, field).map(Some),
+    }
+}
+
+/// An optional list: absent and `null` are `None`.
+pub(crate) fn opt_list<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'a Vec<Value>>, FieldError> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a)),
+        Some(v) => Err(FieldError::new(
+            field,
+            format!("must be a list, got {}", describe(v)),
+        )),
+    }
+}
+
+/// An optional string: absent and `null` are `None`.
+pub(crate) fn opt_str<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(FieldError::new(
+            field,
+            format!("must be a string, got {}", describe(v)),
+        )),
+    }
+}
+
+/// A required, non-empty string.
+pub(crate) fn req_str<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<&'a str, FieldError> {
+    match opt_str(parent, key, field)? {
+        None => Err(FieldError::new(field, "is required")),
+        Some("") => Err(FieldError::new(field, "must not be empty")),
+        Some(s) => Ok(s),
+    }
+}
+
+/// A `map[string]string` (labels, annotations): every value must be a string, as the
+/// Kubernetes API requires (an unquoted YAML number is rejected there too).
+pub(crate) fn string_map(
+    parent: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Vec<(String, String)>, FieldError> {
+    let Some(m) = opt_map(parent, key, field)? else {
+        return Ok(Vec::new());
+    };
+    m.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            other => Err(FieldError::new(
+                join(field, k),
+                format!(
+                    "must be a string, got {} (quote the value in YAML)",
+                    describe(other)
+                ),
+            )),
+        })
+        .collect()
+}
+
+/// Levenshtein distance, for "did you mean" suggestions on short keys.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            let del = prev[j + 1] + 1;
+            let ins = cur[j] + 1;
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known key closest to `key` (same letters ignoring case and `-`/`_`, or at most two
+/// edits away), if any.
+pub(crate) fn suggest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let nk = norm(key);
+    if let Some(k) = known.iter().find(|k| norm(k) == nk) {
+        return Some(k);
+    }
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// A non-negative decimal integer written with ASCII digits only (no sign, no spaces).
+pub(crate) fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(join("", "data"), "data");
+        assert_eq!(join("data", "any"), "data.any");
+        assert_eq!(
+            join("metadata.annotations", "gpu-slicer.io/replicas"),
+            r#"metadata.annotations["gpu-slicer.io/replicas"]"#
+        );
+        assert_eq!(index("resources", 2), "resources[2]");
+    }
+
+    #[test]
+    fn suggestions() {
+        let known = ["timeSlicing", "mps"];
+        assert_eq!(suggest("timeslicing", &known), Some("timeSlicing"));
+        assert_eq!(suggest("time-slicing", &known), Some("timeSlicing"));
+        assert_eq!(suggest("timeSlcing", &known), Some("timeSlicing"));
+        assert_eq!(suggest("mpss", &known), Some("mps"));
+        assert_eq!(suggest("other", &known), None);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn digits() {
+        assert_eq!(parse_digits("10"), Some(10));
+        assert_eq!(parse_digits("+1"), None);
+        assert_eq!(parse_digits(" 1"), None);
+        assert_eq!(parse_digits(""), None);
+        assert_eq!(parse_digits("9999999999999999999999"), None);
+    }
+
+    #[test]
+    fn show_cuts_long_values() {
+        let long = "x".repeat(100);
+        assert!(show(&long).ends_with('…'));
+        assert_eq!(show("ab"), "\"ab\"");
+    }
+}

@@ -1,0 +1,553 @@
+//! The loader: documents → objects → [`Inputs`].
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use super::pod::{effective_requests, ferr, opt_object, opt_str, string_map, type_name};
+use super::text::parse_documents;
+use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS, demand_from_pod_spec};
+use crate::config::{self, FieldError};
+use crate::model::{DemandItem, NVIDIA_GPU};
+
+/// Adds the documents of one source (a file path or `<stdin>`) to `inputs`.
+///
+/// All or nothing: on error `inputs` is left as it was. Errors name the source, the
+/// document, the object and the field (see [`InputError`]).
+pub fn load_str(
+    inputs: &mut Inputs,
+    source: &str,
+    text: &str,
+    opts: &LoadOptions,
+) -> Result<(), InputError> {
+    let docs = parse_documents(text).map_err(|e| InputError {
+        source: source.to_string(),
+        document: e.document,
+        object: None,
+        field: None,
+        message: e.message,
+    })?;
+    if docs.is_empty() {
+        return Err(InputError::new(source, "no Kubernetes objects found"));
+    }
+    let mut loader = Loader {
+        source,
+        opts,
+        existing: inputs,
+        staged: Inputs::default(),
+        ids: inputs.items.iter().map(|i| i.id.clone()).collect(),
+    };
+    for (number, value) in &docs {
+        loader.object(*number, "", value, None)?;
+    }
+    let staged = loader.staged;
+    inputs.items.extend(staged.items);
+    inputs.pools.extend(staged.pools);
+    inputs.ec2nodeclasses.extend(staged.ec2nodeclasses);
+    if staged.device_plugin.is_some() {
+        inputs.device_plugin = staged.device_plugin;
+    }
+    let o = &mut inputs.daemonset_overhead;
+    o.resources = o
+        .resources
+        .saturating_add(staged.daemonset_overhead.resources);
+    o.pods = o.pods.saturating_add(staged.daemonset_overhead.pods);
+    inputs.warnings.extend(staged.warnings);
+    Ok(())
+}
+
+/// Where an object is: its document, its name for messages and, for an item of a
+/// List, the path of the item (`items[3].`).
+struct Place<'p> {
+    document: usize,
+    prefix: &'p str,
+    label: Option<String>,
+}
+
+/// Kinds gpu-slicer reads and the apiVersions it reads them in.
+const KNOWN: &[(&str, &[&str])] = &[
+    ("Pod", &["v1"]),
+    ("Deployment", &["apps/v1"]),
+    ("StatefulSet", &["apps/v1"]),
+    ("ReplicaSet", &["apps/v1"]),
+    ("DaemonSet", &["apps/v1"]),
+    ("Job", &["batch/v1"]),
+    ("ConfigMap", &["v1"]),
+    ("NodePool", &["karpenter.sh/v1", "karpenter.sh/v1beta1"]),
+    ("Provisioner", &["karpenter.sh/v1alpha5"]),
+    (
+        "EC2NodeClass",
+        &["karpenter.k8s.aws/v1", "karpenter.k8s.aws/v1beta1"],
+    ),
+];
+
+/// Kinds whose objects live in a namespace (named `namespace/name` in messages and ids).
+const NAMESPACED: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "DaemonSet",
+    "Job",
+    "ConfigMap",
+];
+
+struct Loader<'a> {
+    source: &'a str,
+    opts: &'a LoadOptions,
+    existing: &'a Inputs,
+    staged: Inputs,
+    ids: HashSet<String>,
+}
+
+fn non_negative_int(v: &Value, path: &str) -> Result<u64, FieldError> {
+    match v {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Ok(u)
+            } else if n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0) {
+                Err(ferr(path, format!("must not be negative, got {n}")))
+            } else {
+                Err(ferr(path, format!("must be a whole number, got {n}")))
+            }
+        }
+        other => Err(ferr(
+            path,
+            format!("expected an integer, found {}", type_name(other)),
+        )),
+    }
+}
+
+fn opt_count(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>, FieldError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => non_negative_int(v, path).map(Some),
+    }
+}
+
+fn required<'v>(m: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v Value, FieldError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Err(ferr(path, "required field is missing")),
+        Some(v) => Ok(v),
+    }
+}
+
+fn required_object<'v>(
+    m: &'v Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'v Map<String, Value>, FieldError> {
+    opt_object(m, key, path)?.ok_or_else(|| ferr(path, "required field is missing"))
+}
+
+impl Loader<'_> {
+    fn error(
+        &self,
+        place: &Place<'_>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> InputError {
+        let field = match field {
+            Some(f) if !f.is_empty() => Some(format!("{}{f}", place.prefix)),
+            _ if !place.prefix.is_empty() => Some(place.prefix.trim_end_matches('.').to_string()),
+            _ => None,
+        };
+        InputError {
+            source: self.source.to_string(),
+            document: Some(place.document),
+            object: place.label.clone(),
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// A field error of the object; `base` is prepended to its field (`spec.template.`).
+    fn field_error(&self, place: &Place<'_>, base: &str, e: FieldError) -> InputError {
+        let field = if e.field.is_empty() {
+            base.trim_end_matches('.').to_string()
+        } else {
+            format!("{base}{}", e.field)
+        };
+        self.error(place, Some(&field), e.message)
+    }
+
+    fn warn(&mut self, place: &Place<'_>, message: &str) {
+        let mut w = format!("{}: document {}", self.source, place.document);
+        if let Some(l) = &place.label {
+            w.push_str(&format!(" ({l})"));
+        }
+        w.push_str(": ");
+        w.push_str(message);
+        self.staged.warnings.push(w);
+    }
+
+    /// One object of a document (or an item of a List, with `prefix` `items[i].` and
+    /// the kind and apiVersion a typed `*List` implies).
+    fn object(
+        &mut self,
+        document: usize,
+        prefix: &str,
+        value: &Value,
+        implied: Option<(&str, Option<&str>)>,
+    ) -> Result<(), InputError> {
+        let mut place = Place {
+            document,
+            prefix,
+            label: None,
+        };
+        let Value::Object(m) = value else {
+            return Err(self.error(
+                &place,
+                None,
+                format!(
+                    "expected a Kubernetes object (a mapping), found {}",
+                    type_name(value)
+                ),
+            ));
+        };
+        let kind = match m.get("kind") {
+            None | Some(Value::Null) => implied.map(|(k, _)| k),
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(other) => {
+                return Err(self.error(
+                    &place,
+                    Some("kind"),
+                    format!("expected a string, found {}", type_name(other)),
+                ));
+            }
+        };
+        let Some(kind) = kind.filter(|k| !k.is_empty()) else {
+            return Err(self.error(&place, Some("kind"), "required field is missing"));
+        };
+        let api = opt_str(m, "apiVersion", "apiVersion")
+            .map_err(|e| self.field_error(&place, "", e))?
+            .or(implied.and_then(|(_, a)| a))
+            .filter(|a| !a.is_empty());
+
+        let is_list = kind == "List" || (kind.ends_with("List") && m.contains_key("items"));
+        if is_list {
+            place.label = Some(kind.to_string());
+            return self.list(&place, kind, api, m);
+        }
+
+        let meta =
+            opt_object(m, "metadata", "metadata").map_err(|e| self.field_error(&place, "", e))?;
+        let empty = Map::new();
+        let meta = meta.unwrap_or(&empty);
+        let name = opt_str(meta, "name", "metadata.name")
+            .map_err(|e| self.field_error(&place, "", e))?
+            .filter(|n| !n.is_empty());
+        let generate_name = opt_str(meta, "generateName", "metadata.generateName")
+            .map_err(|e| self.field_error(&place, "", e))?
+            .filter(|n| !n.is_empty());
+        let namespace = opt_str(meta, "namespace", "metadata.namespace")
+            .map_err(|e| self.field_error(&place, "", e))?
+            .filter(|n| !n.is_empty());
+        let namespaced = NAMESPACED.contains(&kind) || namespace.is_some();
+        let ns = namespace.unwrap_or("default");
+        let shown_name = name.or(if kind == "Pod" { generate_name } else { None });
+        place.label = Some(match shown_name {
+            Some(n) if namespaced => format!("{kind} {ns}/{n}"),
+            Some(n) => format!("{kind} {n}"),
+            None => kind.to_string(),
+        });
+
+        let Some(api) = api else {
+            return Err(self.error(&place, Some("apiVersion"), "required field is missing"));
+        };
+        if shown_name.is_none() {
+            return Err(self.error(&place, Some("metadata.name"), "required field is missing"));
+        }
+
+        match (kind, api) {
+            ("Pod", "v1") => self.pod(&place, m, meta, ns, name, generate_name),
+            ("Deployment" | "StatefulSet" | "ReplicaSet", "apps/v1") => {
+                let spec = required_object(m, "spec", "spec")
+                    .map_err(|e| self.field_error(&place, "", e))?;
+                let replicas = opt_count(spec, "replicas", "spec.replicas")
+                    .map_err(|e| self.field_error(&place, "", e))?
+                    .unwrap_or(1);
+                self.workload(
+                    &place,
+                    spec,
+                    ns,
+                    name.unwrap_or_default(),
+                    replicas,
+                    "spec.replicas",
+                )
+            }
+            ("Job", "batch/v1") => {
+                let spec = required_object(m, "spec", "spec")
+                    .map_err(|e| self.field_error(&place, "", e))?;
+                let parallelism = opt_count(spec, "parallelism", "spec.parallelism")
+                    .map_err(|e| self.field_error(&place, "", e))?
+                    .unwrap_or(1);
+                let completions = opt_count(spec, "completions", "spec.completions")
+                    .map_err(|e| self.field_error(&place, "", e))?;
+                let suspended = spec.get("suspend").and_then(Value::as_bool) == Some(true);
+                let mut pods = completions.map_or(parallelism, |c| parallelism.min(c));
+                if suspended {
+                    self.warn(&place, "suspended: it creates no pods until resumed");
+                    pods = 0;
+                }
+                self.workload(
+                    &place,
+                    spec,
+                    ns,
+                    name.unwrap_or_default(),
+                    pods,
+                    "spec.parallelism",
+                )
+            }
+            ("DaemonSet", "apps/v1") => self.daemonset(&place, m),
+            ("NodePool", _) | ("Provisioner", _) if self.known_version(kind, api) => {
+                self.pool(&place, value)
+            }
+            ("EC2NodeClass", _) if self.known_version(kind, api) => {
+                self.staged.ec2nodeclasses.push(value.clone());
+                Ok(())
+            }
+            ("ConfigMap", "v1") => self.configmap(&place, name.unwrap_or_default(), value),
+            _ => {
+                let msg = match KNOWN.iter().find(|(k, _)| *k == kind) {
+                    Some((_, versions)) => format!(
+                        "skipped: apiVersion {api} of {kind} is not supported (supported: {})",
+                        versions.join(", ")
+                    ),
+                    None => format!("skipped: kind {kind} ({api}) is not read by gpu-slicer"),
+                };
+                self.warn(&place, &msg);
+                Ok(())
+            }
+        }
+    }
+
+    fn known_version(&self, kind: &str, api: &str) -> bool {
+        KNOWN
+            .iter()
+            .any(|(k, versions)| *k == kind && versions.contains(&api))
+    }
+
+    fn list(
+        &mut self,
+        place: &Place<'_>,
+        kind: &str,
+        api: Option<&str>,
+        m: &Map<String, Value>,
+    ) -> Result<(), InputError> {
+        if !place.prefix.is_empty() {
+            self.warn(place, "skipped: a List inside a List");
+            return Ok(());
+        }
+        let items = match m.get("items") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(other) => {
+                return Err(self.error(
+                    place,
+                    Some("items"),
+                    format!("expected a list, found {}", type_name(other)),
+                ));
+            }
+        };
+        // `PodList` items from the API may leave out kind and apiVersion.
+        let implied = kind
+            .strip_suffix("List")
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, api));
+        for (i, item) in items.iter().enumerate() {
+            let prefix = format!("items[{i}].");
+            self.object(place.document, &prefix, item, implied)?;
+        }
+        Ok(())
+    }
+
+    fn add_item(&mut self, place: &Place<'_>, item: DemandItem) -> Result<(), InputError> {
+        if !self.ids.insert(item.id.clone()) {
+            return Err(self.error(
+                place,
+                None,
+                format!(
+                    "pod {:?} is defined twice (ids must be unique across all inputs)",
+                    item.id
+                ),
+            ));
+        }
+        self.staged.items.push(item);
+        Ok(())
+    }
+
+    fn not_gpu(&mut self, place: &Place<'_>) {
+        self.warn(
+            place,
+            &format!("skipped: requests no {NVIDIA_GPU} (not a GPU pod)"),
+        );
+    }
+
+    fn pod(
+        &mut self,
+        place: &Place<'_>,
+        m: &Map<String, Value>,
+        meta: &Map<String, Value>,
+        ns: &str,
+        name: Option<&str>,
+        generate_name: Option<&str>,
+    ) -> Result<(), InputError> {
+        let spec = required(m, "spec", "spec").map_err(|e| self.field_error(place, "", e))?;
+        if let Value::Object(s) = spec
+            && let Some(node) = opt_str(s, "nodeName", "spec.nodeName")
+                .map_err(|e| self.field_error(place, "", e))?
+                .filter(|n| !n.is_empty())
+        {
+            self.warn(
+                place,
+                &format!("skipped: not pending (bound to node {node})"),
+            );
+            return Ok(());
+        }
+        if let Some(status) =
+            opt_object(m, "status", "status").map_err(|e| self.field_error(place, "", e))?
+        {
+            let phase = opt_str(status, "phase", "status.phase")
+                .map_err(|e| self.field_error(place, "", e))?;
+            if let Some(p @ ("Running" | "Succeeded" | "Failed")) = phase {
+                self.warn(place, &format!("skipped: not pending (phase {p})"));
+                return Ok(());
+            }
+        }
+        let annotations = string_map(meta, "annotations", "metadata.annotations")
+            .map_err(|e| self.field_error(place, "", e))?;
+        let id = match (name, generate_name) {
+            (Some(n), _) => format!("{ns}/{n}"),
+            // generateName: the first free `<generateName><k>`, deterministic.
+            (None, Some(g)) => (0u64..)
+                .map(|k| format!("{ns}/{g}{k}"))
+                .find(|id| !self.ids.contains(id))
+                .unwrap_or_else(|| format!("{ns}/{g}")),
+            (None, None) => {
+                return Err(self.error(place, Some("metadata.name"), "required field is missing"));
+            }
+        };
+        match demand_from_pod_spec(id, &annotations, spec)
+            .map_err(|e| self.field_error(place, "", e))?
+        {
+            Some(item) => self.add_item(place, item),
+            None => {
+                self.not_gpu(place);
+                Ok(())
+            }
+        }
+    }
+
+    /// A workload: `pods` copies of its template's pod, `namespace/<name>-<i>`.
+    fn workload(
+        &mut self,
+        place: &Place<'_>,
+        spec: &Map<String, Value>,
+        ns: &str,
+        name: &str,
+        pods: u64,
+        count_field: &str,
+    ) -> Result<(), InputError> {
+        if pods > MAX_WORKLOAD_PODS {
+            return Err(self.error(
+                place,
+                Some(count_field),
+                format!("{pods} pods is more than the limit of {MAX_WORKLOAD_PODS} per workload"),
+            ));
+        }
+        let (annotations, pod_spec) = self.template(place, spec)?;
+        let item = demand_from_pod_spec(String::new(), &annotations, pod_spec)
+            .map_err(|e| self.field_error(place, "spec.template.", e))?;
+        let Some(item) = item else {
+            self.not_gpu(place);
+            return Ok(());
+        };
+        for i in 0..pods {
+            let mut it = item.clone();
+            it.id = format!("{ns}/{name}-{i}");
+            self.add_item(place, it)?;
+        }
+        Ok(())
+    }
+
+    /// A workload's `spec.template`: its annotations and its pod spec.
+    fn template<'v>(
+        &self,
+        place: &Place<'_>,
+        spec: &'v Map<String, Value>,
+    ) -> Result<(BTreeMap<String, String>, &'v Value), InputError> {
+        let template = required_object(spec, "template", "spec.template")
+            .map_err(|e| self.field_error(place, "", e))?;
+        let annotations = match opt_object(template, "metadata", "spec.template.metadata")
+            .map_err(|e| self.field_error(place, "", e))?
+        {
+            Some(meta) => string_map(meta, "annotations", "spec.template.metadata.annotations")
+                .map_err(|e| self.field_error(place, "", e))?,
+            None => BTreeMap::new(),
+        };
+        let pod_spec = required(template, "spec", "spec.template.spec")
+            .map_err(|e| self.field_error(place, "", e))?;
+        Ok((annotations, pod_spec))
+    }
+
+    fn daemonset(&mut self, place: &Place<'_>, m: &Map<String, Value>) -> Result<(), InputError> {
+        let spec =
+            required_object(m, "spec", "spec").map_err(|e| self.field_error(place, "", e))?;
+        let (_, pod_spec) = self.template(place, spec)?;
+        let r = effective_requests(pod_spec, "spec.template.spec")
+            .map_err(|e| self.field_error(place, "", e))?;
+        let o = &mut self.staged.daemonset_overhead;
+        o.resources = o.resources.saturating_add(r.resources());
+        o.pods = o.pods.saturating_add(1);
+        Ok(())
+    }
+
+    fn pool(&mut self, place: &Place<'_>, value: &Value) -> Result<(), InputError> {
+        let Some(pool) =
+            config::pool_from_nodepool(value).map_err(|e| self.field_error(place, "", e))?
+        else {
+            return Ok(());
+        };
+        let taken = self
+            .existing
+            .pools
+            .iter()
+            .chain(self.staged.pools.iter())
+            .any(|(p, _)| p.name == pool.name);
+        if taken {
+            return Err(self.error(
+                place,
+                Some("metadata.name"),
+                format!(
+                    "a NodePool or Provisioner named {:?} was already loaded; pool names must be unique",
+                    pool.name
+                ),
+            ));
+        }
+        self.staged.pools.push((pool, value.clone()));
+        Ok(())
+    }
+
+    fn configmap(
+        &mut self,
+        place: &Place<'_>,
+        name: &str,
+        value: &Value,
+    ) -> Result<(), InputError> {
+        if name != self.opts.device_plugin_configmap {
+            return Ok(());
+        }
+        if self.existing.device_plugin.is_some() || self.staged.device_plugin.is_some() {
+            return Err(self.error(
+                place,
+                None,
+                format!("a second device-plugin ConfigMap named {name:?}; give only one"),
+            ));
+        }
+        let cfg = config::device_plugin_from_configmap(value)
+            .map_err(|e| self.field_error(place, "", e))?;
+        self.staged.device_plugin = Some(cfg);
+        Ok(())
+    }
+}

@@ -1,0 +1,674 @@
+//! One pod spec → one [`DemandItem`]: the scheduler's effective requests, the GPU
+//! request, the gpu-slicer annotations and the scheduling constraints.
+//!
+//! Works on `serde_json::Value` rather than k8s-openapi's typed `PodSpec` so that
+//! manifests written by hand (`nvidia.com/gpu: 1` as a YAML integer, `cpu: 0.5`) are
+//! accepted the way kubectl accepts them, and so that every error names the exact field.
+//! [`super::demand_from_pod`] adapts a typed `Pod` from a watch.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::config::{self, FieldError};
+use crate::model::quantity::{self, QuantityError};
+use crate::model::{
+    DemandItem, NVIDIA_GPU, Operator, Requirement, Resources, Sharing, TaintEffect, Toleration,
+    TolerationOperator,
+};
+
+/// Sanity limit on a CPU quantity: 100 000 cores, in millicores.
+pub const MAX_CPU_MILLI: u64 = 100_000 * 1000;
+/// Sanity limit on a memory quantity: 1 PiB.
+pub const MAX_MEMORY_BYTES: u64 = 1 << 50;
+/// Sanity limit on `nvidia.com/gpu` per pod.
+pub const MAX_GPUS: u64 = 64;
+
+/// The requirement used for a required node affinity whose terms are all empty: an
+/// empty term matches no node in Kubernetes, so the pod can never be scheduled.
+/// `In` with no values never matches (see [`Requirement::matches`]).
+pub fn never_matching_requirement() -> Requirement {
+    Requirement {
+        key: "metadata.name".to_string(),
+        operator: Operator::In,
+        values: Vec::new(),
+    }
+}
+
+pub(crate) fn ferr(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// `base.key` for identifier-like keys, `base["key"]` otherwise.
+pub(crate) fn key_path(base: &str, key: &str) -> String {
+    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match (base.is_empty(), plain) {
+        (true, true) => key.to_string(),
+        (false, true) => format!("{base}.{key}"),
+        (_, false) => format!("{base}[{key:?}]"),
+    }
+}
+
+/// The JSON type of a value, for messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// A scalar as Kubernetes would read it from a manifest: strings as they are, numbers
+/// and booleans in their YAML spelling (`nvidia.com/gpu: 1`, `gpu-share: 0.25`).
+pub(crate) fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An optional mapping field: absent and null are `None`, anything but a mapping is an error.
+pub(crate) fn opt_object<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Map<String, Value>>, FieldError> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(other) => Err(ferr(
+            path,
+            format!("expected a mapping, found {}", type_name(other)),
+        )),
+    }
+}
+
+/// An optional list field: absent and null are an empty slice.
+pub(crate) fn opt_array<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a [Value], FieldError> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(other) => Err(ferr(
+            path,
+            format!("expected a list, found {}", type_name(other)),
+        )),
+    }
+}
+
+/// An optional string field: absent and null are `None`.
+pub(crate) fn opt_str<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ferr(
+            path,
+            format!("expected a string, found {}", type_name(other)),
+        )),
+    }
+}
+
+/// A map of string-ish scalars (annotations, labels, nodeSelector).
+pub(crate) fn string_map(
+    parent: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = opt_object(parent, key, path)? {
+        for (k, v) in m {
+            let s = scalar_string(v).ok_or_else(|| {
+                ferr(
+                    key_path(path, k),
+                    format!("expected a string, found {}", type_name(v)),
+                )
+            })?;
+            out.insert(k.clone(), s);
+        }
+    }
+    Ok(out)
+}
+
+/// A resource quantity field (string or number) as its text.
+fn quantity_text(v: &Value, path: &str) -> Result<String, FieldError> {
+    scalar_string(v)
+        .filter(|_| !v.is_boolean())
+        .ok_or_else(|| ferr(path, format!("expected a quantity, found {}", type_name(v))))
+}
+
+fn qerr(path: &str, e: QuantityError) -> FieldError {
+    ferr(path, e.to_string())
+}
+
+fn too_big(path: &str, text: &str, what: &str) -> FieldError {
+    ferr(path, format!("invalid quantity {text:?}: more than {what}"))
+}
+
+fn parse_cpu(v: &Value, path: &str) -> Result<u64, FieldError> {
+    let t = quantity_text(v, path)?;
+    let m = quantity::cpu_milli(&t).map_err(|e| qerr(path, e))?;
+    if m > MAX_CPU_MILLI {
+        return Err(too_big(path, &t, "100000 cores"));
+    }
+    Ok(m)
+}
+
+fn parse_memory(v: &Value, path: &str) -> Result<u64, FieldError> {
+    let t = quantity_text(v, path)?;
+    let b = quantity::bytes(&t).map_err(|e| qerr(path, e))?;
+    if b > MAX_MEMORY_BYTES {
+        return Err(too_big(path, &t, "1Pi of memory"));
+    }
+    Ok(b)
+}
+
+fn parse_gpus(v: &Value, path: &str) -> Result<u64, FieldError> {
+    let t = quantity_text(v, path)?;
+    let n = quantity::count(&t).map_err(|e| qerr(path, e))?;
+    if n > MAX_GPUS {
+        return Err(too_big(path, &t, "64 GPUs per pod"));
+    }
+    Ok(n)
+}
+
+/// Effective requests of one container, or of a whole pod: cpu in millicores, memory in
+/// bytes, `nvidia.com/gpu` as a count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodRequests {
+    pub cpu_milli: u64,
+    pub memory_bytes: u64,
+    pub gpus: u64,
+}
+
+impl PodRequests {
+    fn add(self, o: PodRequests) -> PodRequests {
+        PodRequests {
+            cpu_milli: self.cpu_milli.saturating_add(o.cpu_milli),
+            memory_bytes: self.memory_bytes.saturating_add(o.memory_bytes),
+            gpus: self.gpus.saturating_add(o.gpus),
+        }
+    }
+
+    fn max(self, o: PodRequests) -> PodRequests {
+        PodRequests {
+            cpu_milli: self.cpu_milli.max(o.cpu_milli),
+            memory_bytes: self.memory_bytes.max(o.memory_bytes),
+            gpus: self.gpus.max(o.gpus),
+        }
+    }
+
+    /// CPU and memory only.
+    pub fn resources(&self) -> Resources {
+        Resources::new(self.cpu_milli, self.memory_bytes)
+    }
+}
+
+/// One container's requests: cpu and memory from `requests`, else from `limits`;
+/// `nvidia.com/gpu` from `limits` (a request, if given, must equal the limit).
+fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> {
+    let Value::Object(c) = c else {
+        return Err(ferr(
+            path,
+            format!("expected a container (a mapping), found {}", type_name(c)),
+        ));
+    };
+    let res_path = format!("{path}.resources");
+    let Some(res) = opt_object(c, "resources", &res_path)? else {
+        return Ok(PodRequests::default());
+    };
+    let req_path = format!("{res_path}.requests");
+    let lim_path = format!("{res_path}.limits");
+    let empty = Map::new();
+    let requests = opt_object(res, "requests", &req_path)?.unwrap_or(&empty);
+    let limits = opt_object(res, "limits", &lim_path)?.unwrap_or(&empty);
+
+    let mut out = PodRequests::default();
+    // cpu and memory: the request, or the limit when the request is absent (API defaulting).
+    // Both are validated when both are present.
+    let cpu_lim = match limits.get("cpu") {
+        Some(v) if !v.is_null() => Some(parse_cpu(v, &key_path(&lim_path, "cpu"))?),
+        _ => None,
+    };
+    let cpu_req = match requests.get("cpu") {
+        Some(v) if !v.is_null() => Some(parse_cpu(v, &key_path(&req_path, "cpu"))?),
+        _ => None,
+    };
+    out.cpu_milli = cpu_req.or(cpu_lim).unwrap_or(0);
+    let mem_lim = match limits.get("memory") {
+        Some(v) if !v.is_null() => Some(parse_memory(v, &key_path(&lim_path, "memory"))?),
+        _ => None,
+    };
+    let mem_req = match requests.get("memory") {
+        Some(v) if !v.is_null() => Some(parse_memory(v, &key_path(&req_path, "memory"))?),
+        _ => None,
+    };
+    out.memory_bytes = mem_req.or(mem_lim).unwrap_or(0);
+
+    // nvidia.com/gpu is an extended resource: it cannot be overcommitted, so the limit is
+    // what counts and a request, if present, must equal it.
+    let gpu_lim_path = key_path(&lim_path, NVIDIA_GPU);
+    let gpu_req_path = key_path(&req_path, NVIDIA_GPU);
+    let gpu_lim = match limits.get(NVIDIA_GPU) {
+        Some(v) if !v.is_null() => Some(parse_gpus(v, &gpu_lim_path)?),
+        _ => None,
+    };
+    let gpu_req = match requests.get(NVIDIA_GPU) {
+        Some(v) if !v.is_null() => Some(parse_gpus(v, &gpu_req_path)?),
+        _ => None,
+    };
+    out.gpus = match (gpu_req, gpu_lim) {
+        (None, None) => 0,
+        (None, Some(l)) => l,
+        (Some(r), None) => {
+            return Err(ferr(
+                gpu_req_path,
+                format!(
+                    "{NVIDIA_GPU} is requested ({r}) without a limit; extended resources must be set in limits"
+                ),
+            ));
+        }
+        (Some(r), Some(l)) if r != l => {
+            return Err(ferr(
+                gpu_req_path,
+                format!("must equal the limit for {NVIDIA_GPU} (request {r}, limit {l})"),
+            ));
+        }
+        (Some(_), Some(l)) => l,
+    };
+    Ok(out)
+}
+
+/// The pod's effective requests as the scheduler computes them:
+/// `max(Σ containers + Σ sidecars, max over other init containers i of (init_i + Σ sidecars
+/// declared before i)) + overhead`, per resource. Sidecars are init containers with
+/// `restartPolicy: Always`. `spec` is the pod spec; `path` its field path (`spec`,
+/// `spec.template.spec`).
+pub fn effective_requests(spec: &Value, path: &str) -> Result<PodRequests, FieldError> {
+    let Value::Object(spec) = spec else {
+        return Err(ferr(
+            path,
+            format!("expected a pod spec (a mapping), found {}", type_name(spec)),
+        ));
+    };
+    let containers_path = format!("{path}.containers");
+    let containers = opt_array(spec, "containers", &containers_path)?;
+    if containers.is_empty() {
+        return Err(ferr(containers_path, "a pod needs at least one container"));
+    }
+    let mut regular = PodRequests::default();
+    for (i, c) in containers.iter().enumerate() {
+        regular = regular.add(container_requests(c, &format!("{containers_path}[{i}]"))?);
+    }
+
+    let init_path = format!("{path}.initContainers");
+    let mut sidecars = PodRequests::default();
+    let mut init_peak = PodRequests::default();
+    for (i, c) in opt_array(spec, "initContainers", &init_path)?
+        .iter()
+        .enumerate()
+    {
+        let cpath = format!("{init_path}[{i}]");
+        let r = container_requests(c, &cpath)?;
+        let policy = match c {
+            Value::Object(m) => opt_str(m, "restartPolicy", &format!("{cpath}.restartPolicy"))?,
+            _ => None,
+        };
+        match policy {
+            Some("Always") => sidecars = sidecars.add(r),
+            None => init_peak = init_peak.max(r.add(sidecars)),
+            Some(other) => {
+                return Err(ferr(
+                    format!("{cpath}.restartPolicy"),
+                    format!("must be \"Always\" (a sidecar) or absent, not {other:?}"),
+                ));
+            }
+        }
+    }
+
+    let mut total = regular.add(sidecars).max(init_peak);
+
+    let overhead_path = format!("{path}.overhead");
+    if let Some(o) = opt_object(spec, "overhead", &overhead_path)? {
+        if let Some(v) = o.get("cpu").filter(|v| !v.is_null()) {
+            total.cpu_milli = total
+                .cpu_milli
+                .saturating_add(parse_cpu(v, &key_path(&overhead_path, "cpu"))?);
+        }
+        if let Some(v) = o.get("memory").filter(|v| !v.is_null()) {
+            total.memory_bytes = total
+                .memory_bytes
+                .saturating_add(parse_memory(v, &key_path(&overhead_path, "memory"))?);
+        }
+    }
+
+    if total.cpu_milli > MAX_CPU_MILLI {
+        return Err(ferr(
+            path,
+            format!(
+                "the pod requests {} cores in total, more than 100000",
+                total.cpu_milli.div_ceil(1000)
+            ),
+        ));
+    }
+    if total.memory_bytes > MAX_MEMORY_BYTES {
+        return Err(ferr(
+            path,
+            "the pod requests more than 1Pi of memory in total",
+        ));
+    }
+    if total.gpus > MAX_GPUS {
+        return Err(ferr(
+            path,
+            format!(
+                "the pod requests {} {NVIDIA_GPU} in total, more than 64",
+                total.gpus
+            ),
+        ));
+    }
+    Ok(total)
+}
+
+/// Required node affinity → OR of terms, each an AND of requirements.
+fn affinity_terms(
+    spec: &Map<String, Value>,
+    path: &str,
+) -> Result<Vec<Vec<Requirement>>, FieldError> {
+    let aff_path = format!("{path}.affinity");
+    let Some(aff) = opt_object(spec, "affinity", &aff_path)? else {
+        return Ok(Vec::new());
+    };
+    let na_path = format!("{aff_path}.nodeAffinity");
+    let Some(na) = opt_object(aff, "nodeAffinity", &na_path)? else {
+        return Ok(Vec::new());
+    };
+    let req_path = format!("{na_path}.requiredDuringSchedulingIgnoredDuringExecution");
+    let Some(required) = opt_object(
+        na,
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        &req_path,
+    )?
+    else {
+        return Ok(Vec::new());
+    };
+    let terms_path = format!("{req_path}.nodeSelectorTerms");
+    let terms = opt_array(required, "nodeSelectorTerms", &terms_path)?;
+    if terms.is_empty() {
+        return Err(ferr(
+            terms_path,
+            "must have at least one node selector term",
+        ));
+    }
+    let mut out = Vec::new();
+    for (t, term) in terms.iter().enumerate() {
+        let tpath = format!("{terms_path}[{t}]");
+        let term = match term {
+            Value::Object(m) => m,
+            Value::Null => {
+                // A null term matches no node; it only drops out of the OR.
+                continue;
+            }
+            other => {
+                return Err(ferr(
+                    tpath,
+                    format!("expected a mapping, found {}", type_name(other)),
+                ));
+            }
+        };
+        let mut reqs = Vec::new();
+        let me_path = format!("{tpath}.matchExpressions");
+        for (i, e) in opt_array(term, "matchExpressions", &me_path)?
+            .iter()
+            .enumerate()
+        {
+            reqs.push(requirement(e, &format!("{me_path}[{i}]"), false)?);
+        }
+        let mf_path = format!("{tpath}.matchFields");
+        for (i, e) in opt_array(term, "matchFields", &mf_path)?.iter().enumerate() {
+            reqs.push(requirement(e, &format!("{mf_path}[{i}]"), true)?);
+        }
+        // An empty term matches no node: it contributes nothing to the OR.
+        if !reqs.is_empty() {
+            out.push(reqs);
+        }
+    }
+    if out.is_empty() {
+        // Every term was empty: Kubernetes matches no node at all.
+        out.push(vec![never_matching_requirement()]);
+    }
+    Ok(out)
+}
+
+/// One `NodeSelectorRequirement`, validated like the API server does.
+fn requirement(v: &Value, path: &str, field: bool) -> Result<Requirement, FieldError> {
+    let Value::Object(m) = v else {
+        return Err(ferr(
+            path,
+            format!("expected a mapping, found {}", type_name(v)),
+        ));
+    };
+    let key_p = format!("{path}.key");
+    let key = opt_str(m, "key", &key_p)?.unwrap_or("");
+    if key.is_empty() {
+        return Err(ferr(key_p, "required field is missing"));
+    }
+    if field && key != "metadata.name" {
+        return Err(ferr(
+            key_p,
+            format!("matchFields supports only \"metadata.name\", not {key:?}"),
+        ));
+    }
+    let op_p = format!("{path}.operator");
+    let op_s =
+        opt_str(m, "operator", &op_p)?.ok_or_else(|| ferr(&op_p, "required field is missing"))?;
+    let operator = Operator::parse(op_s).ok_or_else(|| {
+        ferr(
+            &op_p,
+            format!(
+                "unknown operator {op_s:?} (expected In, NotIn, Exists, DoesNotExist, Gt or Lt)"
+            ),
+        )
+    })?;
+    let vals_p = format!("{path}.values");
+    let mut values = Vec::new();
+    for (i, x) in opt_array(m, "values", &vals_p)?.iter().enumerate() {
+        values.push(scalar_string(x).ok_or_else(|| {
+            ferr(
+                format!("{vals_p}[{i}]"),
+                format!("expected a string, found {}", type_name(x)),
+            )
+        })?);
+    }
+    match operator {
+        Operator::In | Operator::NotIn if values.is_empty() => {
+            return Err(ferr(vals_p, format!("{op_s} needs at least one value")));
+        }
+        Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
+            return Err(ferr(vals_p, format!("{op_s} takes no values")));
+        }
+        Operator::Gt | Operator::Lt
+            if values.len() != 1 || values[0].trim().parse::<i64>().is_err() =>
+        {
+            return Err(ferr(
+                vals_p,
+                format!("{op_s} needs exactly one integer value"),
+            ));
+        }
+        _ => {}
+    }
+    if matches!(operator, Operator::Gt | Operator::Lt) {
+        values = values.into_iter().map(|v| v.trim().to_string()).collect();
+    }
+    Ok(Requirement {
+        key: key.to_string(),
+        operator,
+        values,
+    })
+}
+
+/// `spec.tolerations` → model tolerations.
+fn tolerations(spec: &Map<String, Value>, path: &str) -> Result<Vec<Toleration>, FieldError> {
+    let tols_path = format!("{path}.tolerations");
+    let mut out = Vec::new();
+    for (i, t) in opt_array(spec, "tolerations", &tols_path)?
+        .iter()
+        .enumerate()
+    {
+        let tpath = format!("{tols_path}[{i}]");
+        let Value::Object(m) = t else {
+            return Err(ferr(
+                tpath,
+                format!("expected a mapping, found {}", type_name(t)),
+            ));
+        };
+        let key = opt_str(m, "key", &format!("{tpath}.key"))?
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
+        let op_p = format!("{tpath}.operator");
+        let operator = match opt_str(m, "operator", &op_p)? {
+            None | Some("") | Some("Equal") => TolerationOperator::Equal,
+            Some("Exists") => TolerationOperator::Exists,
+            Some(other) => {
+                return Err(ferr(
+                    op_p,
+                    format!("unknown operator {other:?} (expected Equal or Exists)"),
+                ));
+            }
+        };
+        let val_p = format!("{tpath}.value");
+        let value = match m.get("value") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(scalar_string(v).ok_or_else(|| {
+                ferr(&val_p, format!("expected a string, found {}", type_name(v)))
+            })?),
+        }
+        .filter(|v| !v.is_empty());
+        if operator == TolerationOperator::Exists && value.is_some() {
+            return Err(ferr(val_p, "must be empty when operator is Exists"));
+        }
+        if key.is_none() && operator == TolerationOperator::Equal {
+            return Err(ferr(op_p, "must be Exists when key is empty"));
+        }
+        let eff_p = format!("{tpath}.effect");
+        let effect = match opt_str(m, "effect", &eff_p)? {
+            None | Some("") => None,
+            Some(e) => Some(TaintEffect::parse(e).ok_or_else(|| {
+                ferr(
+                    &eff_p,
+                    format!(
+                        "unknown effect {e:?} (expected NoSchedule, PreferNoSchedule or NoExecute)"
+                    ),
+                )
+            })?),
+        };
+        out.push(Toleration {
+            key,
+            operator,
+            value,
+            effect,
+        });
+    }
+    Ok(out)
+}
+
+/// Rejects unknown `gpu-slicer.io/*` annotation keys (typo protection).
+pub(crate) fn check_annotation_keys(
+    annotations: &BTreeMap<String, String>,
+) -> Result<(), FieldError> {
+    for k in annotations.keys() {
+        if k.starts_with(config::ANNOTATION_PREFIX)
+            && !config::POD_ANNOTATIONS.contains(&k.as_str())
+        {
+            return Err(ferr(
+                config::annotation_field(k),
+                format!(
+                    "unknown gpu-slicer.io annotation on a pod (known: {})",
+                    config::POD_ANNOTATIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Converts one pod into a demand item.
+///
+/// - `id`: the item id (`namespace/name`), copied verbatim.
+/// - `annotations`: the pod's `metadata.annotations` (a workload's template annotations).
+/// - `spec`: the pod spec as JSON (`Pod.spec`, or a workload's `spec.template.spec`).
+///
+/// Returns `Ok(None)` for a pod that requests no `nvidia.com/gpu` (Karpenter provisions
+/// it without gpu-slicer). Errors name the field relative to the pod object:
+/// `spec.containers[0].resources.limits["nvidia.com/gpu"]`,
+/// `metadata.annotations["gpu-slicer.io/sharing"]`; a caller converting a workload
+/// prefixes `spec.template.`.
+///
+/// Unknown `gpu-slicer.io/*` annotation keys are an error even on a non-GPU pod.
+pub fn demand_from_pod_spec(
+    id: String,
+    annotations: &BTreeMap<String, String>,
+    spec: &Value,
+) -> Result<Option<DemandItem>, FieldError> {
+    check_annotation_keys(annotations)?;
+    let requests = effective_requests(spec, "spec")?;
+    if requests.gpus == 0 {
+        return Ok(None);
+    }
+    let Value::Object(spec_map) = spec else {
+        // effective_requests has already rejected anything but a mapping.
+        return Err(ferr("spec", "expected a pod spec (a mapping)"));
+    };
+    // MAX_GPUS (64) fits in u32; the conversion cannot fail after effective_requests.
+    let gpus =
+        u32::try_from(requests.gpus).map_err(|_| ferr("spec", format!("too many {NVIDIA_GPU}")))?;
+
+    // The config parsers name the annotation field (`metadata.annotations["…"]`).
+    let sharing = match annotations.get(config::SHARING) {
+        None if gpus == 1 => Sharing::Shared,
+        None => Sharing::Exclusive,
+        Some(s) => config::parse_sharing(s)?,
+    };
+    let gpu_memory_mib = match annotations.get(config::GPU_MEMORY) {
+        None => None,
+        Some(s) => Some(config::parse_gpu_memory_mib(s)?),
+    };
+    let gpu_share_milli = match annotations.get(config::GPU_SHARE) {
+        None => None,
+        Some(s) => {
+            let v = config::parse_share(s)?;
+            if sharing == Sharing::Exclusive {
+                return Err(ferr(
+                    config::annotation_field(config::GPU_SHARE),
+                    "not allowed on an exclusive pod, which gets whole GPUs",
+                ));
+            }
+            Some(v)
+        }
+    };
+
+    Ok(Some(DemandItem {
+        id,
+        requests: requests.resources(),
+        gpus,
+        sharing,
+        gpu_memory_mib,
+        gpu_share_milli,
+        node_selector: string_map(spec_map, "nodeSelector", "spec.nodeSelector")?,
+        affinity_terms: affinity_terms(spec_map, "spec")?,
+        tolerations: tolerations(spec_map, "spec")?,
+    }))
+}

@@ -1,0 +1,252 @@
+//! Text → JSON values, one per document.
+//!
+//! YAML is split into documents at `---` / `...` marker lines (column 0, as the YAML
+//! spec defines them) and each document is parsed on its own, so an error names its
+//! document and the line in the whole input. Text whose first character is `{` or `[`
+//! is read as a stream of JSON values first (one value = one document), falling back
+//! to YAML (JSON-like flow YAML such as `{a: 1}`).
+
+use serde_json::Value;
+use serde_saphyr::MessageFormatter;
+
+/// A parse failure: the document it is in (1-based; `None` when unknown) and a message
+/// that names the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TextError {
+    pub document: Option<usize>,
+    pub message: String,
+}
+
+/// One YAML document's text and where it is.
+struct Chunk<'a> {
+    number: usize,
+    /// 1-based line of the chunk's first line in the whole input.
+    start_line: usize,
+    text: &'a str,
+}
+
+/// True for a line that is a YAML document marker (`---` or `...` followed by a
+/// blank, or alone on its line).
+fn is_marker(line: &str, marker: &str) -> bool {
+    line.strip_prefix(marker)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+}
+
+/// True for a line that carries content: not blank, not a comment, not a directive.
+fn is_content(line: &str) -> bool {
+    let t = line.trim();
+    !(t.is_empty() || t.starts_with('#') || line.starts_with('%'))
+}
+
+/// Splits YAML text into documents. A document is numbered when it starts with a `---`
+/// marker or has content; the comments and directives before the first `---` belong to
+/// that document.
+fn split_yaml<'a>(text: &'a str) -> Vec<Chunk<'a>> {
+    let mut chunks = Vec::new();
+    let mut number = 0;
+    let mut start = 0usize; // byte offset of the current chunk
+    let mut start_line = 1usize;
+    let mut has_content = false;
+    let mut explicit = false; // started by (or adopted) a `---` marker
+    let mut offset = 0usize;
+    let mut line_no = 0usize;
+    let mut close = |chunks: &mut Vec<Chunk<'a>>, from: usize, to: usize, line: usize| {
+        number += 1;
+        chunks.push(Chunk {
+            number,
+            start_line: line,
+            // `from` and `to` are line boundaries of `text`, hence char boundaries.
+            text: text.get(from..to).unwrap_or_default(),
+        });
+    };
+    for line in text.split_inclusive('\n') {
+        line_no += 1;
+        let line_start = offset;
+        offset += line.len();
+        if is_marker(line, "---") {
+            if has_content || explicit {
+                close(&mut chunks, start, line_start, start_line);
+                start = line_start;
+                start_line = line_no;
+            }
+            // else: only comments/directives so far; they stay with this document.
+            explicit = true;
+            has_content = is_content(&line[3..]);
+        } else if is_marker(line, "...") {
+            if has_content || explicit {
+                close(&mut chunks, start, offset, start_line);
+            }
+            start = offset;
+            start_line = line_no + 1;
+            has_content = false;
+            explicit = false;
+        } else if is_content(line) {
+            has_content = true;
+        }
+    }
+    if has_content || explicit {
+        close(&mut chunks, start, text.len(), start_line);
+    }
+    chunks
+}
+
+fn yaml_error(e: &serde_saphyr::Error, chunk: &Chunk<'_>) -> TextError {
+    let mut msg = serde_saphyr::DefaultMessageFormatter
+        .format_message(e)
+        .into_owned();
+    // The parser's hint is for Rust callers, not for users of the CLI.
+    if let Some(i) = msg.find(", set DuplicateKeyPolicy") {
+        msg.truncate(i);
+    }
+    let message = match e.location() {
+        Some(loc) if loc.line() > 0 => {
+            let line = u64::try_from(chunk.start_line)
+                .unwrap_or(u64::MAX)
+                .saturating_add(loc.line() - 1);
+            format!(
+                "invalid YAML at line {line}, column {}: {msg}",
+                loc.column()
+            )
+        }
+        _ => format!("invalid YAML: {msg}"),
+    };
+    TextError {
+        document: Some(chunk.number),
+        message,
+    }
+}
+
+fn parse_yaml(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
+    let mut out = Vec::new();
+    for chunk in split_yaml(text) {
+        let options = serde_saphyr::options! { with_snippet: false };
+        let v: Value = serde_saphyr::from_str_with_options(chunk.text, options)
+            .map_err(|e| yaml_error(&e, &chunk))?;
+        if !v.is_null() {
+            out.push((chunk.number, v));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_json(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
+    let mut out = Vec::new();
+    for (i, v) in serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .enumerate()
+    {
+        match v {
+            Ok(Value::Null) => {}
+            Ok(v) => out.push((i + 1, v)),
+            Err(e) => {
+                let full = e.to_string();
+                let suffix = format!(" at line {} column {}", e.line(), e.column());
+                let msg = full.strip_suffix(&suffix).unwrap_or(&full);
+                return Err(TextError {
+                    document: Some(i + 1),
+                    message: format!(
+                        "invalid JSON at line {}, column {}: {msg}",
+                        e.line(),
+                        e.column()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses the documents of one input. Returns `(document number, value)` for every
+/// non-empty document, in order.
+pub(crate) fn parse_documents(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim_start().starts_with(['{', '[']) {
+        match parse_json(text) {
+            Ok(docs) => Ok(docs),
+            // Flow-style YAML starts with `{` too; report the JSON error only when the
+            // text is not YAML either.
+            Err(json_err) => parse_yaml(text).map_err(|_| json_err),
+        }
+    } else {
+        parse_yaml(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(text: &str) -> Vec<(usize, usize, String)> {
+        split_yaml(text)
+            .into_iter()
+            .map(|c| (c.number, c.start_line, c.text.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn splits_documents() {
+        assert_eq!(
+            numbers("a: 1\n---\nb: 2\n"),
+            vec![
+                (1, 1, "a: 1\n".to_string()),
+                (2, 2, "---\nb: 2\n".to_string())
+            ]
+        );
+        assert_eq!(
+            numbers("# c\n%YAML 1.2\n---\na: 1\n---\n---\nb: 2"),
+            vec![
+                (1, 1, "# c\n%YAML 1.2\n---\na: 1\n".to_string()),
+                (2, 5, "---\n".to_string()),
+                (3, 6, "---\nb: 2".to_string())
+            ]
+        );
+        assert_eq!(
+            numbers("a: 1\n...\n---\nb: 2\n"),
+            vec![
+                (1, 1, "a: 1\n...\n".to_string()),
+                (2, 3, "---\nb: 2\n".to_string())
+            ]
+        );
+        assert!(numbers("").is_empty());
+        assert!(numbers("# only a comment\n\n").is_empty());
+        assert_eq!(numbers("--- {a: 1}\n").len(), 1);
+        // `----` and `---x` are not markers.
+        assert_eq!(numbers("a: |\n ---x\n----: 1\n").len(), 1);
+    }
+
+    #[test]
+    fn parses_yaml_and_json() {
+        let docs = parse_documents("---\n---\nkind: Pod\n---\nkind: Job\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].0, 2);
+        assert_eq!(docs[1].0, 3);
+        let docs = parse_documents("{\"kind\": \"Pod\"}\n{\"kind\": \"Job\"}").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].1["kind"], "Job");
+        let docs = parse_documents("{kind: Pod}").unwrap();
+        assert_eq!(docs[0].1["kind"], "Pod");
+        assert!(parse_documents("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn yaml_errors_name_document_and_line() {
+        let e = parse_documents("a: 1\n---\nb: 2\n---\nc: [1, 2\n").unwrap_err();
+        assert_eq!(e.document, Some(3));
+        assert_eq!(
+            e.message,
+            "invalid YAML at line 5, column 4: unclosed bracket '['"
+        );
+        let e = parse_documents("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid YAML at line 2, column 1: duplicate mapping key: a"
+        );
+        let e = parse_documents("{\"a\": 1,\n \"b\": [}").unwrap_err();
+        assert_eq!(e.document, Some(1));
+        assert!(
+            e.message.starts_with("invalid JSON at line 2, column"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! An independent validity check of a plan against its inputs, used by the tests, the
+//! property tests and `plan --check`. It re-derives capacities from the catalog rather
+//! than trusting the planner's internal tables.
+
+use std::collections::HashMap;
+
+use super::{Plan, PlanOptions};
+use crate::model::{Catalog, DemandItem, MIB, Sharing};
+
+/// Checks that every pod is placed exactly once or explained, that no node is over
+/// capacity in cpu, memory, pod slots or GPU slices, that replicas are 1 or 2..=48 and
+/// safe for the GPU memory and share of every pod on the node, that exclusive pods are
+/// on unsliced nodes, and that the summary's cost is the node prices' sum and is no
+/// lower than the reported lower bound. Returns every violation found.
+pub fn check(
+    plan: &Plan,
+    catalog: &Catalog,
+    items: &[DemandItem],
+    opts: &PlanOptions,
+) -> Vec<String> {
+    let mut errs = Vec::new();
+    let by_id: HashMap<&str, &DemandItem> = items.iter().map(|i| (i.id.as_str(), i)).collect();
+    if by_id.len() != items.len() {
+        errs.push("duplicate pod ids in the demand".to_string());
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let pools = super::effective_pools(opts);
+    let ds = opts.daemonset_overhead;
+    let mut total = 0.0;
+    for (ni, n) in plan.nodes.iter().enumerate() {
+        total += n.hourly_price;
+        let Some(t) = catalog.types.iter().find(|t| t.name == n.instance_type) else {
+            errs.push(format!("node {ni}: unknown type {}", n.instance_type));
+            continue;
+        };
+        if t.price(n.capacity_type) != Some(n.hourly_price) {
+            errs.push(format!(
+                "node {ni}: price {} is not the catalog's",
+                n.hourly_price
+            ));
+        }
+        let r = n.replicas_per_gpu;
+        if !(r == 1 || (2..=48).contains(&r)) {
+            errs.push(format!("node {ni}: replicas {r} out of range"));
+        }
+        if n.profile != format!("ts-r{r}") {
+            errs.push(format!("node {ni}: profile {} for R={r}", n.profile));
+        }
+        let pool = pools.iter().find(|p| p.name == n.node_pool);
+        let headroom = pool.map_or(0, |p| p.gpu_memory_headroom_mib);
+        if let Some(p) = pool {
+            if r > 1 && !p.replicas.allowed().contains(&r) {
+                errs.push(format!("node {ni}: R={r} not allowed by pool {}", p.name));
+            }
+        } else {
+            errs.push(format!("node {ni}: unknown pool {}", n.node_pool));
+        }
+        let (mut cpu, mut mem, mut slices) = (0u64, 0u64, 0u64);
+        for pod in &n.pods {
+            *seen.entry(pod.as_str()).or_default() += 1;
+            let Some(it) = by_id.get(pod.as_str()) else {
+                errs.push(format!("node {ni}: unknown pod {pod}"));
+                continue;
+            };
+            cpu += it.requests.cpu_milli;
+            mem += it.requests.memory_bytes;
+            slices += u64::from(it.gpus);
+            if it.sharing == Sharing::Exclusive && r != 1 {
+                errs.push(format!(
+                    "node {ni}: exclusive pod {pod} on a node with R={r}"
+                ));
+            }
+            if let Some(m) = it.gpu_memory_mib {
+                // m ≤ (GPU memory − headroom) / R
+                if m * u64::from(r) > t.gpu_memory_mib.saturating_sub(headroom) {
+                    errs.push(format!(
+                        "node {ni}: pod {pod} needs {m} MiB GPU memory; {}/{r} MiB per slice",
+                        t.gpu_memory_mib.saturating_sub(headroom)
+                    ));
+                }
+            }
+            if let Some(s) = it.gpu_share_milli {
+                if u64::from(s) * u64::from(r) > 1000 {
+                    errs.push(format!(
+                        "node {ni}: pod {pod} wants share {s}/1000 with R={r}"
+                    ));
+                }
+            }
+            if !it.matches_labels(&|k: &str| {
+                t.label(k).or_else(|| match k {
+                    crate::model::labels::CAPACITY_TYPE => Some(n.capacity_type.to_string()),
+                    crate::model::labels::ZONE => n.zone.clone(),
+                    crate::model::labels::NODEPOOL => Some(n.node_pool.clone()),
+                    _ => pool.and_then(|p| p.labels.get(k).cloned()),
+                })
+            }) && n.zone.is_some()
+            {
+                errs.push(format!(
+                    "node {ni}: pod {pod} does not match the node's labels"
+                ));
+            }
+            if let Some(p) = pool {
+                if !crate::model::tolerates_all(&it.tolerations, &p.taints) {
+                    errs.push(format!(
+                        "node {ni}: pod {pod} does not tolerate pool taints"
+                    ));
+                }
+            }
+        }
+        let cap = t.allocatable.saturating_sub(ds.resources);
+        let pods_cap = u64::from(t.max_pods.saturating_sub(ds.pods));
+        if cpu > cap.cpu_milli {
+            errs.push(format!("node {ni}: cpu {cpu}m > {}m", cap.cpu_milli));
+        }
+        if mem > cap.memory_bytes {
+            errs.push(format!(
+                "node {ni}: memory {} MiB > {} MiB",
+                mem / MIB,
+                cap.memory_bytes / MIB
+            ));
+        }
+        if n.pods.len() as u64 > pods_cap {
+            errs.push(format!("node {ni}: {} pods > {pods_cap}", n.pods.len()));
+        }
+        if slices > u64::from(t.gpu_count) * u64::from(r) {
+            errs.push(format!(
+                "node {ni}: {slices} GPU units > {} × {r}",
+                t.gpu_count
+            ));
+        }
+        if n.gpus != t.gpu_count {
+            errs.push(format!("node {ni}: gpus {} != {}", n.gpus, t.gpu_count));
+        }
+    }
+    for u in &plan.unplaced {
+        *seen.entry(u.pod.as_str()).or_default() += 1;
+        if u.reason.is_empty() {
+            errs.push(format!("unplaced {} has no reason", u.pod));
+        }
+    }
+    for it in items {
+        match seen.get(it.id.as_str()) {
+            Some(1) => {}
+            Some(n) => errs.push(format!("pod {} appears {n} times", it.id)),
+            None => errs.push(format!("pod {} neither placed nor explained", it.id)),
+        }
+    }
+    let s = &plan.summary;
+    if (s.hourly_cost - total).abs() > 1e-5 {
+        errs.push(format!(
+            "summary cost {} != sum of nodes {total}",
+            s.hourly_cost
+        ));
+    }
+    if s.lower_bound_hourly_cost > s.hourly_cost + 1e-9 {
+        errs.push(format!(
+            "lower bound {} above cost {}",
+            s.lower_bound_hourly_cost, s.hourly_cost
+        ));
+    }
+    if s.nodes != plan.nodes.len() || s.pods != items.len() {
+        errs.push("summary counts disagree with the plan".to_string());
+    }
+    errs
+}

@@ -1,0 +1,497 @@
+//! The search space: node kinds, pod classes, configurations, and the reasons pods
+//! fit nowhere.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::PlanOptions;
+use crate::model::{
+    CapacityType, Catalog, DemandItem, MIB, Operator, Pool, Requirement, Resources, Sharing, Taint,
+    Toleration, labels, tolerates_all,
+};
+
+/// A node that could be launched: pool × instance type × capacity type × zone.
+#[derive(Debug, Clone)]
+pub(crate) struct Kind {
+    pub pool: usize,
+    pub ty: usize,
+    pub ct: CapacityType,
+    pub zone: Option<String>,
+    pub price: f64,
+    pub spot_price: Option<f64>,
+    /// Allocatable after DaemonSets.
+    pub cap: Resources,
+    pub pods: u32,
+    pub gpus: u32,
+    /// Usable GPU memory per GPU (after the pool's headroom), MiB.
+    pub gpu_mem_mib: u64,
+    /// Node labels beyond the instance type's own (pool template labels, pool name,
+    /// single-valued pool requirements on custom keys).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Pods that are interchangeable for placement.
+#[derive(Debug, Clone)]
+pub(crate) struct Class {
+    /// Indices into the demand items, in input order.
+    pub items: Vec<usize>,
+    pub cpu: u64,
+    pub mem: u64,
+    /// Slices (shared) or whole GPUs (exclusive) per pod.
+    pub gpus: u32,
+    /// Per kind: the largest allowed replicas per GPU this class tolerates there, 0 = cannot go.
+    pub r: Vec<u32>,
+}
+
+/// A kind run with a given number of replicas per GPU.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub kind: usize,
+    pub r: u32,
+    pub price: f64,
+    /// cpu, memory, pod slots, GPU slices.
+    pub cap: [u64; 4],
+    /// Classes that may go on it, with how many fit on an empty node (≤ demand).
+    pub eligible: Vec<(usize, u32)>,
+}
+
+pub(crate) struct Space {
+    pub kinds: Vec<Kind>,
+    pub classes: Vec<Class>,
+    pub configs: Vec<Config>,
+    /// Items that fit nowhere, with the reason.
+    pub unplaced: Vec<(usize, String)>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct ClassKey<'a> {
+    requests: Resources,
+    gpus: u32,
+    sharing: Sharing,
+    gpu_memory_mib: Option<u64>,
+    gpu_share_milli: Option<u32>,
+    node_selector: &'a BTreeMap<String, String>,
+    affinity_terms: &'a Vec<Vec<Requirement>>,
+    tolerations: &'a Vec<Toleration>,
+}
+
+/// A node label's value as far as planning knows it.
+enum LabelValue<'a> {
+    Known(std::borrow::Cow<'a, str>),
+    Absent,
+    /// Zone of a node not pinned to a zone: Karpenter picks one.
+    AnyZone,
+}
+
+fn is_zone_key(k: &str) -> bool {
+    k == labels::ZONE || k == labels::ZONE_BETA
+}
+
+impl Kind {
+    fn label<'a>(&'a self, catalog: &'a Catalog, key: &str) -> LabelValue<'a> {
+        if key == labels::CAPACITY_TYPE {
+            return LabelValue::Known(self.ct.as_str().into());
+        }
+        if is_zone_key(key) {
+            return match &self.zone {
+                Some(z) => LabelValue::Known(z.as_str().into()),
+                None => LabelValue::AnyZone,
+            };
+        }
+        if let Some(v) = catalog.types[self.ty].label(key) {
+            return LabelValue::Known(v.into());
+        }
+        match self.labels.get(key) {
+            Some(v) => LabelValue::Known(v.as_str().into()),
+            None => LabelValue::Absent,
+        }
+    }
+
+    fn satisfies(&self, catalog: &Catalog, r: &Requirement) -> bool {
+        match self.label(catalog, &r.key) {
+            LabelValue::Known(v) => r.matches(Some(&v)),
+            LabelValue::Absent => r.matches(None),
+            LabelValue::AnyZone => matches!(r.operator, Operator::NotIn | Operator::Exists),
+        }
+    }
+
+    fn matches_pod(&self, catalog: &Catalog, it: &DemandItem) -> bool {
+        let sel = it.node_selector.iter().all(|(k, v)| {
+            self.satisfies(
+                catalog,
+                &Requirement {
+                    key: k.clone(),
+                    operator: Operator::In,
+                    values: vec![v.clone()],
+                },
+            )
+        });
+        sel && (it.affinity_terms.is_empty()
+            || it
+                .affinity_terms
+                .iter()
+                .any(|t| t.iter().all(|r| self.satisfies(catalog, r))))
+    }
+}
+
+/// Zones named by pods' `In` requirements and node selectors.
+fn zones_of(items: &[DemandItem]) -> BTreeSet<String> {
+    let mut z = BTreeSet::new();
+    for it in items {
+        for (k, v) in &it.node_selector {
+            if is_zone_key(k) {
+                z.insert(v.clone());
+            }
+        }
+        for r in it.affinity_terms.iter().flatten() {
+            if is_zone_key(&r.key) && matches!(r.operator, Operator::In) {
+                z.extend(r.values.iter().cloned());
+            }
+        }
+    }
+    z
+}
+
+fn build_kinds(
+    catalog: &Catalog,
+    items: &[DemandItem],
+    pools: &[Pool],
+    opts: &PlanOptions,
+) -> Vec<Kind> {
+    let zones: Vec<Option<String>> = std::iter::once(None)
+        .chain(zones_of(items).into_iter().map(Some))
+        .collect();
+    let ds = opts.daemonset_overhead;
+    let mut kinds = Vec::new();
+    for (pi, pool) in pools.iter().enumerate() {
+        // Labels a node of this pool carries besides the instance type's.
+        let mut extra = pool.labels.clone();
+        extra.insert(labels::NODEPOOL.to_string(), pool.name.clone());
+        for r in &pool.requirements {
+            let known = catalog
+                .types
+                .first()
+                .is_some_and(|t| t.label(&r.key).is_some())
+                || r.key == labels::CAPACITY_TYPE
+                || is_zone_key(&r.key);
+            if !known && r.operator == Operator::In {
+                if let Some(v) = r.values.first() {
+                    extra.entry(r.key.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        for (ti, t) in catalog.types.iter().enumerate() {
+            if !opts.instance_types.is_empty() && !opts.instance_types.contains(&t.name) {
+                continue;
+            }
+            if !opts.families.is_empty() && !opts.families.contains(&t.family) {
+                continue;
+            }
+            if t.gpu_count == 0 {
+                continue;
+            }
+            for &ct in &opts.capacity_types {
+                let Some(price) = t.price(ct) else { continue };
+                if !(price.is_finite() && price > 0.0) {
+                    continue;
+                }
+                for zone in &zones {
+                    let k = Kind {
+                        pool: pi,
+                        ty: ti,
+                        ct,
+                        zone: zone.clone(),
+                        price,
+                        spot_price: t.spot_price,
+                        cap: t.allocatable.saturating_sub(ds.resources),
+                        pods: t.max_pods.saturating_sub(ds.pods),
+                        gpus: t.gpu_count,
+                        gpu_mem_mib: t
+                            .gpu_memory_mib
+                            .saturating_sub(pool.gpu_memory_headroom_mib),
+                        labels: extra.clone(),
+                    };
+                    if pool.requirements.iter().all(|r| k.satisfies(catalog, r)) {
+                        kinds.push(k);
+                    }
+                }
+            }
+        }
+    }
+    kinds
+}
+
+/// Largest R of `allowed` (ascending, starting at 1) that the pod tolerates on the kind,
+/// ignoring cpu/memory/pod slots; 0 if none.
+fn replicas_on(it: &DemandItem, k: &Kind, allowed: &[u32]) -> u32 {
+    if let Some(m) = it.gpu_memory_mib {
+        if m > k.gpu_mem_mib {
+            return 0;
+        }
+    }
+    match it.sharing {
+        Sharing::Exclusive => u32::from(it.gpus <= k.gpus),
+        Sharing::Shared => {
+            let by_share = it.gpu_share_milli.map_or(u32::MAX, |s| 1000 / s.max(1));
+            let by_mem = match it.gpu_memory_mib {
+                Some(m) if m > 0 => u32::try_from(k.gpu_mem_mib / m).unwrap_or(u32::MAX),
+                _ => u32::MAX,
+            };
+            let rmax = by_share.min(by_mem);
+            let best = allowed
+                .iter()
+                .copied()
+                .filter(|r| *r <= rmax)
+                .max()
+                .unwrap_or(0);
+            if best == 0 || u64::from(it.gpus) > u64::from(k.gpus) * u64::from(best) {
+                0
+            } else {
+                best
+            }
+        }
+    }
+}
+
+fn fits_empty(it: &DemandItem, k: &Kind) -> bool {
+    it.requests.fits_in(k.cap) && k.pods >= 1
+}
+
+fn gib(bytes_or_mib: f64) -> String {
+    let v = bytes_or_mib;
+    if (v - v.round()).abs() < 0.005 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Why a pod fits no kind, found by applying the filters one at a time.
+fn reason(
+    catalog: &Catalog,
+    it: &DemandItem,
+    kinds: &[Kind],
+    pools: &[Pool],
+    allowed: &[Vec<u32>],
+) -> String {
+    if kinds.is_empty() {
+        return "no instance type is allowed by the catalog, --instance-types, --families, \
+                --capacity-type and the NodePools' requirements"
+            .to_string();
+    }
+    let by_label: Vec<&Kind> = kinds
+        .iter()
+        .filter(|k| k.matches_pod(catalog, it))
+        .collect();
+    if by_label.is_empty() {
+        let mut keys: BTreeSet<&str> = it.node_selector.keys().map(String::as_str).collect();
+        keys.extend(it.affinity_terms.iter().flatten().map(|r| r.key.as_str()));
+        return format!(
+            "no allowed instance type satisfies its node selector/affinity on {}",
+            keys.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let by_taint: Vec<&Kind> = by_label
+        .iter()
+        .copied()
+        .filter(|k| tolerates_all(&it.tolerations, &pools[k.pool].taints))
+        .collect();
+    if by_taint.is_empty() {
+        let k = by_label[0];
+        let t: Option<&Taint> = pools[k.pool]
+            .taints
+            .iter()
+            .find(|t| !tolerates_all(&it.tolerations, std::slice::from_ref(*t)));
+        return match t {
+            Some(t) => format!(
+                "does not tolerate taint {}{}:{:?} of NodePool {}",
+                t.key,
+                t.value
+                    .as_ref()
+                    .map(|v| format!("={v}"))
+                    .unwrap_or_default(),
+                t.effect,
+                pools[k.pool].name
+            ),
+            None => "does not tolerate the NodePools' taints".to_string(),
+        };
+    }
+    if it.sharing == Sharing::Exclusive {
+        let max = by_taint.iter().map(|k| k.gpus).max().unwrap_or(0);
+        if it.gpus > max {
+            return format!(
+                "needs {} whole GPUs on one node; the largest allowed type has {max}",
+                it.gpus
+            );
+        }
+    }
+    if let Some(m) = it.gpu_memory_mib {
+        let max = by_taint.iter().map(|k| k.gpu_mem_mib).max().unwrap_or(0);
+        if m > max {
+            let headroom = by_taint
+                .iter()
+                .map(|k| pools[k.pool].gpu_memory_headroom_mib)
+                .max()
+                .unwrap_or(0);
+            return format!(
+                "needs {} GiB GPU memory; largest GPU allowed has {} GiB{}",
+                gib(m as f64 / 1024.0),
+                gib(max as f64 / 1024.0),
+                if headroom > 0 {
+                    format!(" after {} GiB headroom", gib(headroom as f64 / 1024.0))
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    let by_gpu: Vec<&Kind> = by_taint
+        .iter()
+        .copied()
+        .filter(|k| replicas_on(it, k, &allowed[k.pool]) > 0)
+        .collect();
+    if by_gpu.is_empty() {
+        let max = by_taint
+            .iter()
+            .map(|k| u64::from(k.gpus) * u64::from(*allowed[k.pool].last().unwrap_or(&1)))
+            .max()
+            .unwrap_or(0);
+        return format!(
+            "needs {} GPU slices on one node; at most {max} fit on an allowed node",
+            it.gpus
+        );
+    }
+    let max_cpu = by_gpu.iter().map(|k| k.cap.cpu_milli).max().unwrap_or(0);
+    let max_mem = by_gpu.iter().map(|k| k.cap.memory_bytes).max().unwrap_or(0);
+    if it.requests.cpu_milli > max_cpu {
+        return format!(
+            "requests {} vCPU; the largest allocatable of an allowed GPU type is {} vCPU",
+            it.requests.cpu_milli as f64 / 1000.0,
+            max_cpu as f64 / 1000.0
+        );
+    }
+    if it.requests.memory_bytes > max_mem {
+        return format!(
+            "requests {} GiB memory; the largest allocatable of an allowed GPU type is {} GiB",
+            gib(it.requests.memory_bytes as f64 / (1024.0 * MIB as f64)),
+            gib(max_mem as f64 / (1024.0 * MIB as f64))
+        );
+    }
+    if by_gpu.iter().all(|k| k.pods == 0) {
+        return "no pod slots left after DaemonSets on any allowed type".to_string();
+    }
+    "requests more cpu and memory together than any allowed GPU type offers".to_string()
+}
+
+impl Space {
+    pub fn build(
+        catalog: &Catalog,
+        items: &[DemandItem],
+        pools: &[Pool],
+        opts: &PlanOptions,
+    ) -> Space {
+        let kinds = build_kinds(catalog, items, pools, opts);
+        let allowed: Vec<Vec<u32>> = pools.iter().map(|p| p.replicas.allowed()).collect();
+
+        // Group identical pods.
+        let mut index: HashMap<ClassKey<'_>, usize> = HashMap::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let key = ClassKey {
+                requests: it.requests,
+                gpus: it.gpus,
+                sharing: it.sharing,
+                gpu_memory_mib: it.gpu_memory_mib,
+                gpu_share_milli: it.gpu_share_milli,
+                node_selector: &it.node_selector,
+                affinity_terms: &it.affinity_terms,
+                tolerations: &it.tolerations,
+            };
+            let next = groups.len();
+            let g = *index.entry(key).or_insert(next);
+            if g == next {
+                groups.push(Vec::new());
+            }
+            groups[g].push(i);
+        }
+
+        let mut classes = Vec::new();
+        let mut unplaced = Vec::new();
+        for g in groups {
+            let it = &items[g[0]];
+            let r: Vec<u32> = kinds
+                .iter()
+                .map(|k| {
+                    if it.gpus == 0
+                        || !fits_empty(it, k)
+                        || !tolerates_all(&it.tolerations, &pools[k.pool].taints)
+                        || !k.matches_pod(catalog, it)
+                    {
+                        0
+                    } else {
+                        replicas_on(it, k, &allowed[k.pool])
+                    }
+                })
+                .collect();
+            if r.iter().all(|x| *x == 0) {
+                let why = if it.gpus == 0 {
+                    "requests no nvidia.com/gpu".to_string()
+                } else {
+                    reason(catalog, it, &kinds, pools, &allowed)
+                };
+                unplaced.extend(g.into_iter().map(|i| (i, why.clone())));
+                continue;
+            }
+            classes.push(Class {
+                cpu: it.requests.cpu_milli,
+                mem: it.requests.memory_bytes,
+                gpus: it.gpus,
+                items: g,
+                r,
+            });
+        }
+
+        let mut configs = Vec::new();
+        for (ki, k) in kinds.iter().enumerate() {
+            let rs: BTreeSet<u32> = classes.iter().map(|c| c.r[ki]).filter(|r| *r > 0).collect();
+            for r in rs {
+                let slices = u64::from(k.gpus) * u64::from(r);
+                let cap = [
+                    k.cap.cpu_milli,
+                    k.cap.memory_bytes,
+                    u64::from(k.pods),
+                    slices,
+                ];
+                let eligible: Vec<(usize, u32)> = classes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.r[ki] >= r)
+                    .filter_map(|(ci, c)| {
+                        let w = [c.cpu, c.mem, 1, u64::from(c.gpus)];
+                        let mut n = c.items.len() as u64;
+                        for d in 0..4 {
+                            if w[d] > 0 {
+                                n = n.min(cap[d] / w[d]);
+                            }
+                        }
+                        (n > 0).then(|| (ci, u32::try_from(n).unwrap_or(u32::MAX)))
+                    })
+                    .collect();
+                if !eligible.is_empty() {
+                    configs.push(Config {
+                        kind: ki,
+                        r,
+                        price: k.price,
+                        cap,
+                        eligible,
+                    });
+                }
+            }
+        }
+        Space {
+            kinds,
+            classes,
+            configs,
+            unplaced,
+        }
+    }
+}

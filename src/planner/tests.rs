@@ -1,0 +1,152 @@
+use super::check::check;
+use super::*;
+use crate::model::{Catalog, DemandItem, MIB, Operator, Requirement, Resources, Sharing};
+
+fn catalog() -> Catalog {
+    crate::catalog::embedded().expect("embedded catalog parses")
+}
+
+fn pods(prefix: &str, n: usize, f: impl Fn(&mut DemandItem)) -> Vec<DemandItem> {
+    (0..n)
+        .map(|i| {
+            let mut d = DemandItem::shared(format!("default/{prefix}-{i}"), Resources::ZERO);
+            f(&mut d);
+            d
+        })
+        .collect()
+}
+
+fn assert_valid(plan: &Plan, cat: &Catalog, items: &[DemandItem], opts: &PlanOptions) {
+    let errs = check(plan, cat, items, opts);
+    assert!(errs.is_empty(), "invalid plan: {errs:#?}\n{plan:#?}");
+}
+
+#[test]
+fn seed_scenario_fits_one_small_gpu() {
+    // The seed guide: 10 pods × 1 nvidia.com/gpu, time-slicing replicas 10.
+    let cat = catalog();
+    let items = pods("gpu-timeslice-test", 10, |_| {});
+    let opts = PlanOptions {
+        default_replicas: ReplicaPolicy::Fixed(10),
+        ..PlanOptions::default()
+    };
+    let plan = plan(&cat, &items, &opts);
+    assert_valid(&plan, &cat, &items, &opts);
+    assert_eq!(plan.nodes.len(), 1);
+    assert_eq!(plan.nodes[0].instance_type, "g4dn.xlarge");
+    assert_eq!(plan.nodes[0].replicas_per_gpu, 10);
+    assert_eq!(plan.summary.hourly_cost, 0.526);
+    // Without sharing: 10 GPUs; ten g4dn.xlarge are the cheapest way.
+    assert!((plan.summary.dedicated_hourly_cost - 5.26).abs() < 1e-9);
+    assert!(plan.summary.lower_bound_hourly_cost <= 0.526);
+    assert!(
+        plan.summary.lower_bound_hourly_cost > 0.5,
+        "{:?}",
+        plan.summary
+    );
+}
+
+#[test]
+fn gpu_memory_limits_replicas() {
+    // 6 GiB per pod on a 16 GiB T4 allows at most R = 2; 22888 MiB A10G/L4 allows 3.
+    let cat = catalog();
+    let items = pods("infer", 6, |d| d.gpu_memory_mib = Some(6 * 1024));
+    let opts = PlanOptions::default();
+    let plan = plan(&cat, &items, &opts);
+    assert_valid(&plan, &cat, &items, &opts);
+    for n in &plan.nodes {
+        assert!(
+            6 * 1024 * u64::from(n.replicas_per_gpu) <= n.gpu_memory_mib,
+            "{n:?}"
+        );
+    }
+    assert!(plan.summary.hourly_cost <= plan.summary.dedicated_hourly_cost);
+}
+
+#[test]
+fn exclusive_pods_get_whole_gpus_and_big_ones_are_explained() {
+    let cat = catalog();
+    let mut items = pods("train", 2, |d| {
+        d.sharing = Sharing::Exclusive;
+        d.gpus = 4;
+    });
+    items.extend(pods("huge", 1, |d| {
+        d.sharing = Sharing::Exclusive;
+        d.gpus = 16;
+    }));
+    items.extend(pods("bigmem", 1, |d| d.gpu_memory_mib = Some(96 * 1024)));
+    let opts = PlanOptions::default();
+    let plan = plan(&cat, &items, &opts);
+    assert_valid(&plan, &cat, &items, &opts);
+    assert_eq!(plan.summary.placed_pods, 2);
+    let reasons: Vec<(&str, &str)> = plan
+        .unplaced
+        .iter()
+        .map(|u| (u.pod.as_str(), u.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                "default/bigmem-0",
+                "needs 96 GiB GPU memory; largest GPU allowed has 80 GiB"
+            ),
+            (
+                "default/huge-0",
+                "needs 16 whole GPUs on one node; the largest allowed type has 8"
+            ),
+        ]
+    );
+    for n in &plan.nodes {
+        assert_eq!(n.replicas_per_gpu, 1);
+    }
+}
+
+#[test]
+fn affinity_and_instance_filters_are_respected() {
+    let cat = catalog();
+    let items = pods("a10", 5, |d| {
+        d.affinity_terms = vec![vec![Requirement {
+            key: "karpenter.k8s.aws/instance-gpu-name".into(),
+            operator: Operator::In,
+            values: vec!["a10g".into()],
+        }]];
+        d.requests = Resources::new(2000, 4 * 1024 * MIB);
+    });
+    let opts = PlanOptions::default();
+    let plan = plan(&cat, &items, &opts);
+    assert_valid(&plan, &cat, &items, &opts);
+    assert!(
+        plan.nodes.iter().all(|n| n.gpu_model == "a10g"),
+        "{plan:#?}"
+    );
+    assert_eq!(plan.summary.placed_pods, 5);
+}
+
+#[test]
+fn deterministic() {
+    let cat = catalog();
+    let mut items = pods("a", 37, |d| {
+        d.requests = Resources::new(3000, 6 * 1024 * MIB);
+        d.gpu_share_milli = Some(300);
+    });
+    items.extend(pods("b", 11, |d| {
+        d.requests = Resources::new(8000, 30 * 1024 * MIB);
+        d.sharing = Sharing::Exclusive;
+    }));
+    let opts = PlanOptions::default();
+    let p1 = plan(&cat, &items, &opts);
+    let p2 = plan(&cat, &items, &opts);
+    assert_eq!(p1, p2);
+    assert_valid(&p1, &cat, &items, &opts);
+}
+
+#[test]
+fn empty_demand_is_an_empty_plan() {
+    let cat = catalog();
+    let opts = PlanOptions::default();
+    let p = plan(&cat, &[], &opts);
+    assert!(p.nodes.is_empty() && p.unplaced.is_empty());
+    assert_eq!(p.summary.hourly_cost, 0.0);
+    assert_eq!(p.summary.lower_bound_hourly_cost, 0.0);
+}
