@@ -6,6 +6,8 @@
 //! prints.
 
 pub mod catalog;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod demand;
 pub mod model;

@@ -160,6 +160,45 @@ pub fn alibaba_demand(p: &AlibabaPod, namespace: &str) -> Option<DemandItem> {
     Some(d)
 }
 
+/// A deterministic sample of `n` items (SplitMix64 from `seed`): without replacement
+/// when `n ≤ len`, with replacement beyond. Sampled ids get a `-s<i>` suffix so they
+/// stay unique.
+pub fn sample_demand(items: &[DemandItem], n: usize, seed: u64) -> Vec<DemandItem> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let picks: Vec<usize> = if n <= items.len() {
+        let mut idx: Vec<usize> = (0..items.len()).collect();
+        for i in 0..n {
+            let j = i + (next() % (items.len() - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        idx.truncate(n);
+        idx
+    } else {
+        (0..n)
+            .map(|_| (next() % items.len() as u64) as usize)
+            .collect()
+    };
+    picks
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut d = items[p].clone();
+            d.id = format!("{}-s{i}", d.id);
+            d
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,43 +247,4 @@ mod tests {
         let err = parse_alibaba_pods("t.csv", &format!("{h}p0,1,2\n")).unwrap_err();
         assert_eq!(err.to_string(), "t.csv:2: 3 cells, header has 5");
     }
-}
-
-/// A deterministic sample of `n` items (SplitMix64 from `seed`): without replacement
-/// when `n ≤ len`, with replacement beyond. Sampled ids get a `-s<i>` suffix so they
-/// stay unique.
-pub fn sample_demand(items: &[DemandItem], n: usize, seed: u64) -> Vec<DemandItem> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    if items.is_empty() {
-        return Vec::new();
-    }
-    let picks: Vec<usize> = if n <= items.len() {
-        let mut idx: Vec<usize> = (0..items.len()).collect();
-        for i in 0..n {
-            let j = i + (next() % (items.len() - i) as u64) as usize;
-            idx.swap(i, j);
-        }
-        idx.truncate(n);
-        idx
-    } else {
-        (0..n)
-            .map(|_| (next() % items.len() as u64) as usize)
-            .collect()
-    };
-    picks
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut d = items[p].clone();
-            d.id = format!("{}-s{i}", d.id);
-            d
-        })
-        .collect()
 }

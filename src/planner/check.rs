@@ -79,12 +79,12 @@ pub fn check(
                     ));
                 }
             }
-            if let Some(s) = it.gpu_share_milli {
-                if u64::from(s) * u64::from(r) > 1000 {
-                    errs.push(format!(
-                        "node {ni}: pod {pod} wants share {s}/1000 with R={r}"
-                    ));
-                }
+            if let Some(s) = it.gpu_share_milli
+                && u64::from(s) * u64::from(r) > 1000
+            {
+                errs.push(format!(
+                    "node {ni}: pod {pod} wants share {s}/1000 with R={r}"
+                ));
             }
             if !it.matches_labels(&|k: &str| {
                 t.label(k).or_else(|| match k {
@@ -99,12 +99,12 @@ pub fn check(
                     "node {ni}: pod {pod} does not match the node's labels"
                 ));
             }
-            if let Some(p) = pool {
-                if !crate::model::tolerates_all(&it.tolerations, &p.taints) {
-                    errs.push(format!(
-                        "node {ni}: pod {pod} does not tolerate pool taints"
-                    ));
-                }
+            if let Some(p) = pool
+                && !crate::model::tolerates_all(&it.tolerations, &p.taints)
+            {
+                errs.push(format!(
+                    "node {ni}: pod {pod} does not tolerate pool taints"
+                ));
             }
         }
         let cap = t.allocatable.saturating_sub(ds.resources);

@@ -142,9 +142,8 @@ impl Search<'_> {
     fn fits(&self, idx: usize, rem: &[u64; DIMS]) -> u32 {
         let it = &self.input[idx];
         let mut n = it.max_count;
-        for k in 0..DIMS {
-            if it.weight[k] > 0 {
-                let m = rem[k] / it.weight[k];
+        for (&r, &w) in rem.iter().zip(&it.weight) {
+            if let Some(m) = r.checked_div(w) {
                 n = n.min(u32::try_from(m).unwrap_or(u32::MAX));
             }
         }
@@ -343,15 +342,15 @@ pub fn solve_mip(input: &[Item], cap: [u64; DIMS], node_limit: u64) -> Option<So
         };
         vars.push(prob.add_integer_var(it.value, (0, hi)));
     }
-    for k in 0..DIMS {
+    for (k, &ck) in cap.iter().enumerate() {
         let row: Vec<(microlp::Variable, f64)> = input
             .iter()
             .zip(&vars)
             .filter(|(it, _)| it.weight[k] > 0)
-            .map(|(it, v)| (*v, it.weight[k] as f64 / cap[k].max(1) as f64))
+            .map(|(it, v)| (*v, it.weight[k] as f64 / ck.max(1) as f64))
             .collect();
         if !row.is_empty() {
-            prob.add_constraint(row, ComparisonOp::Le, if cap[k] == 0 { 0.0 } else { 1.0 });
+            prob.add_constraint(row, ComparisonOp::Le, if ck == 0 { 0.0 } else { 1.0 });
         }
     }
     let mut opts = SolveOptions::default();
@@ -415,8 +414,8 @@ mod tests {
                     break;
                 }
                 let mut r = rem;
-                for k in 0..DIMS {
-                    r[k] -= items[i].weight[k] * u64::from(n);
+                for (rk, wk) in r.iter_mut().zip(&items[i].weight) {
+                    *rk -= wk * u64::from(n);
                 }
                 go(items, i + 1, r, v + items[i].value * f64::from(n), best);
             }
@@ -451,13 +450,13 @@ mod tests {
             assert!(s.upper_bound + 1e-9 >= exact);
             // The counts are feasible and worth the reported value.
             let mut v = 0.0;
-            for k in 0..DIMS {
+            for (k, &ck) in cap.iter().enumerate() {
                 let used: u64 = items
                     .iter()
                     .zip(&s.counts)
                     .map(|(it, c)| it.weight[k] * u64::from(*c))
                     .sum();
-                assert!(used <= cap[k]);
+                assert!(used <= ck);
             }
             for (it, c) in items.iter().zip(&s.counts) {
                 assert!(*c <= it.max_count);

@@ -104,21 +104,21 @@ fn price(
     let mut s = knapsack::solve_with(&items, cfg.cap, nodes, lambda, cfg.price);
     if mip && s.upper_bound > cfg.price * (1.0 + 1e-7) && s.upper_bound > s.value * (1.0 + 1e-7) {
         // The combinatorial search could not close the gap: let the MILP solver try.
-        if let Some(m) = knapsack::solve_mip(&items, cfg.cap, MIP_NODES) {
-            if m.upper_bound < s.upper_bound {
-                let value = if m.value > s.value { m.value } else { s.value };
-                let counts = if m.value > s.value {
-                    m.counts
-                } else {
-                    s.counts
-                };
-                s = knapsack::Solution {
-                    value,
-                    counts,
-                    upper_bound: m.upper_bound.max(value),
-                    nodes: s.nodes + m.nodes,
-                };
-            }
+        if let Some(m) = knapsack::solve_mip(&items, cfg.cap, MIP_NODES)
+            && m.upper_bound < s.upper_bound
+        {
+            let value = if m.value > s.value { m.value } else { s.value };
+            let counts = if m.value > s.value {
+                m.counts
+            } else {
+                s.counts
+            };
+            s = knapsack::Solution {
+                value,
+                counts,
+                upper_bound: m.upper_bound.max(value),
+                nodes: s.nodes + m.nodes,
+            };
         }
     }
     let counts: Vec<(usize, u32)> = cfg
@@ -177,11 +177,11 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         rounds: 0,
         converged: false,
     };
-    for c in 0..nc {
-        if let Some(p) = homogeneous(sp, c, demand[c]) {
-            if cg.seen.insert(p.clone()) {
-                cg.patterns.push(p);
-            }
+    for (c, &d) in demand.iter().enumerate() {
+        if let Some(p) = homogeneous(sp, c, d)
+            && cg.seen.insert(p.clone())
+        {
+            cg.patterns.push(p);
         }
     }
     // Dual LP.
@@ -350,7 +350,7 @@ fn trim(p: &Pattern, residual: &[u32]) -> Option<Pattern> {
         .map(|&(c, n)| (c, n.min(residual[c])))
         .filter(|(_, n)| *n > 0)
         .collect();
-    (!counts.is_empty()).then(|| Pattern {
+    (!counts.is_empty()).then_some(Pattern {
         config: p.config,
         counts,
     })
@@ -381,19 +381,18 @@ fn round(sp: &Space, patterns: &[Pattern]) -> Vec<Pattern> {
         let mut seen = HashSet::new();
         let mut cur: Vec<Pattern> = Vec::new();
         for p in &pool {
-            if let Some(t) = trim(p, &residual) {
-                if seen.insert(t.clone()) {
-                    cur.push(t);
-                }
+            if let Some(t) = trim(p, &residual)
+                && seen.insert(t.clone())
+            {
+                cur.push(t);
             }
         }
         for (c, r) in residual.iter().enumerate() {
-            if *r > 0 {
-                if let Some(h) = homogeneous(sp, c, *r) {
-                    if seen.insert(h.clone()) {
-                        cur.push(h);
-                    }
-                }
+            if *r > 0
+                && let Some(h) = homogeneous(sp, c, *r)
+                && seen.insert(h.clone())
+            {
+                cur.push(h);
             }
         }
         let x = if guard < 10_000 {
@@ -428,10 +427,8 @@ fn round(sp: &Space, patterns: &[Pattern]) -> Vec<Pattern> {
                 }
             }
         }
-        if !fixed {
-            if let Some(&i) = order.first() {
-                chosen.extend(take(&cur[i], &mut residual));
-            }
+        if !fixed && let Some(&i) = order.first() {
+            chosen.extend(take(&cur[i], &mut residual));
         }
         pool = cur;
     }

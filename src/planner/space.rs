@@ -173,10 +173,11 @@ fn build_kinds(
                 .is_some_and(|t| t.label(&r.key).is_some())
                 || r.key == labels::CAPACITY_TYPE
                 || is_zone_key(&r.key);
-            if !known && r.operator == Operator::In {
-                if let Some(v) = r.values.first() {
-                    extra.entry(r.key.clone()).or_insert_with(|| v.clone());
-                }
+            if !known
+                && r.operator == Operator::In
+                && let Some(v) = r.values.first()
+            {
+                extra.entry(r.key.clone()).or_insert_with(|| v.clone());
             }
         }
         for (ti, t) in catalog.types.iter().enumerate() {
@@ -223,10 +224,10 @@ fn build_kinds(
 /// Largest R of `allowed` (ascending, starting at 1) that the pod tolerates on the kind,
 /// ignoring cpu/memory/pod slots; 0 if none.
 fn replicas_on(it: &DemandItem, k: &Kind, allowed: &[u32]) -> u32 {
-    if let Some(m) = it.gpu_memory_mib {
-        if m > k.gpu_mem_mib {
-            return 0;
-        }
+    if let Some(m) = it.gpu_memory_mib
+        && m > k.gpu_mem_mib
+    {
+        return 0;
     }
     match it.sharing {
         Sharing::Exclusive => u32::from(it.gpus <= k.gpus),
@@ -468,9 +469,9 @@ impl Space {
                     .filter_map(|(ci, c)| {
                         let w = [c.cpu, c.mem, 1, u64::from(c.gpus)];
                         let mut n = c.items.len() as u64;
-                        for d in 0..4 {
-                            if w[d] > 0 {
-                                n = n.min(cap[d] / w[d]);
+                        for (&cd, &wd) in cap.iter().zip(&w) {
+                            if let Some(m) = cd.checked_div(wd) {
+                                n = n.min(m);
                             }
                         }
                         (n > 0).then(|| (ci, u32::try_from(n).unwrap_or(u32::MAX)))

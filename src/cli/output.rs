@@ -1,0 +1,272 @@
+//! Human-readable tables for `plan` and `catalog`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::catalog::DaemonSetOverhead;
+use crate::model::{Catalog, MIB};
+use crate::planner::{Plan, PlanOptions};
+
+/// Left-aligned columns separated by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn usd(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+fn pct(part: f64, whole: f64) -> String {
+    if whole > 0.0 {
+        format!("{:.1}%", 100.0 * part / whole)
+    } else {
+        "-".to_string()
+    }
+}
+
+/// Node groups, pods per group, $/h, and the savings summary.
+pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
+    let s = &plan.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} GPU pods: {} placed on {} node(s) ({} GPUs), {} unplaced; prices: {} (observed {})",
+        s.pods,
+        s.placed_pods,
+        s.nodes,
+        s.gpus,
+        plan.unplaced.len(),
+        cat.source.name,
+        cat.source.observed
+    );
+    out.push('\n');
+    // Group identical nodes.
+    type Key = (
+        String,
+        String,
+        String,
+        Option<String>,
+        u32,
+        String,
+        u32,
+        String,
+    );
+    let mut groups: BTreeMap<Key, (usize, usize, usize, f64)> = BTreeMap::new();
+    for n in &plan.nodes {
+        let key = (
+            n.node_pool.clone(),
+            n.instance_type.clone(),
+            n.capacity_type.to_string(),
+            n.zone.clone(),
+            n.gpus,
+            n.gpu_model.clone(),
+            n.replicas_per_gpu,
+            n.profile.clone(),
+        );
+        let e = groups
+            .entry(key)
+            .or_insert((0, usize::MAX, 0, n.hourly_price));
+        e.0 += 1;
+        e.1 = e.1.min(n.pods.len());
+        e.2 = e.2.max(n.pods.len());
+    }
+    let mut rows = vec![vec![
+        "NODEPOOL".to_string(),
+        "INSTANCE TYPE".into(),
+        "CAPACITY".into(),
+        "ZONE".into(),
+        "GPUS".into(),
+        "GPU".into(),
+        "R".into(),
+        "PROFILE".into(),
+        "NODES".into(),
+        "PODS/NODE".into(),
+        "$/H/NODE".into(),
+        "$/H".into(),
+    ]];
+    for ((pool, ty, ct, zone, gpus, gpu, r, profile), (count, min, max, price)) in &groups {
+        rows.push(vec![
+            pool.clone(),
+            ty.clone(),
+            ct.clone(),
+            zone.clone().unwrap_or_else(|| "-".into()),
+            gpus.to_string(),
+            gpu.clone(),
+            r.to_string(),
+            profile.clone(),
+            count.to_string(),
+            if min == max {
+                min.to_string()
+            } else {
+                format!("{min}-{max}")
+            },
+            usd(*price),
+            usd(price * *count as f64),
+        ]);
+    }
+    if groups.is_empty() {
+        out.push_str("No nodes to launch.\n");
+    } else {
+        // The zone column only matters when pods pinned nodes to zones.
+        if plan.nodes.iter().all(|n| n.zone.is_none()) {
+            for r in &mut rows {
+                r.remove(3);
+            }
+        }
+        out.push_str(&table(&rows));
+    }
+    out.push('\n');
+    let ct = opts
+        .capacity_types
+        .first()
+        .map_or("on-demand".to_string(), ToString::to_string);
+    let mut cost = vec![vec![
+        "COST".to_string(),
+        "$/H".into(),
+        "NODES".into(),
+        "GPUS".into(),
+        "NOTE".into(),
+    ]];
+    cost.push(vec![
+        format!("sliced ({ct}, this plan)"),
+        usd(s.hourly_cost),
+        s.nodes.to_string(),
+        s.gpus.to_string(),
+        String::new(),
+    ]);
+    cost.push(vec![
+        "lower bound (proven)".into(),
+        usd(s.lower_bound_hourly_cost),
+        String::new(),
+        String::new(),
+        format!(
+            "plan is within {} of any valid plan",
+            if s.lower_bound_hourly_cost > 0.0 {
+                pct(
+                    s.hourly_cost - s.lower_bound_hourly_cost,
+                    s.lower_bound_hourly_cost,
+                )
+            } else {
+                "-".into()
+            }
+        ),
+    ]);
+    cost.push(vec![
+        format!("dedicated ({ct}, no sharing)"),
+        usd(s.dedicated_hourly_cost),
+        s.dedicated_nodes.to_string(),
+        s.dedicated_gpus.to_string(),
+        "every pod on whole GPUs".into(),
+    ]);
+    cost.push(vec![
+        "savings vs dedicated".into(),
+        usd(s.dedicated_hourly_cost - s.hourly_cost),
+        String::new(),
+        String::new(),
+        pct(
+            s.dedicated_hourly_cost - s.hourly_cost,
+            s.dedicated_hourly_cost,
+        ),
+    ]);
+    match (s.spot_hourly_cost, s.dedicated_spot_hourly_cost) {
+        (Some(sp), Some(dsp)) => {
+            cost.push(vec![
+                "sliced at spot prices".into(),
+                usd(sp),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+            cost.push(vec![
+                "dedicated at spot prices".into(),
+                usd(dsp),
+                String::new(),
+                String::new(),
+                format!("savings {}", pct(dsp - sp, dsp)),
+            ]);
+        }
+        _ if s.nodes > 0 => cost.push(vec![
+            "spot".into(),
+            "unknown".into(),
+            String::new(),
+            String::new(),
+            "no spot price for the planned types in this catalog".into(),
+        ]),
+        _ => {}
+    }
+    out.push_str(&table(&cost));
+    if !plan.unplaced.is_empty() {
+        out.push_str("\nUnplaced pods:\n");
+        for u in &plan.unplaced {
+            let _ = writeln!(out, "  {}: {}", u.pod, u.reason);
+        }
+    }
+    out
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * MIB as f64))
+}
+
+/// The catalog with allocatable after the given DaemonSet overhead.
+pub fn catalog_table(cat: &Catalog, overhead: DaemonSetOverhead) -> String {
+    let mut out = format!(
+        "{} instance types; prices: {} (observed {})\n\n",
+        cat.types.len(),
+        cat.source.name,
+        cat.source.observed
+    );
+    let mut rows = vec![vec![
+        "TYPE".to_string(),
+        "GPUS".into(),
+        "GPU".into(),
+        "GPU MIB".into(),
+        "VCPU".into(),
+        "MEM GIB".into(),
+        "ALLOC CPU".into(),
+        "ALLOC GIB".into(),
+        "MAX PODS".into(),
+        "ON-DEMAND $/H".into(),
+        "$/GPU-H".into(),
+        "SPOT $/H".into(),
+    ]];
+    for t in &cat.types {
+        let (alloc, pods) = overhead.remaining(t);
+        rows.push(vec![
+            t.name.clone(),
+            t.gpu_count.to_string(),
+            t.gpu_name.clone(),
+            t.gpu_memory_mib.to_string(),
+            t.vcpus.to_string(),
+            gib(t.memory_mib * MIB),
+            format!("{}m", alloc.cpu_milli),
+            gib(alloc.memory_bytes),
+            pods.to_string(),
+            format!("{:.4}", t.on_demand_price),
+            format!("{:.4}", t.on_demand_price / f64::from(t.gpu_count.max(1))),
+            t.spot_price
+                .map_or_else(|| "-".to_string(), |p| format!("{p:.4}")),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}

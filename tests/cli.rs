@@ -1,0 +1,189 @@
+//! Binary-level tests of `gpu-slicer plan` and `gpu-slicer catalog`: output formats,
+//! the contract's plan JSON shape, exit codes and error messages.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gpu-slicer"))
+}
+
+fn root(p: &str) -> String {
+    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run_stdin(args: &[&str], input: &str) -> (i32, String, String) {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn seed_plan_table() {
+    let (code, out, err) = run(&["plan", "-f", &root("examples/seed")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("g4dn.xlarge"), "{out}");
+    assert!(out.contains("ts-r10"), "{out}");
+    assert!(out.contains("savings vs dedicated"), "{out}");
+    assert!(out.contains("90.0%"), "{out}");
+}
+
+#[test]
+fn seed_plan_json_follows_the_contract() {
+    let (code, out, err) = run(&["plan", "-f", &root("examples/seed"), "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let nodes = v["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1);
+    let n = &nodes[0];
+    for key in [
+        "instanceType",
+        "capacityType",
+        "gpus",
+        "gpuModel",
+        "gpuMemoryMiB",
+        "replicasPerGpu",
+        "profile",
+        "hourlyPrice",
+        "pods",
+    ] {
+        assert!(n.get(key).is_some(), "node lacks {key}: {n}");
+    }
+    assert_eq!(n["instanceType"], "g4dn.xlarge");
+    assert_eq!(n["capacityType"], "on-demand");
+    assert_eq!(n["gpuModel"], "t4");
+    assert_eq!(n["gpuMemoryMiB"], 16384);
+    assert_eq!(n["replicasPerGpu"], 10);
+    assert_eq!(n["profile"], "ts-r10");
+    assert_eq!(n["pods"][0], "default/gpu-timeslice-test-0");
+    assert_eq!(n["pods"].as_array().map(Vec::len), Some(10));
+    assert!(v["unplaced"].as_array().is_some_and(Vec::is_empty));
+    let s = &v["summary"];
+    assert_eq!(s["pods"], 10);
+    assert_eq!(s["placedPods"], 10);
+    assert_eq!(s["nodes"], 1);
+    assert_eq!(s["hourlyCost"], 0.526);
+    assert_eq!(s["dedicatedHourlyCost"], 5.26);
+    let lb = s["lowerBoundHourlyCost"].as_f64().expect("bound");
+    assert!(lb <= 0.526 && lb > 0.52, "{lb}");
+}
+
+#[test]
+fn yaml_output_parses() {
+    let (code, out, err) = run(&["plan", "-f", &root("examples/mixed"), "-o", "yaml"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_saphyr::from_str(&out).expect("valid YAML");
+    assert_eq!(v["summary"]["pods"], 39);
+    assert_eq!(v["summary"]["placedPods"], 39);
+}
+
+#[test]
+fn stdin_and_flags() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources: {limits: {nvidia.com/gpu: 1}}\n";
+    let (code, out, err) = run_stdin(&["plan", "-f", "-", "--families", "g5", "-o", "json"], pod);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["nodes"][0]["instanceType"], "g5.xlarge");
+    assert_eq!(v["nodes"][0]["pods"][0], "a/p");
+}
+
+#[test]
+fn unplaced_pods_are_listed_with_exit_zero() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations: {gpu-slicer.io/gpu-memory: 96Gi}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources: {limits: {nvidia.com/gpu: 1}}\n";
+    let (code, out, err) = run_stdin(&["plan", "-f", "-"], pod);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("default/big: needs 96 GiB GPU memory; largest GPU allowed has 80 GiB"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_input_exits_1_and_names_file_object_field() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources: {limits: {nvidia.com/gpu: abc}}\n";
+    let (code, _, err) = run_stdin(&["plan", "-f", "-"], pod);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "error: <stdin>: document 1 (Pod default/p): field \
+         `spec.containers[0].resources.limits[\"nvidia.com/gpu\"]`: invalid quantity \"abc\": no number"
+    );
+    let (code, _, err) = run(&["plan", "-f", "/nonexistent/x.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/x.yaml"), "{err}");
+    let (code, _, err) = run_stdin(&["plan", "-f", "-"], "");
+    assert_eq!(code, 1);
+    assert_eq!(err.trim(), "error: <stdin>: no Kubernetes objects found");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["plan"],
+        vec!["plan", "-f", "x", "--replicas", "0"],
+        vec!["plan", "-f", "x", "--max-replicas", "99"],
+        vec!["plan", "-f", "x", "--instance-types", "z9.huge"],
+        vec!["plan", "-f", "x", "--capacity-type", "spot"],
+        vec!["plan", "-f", "x", "--daemonset-overhead", "gpu=1"],
+        vec!["frobnicate"],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+    let (_, _, err) = run(&["plan", "-f", "x", "--replicas", "0"]);
+    assert_eq!(
+        err.trim(),
+        "error: field `--replicas`: must be \"auto\" or an integer from 1 to 48, got \"0\""
+    );
+}
+
+#[test]
+fn catalog_lists_38_types_and_rejects_bad_csv() {
+    let (code, out, err) = run(&["catalog", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["types"].as_array().map(Vec::len), Some(38));
+    assert_eq!(v["source"]["observed"], "2026-07-20");
+    let (code, out, _) = run(&["catalog"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("p4d.24xlarge") && out.contains("2026-07-20"),
+        "{out}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("gpu-slicer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let bad = dir.join("bad.csv");
+    let mut csv = String::from(gpu_slicer::catalog::EMBEDDED_CSV);
+    csv = csv.replacen("g4dn.xlarge,g4dn,4,", "g4dn.xlarge,g4dn,four,", 1);
+    std::fs::write(&bad, csv).expect("write");
+    let (code, _, err) = run(&["catalog", "--catalog", &bad.display().to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.csv:9: column `vcpus`"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
