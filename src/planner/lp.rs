@@ -207,6 +207,7 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
     };
     let mut phase = Phase::Heuristic;
     let mut smoothing = SMOOTHING;
+    let mut closing = false;
     let mut exact_passes = 0usize;
     let mut final_passes = 0usize;
     loop {
@@ -249,12 +250,14 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
                 cg.y = y.clone();
             }
         }
-        if cands.is_empty() && smoothing > 0.0 {
+        if cands.is_empty() && smoothing > 0.0 && !closing {
             // Mis-pricing at the smoothed point: retry at the LP duals.
             smoothing = 0.0;
             continue;
         }
-        smoothing = SMOOTHING;
+        if !closing {
+            smoothing = SMOOTHING;
+        }
         if cands.is_empty() && rho <= 1.0 + 1e-7 {
             cg.converged = true;
             break;
@@ -264,8 +267,19 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         if cg.lp_value <= cg.lower_bound * (1.0 + GAP_TOLERANCE) {
             break;
         }
-        if cg.rounds >= opts.max_rounds {
+        if closing {
             break;
+        }
+        if cg.rounds >= opts.max_rounds {
+            // Out of rounds: one last pass with the full search (no new columns) so the
+            // bound reflects the duals reached, not the cheap pricing's loose one.
+            if phase == Phase::Final {
+                break;
+            }
+            closing = true;
+            phase = Phase::Final;
+            smoothing = 0.0;
+            continue;
         }
         phase = match (phase, cands.is_empty()) {
             (Phase::Heuristic, true) => Phase::Exact,
