@@ -199,7 +199,7 @@ data:
         (
             "not an object",
             "just a string\n".to_string(),
-            "bad.yaml: document 1: expected a Kubernetes object (a mapping), found a string",
+            "bad.yaml: document 1: expected a Kubernetes object (a mapping), found the string \"just a string\"",
         ),
         (
             "negative replicas",

@@ -13,7 +13,7 @@
 mod annotations;
 mod device_plugin;
 mod nodepool;
-mod value;
+pub(crate) mod value;
 
 pub use annotations::{
     ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY, GPU_MEMORY_HEADROOM,

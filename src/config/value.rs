@@ -81,6 +81,15 @@ pub(crate) fn opt_list<'a>(
     }
 }
 
+/// An optional list read as a slice: absent and `null` are empty.
+pub(crate) fn list<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<&'a [Value], FieldError> {
+    Ok(opt_list(parent, key, field)?.map_or(&[][..], Vec::as_slice))
+}
+
 /// An optional string: absent and `null` are `None`.
 pub(crate) fn opt_str<'a>(
     parent: &'a Map<String, Value>,

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::pod::{effective_requests, ferr, opt_object, opt_str, string_map, type_name};
+use super::pod::{effective_requests, string_map};
 use super::text::parse_documents;
 use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS, demand_from_pod_spec};
+use crate::config::value::{describe, opt_map, opt_str};
 use crate::config::{self, FieldError};
 use crate::model::{DemandItem, NVIDIA_GPU};
 
@@ -106,14 +107,20 @@ fn non_negative_int(v: &Value, path: &str) -> Result<u64, FieldError> {
             if let Some(u) = n.as_u64() {
                 Ok(u)
             } else if n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0) {
-                Err(ferr(path, format!("must not be negative, got {n}")))
+                Err(FieldError::new(
+                    path,
+                    format!("must not be negative, got {n}"),
+                ))
             } else {
-                Err(ferr(path, format!("must be a whole number, got {n}")))
+                Err(FieldError::new(
+                    path,
+                    format!("must be a whole number, got {n}"),
+                ))
             }
         }
-        other => Err(ferr(
+        other => Err(FieldError::new(
             path,
-            format!("expected an integer, found {}", type_name(other)),
+            format!("expected an integer, found {}", describe(other)),
         )),
     }
 }
@@ -127,7 +134,7 @@ fn opt_count(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64
 
 fn required<'v>(m: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v Value, FieldError> {
     match m.get(key) {
-        None | Some(Value::Null) => Err(ferr(path, "required field is missing")),
+        None | Some(Value::Null) => Err(FieldError::new(path, "required field is missing")),
         Some(v) => Ok(v),
     }
 }
@@ -137,7 +144,7 @@ fn required_object<'v>(
     key: &str,
     path: &str,
 ) -> Result<&'v Map<String, Value>, FieldError> {
-    opt_object(m, key, path)?.ok_or_else(|| ferr(path, "required field is missing"))
+    opt_map(m, key, path)?.ok_or_else(|| FieldError::new(path, "required field is missing"))
 }
 
 impl Loader<'_> {
@@ -201,7 +208,7 @@ impl Loader<'_> {
                 None,
                 format!(
                     "expected a Kubernetes object (a mapping), found {}",
-                    type_name(value)
+                    describe(value)
                 ),
             ));
         };
@@ -212,7 +219,7 @@ impl Loader<'_> {
                 return Err(self.error(
                     &place,
                     Some("kind"),
-                    format!("expected a string, found {}", type_name(other)),
+                    format!("expected a string, found {}", describe(other)),
                 ));
             }
         };
@@ -231,7 +238,7 @@ impl Loader<'_> {
         }
 
         let meta =
-            opt_object(m, "metadata", "metadata").map_err(|e| self.field_error(&place, "", e))?;
+            opt_map(m, "metadata", "metadata").map_err(|e| self.field_error(&place, "", e))?;
         let empty = Map::new();
         let meta = meta.unwrap_or(&empty);
         let name = opt_str(meta, "name", "metadata.name")
@@ -346,7 +353,7 @@ impl Loader<'_> {
                 return Err(self.error(
                     place,
                     Some("items"),
-                    format!("expected a list, found {}", type_name(other)),
+                    format!("expected a list, found {}", describe(other)),
                 ));
             }
         };
@@ -406,7 +413,7 @@ impl Loader<'_> {
             return Ok(());
         }
         if let Some(status) =
-            opt_object(m, "status", "status").map_err(|e| self.field_error(place, "", e))?
+            opt_map(m, "status", "status").map_err(|e| self.field_error(place, "", e))?
         {
             let phase = opt_str(status, "phase", "status.phase")
                 .map_err(|e| self.field_error(place, "", e))?;
@@ -479,7 +486,7 @@ impl Loader<'_> {
     ) -> Result<(BTreeMap<String, String>, &'v Value), InputError> {
         let template = required_object(spec, "template", "spec.template")
             .map_err(|e| self.field_error(place, "", e))?;
-        let annotations = match opt_object(template, "metadata", "spec.template.metadata")
+        let annotations = match opt_map(template, "metadata", "spec.template.metadata")
             .map_err(|e| self.field_error(place, "", e))?
         {
             Some(meta) => string_map(meta, "annotations", "spec.template.metadata.annotations")

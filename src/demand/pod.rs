@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::config::value::{describe, join, list, opt_map, opt_str};
 use crate::config::{self, FieldError};
 use crate::model::quantity::{self, QuantityError};
 use crate::model::{
@@ -35,35 +36,6 @@ pub fn never_matching_requirement() -> Requirement {
     }
 }
 
-pub(crate) fn ferr(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-/// `base.key` for identifier-like keys, `base["key"]` otherwise.
-pub(crate) fn key_path(base: &str, key: &str) -> String {
-    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    match (base.is_empty(), plain) {
-        (true, true) => key.to_string(),
-        (false, true) => format!("{base}.{key}"),
-        (_, false) => format!("{base}[{key:?}]"),
-    }
-}
-
-/// The JSON type of a value, for messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
 /// A scalar as Kubernetes would read it from a manifest: strings as they are, numbers
 /// and booleans in their YAML spelling (`nvidia.com/gpu: 1`, `gpu-share: 0.25`).
 pub(crate) fn scalar_string(v: &Value) -> Option<String> {
@@ -75,54 +47,6 @@ pub(crate) fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
-/// An optional mapping field: absent and null are `None`, anything but a mapping is an error.
-pub(crate) fn opt_object<'a>(
-    parent: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<&'a Map<String, Value>>, FieldError> {
-    match parent.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(ferr(
-            path,
-            format!("expected a mapping, found {}", type_name(other)),
-        )),
-    }
-}
-
-/// An optional list field: absent and null are an empty slice.
-pub(crate) fn opt_array<'a>(
-    parent: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<&'a [Value], FieldError> {
-    match parent.get(key) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(a)) => Ok(a),
-        Some(other) => Err(ferr(
-            path,
-            format!("expected a list, found {}", type_name(other)),
-        )),
-    }
-}
-
-/// An optional string field: absent and null are `None`.
-pub(crate) fn opt_str<'a>(
-    parent: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<&'a str>, FieldError> {
-    match parent.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(ferr(
-            path,
-            format!("expected a string, found {}", type_name(other)),
-        )),
-    }
-}
-
 /// A map of string-ish scalars (annotations, labels, nodeSelector).
 pub(crate) fn string_map(
     parent: &Map<String, Value>,
@@ -130,12 +54,12 @@ pub(crate) fn string_map(
     path: &str,
 ) -> Result<BTreeMap<String, String>, FieldError> {
     let mut out = BTreeMap::new();
-    if let Some(m) = opt_object(parent, key, path)? {
+    if let Some(m) = opt_map(parent, key, path)? {
         for (k, v) in m {
             let s = scalar_string(v).ok_or_else(|| {
-                ferr(
-                    key_path(path, k),
-                    format!("expected a string, found {}", type_name(v)),
+                FieldError::new(
+                    join(path, k),
+                    format!("must be a string, got {}", describe(v)),
                 )
             })?;
             out.insert(k.clone(), s);
@@ -148,15 +72,15 @@ pub(crate) fn string_map(
 fn quantity_text(v: &Value, path: &str) -> Result<String, FieldError> {
     scalar_string(v)
         .filter(|_| !v.is_boolean())
-        .ok_or_else(|| ferr(path, format!("expected a quantity, found {}", type_name(v))))
+        .ok_or_else(|| FieldError::new(path, format!("expected a quantity, found {}", describe(v))))
 }
 
 fn qerr(path: &str, e: QuantityError) -> FieldError {
-    ferr(path, e.to_string())
+    FieldError::new(path, e.to_string())
 }
 
 fn too_big(path: &str, text: &str, what: &str) -> FieldError {
-    ferr(path, format!("invalid quantity {text:?}: more than {what}"))
+    FieldError::new(path, format!("invalid quantity {text:?}: more than {what}"))
 }
 
 fn parse_cpu(v: &Value, path: &str) -> Result<u64, FieldError> {
@@ -222,47 +146,47 @@ impl PodRequests {
 /// `nvidia.com/gpu` from `limits` (a request, if given, must equal the limit).
 fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> {
     let Value::Object(c) = c else {
-        return Err(ferr(
+        return Err(FieldError::new(
             path,
-            format!("expected a container (a mapping), found {}", type_name(c)),
+            format!("expected a container (a mapping), found {}", describe(c)),
         ));
     };
     let res_path = format!("{path}.resources");
-    let Some(res) = opt_object(c, "resources", &res_path)? else {
+    let Some(res) = opt_map(c, "resources", &res_path)? else {
         return Ok(PodRequests::default());
     };
     let req_path = format!("{res_path}.requests");
     let lim_path = format!("{res_path}.limits");
     let empty = Map::new();
-    let requests = opt_object(res, "requests", &req_path)?.unwrap_or(&empty);
-    let limits = opt_object(res, "limits", &lim_path)?.unwrap_or(&empty);
+    let requests = opt_map(res, "requests", &req_path)?.unwrap_or(&empty);
+    let limits = opt_map(res, "limits", &lim_path)?.unwrap_or(&empty);
 
     let mut out = PodRequests::default();
     // cpu and memory: the request, or the limit when the request is absent (API defaulting).
     // Both are validated when both are present.
     let cpu_lim = match limits.get("cpu") {
-        Some(v) if !v.is_null() => Some(parse_cpu(v, &key_path(&lim_path, "cpu"))?),
+        Some(v) if !v.is_null() => Some(parse_cpu(v, &join(&lim_path, "cpu"))?),
         _ => None,
     };
     let cpu_req = match requests.get("cpu") {
-        Some(v) if !v.is_null() => Some(parse_cpu(v, &key_path(&req_path, "cpu"))?),
+        Some(v) if !v.is_null() => Some(parse_cpu(v, &join(&req_path, "cpu"))?),
         _ => None,
     };
     out.cpu_milli = cpu_req.or(cpu_lim).unwrap_or(0);
     let mem_lim = match limits.get("memory") {
-        Some(v) if !v.is_null() => Some(parse_memory(v, &key_path(&lim_path, "memory"))?),
+        Some(v) if !v.is_null() => Some(parse_memory(v, &join(&lim_path, "memory"))?),
         _ => None,
     };
     let mem_req = match requests.get("memory") {
-        Some(v) if !v.is_null() => Some(parse_memory(v, &key_path(&req_path, "memory"))?),
+        Some(v) if !v.is_null() => Some(parse_memory(v, &join(&req_path, "memory"))?),
         _ => None,
     };
     out.memory_bytes = mem_req.or(mem_lim).unwrap_or(0);
 
     // nvidia.com/gpu is an extended resource: it cannot be overcommitted, so the limit is
     // what counts and a request, if present, must equal it.
-    let gpu_lim_path = key_path(&lim_path, NVIDIA_GPU);
-    let gpu_req_path = key_path(&req_path, NVIDIA_GPU);
+    let gpu_lim_path = join(&lim_path, NVIDIA_GPU);
+    let gpu_req_path = join(&req_path, NVIDIA_GPU);
     let gpu_lim = match limits.get(NVIDIA_GPU) {
         Some(v) if !v.is_null() => Some(parse_gpus(v, &gpu_lim_path)?),
         _ => None,
@@ -275,7 +199,7 @@ fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> 
         (None, None) => 0,
         (None, Some(l)) => l,
         (Some(r), None) => {
-            return Err(ferr(
+            return Err(FieldError::new(
                 gpu_req_path,
                 format!(
                     "{NVIDIA_GPU} is requested ({r}) without a limit; extended resources must be set in limits"
@@ -283,7 +207,7 @@ fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> 
             ));
         }
         (Some(r), Some(l)) if r != l => {
-            return Err(ferr(
+            return Err(FieldError::new(
                 gpu_req_path,
                 format!("must equal the limit for {NVIDIA_GPU} (request {r}, limit {l})"),
             ));
@@ -300,15 +224,18 @@ fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> 
 /// `spec.template.spec`).
 pub fn effective_requests(spec: &Value, path: &str) -> Result<PodRequests, FieldError> {
     let Value::Object(spec) = spec else {
-        return Err(ferr(
+        return Err(FieldError::new(
             path,
-            format!("expected a pod spec (a mapping), found {}", type_name(spec)),
+            format!("expected a pod spec (a mapping), found {}", describe(spec)),
         ));
     };
     let containers_path = format!("{path}.containers");
-    let containers = opt_array(spec, "containers", &containers_path)?;
+    let containers = list(spec, "containers", &containers_path)?;
     if containers.is_empty() {
-        return Err(ferr(containers_path, "a pod needs at least one container"));
+        return Err(FieldError::new(
+            containers_path,
+            "a pod needs at least one container",
+        ));
     }
     let mut regular = PodRequests::default();
     for (i, c) in containers.iter().enumerate() {
@@ -318,10 +245,7 @@ pub fn effective_requests(spec: &Value, path: &str) -> Result<PodRequests, Field
     let init_path = format!("{path}.initContainers");
     let mut sidecars = PodRequests::default();
     let mut init_peak = PodRequests::default();
-    for (i, c) in opt_array(spec, "initContainers", &init_path)?
-        .iter()
-        .enumerate()
-    {
+    for (i, c) in list(spec, "initContainers", &init_path)?.iter().enumerate() {
         let cpath = format!("{init_path}[{i}]");
         let r = container_requests(c, &cpath)?;
         let policy = match c {
@@ -332,7 +256,7 @@ pub fn effective_requests(spec: &Value, path: &str) -> Result<PodRequests, Field
             Some("Always") => sidecars = sidecars.add(r),
             None => init_peak = init_peak.max(r.add(sidecars)),
             Some(other) => {
-                return Err(ferr(
+                return Err(FieldError::new(
                     format!("{cpath}.restartPolicy"),
                     format!("must be \"Always\" (a sidecar) or absent, not {other:?}"),
                 ));
@@ -343,21 +267,21 @@ pub fn effective_requests(spec: &Value, path: &str) -> Result<PodRequests, Field
     let mut total = regular.add(sidecars).max(init_peak);
 
     let overhead_path = format!("{path}.overhead");
-    if let Some(o) = opt_object(spec, "overhead", &overhead_path)? {
+    if let Some(o) = opt_map(spec, "overhead", &overhead_path)? {
         if let Some(v) = o.get("cpu").filter(|v| !v.is_null()) {
             total.cpu_milli = total
                 .cpu_milli
-                .saturating_add(parse_cpu(v, &key_path(&overhead_path, "cpu"))?);
+                .saturating_add(parse_cpu(v, &join(&overhead_path, "cpu"))?);
         }
         if let Some(v) = o.get("memory").filter(|v| !v.is_null()) {
             total.memory_bytes = total
                 .memory_bytes
-                .saturating_add(parse_memory(v, &key_path(&overhead_path, "memory"))?);
+                .saturating_add(parse_memory(v, &join(&overhead_path, "memory"))?);
         }
     }
 
     if total.cpu_milli > MAX_CPU_MILLI {
-        return Err(ferr(
+        return Err(FieldError::new(
             path,
             format!(
                 "the pod requests {} cores in total, more than 100000",
@@ -366,13 +290,13 @@ pub fn effective_requests(spec: &Value, path: &str) -> Result<PodRequests, Field
         ));
     }
     if total.memory_bytes > MAX_MEMORY_BYTES {
-        return Err(ferr(
+        return Err(FieldError::new(
             path,
             "the pod requests more than 1Pi of memory in total",
         ));
     }
     if total.gpus > MAX_GPUS {
-        return Err(ferr(
+        return Err(FieldError::new(
             path,
             format!(
                 "the pod requests {} {NVIDIA_GPU} in total, more than 64",
@@ -389,15 +313,15 @@ fn affinity_terms(
     path: &str,
 ) -> Result<Vec<Vec<Requirement>>, FieldError> {
     let aff_path = format!("{path}.affinity");
-    let Some(aff) = opt_object(spec, "affinity", &aff_path)? else {
+    let Some(aff) = opt_map(spec, "affinity", &aff_path)? else {
         return Ok(Vec::new());
     };
     let na_path = format!("{aff_path}.nodeAffinity");
-    let Some(na) = opt_object(aff, "nodeAffinity", &na_path)? else {
+    let Some(na) = opt_map(aff, "nodeAffinity", &na_path)? else {
         return Ok(Vec::new());
     };
     let req_path = format!("{na_path}.requiredDuringSchedulingIgnoredDuringExecution");
-    let Some(required) = opt_object(
+    let Some(required) = opt_map(
         na,
         "requiredDuringSchedulingIgnoredDuringExecution",
         &req_path,
@@ -406,9 +330,9 @@ fn affinity_terms(
         return Ok(Vec::new());
     };
     let terms_path = format!("{req_path}.nodeSelectorTerms");
-    let terms = opt_array(required, "nodeSelectorTerms", &terms_path)?;
+    let terms = list(required, "nodeSelectorTerms", &terms_path)?;
     if terms.is_empty() {
-        return Err(ferr(
+        return Err(FieldError::new(
             terms_path,
             "must have at least one node selector term",
         ));
@@ -423,22 +347,19 @@ fn affinity_terms(
                 continue;
             }
             other => {
-                return Err(ferr(
+                return Err(FieldError::new(
                     tpath,
-                    format!("expected a mapping, found {}", type_name(other)),
+                    format!("expected a mapping, found {}", describe(other)),
                 ));
             }
         };
         let mut reqs = Vec::new();
         let me_path = format!("{tpath}.matchExpressions");
-        for (i, e) in opt_array(term, "matchExpressions", &me_path)?
-            .iter()
-            .enumerate()
-        {
+        for (i, e) in list(term, "matchExpressions", &me_path)?.iter().enumerate() {
             reqs.push(requirement(e, &format!("{me_path}[{i}]"), false)?);
         }
         let mf_path = format!("{tpath}.matchFields");
-        for (i, e) in opt_array(term, "matchFields", &mf_path)?.iter().enumerate() {
+        for (i, e) in list(term, "matchFields", &mf_path)?.iter().enumerate() {
             reqs.push(requirement(e, &format!("{mf_path}[{i}]"), true)?);
         }
         // An empty term matches no node: it contributes nothing to the OR.
@@ -456,27 +377,27 @@ fn affinity_terms(
 /// One `NodeSelectorRequirement`, validated like the API server does.
 fn requirement(v: &Value, path: &str, field: bool) -> Result<Requirement, FieldError> {
     let Value::Object(m) = v else {
-        return Err(ferr(
+        return Err(FieldError::new(
             path,
-            format!("expected a mapping, found {}", type_name(v)),
+            format!("expected a mapping, found {}", describe(v)),
         ));
     };
     let key_p = format!("{path}.key");
     let key = opt_str(m, "key", &key_p)?.unwrap_or("");
     if key.is_empty() {
-        return Err(ferr(key_p, "required field is missing"));
+        return Err(FieldError::new(key_p, "required field is missing"));
     }
     if field && key != "metadata.name" {
-        return Err(ferr(
+        return Err(FieldError::new(
             key_p,
             format!("matchFields supports only \"metadata.name\", not {key:?}"),
         ));
     }
     let op_p = format!("{path}.operator");
-    let op_s =
-        opt_str(m, "operator", &op_p)?.ok_or_else(|| ferr(&op_p, "required field is missing"))?;
+    let op_s = opt_str(m, "operator", &op_p)?
+        .ok_or_else(|| FieldError::new(&op_p, "required field is missing"))?;
     let operator = Operator::parse(op_s).ok_or_else(|| {
-        ferr(
+        FieldError::new(
             &op_p,
             format!(
                 "unknown operator {op_s:?} (expected In, NotIn, Exists, DoesNotExist, Gt or Lt)"
@@ -485,25 +406,28 @@ fn requirement(v: &Value, path: &str, field: bool) -> Result<Requirement, FieldE
     })?;
     let vals_p = format!("{path}.values");
     let mut values = Vec::new();
-    for (i, x) in opt_array(m, "values", &vals_p)?.iter().enumerate() {
+    for (i, x) in list(m, "values", &vals_p)?.iter().enumerate() {
         values.push(scalar_string(x).ok_or_else(|| {
-            ferr(
+            FieldError::new(
                 format!("{vals_p}[{i}]"),
-                format!("expected a string, found {}", type_name(x)),
+                format!("expected a string, found {}", describe(x)),
             )
         })?);
     }
     match operator {
         Operator::In | Operator::NotIn if values.is_empty() => {
-            return Err(ferr(vals_p, format!("{op_s} needs at least one value")));
+            return Err(FieldError::new(
+                vals_p,
+                format!("{op_s} needs at least one value"),
+            ));
         }
         Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
-            return Err(ferr(vals_p, format!("{op_s} takes no values")));
+            return Err(FieldError::new(vals_p, format!("{op_s} takes no values")));
         }
         Operator::Gt | Operator::Lt
             if values.len() != 1 || values[0].trim().parse::<i64>().is_err() =>
         {
-            return Err(ferr(
+            return Err(FieldError::new(
                 vals_p,
                 format!("{op_s} needs exactly one integer value"),
             ));
@@ -524,15 +448,12 @@ fn requirement(v: &Value, path: &str, field: bool) -> Result<Requirement, FieldE
 fn tolerations(spec: &Map<String, Value>, path: &str) -> Result<Vec<Toleration>, FieldError> {
     let tols_path = format!("{path}.tolerations");
     let mut out = Vec::new();
-    for (i, t) in opt_array(spec, "tolerations", &tols_path)?
-        .iter()
-        .enumerate()
-    {
+    for (i, t) in list(spec, "tolerations", &tols_path)?.iter().enumerate() {
         let tpath = format!("{tols_path}[{i}]");
         let Value::Object(m) = t else {
-            return Err(ferr(
+            return Err(FieldError::new(
                 tpath,
-                format!("expected a mapping, found {}", type_name(t)),
+                format!("expected a mapping, found {}", describe(t)),
             ));
         };
         let key = opt_str(m, "key", &format!("{tpath}.key"))?
@@ -543,7 +464,7 @@ fn tolerations(spec: &Map<String, Value>, path: &str) -> Result<Vec<Toleration>,
             None | Some("") | Some("Equal") => TolerationOperator::Equal,
             Some("Exists") => TolerationOperator::Exists,
             Some(other) => {
-                return Err(ferr(
+                return Err(FieldError::new(
                     op_p,
                     format!("unknown operator {other:?} (expected Equal or Exists)"),
                 ));
@@ -553,21 +474,24 @@ fn tolerations(spec: &Map<String, Value>, path: &str) -> Result<Vec<Toleration>,
         let value = match m.get("value") {
             None | Some(Value::Null) => None,
             Some(v) => Some(scalar_string(v).ok_or_else(|| {
-                ferr(&val_p, format!("expected a string, found {}", type_name(v)))
+                FieldError::new(&val_p, format!("expected a string, found {}", describe(v)))
             })?),
         }
         .filter(|v| !v.is_empty());
         if operator == TolerationOperator::Exists && value.is_some() {
-            return Err(ferr(val_p, "must be empty when operator is Exists"));
+            return Err(FieldError::new(
+                val_p,
+                "must be empty when operator is Exists",
+            ));
         }
         if key.is_none() && operator == TolerationOperator::Equal {
-            return Err(ferr(op_p, "must be Exists when key is empty"));
+            return Err(FieldError::new(op_p, "must be Exists when key is empty"));
         }
         let eff_p = format!("{tpath}.effect");
         let effect = match opt_str(m, "effect", &eff_p)? {
             None | Some("") => None,
             Some(e) => Some(TaintEffect::parse(e).ok_or_else(|| {
-                ferr(
+                FieldError::new(
                     &eff_p,
                     format!(
                         "unknown effect {e:?} (expected NoSchedule, PreferNoSchedule or NoExecute)"
@@ -593,7 +517,7 @@ pub(crate) fn check_annotation_keys(
         if k.starts_with(config::ANNOTATION_PREFIX)
             && !config::POD_ANNOTATIONS.contains(&k.as_str())
         {
-            return Err(ferr(
+            return Err(FieldError::new(
                 config::annotation_field(k),
                 format!(
                     "unknown gpu-slicer.io annotation on a pod (known: {})",
@@ -630,11 +554,11 @@ pub fn demand_from_pod_spec(
     }
     let Value::Object(spec_map) = spec else {
         // effective_requests has already rejected anything but a mapping.
-        return Err(ferr("spec", "expected a pod spec (a mapping)"));
+        return Err(FieldError::new("spec", "expected a pod spec (a mapping)"));
     };
     // MAX_GPUS (64) fits in u32; the conversion cannot fail after effective_requests.
-    let gpus =
-        u32::try_from(requests.gpus).map_err(|_| ferr("spec", format!("too many {NVIDIA_GPU}")))?;
+    let gpus = u32::try_from(requests.gpus)
+        .map_err(|_| FieldError::new("spec", format!("too many {NVIDIA_GPU}")))?;
 
     // The config parsers name the annotation field (`metadata.annotations["…"]`).
     let sharing = match annotations.get(config::SHARING) {
@@ -651,7 +575,7 @@ pub fn demand_from_pod_spec(
         Some(s) => {
             let v = config::parse_share(s)?;
             if sharing == Sharing::Exclusive {
-                return Err(ferr(
+                return Err(FieldError::new(
                     config::annotation_field(config::GPU_SHARE),
                     "not allowed on an exclusive pod, which gets whole GPUs",
                 ));

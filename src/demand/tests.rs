@@ -167,7 +167,7 @@ fn request_errors_name_the_field() {
         "spec",
     )
     .unwrap_err();
-    assert_eq!(e.message, "expected a quantity, found a boolean");
+    assert_eq!(e.message, "expected a quantity, found the boolean true");
 }
 
 // ---------- annotations and sharing ----------
