@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use super::{Plan, PlanOptions};
-use crate::model::{Catalog, DemandItem, MIB, Sharing};
+use crate::model::{Catalog, DemandItem, MIB, Operator, Sharing};
+
+/// Zone label value standing for "not pinned" (never a real zone name).
+const UNPINNED: &str = "<unpinned>";
 
 /// Checks that every pod is placed exactly once or explained, that no node is over
 /// capacity in cpu, memory, pod slots or GPU slices, that replicas are 1 or 2..=48 and
@@ -87,14 +90,25 @@ pub fn check(
                 ));
             }
             if !it.matches_labels(&|k: &str| {
+                use crate::model::labels::{CAPACITY_TYPE, NODEPOOL, ZONE, ZONE_BETA};
                 t.label(k).or_else(|| match k {
-                    crate::model::labels::CAPACITY_TYPE => Some(n.capacity_type.to_string()),
-                    crate::model::labels::ZONE => n.zone.clone(),
-                    crate::model::labels::NODEPOOL => Some(n.node_pool.clone()),
-                    _ => pool.and_then(|p| p.labels.get(k).cloned()),
+                    CAPACITY_TYPE => Some(n.capacity_type.to_string()),
+                    // An unpinned node has some zone Karpenter picks: it satisfies
+                    // `Exists`/`NotIn` on the zone, never `In` a named zone.
+                    ZONE | ZONE_BETA => Some(n.zone.clone().unwrap_or_else(|| UNPINNED.into())),
+                    NODEPOOL => Some(n.node_pool.clone()),
+                    _ => pool.and_then(|p| {
+                        p.labels.get(k).cloned().or_else(|| {
+                            // Karpenter labels nodes with a pool's single-valued `In`
+                            // requirement on a custom key.
+                            p.requirements
+                                .iter()
+                                .find(|r| r.key == k && r.operator == Operator::In)
+                                .and_then(|r| r.values.first().cloned())
+                        })
+                    }),
                 })
-            }) && n.zone.is_some()
-            {
+            }) {
                 errs.push(format!(
                     "node {ni}: pod {pod} does not match the node's labels"
                 ));

@@ -150,3 +150,31 @@ fn empty_demand_is_an_empty_plan() {
     assert_eq!(p.summary.hourly_cost, 0.0);
     assert_eq!(p.summary.lower_bound_hourly_cost, 0.0);
 }
+
+#[test]
+fn check_catches_a_pod_on_a_node_its_affinity_excludes() {
+    let cat = catalog();
+    let items = pods("a10", 1, |d| {
+        d.affinity_terms = vec![vec![Requirement {
+            key: "karpenter.k8s.aws/instance-gpu-name".into(),
+            operator: Operator::In,
+            values: vec!["a10g".into()],
+        }]];
+    });
+    let opts = PlanOptions::default();
+    let mut p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    // Move the node to a T4 type of the same price class: the checker must object.
+    let n = &mut p.nodes[0];
+    n.instance_type = "g4dn.xlarge".into();
+    n.gpu_model = "t4".into();
+    n.gpu_memory_mib = 16384;
+    n.hourly_price = 0.526;
+    p.summary.hourly_cost = 0.526;
+    p.summary.lower_bound_hourly_cost = 0.0;
+    let errs = check(&p, &cat, &items, &opts);
+    assert_eq!(
+        errs,
+        vec!["node 0: pod default/a10-0 does not match the node's labels".to_string()]
+    );
+}
