@@ -187,3 +187,45 @@ fn catalog_lists_38_types_and_rejects_bad_csv() {
     assert!(err.contains("bad.csv:9: column `vcpus`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn headroom_flag_overrides_annotated_pools() {
+    let input = r#"apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: gpu
+  annotations: {gpu-slicer.io/enabled: "true"}
+spec:
+  template:
+    spec:
+      requirements:
+      - {key: karpenter.k8s.aws/instance-family, operator: In, values: [g4dn]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: infer, namespace: ml}
+spec:
+  replicas: 2
+  template:
+    metadata:
+      annotations: {gpu-slicer.io/gpu-memory: 8Gi}
+    spec:
+      containers:
+      - name: c
+        image: x
+        resources: {limits: {nvidia.com/gpu: 1}}
+"#;
+    let replicas = |extra: &[&str]| {
+        let mut args = vec!["plan", "-f", "-", "-o", "json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run_stdin(&args, input);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let n = &v["nodes"][0];
+        assert_eq!(n["nodePool"], "gpu");
+        n["replicasPerGpu"].as_u64().expect("R")
+    };
+    // 8 GiB per pod on a 16 GiB T4: R = 2; with 1 GiB headroom only 15 GiB are usable: R = 1.
+    assert_eq!(replicas(&[]), 2);
+    assert_eq!(replicas(&["--gpu-memory-headroom", "1Gi"]), 1);
+}

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::catalog::{self, DaemonSetOverhead};
 use crate::config;
 use crate::demand::{self, Inputs, LoadOptions};
-use crate::model::{CapacityType, Catalog, MIB, ReplicaPolicy, quantity};
+use crate::model::{CapacityType, Catalog, MIB, Pool, ReplicaPolicy, quantity};
 use crate::planner::{self, PlanOptions};
 
 #[derive(Debug, Parser)]
@@ -74,7 +74,7 @@ struct PlanArgs {
     /// Upper bound for --replicas auto.
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_replicas: u32,
-    /// GPU memory kept free on every GPU (a quantity, e.g. 1Gi), for the implicit pool.
+    /// GPU memory kept free on every GPU (a quantity, e.g. 1Gi); overrides the NodePools' annotation.
     #[arg(long, value_name = "QTY")]
     gpu_memory_headroom: Option<String>,
     /// Only these instance types (comma-separated).
@@ -250,11 +250,13 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
         Some(s) => Some(config::parse_replicas_flag(s, a.max_replicas).map_err(usage)?),
         None => None,
     };
-    let headroom_mib = match &a.gpu_memory_headroom {
-        Some(q) => quantity::bytes(q)
-            .map(|b| b.div_ceil(MIB))
-            .map_err(|e| usage(format!("--gpu-memory-headroom: {e}")))?,
-        None => 0,
+    let flag_headroom_mib = match &a.gpu_memory_headroom {
+        Some(q) => Some(
+            quantity::bytes(q)
+                .map(|b| b.div_ceil(MIB))
+                .map_err(|e| usage(format!("--gpu-memory-headroom: {e}")))?,
+        ),
+        None => None,
     };
     for t in &a.instance_types {
         if catalog::find(&cat, t).is_none() {
@@ -291,18 +293,20 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
                 max: a.max_replicas,
             })
     });
-    let pools = inputs
-        .pools
-        .iter()
-        .map(|(p, _)| {
-            let mut p = p.clone();
-            if let Some(r) = &flag_replicas {
-                p.replicas = r.clone();
-            }
-            p
-        })
-        .collect::<Vec<_>>();
-    let mut opts = PlanOptions {
+    // The implicit pool when no NodePool opted in; the flags override every pool.
+    let mut pools: Vec<Pool> = inputs.pools.iter().map(|(p, _)| p.clone()).collect();
+    if pools.is_empty() {
+        pools.push(Pool::default_pool(default_replicas.clone()));
+    }
+    for p in &mut pools {
+        if let Some(r) = &flag_replicas {
+            p.replicas = r.clone();
+        }
+        if let Some(h) = flag_headroom_mib {
+            p.gpu_memory_headroom_mib = h;
+        }
+    }
+    let opts = PlanOptions {
         capacity_types: vec![capacity],
         instance_types: a.instance_types.clone(),
         families: a.families.clone(),
@@ -311,11 +315,6 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
         default_replicas,
         ..PlanOptions::default()
     };
-    if opts.pools.is_empty() && headroom_mib > 0 {
-        let mut p = crate::model::Pool::default_pool(opts.default_replicas.clone());
-        p.gpu_memory_headroom_mib = headroom_mib;
-        opts.pools = vec![p];
-    }
     let plan = planner::plan(&cat, &inputs.items, &opts);
     let text = match a.output {
         Output::Table => output::plan_table(&plan, &cat, &opts),
