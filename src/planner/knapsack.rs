@@ -11,6 +11,9 @@
 /// Number of capacity dimensions: cpu, memory, pod slots, GPU slices.
 pub const DIMS: usize = 4;
 
+/// Packings besides the best that the dynamic programme returns.
+const ALTERNATIVES: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Item {
     pub value: f64,
@@ -28,6 +31,8 @@ pub struct Solution {
     pub upper_bound: f64,
     /// Search nodes visited.
     pub nodes: usize,
+    /// Other good packings found on the way (value, counts), best first; may be empty.
+    pub alternatives: Vec<(f64, Vec<u32>)>,
 }
 
 struct Search<'a> {
@@ -131,6 +136,7 @@ pub fn solve_with(
         counts: s.best_counts,
         upper_bound,
         nodes: s.nodes,
+        alternatives: Vec::new(),
     }
 }
 
@@ -284,6 +290,169 @@ impl Search<'_> {
     }
 }
 
+/// Dynamic programming over the items with dominance: for few GPU slices and many
+/// classes (e.g. 4 or 8 whole GPUs and 90 pod classes), where branch and bound drowns.
+///
+/// Partial packings are kept only while no other uses less of every dimension for at
+/// least the same value (any completion of the dominated one completes the other), and
+/// while the Lagrangian bound `value + λ·(cap − used) + Σ_{j later} u_j (v_j − λ·w_j)⁺`
+/// exceeds `max(best, target)`. With more than `state_limit` packings alive, only those
+/// with the largest bounds go on (a beam) and the largest bound of those dropped is kept:
+/// the returned upper bound is always valid, and exact when nothing was dropped.
+pub fn solve_dp(
+    input: &[Item],
+    cap: [u64; DIMS],
+    lambda: [f64; DIMS],
+    target: f64,
+    state_limit: usize,
+) -> Solution {
+    #[derive(Clone)]
+    struct State {
+        used: [u64; DIMS],
+        value: f64,
+        picks: Vec<(usize, u32)>,
+    }
+    let reduced = |it: &Item| {
+        it.value
+            - it.weight
+                .iter()
+                .zip(&lambda)
+                .map(|(w, l)| *w as f64 * l)
+                .sum::<f64>()
+    };
+    let mut order: Vec<usize> = (0..input.len())
+        .filter(|&i| input[i].value > 0.0 && input[i].max_count > 0)
+        .filter(|&i| input[i].weight.iter().zip(&cap).all(|(w, c)| w <= c))
+        .collect();
+    order.sort_by(|&a, &b| {
+        reduced(&input[b])
+            .total_cmp(&reduced(&input[a]))
+            .then(a.cmp(&b))
+    });
+    // suffix[j]: Lagrangian value still obtainable from order[j..].
+    let mut suffix = vec![0.0; order.len() + 1];
+    for j in (0..order.len()).rev() {
+        let it = &input[order[j]];
+        suffix[j] = suffix[j + 1] + f64::from(it.max_count) * reduced(it).max(0.0);
+    }
+    let slack = |used: &[u64; DIMS]| -> f64 {
+        (0..DIMS)
+            .map(|k| lambda[k] * (cap[k] - used[k]) as f64)
+            .sum()
+    };
+    let mut best = State {
+        used: [0; DIMS],
+        value: 0.0,
+        picks: Vec::new(),
+    };
+    let mut states = vec![best.clone()];
+    let mut nodes = 0usize;
+    let mut open_bound = 0.0f64;
+    for (j, &idx) in order.iter().enumerate() {
+        let it = &input[idx];
+        let threshold = best.value.max(target) * (1.0 + 1e-12);
+        let mut next: Vec<State> = Vec::with_capacity(states.len() * 2);
+        for st in &states {
+            let mut cur = st.clone();
+            for n in 0..=it.max_count {
+                if n > 0 {
+                    let fits = (0..DIMS).all(|k| cur.used[k] + it.weight[k] <= cap[k]);
+                    if !fits {
+                        break;
+                    }
+                    for k in 0..DIMS {
+                        cur.used[k] += it.weight[k];
+                    }
+                    cur.value += it.value;
+                    if cur.value > best.value {
+                        best = cur.clone();
+                        best.picks.push((idx, n));
+                    }
+                }
+                nodes += 1;
+                if cur.value + slack(&cur.used) + suffix[j + 1] > threshold {
+                    let mut keep = cur.clone();
+                    if n > 0 {
+                        keep.picks.push((idx, n));
+                    }
+                    next.push(keep);
+                }
+            }
+        }
+        // Dominance among packings with the same pod slots and GPU slices: by value
+        // descending, drop one when a kept one uses no more cpu and no more memory.
+        // "Kept with cpu ≤ c has memory ≤ m" is a prefix minimum over cpu (Fenwick tree).
+        next.sort_by(|a, b| {
+            (a.used[2], a.used[3])
+                .cmp(&(b.used[2], b.used[3]))
+                .then(b.value.total_cmp(&a.value))
+                .then(a.used[0].cmp(&b.used[0]))
+                .then(a.used[1].cmp(&b.used[1]))
+        });
+        let mut kept: Vec<State> = Vec::with_capacity(next.len());
+        let mut start = 0;
+        while start < next.len() {
+            let key = (next[start].used[2], next[start].used[3]);
+            let end = start + next[start..].partition_point(|s| (s.used[2], s.used[3]) == key);
+            let group = &next[start..end];
+            let mut cpus: Vec<u64> = group.iter().map(|s| s.used[0]).collect();
+            cpus.sort_unstable();
+            cpus.dedup();
+            let mut tree = vec![u64::MAX; cpus.len() + 1];
+            for s in group {
+                let pos = cpus.partition_point(|c| *c <= s.used[0]);
+                let mut i = pos;
+                let mut min_mem = u64::MAX;
+                while i > 0 {
+                    min_mem = min_mem.min(tree[i]);
+                    i &= i - 1;
+                }
+                if min_mem <= s.used[1] {
+                    continue;
+                }
+                let mut i = pos;
+                while i < tree.len() {
+                    tree[i] = tree[i].min(s.used[1]);
+                    i += i & i.wrapping_neg();
+                }
+                kept.push(s.clone());
+            }
+            start = end;
+        }
+        states = kept;
+        if states.len() > state_limit {
+            let bound = |s: &State| s.value + slack(&s.used) + suffix[j + 1];
+            states.sort_by(|a, b| bound(b).total_cmp(&bound(a)));
+            for s in &states[state_limit..] {
+                open_bound = open_bound.max(bound(s));
+            }
+            states.truncate(state_limit);
+        }
+    }
+    let to_counts = |picks: &[(usize, u32)]| {
+        let mut counts = vec![0u32; input.len()];
+        for &(i, n) in picks {
+            counts[i] = n;
+        }
+        counts
+    };
+    // Every surviving state is a complete packing: offer the best few besides the best.
+    states.sort_by(|a, b| b.value.total_cmp(&a.value));
+    let alternatives = states
+        .iter()
+        .filter(|s| s.value < best.value)
+        .take(ALTERNATIVES)
+        .map(|s| (s.value, to_counts(&s.picks)))
+        .collect();
+    Solution {
+        value: best.value,
+        counts: to_counts(&best.picks),
+        upper_bound: best.value.max(target).max(open_bound),
+        nodes,
+        alternatives,
+    }
+}
+
 /// Multipliers for the Lagrangian bound: the optimal dual of the root LP relaxation
 /// `max Σ v_i x_i, Σ_i w_ik x_i ≤ cap_k, 0 ≤ x_i ≤ u_i`, i.e.
 /// `min λ·cap + Σ_i u_i μ_i` s.t. `λ·w_i + μ_i ≥ v_i`, `λ, μ ≥ 0`; with its value,
@@ -329,7 +498,7 @@ pub fn lp_multipliers(input: &[Item], cap: [u64; DIMS]) -> Option<([f64; DIMS], 
 /// The knapsack as a MILP for microlp's branch and bound (LP bound re-optimised at every
 /// node), for the few pricing problems the combinatorial search cannot close. Returns
 /// the proven upper bound, the best value and its counts.
-pub fn solve_mip(input: &[Item], cap: [u64; DIMS], node_limit: u64) -> Option<Solution> {
+pub fn solve_mip(input: &[Item], cap: [u64; DIMS], node_limit: u64, gap: f64) -> Option<Solution> {
     use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions};
     let mut prob = Problem::new(OptimizationDirection::Maximize);
     let mut vars = Vec::with_capacity(input.len());
@@ -355,6 +524,7 @@ pub fn solve_mip(input: &[Item], cap: [u64; DIMS], node_limit: u64) -> Option<So
     }
     let mut opts = SolveOptions::default();
     opts.node_limit = Some(node_limit);
+    opts.mip_gap = gap;
     let sol = prob.solve_with(opts).ok()?.into_solution().ok()?;
     let counts: Vec<u32> = vars
         .iter()
@@ -389,6 +559,7 @@ pub fn solve_mip(input: &[Item], cap: [u64; DIMS], node_limit: u64) -> Option<So
         // Safety margin for the solver's feasibility tolerance (1e-7 per row).
         upper_bound: bound * (1.0 + 1e-6) + 1e-9,
         nodes: usize::try_from(sol.stats().nodes_solved).unwrap_or(usize::MAX),
+        alternatives: Vec::new(),
     })
 }
 
@@ -463,6 +634,33 @@ mod tests {
                 v += it.value * f64::from(*c);
             }
             assert!((v - s.value).abs() < 1e-9);
+            // Dynamic programming with dominance agrees, with and without multipliers, and
+            // a tiny state budget still bounds the optimum.
+            let lambda = lp_multipliers(&items, cap).map_or([0.0; DIMS], |(l, _)| l);
+            for l in [lambda, [0.0; DIMS]] {
+                let d = solve_dp(&items, cap, l, 0.0, 1_000_000);
+                assert!((d.value - exact).abs() < 1e-9, "dp {} vs {exact}", d.value);
+                let dv: f64 = items
+                    .iter()
+                    .zip(&d.counts)
+                    .map(|(it, c)| it.value * f64::from(*c))
+                    .sum();
+                assert!((dv - d.value).abs() < 1e-9);
+                for (k, c) in cap.iter().enumerate() {
+                    let used: u64 = items
+                        .iter()
+                        .zip(&d.counts)
+                        .map(|(it, c)| it.weight[k] * u64::from(*c))
+                        .sum();
+                    assert!(used <= *c);
+                }
+                let t = solve_dp(&items, cap, l, 0.0, 1);
+                assert!(
+                    t.upper_bound + 1e-9 >= exact,
+                    "dp bound {} < {exact}",
+                    t.upper_bound
+                );
+            }
             // A tiny node budget still gives a valid upper bound.
             let t = solve(&items, cap, 1);
             assert!(t.upper_bound + 1e-9 >= exact, "{} < {exact}", t.upper_bound);

@@ -33,6 +33,15 @@ struct Pattern {
 /// option's larger budget to prove the bound).
 const HEURISTIC_NODES: usize = 64;
 const EPS: f64 = 1e-9;
+/// Relative tolerance of pricing: a pattern is only searched for where it could beat
+/// its configuration's price by more than this (the bound gives up at most as much).
+const PRICING_TOLERANCE: f64 = 0.003;
+/// Configurations with at most this many GPU slices are priced by dynamic programming.
+const DP_MAX_SLICES: u64 = 16;
+/// Partial packings the dynamic programme keeps alive when proving the bound.
+const DP_STATES: usize = 50_000;
+/// ... and while generating columns.
+const DP_BEAM: usize = 200;
 /// Branch-and-bound nodes for the MILP fallback of one pricing problem.
 const MIP_NODES: u64 = 2_000;
 /// Bound-proving passes that may still find columns before the loop stays exact.
@@ -40,7 +49,9 @@ const MAX_EXACT_PASSES: usize = 4;
 /// Final passes (with the MILP fallback) that may still add columns.
 const MAX_FINAL_PASSES: usize = 2;
 /// Column generation stops once the proven bound is this close to the master's value.
-const GAP_TOLERANCE: f64 = 0.002;
+const GAP_TOLERANCE: f64 = 0.005;
+/// Rounds with the full search (they dominate the running time) before closing.
+const MAX_FULL_ROUNDS: usize = 24;
 /// Weight of the best-bound duals in the pricing point.
 const SMOOTHING: f64 = 0.5;
 
@@ -76,7 +87,12 @@ fn pattern_fits(sp: &Space, cfg: &Config, counts: &[(usize, u32)]) -> bool {
     (0..4).all(|d| used[d] <= cfg.cap[d])
 }
 
-/// Best knapsack pattern for `cfg` under weights `y` and per-class bounds `limit`.
+/// A pattern found by pricing: its value under the pricing weights and its counts.
+type Found = (f64, Vec<(usize, u32)>);
+
+/// Pricing of one configuration under weights `y` and per-class bounds `limit`: the
+/// proven upper bound on any pattern's value, and the best patterns found (value, counts),
+/// best first.
 fn price(
     sp: &Space,
     cfg_idx: usize,
@@ -85,7 +101,7 @@ fn price(
     nodes: usize,
     exact: bool,
     mip: bool,
-) -> (f64, f64, Vec<(usize, u32)>) {
+) -> (f64, Vec<Found>) {
     let cfg = &sp.configs[cfg_idx];
     let items: Vec<Item> = cfg
         .eligible
@@ -96,39 +112,49 @@ fn price(
             max_count: max.min(limit[c]),
         })
         .collect();
-    let lambda = if exact {
+    let few_slices = cfg.cap[3] <= DP_MAX_SLICES;
+    let lambda = if exact || few_slices {
         knapsack::lp_multipliers(&items, cfg.cap).map(|(l, _)| l)
     } else {
         None
     };
-    let mut s = knapsack::solve_with(&items, cfg.cap, nodes, lambda, cfg.price);
-    if mip && s.upper_bound > cfg.price * (1.0 + 1e-7) && s.upper_bound > s.value * (1.0 + 1e-7) {
+    // Subtrees that cannot beat the price by more than the tolerance are not searched:
+    // column generation is then ε-optimal and the bound loses at most ε.
+    let target = cfg.price * (1.0 + PRICING_TOLERANCE);
+    let mut s = match lambda {
+        // Few slices, many classes: dynamic programming with dominance (a narrow beam
+        // while generating columns, a wide one to prove the bound).
+        Some(l) if few_slices => {
+            let states = if exact { DP_STATES } else { DP_BEAM };
+            knapsack::solve_dp(&items, cfg.cap, l, target, states)
+        }
+        _ => knapsack::solve_with(&items, cfg.cap, nodes, lambda, target),
+    };
+    if mip && s.upper_bound > target && s.upper_bound > s.value * (1.0 + 1e-7) {
         // The combinatorial search could not close the gap: let the MILP solver try.
-        if let Some(m) = knapsack::solve_mip(&items, cfg.cap, MIP_NODES)
+        if let Some(m) = knapsack::solve_mip(&items, cfg.cap, MIP_NODES, PRICING_TOLERANCE)
             && m.upper_bound < s.upper_bound
         {
-            let value = if m.value > s.value { m.value } else { s.value };
-            let counts = if m.value > s.value {
-                m.counts
-            } else {
-                s.counts
-            };
-            s = knapsack::Solution {
-                value,
-                counts,
-                upper_bound: m.upper_bound.max(value),
-                nodes: s.nodes + m.nodes,
-            };
+            s.upper_bound = m.upper_bound.max(s.value);
+            if m.value > s.value {
+                s.alternatives
+                    .insert(0, (s.value, std::mem::take(&mut s.counts)));
+                s.value = m.value;
+                s.counts = m.counts;
+            }
         }
     }
-    let counts: Vec<(usize, u32)> = cfg
-        .eligible
-        .iter()
-        .zip(&s.counts)
-        .filter(|(_, n)| **n > 0)
-        .map(|(&(c, _), &n)| (c, n))
-        .collect();
-    (s.value, s.upper_bound, counts)
+    let sparse = |counts: &[u32]| -> Vec<(usize, u32)> {
+        cfg.eligible
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(&(c, _), &n)| (c, n))
+            .collect()
+    };
+    let mut found = vec![(s.value, sparse(&s.counts))];
+    found.extend(s.alternatives.iter().map(|(v, c)| (*v, sparse(c))));
+    (s.upper_bound, found)
 }
 
 struct ColGen {
@@ -208,6 +234,7 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
     let mut phase = Phase::Heuristic;
     let mut smoothing = SMOOTHING;
     let mut closing = false;
+    let mut full_rounds = 0usize;
     let mut exact_passes = 0usize;
     let mut final_passes = 0usize;
     loop {
@@ -233,13 +260,15 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         let mut rho: f64 = 0.0;
         let mut cands: Vec<(f64, Pattern)> = Vec::new();
         for (qi, q) in sp.configs.iter().enumerate() {
-            let (value, ub, counts) = price(sp, qi, &y, &demand, nodes, exact, mip);
+            let (ub, found) = price(sp, qi, &y, &demand, nodes, exact, mip);
             rho = rho.max(ub / q.price);
-            let value_lp: f64 = counts.iter().map(|&(c, n)| y_lp[c] * f64::from(n)).sum();
-            if value > q.price * (1.0 + 1e-7) && value_lp > q.price * (1.0 + 1e-7) {
-                let p = Pattern { config: qi, counts };
-                if !cg.seen.contains(&p) {
-                    cands.push((value / q.price, p));
+            for (value, counts) in found {
+                let value_lp: f64 = counts.iter().map(|&(c, n)| y_lp[c] * f64::from(n)).sum();
+                if value > q.price * (1.0 + 1e-7) && value_lp > q.price * (1.0 + 1e-7) {
+                    let p = Pattern { config: qi, counts };
+                    if !cg.seen.contains(&p) {
+                        cands.push((value / q.price, p));
+                    }
                 }
             }
         }
@@ -281,6 +310,16 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
             smoothing = 0.0;
             continue;
         }
+        if phase != Phase::Heuristic {
+            full_rounds += 1;
+            if full_rounds >= MAX_FULL_ROUNDS && phase == Phase::Exact {
+                // The full search's budget is spent: one closing pass with the fallback.
+                closing = true;
+                phase = Phase::Final;
+                smoothing = 0.0;
+                continue;
+            }
+        }
         phase = match (phase, cands.is_empty()) {
             (Phase::Heuristic, true) => Phase::Exact,
             (Phase::Heuristic, false) => Phase::Heuristic,
@@ -308,9 +347,11 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         cands.truncate(nc.clamp(8, 64));
         let mut failed = false;
         for (_, p) in cands {
+            if !cg.seen.insert(p.clone()) {
+                continue;
+            }
             let r = row(&p);
             let cost = sp.configs[p.config].price;
-            cg.seen.insert(p.clone());
             cg.patterns.push(p);
             match sol
                 .clone()
