@@ -33,8 +33,8 @@ fn alibaba_samples_are_valid_and_near_their_bound() {
         assert_eq!(s.placed_pods, 200, "{name}: {:?}", plan.unplaced);
         assert!(s.lower_bound_hourly_cost > 0.0);
         let ratio = s.hourly_cost / s.lower_bound_hourly_cost;
-        // Measured 1.02–1.05 on these samples (README); the target of 1.02 applies to
-        // the 2,000-pod samples, reported by the benchmark.
+        // Measured 1.018–1.049 on these samples (README, seed 1); the target of 1.02
+        // applies to the 2,000-pod samples and full lists, reported by the benchmark.
         assert!(ratio <= 1.08, "{name}: cost/bound = {ratio:.4}");
         assert!(s.hourly_cost <= s.dedicated_hourly_cost + 1e-9, "{name}");
     }
