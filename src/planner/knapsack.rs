@@ -306,11 +306,15 @@ pub fn solve_dp(
     target: f64,
     state_limit: usize,
 ) -> Solution {
-    #[derive(Clone)]
+    /// A partial packing. Its picks are a chain in `arena` (`node`, 0 = none), plus the
+    /// pick of the current layer (`n` copies of the layer's item) not yet in the arena,
+    /// so that states stay `Copy` and packings dropped by dominance cost no allocation.
+    #[derive(Clone, Copy)]
     struct State {
         used: [u64; DIMS],
         value: f64,
-        picks: Vec<(usize, u32)>,
+        node: u32,
+        n: u32,
     }
     let reduced = |it: &Item| {
         it.value
@@ -340,20 +344,31 @@ pub fn solve_dp(
             .map(|k| lambda[k] * (cap[k] - used[k]) as f64)
             .sum()
     };
-    let mut best = State {
+    // Pick chains: (parent node, item, count); node 0 is the empty packing.
+    let mut arena: Vec<(u32, u32, u32)> = vec![(0, 0, 0)];
+    let push = |arena: &mut Vec<(u32, u32, u32)>, parent: u32, idx: usize, n: u32| -> u32 {
+        arena.push((parent, u32::try_from(idx).unwrap_or(u32::MAX), n));
+        u32::try_from(arena.len() - 1).unwrap_or(u32::MAX)
+    };
+    let empty = State {
         used: [0; DIMS],
         value: 0.0,
-        picks: Vec::new(),
+        node: 0,
+        n: 0,
     };
-    let mut states = vec![best.clone()];
+    let mut best = empty;
+    let mut states = vec![empty];
+    let mut next: Vec<State> = Vec::new();
+    let mut cpus: Vec<u64> = Vec::new();
+    let mut tree: Vec<u64> = Vec::new();
     let mut nodes = 0usize;
     let mut open_bound = 0.0f64;
     for (j, &idx) in order.iter().enumerate() {
         let it = &input[idx];
         let threshold = best.value.max(target) * (1.0 + 1e-12);
-        let mut next: Vec<State> = Vec::with_capacity(states.len() * 2);
+        next.clear();
         for st in &states {
-            let mut cur = st.clone();
+            let mut cur = *st;
             for n in 0..=it.max_count {
                 if n > 0 {
                     let fits = (0..DIMS).all(|k| cur.used[k] + it.weight[k] <= cap[k]);
@@ -365,40 +380,39 @@ pub fn solve_dp(
                     }
                     cur.value += it.value;
                     if cur.value > best.value {
-                        best = cur.clone();
-                        best.picks.push((idx, n));
+                        best = cur;
+                        best.node = push(&mut arena, st.node, idx, n);
+                        best.n = 0;
                     }
                 }
                 nodes += 1;
                 if cur.value + slack(&cur.used) + suffix[j + 1] > threshold {
-                    let mut keep = cur.clone();
-                    if n > 0 {
-                        keep.picks.push((idx, n));
-                    }
-                    next.push(keep);
+                    next.push(State { n, ..cur });
                 }
             }
         }
         // Dominance among packings with the same pod slots and GPU slices: by value
         // descending, drop one when a kept one uses no more cpu and no more memory.
         // "Kept with cpu ≤ c has memory ≤ m" is a prefix minimum over cpu (Fenwick tree).
-        next.sort_by(|a, b| {
+        next.sort_unstable_by(|a, b| {
             (a.used[2], a.used[3])
                 .cmp(&(b.used[2], b.used[3]))
                 .then(b.value.total_cmp(&a.value))
                 .then(a.used[0].cmp(&b.used[0]))
                 .then(a.used[1].cmp(&b.used[1]))
         });
-        let mut kept: Vec<State> = Vec::with_capacity(next.len());
+        states.clear();
         let mut start = 0;
         while start < next.len() {
             let key = (next[start].used[2], next[start].used[3]);
             let end = start + next[start..].partition_point(|s| (s.used[2], s.used[3]) == key);
             let group = &next[start..end];
-            let mut cpus: Vec<u64> = group.iter().map(|s| s.used[0]).collect();
+            cpus.clear();
+            cpus.extend(group.iter().map(|s| s.used[0]));
             cpus.sort_unstable();
             cpus.dedup();
-            let mut tree = vec![u64::MAX; cpus.len() + 1];
+            tree.clear();
+            tree.resize(cpus.len() + 1, u64::MAX);
             for s in group {
                 let pos = cpus.partition_point(|c| *c <= s.used[0]);
                 let mut i = pos;
@@ -415,24 +429,32 @@ pub fn solve_dp(
                     tree[i] = tree[i].min(s.used[1]);
                     i += i & i.wrapping_neg();
                 }
-                kept.push(s.clone());
+                states.push(*s);
             }
             start = end;
         }
-        states = kept;
         if states.len() > state_limit {
             let bound = |s: &State| s.value + slack(&s.used) + suffix[j + 1];
-            states.sort_by(|a, b| bound(b).total_cmp(&bound(a)));
+            states.select_nth_unstable_by(state_limit, |a, b| bound(b).total_cmp(&bound(a)));
             for s in &states[state_limit..] {
                 open_bound = open_bound.max(bound(s));
             }
             states.truncate(state_limit);
         }
+        // Only the survivors' picks of this layer enter the arena.
+        for s in &mut states {
+            if s.n > 0 {
+                s.node = push(&mut arena, s.node, idx, s.n);
+                s.n = 0;
+            }
+        }
     }
-    let to_counts = |picks: &[(usize, u32)]| {
+    let to_counts = |mut node: u32| {
         let mut counts = vec![0u32; input.len()];
-        for &(i, n) in picks {
-            counts[i] = n;
+        while node != 0 {
+            let (parent, i, n) = arena[node as usize];
+            counts[i as usize] = n;
+            node = parent;
         }
         counts
     };
@@ -442,11 +464,11 @@ pub fn solve_dp(
         .iter()
         .filter(|s| s.value < best.value)
         .take(ALTERNATIVES)
-        .map(|s| (s.value, to_counts(&s.picks)))
+        .map(|s| (s.value, to_counts(s.node)))
         .collect();
     Solution {
         value: best.value,
-        counts: to_counts(&best.picks),
+        counts: to_counts(best.node),
         upper_bound: best.value.max(target).max(open_bound),
         nodes,
         alternatives,

@@ -41,7 +41,7 @@ const DP_MAX_SLICES: u64 = 16;
 /// Partial packings the dynamic programme keeps alive when proving the bound.
 const DP_STATES: usize = 50_000;
 /// ... and while generating columns.
-const DP_BEAM: usize = 200;
+const DP_BEAM: usize = 1000;
 /// Branch-and-bound nodes for the MILP fallback of one pricing problem.
 const MIP_NODES: u64 = 2_000;
 /// Bound-proving passes that may still find columns before the loop stays exact.
@@ -51,7 +51,16 @@ const MAX_FINAL_PASSES: usize = 2;
 /// Column generation stops once the proven bound is this close to the master's value.
 const GAP_TOLERANCE: f64 = 0.005;
 /// Rounds with the full search (they dominate the running time) before closing.
-const MAX_FULL_ROUNDS: usize = 24;
+const MAX_FULL_ROUNDS: usize = 8;
+/// Partial pricing: configurations that produced a column within this many rounds are
+/// always priced ...
+const PARTIAL_RECENT: usize = 3;
+/// ... and one in this many of the others, in rotation.
+const PARTIAL_ROTATION: usize = 8;
+/// Tailing off: the cheap search counts as done when the master improved by less than
+/// this fraction over this many rounds.
+const STALL_IMPROVEMENT: f64 = 0.0005;
+const STALL_ROUNDS: usize = 10;
 /// Weight of the best-bound duals in the pricing point.
 const SMOOTHING: f64 = 0.5;
 
@@ -237,6 +246,13 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
     let mut full_rounds = 0usize;
     let mut exact_passes = 0usize;
     let mut final_passes = 0usize;
+    // Partial pricing: while generating columns cheaply, price only the configurations
+    // that produced columns lately and a rotating share of the others; a round that
+    // finds nothing is repeated with all of them before anything is concluded.
+    let mut useful_at = vec![0usize; sp.configs.len()];
+    let mut force_full = true;
+    // Master values of the cheap rounds since the last full search (tailing-off test).
+    let mut cheap_values: Vec<f64> = Vec::new();
     loop {
         cg.rounds += 1;
         let y_lp: Vec<f64> = vars.iter().map(|v| sol.var_value(*v).max(0.0)).collect();
@@ -259,7 +275,14 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         };
         let mut rho: f64 = 0.0;
         let mut cands: Vec<(f64, Pattern)> = Vec::new();
+        let partial = phase == Phase::Heuristic && !force_full;
         for (qi, q) in sp.configs.iter().enumerate() {
+            if partial
+                && useful_at[qi] + PARTIAL_RECENT < cg.rounds
+                && !(qi + cg.rounds).is_multiple_of(PARTIAL_ROTATION)
+            {
+                continue;
+            }
             let (ub, found) = price(sp, qi, &y, &demand, nodes, exact, mip);
             rho = rho.max(ub / q.price);
             for (value, counts) in found {
@@ -268,11 +291,18 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
                     let p = Pattern { config: qi, counts };
                     if !cg.seen.contains(&p) {
                         cands.push((value / q.price, p));
+                        useful_at[qi] = cg.rounds;
                     }
                 }
             }
         }
-        if rho > 0.0 {
+        if partial && cands.is_empty() {
+            force_full = true;
+            continue;
+        }
+        force_full = false;
+        // A partial round's ρ does not cover every configuration: no bound from it.
+        if rho > 0.0 && !partial {
             let lb = dual_obj / rho.max(1.0) * (1.0 - 1e-9);
             if lb > cg.lower_bound {
                 cg.lower_bound = lb;
@@ -302,7 +332,7 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         if cg.rounds >= opts.max_rounds {
             // Out of rounds: one last pass with the full search (no new columns) so the
             // bound reflects the duals reached, not the cheap pricing's loose one.
-            if phase == Phase::Final {
+            if phase == Phase::Final || !opts.prove_bound {
                 break;
             }
             closing = true;
@@ -320,7 +350,19 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
                 continue;
             }
         }
-        phase = match (phase, cands.is_empty()) {
+        // Tailing off: the cheap search still finds columns but the master barely moves;
+        // a full search gives the bound (and the columns the cheap one misses) sooner.
+        let stalled = phase == Phase::Heuristic && {
+            cheap_values.push(cg.lp_value);
+            let n = cheap_values.len();
+            n > STALL_ROUNDS
+                && cg.lp_value >= cheap_values[n - 1 - STALL_ROUNDS] * (1.0 - STALL_IMPROVEMENT)
+        };
+        if phase != Phase::Heuristic {
+            cheap_values.clear();
+        }
+        phase = match (phase, cands.is_empty() || stalled) {
+            (Phase::Heuristic, true) if !opts.prove_bound => break,
             (Phase::Heuristic, true) => Phase::Exact,
             (Phase::Heuristic, false) => Phase::Heuristic,
             (Phase::Exact, true) => Phase::Final,

@@ -46,6 +46,10 @@ pub struct PlanOptions {
     pub knapsack_nodes: usize,
     /// Also plan the same demand without sharing (for `dedicatedHourlyCost`).
     pub dedicated: bool,
+    /// Prove the lower bound with the full pricing search. Off, column generation stops
+    /// when the cheap search finds no more columns: faster, and the reported bound (still
+    /// valid) is weaker. The dedicated comparison plan always runs with it off.
+    pub prove_bound: bool,
 }
 
 impl Default for PlanOptions {
@@ -60,6 +64,7 @@ impl Default for PlanOptions {
             max_rounds: 200,
             knapsack_nodes: 2_000,
             dedicated: true,
+            prove_bound: true,
         }
     }
 }
@@ -154,6 +159,7 @@ pub fn plan(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Plan
     let dedicated = if opts.dedicated {
         let ded_items: Vec<DemandItem> = items.iter().map(dedicated_item).collect();
         let mut ded_opts = opts.clone();
+        ded_opts.prove_bound = false;
         ded_opts.pools = effective_pools(opts)
             .into_iter()
             .map(|mut p| {
