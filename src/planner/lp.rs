@@ -31,7 +31,7 @@ struct Pattern {
 
 /// Search nodes per knapsack while generating columns (the final pass uses the
 /// option's larger budget to prove the bound).
-const HEURISTIC_NODES: usize = 64;
+const HEURISTIC_NODES: usize = 512;
 const EPS: f64 = 1e-9;
 /// Relative tolerance of pricing: a pattern is only searched for where it could beat
 /// its configuration's price by more than this (the bound gives up at most as much).
@@ -61,6 +61,10 @@ const PARTIAL_ROTATION: usize = 8;
 /// this fraction over this many rounds.
 const STALL_IMPROVEMENT: f64 = 0.0005;
 const STALL_ROUNDS: usize = 10;
+/// Column-generation rounds for the residual demand while rounding.
+const RESIDUAL_ROUNDS: usize = 40;
+/// Diving steps after which columns are generated for the residual.
+const RESIDUAL_REFRESHES: usize = 3;
 /// Weight of the best-bound duals in the pricing point.
 const SMOOTHING: f64 = 0.5;
 
@@ -196,13 +200,18 @@ fn homogeneous(sp: &Space, c: usize, limit: u32) -> Option<Pattern> {
     })
 }
 
-fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
-    let nc = sp.classes.len();
-    let demand: Vec<u32> = sp
-        .classes
+/// Pods per class.
+fn class_demand(sp: &Space) -> Vec<u32> {
+    sp.classes
         .iter()
         .map(|c| u32::try_from(c.items.len()).unwrap_or(u32::MAX))
-        .collect();
+        .collect()
+}
+
+/// Column generation for covering `demand`, starting from `seed` (trimmed to it) and the
+/// homogeneous patterns.
+fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pattern]) -> ColGen {
+    let nc = sp.classes.len();
     let mut cg = ColGen {
         patterns: Vec::new(),
         seen: HashSet::new(),
@@ -212,6 +221,13 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         rounds: 0,
         converged: false,
     };
+    for p in seed {
+        if let Some(t) = trim(p, demand)
+            && cg.seen.insert(t.clone())
+        {
+            cg.patterns.push(t);
+        }
+    }
     for (c, &d) in demand.iter().enumerate() {
         if let Some(p) = homogeneous(sp, c, d)
             && cg.seen.insert(p.clone())
@@ -267,7 +283,7 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
         } else {
             y_lp.clone()
         };
-        let dual_obj: f64 = y.iter().zip(&demand).map(|(y, d)| y * f64::from(*d)).sum();
+        let dual_obj: f64 = y.iter().zip(demand).map(|(y, d)| y * f64::from(*d)).sum();
         let (nodes, exact, mip) = match phase {
             Phase::Heuristic => (HEURISTIC_NODES, false, false),
             Phase::Exact => (opts.knapsack_nodes, true, false),
@@ -283,7 +299,7 @@ fn column_generation(sp: &Space, opts: &PlanOptions) -> ColGen {
             {
                 continue;
             }
-            let (ub, found) = price(sp, qi, &y, &demand, nodes, exact, mip);
+            let (ub, found) = price(sp, qi, &y, demand, nodes, exact, mip);
             rho = rho.max(ub / q.price);
             for (value, counts) in found {
                 let value_lp: f64 = counts.iter().map(|&(c, n)| y_lp[c] * f64::from(n)).sum();
@@ -463,12 +479,11 @@ fn take(p: &Pattern, residual: &mut [u32]) -> Option<Pattern> {
 
 /// Diving: fix whole copies of patterns from the LP solution, re-solve the residual,
 /// and when nothing is whole, fix one copy of the largest fractional pattern.
-fn round(sp: &Space, patterns: &[Pattern]) -> Vec<Pattern> {
-    let mut residual: Vec<u32> = sp
-        .classes
-        .iter()
-        .map(|c| u32::try_from(c.items.len()).unwrap_or(u32::MAX))
-        .collect();
+/// After each of the first fixing steps, columns are generated again for what is left
+/// (cheap pricing only), since the leftovers mix in ways the full demand's columns may not.
+fn round(sp: &Space, patterns: &[Pattern], opts: &PlanOptions) -> Vec<Pattern> {
+    let mut residual = class_demand(sp);
+    let mut refreshes = 0usize;
     let mut chosen = Vec::new();
     let mut pool: Vec<Pattern> = patterns.to_vec();
     let mut guard = 0usize;
@@ -527,6 +542,14 @@ fn round(sp: &Space, patterns: &[Pattern]) -> Vec<Pattern> {
         if !fixed && let Some(&i) = order.first() {
             chosen.extend(take(&cur[i], &mut residual));
         }
+        if refreshes < RESIDUAL_REFRESHES && residual.iter().any(|r| *r > 0) {
+            refreshes += 1;
+            let mut o = opts.clone();
+            o.prove_bound = false;
+            o.max_rounds = RESIDUAL_ROUNDS;
+            let cg = column_generation(sp, &o, &residual, &cur);
+            cur.extend(cg.patterns);
+        }
         pool = cur;
     }
     chosen
@@ -574,8 +597,8 @@ pub(crate) fn solve(
             },
         };
     }
-    let cg = column_generation(sp, opts);
-    let mut chosen = round(sp, &cg.patterns);
+    let cg = column_generation(sp, opts, &class_demand(sp), &[]);
+    let mut chosen = round(sp, &cg.patterns, opts);
     downsize(sp, &mut chosen);
 
     // Deterministic node order, then hand out concrete pods class by class.
