@@ -37,7 +37,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn run(label: &str, items: &[DemandItem], reps: usize) {
     let cat = catalog::embedded().expect("catalog");
-    let opts = PlanOptions::default();
+    let opts = PlanOptions {
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..PlanOptions::default()
+    };
     let mut times = Vec::new();
     let mut plan = None;
     for _ in 0..reps {

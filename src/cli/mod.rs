@@ -313,6 +313,7 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
         daemonset_overhead: add_overhead(inputs.daemonset_overhead, flag_overhead),
         pools,
         default_replicas,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..PlanOptions::default()
     };
     let plan = planner::plan(&cat, &inputs.items, &opts);

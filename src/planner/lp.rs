@@ -200,6 +200,42 @@ fn homogeneous(sp: &Space, c: usize, limit: u32) -> Option<Pattern> {
     })
 }
 
+/// Prices the configurations `todo` with up to `threads` scoped threads (configurations
+/// dealt round-robin); results come back in the order of `todo`, so the outcome does not
+/// depend on the number of threads.
+fn price_all<F>(todo: &[usize], threads: usize, f: F) -> Vec<(f64, Vec<Found>)>
+where
+    F: Fn(usize) -> (f64, Vec<Found>) + Sync,
+{
+    let threads = threads.clamp(1, todo.len().max(1));
+    if threads == 1 {
+        return todo.iter().map(|&qi| f(qi)).collect();
+    }
+    let mut out: Vec<Option<(f64, Vec<Found>)>> = vec![None; todo.len()];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let f = &f;
+                scope.spawn(move || {
+                    (t..todo.len())
+                        .step_by(threads)
+                        .map(|i| (i, f(todo[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            // A pricing thread only panics on a bug; re-raise it on the caller's thread.
+            let part = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            for (i, r) in part {
+                out[i] = Some(r);
+            }
+        }
+    });
+    // Every index was dealt to exactly one thread above.
+    out.into_iter().flatten().collect()
+}
+
 /// Pods per class.
 fn class_demand(sp: &Space) -> Vec<u32> {
     sp.classes
@@ -292,14 +328,18 @@ fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pat
         let mut rho: f64 = 0.0;
         let mut cands: Vec<(f64, Pattern)> = Vec::new();
         let partial = phase == Phase::Heuristic && !force_full;
-        for (qi, q) in sp.configs.iter().enumerate() {
-            if partial
-                && useful_at[qi] + PARTIAL_RECENT < cg.rounds
-                && !(qi + cg.rounds).is_multiple_of(PARTIAL_ROTATION)
-            {
-                continue;
-            }
-            let (ub, found) = price(sp, qi, &y, demand, nodes, exact, mip);
+        let todo: Vec<usize> = (0..sp.configs.len())
+            .filter(|&qi| {
+                !partial
+                    || useful_at[qi] + PARTIAL_RECENT >= cg.rounds
+                    || (qi + cg.rounds).is_multiple_of(PARTIAL_ROTATION)
+            })
+            .collect();
+        let priced = price_all(&todo, opts.threads, |qi| {
+            price(sp, qi, &y, demand, nodes, exact, mip)
+        });
+        for (&qi, (ub, found)) in todo.iter().zip(priced) {
+            let q = &sp.configs[qi];
             rho = rho.max(ub / q.price);
             for (value, counts) in found {
                 let value_lp: f64 = counts.iter().map(|&(c, n)| y_lp[c] * f64::from(n)).sum();

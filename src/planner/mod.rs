@@ -50,6 +50,9 @@ pub struct PlanOptions {
     /// when the cheap search finds no more columns: faster, and the reported bound (still
     /// valid) is weaker. The dedicated comparison plan always runs with it off.
     pub prove_bound: bool,
+    /// Threads that price configurations in parallel (1 = on the caller's thread). The
+    /// plan does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for PlanOptions {
@@ -65,6 +68,7 @@ impl Default for PlanOptions {
             knapsack_nodes: 2_000,
             dedicated: true,
             prove_bound: true,
+            threads: 1,
         }
     }
 }

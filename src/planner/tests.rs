@@ -139,6 +139,12 @@ fn deterministic() {
     let p2 = plan(&cat, &items, &opts);
     assert_eq!(p1, p2);
     assert_valid(&p1, &cat, &items, &opts);
+    // Parallel pricing merges results in configuration order: same plan.
+    let threaded = PlanOptions {
+        threads: 3,
+        ..PlanOptions::default()
+    };
+    assert_eq!(plan(&cat, &items, &threaded), p1);
 }
 
 #[test]
