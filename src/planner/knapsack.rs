@@ -344,7 +344,10 @@ pub fn solve_dp(
             .map(|k| lambda[k] * (cap[k] - used[k]) as f64)
             .sum()
     };
-    // Pick chains: (parent node, item, count); node 0 is the empty packing.
+    // Pick chains: (parent node, item, count); node 0 is the empty packing. The arena
+    // holds at most one entry per surviving state per layer (≤ items × state_limit, far
+    // below u32::MAX for any catalog), and item indices are class counts: the
+    // conversions below cannot saturate.
     let mut arena: Vec<(u32, u32, u32)> = vec![(0, 0, 0)];
     let push = |arena: &mut Vec<(u32, u32, u32)>, parent: u32, idx: usize, n: u32| -> u32 {
         arena.push((parent, u32::try_from(idx).unwrap_or(u32::MAX), n));

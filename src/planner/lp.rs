@@ -408,15 +408,14 @@ fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pat
         }
         // Tailing off: the cheap search still finds columns but the master barely moves;
         // a full search gives the bound (and the columns the cheap one misses) sooner.
-        let stalled = phase == Phase::Heuristic && {
+        if phase == Phase::Heuristic {
             cheap_values.push(cg.lp_value);
-            let n = cheap_values.len();
-            n > STALL_ROUNDS
-                && cg.lp_value >= cheap_values[n - 1 - STALL_ROUNDS] * (1.0 - STALL_IMPROVEMENT)
-        };
-        if phase != Phase::Heuristic {
+        } else {
             cheap_values.clear();
         }
+        let n = cheap_values.len();
+        let stalled = n > STALL_ROUNDS
+            && cg.lp_value >= cheap_values[n - 1 - STALL_ROUNDS] * (1.0 - STALL_IMPROVEMENT);
         phase = match (phase, cands.is_empty() || stalled) {
             (Phase::Heuristic, true) if !opts.prove_bound => break,
             (Phase::Heuristic, true) => Phase::Exact,
