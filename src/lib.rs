@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demand;
+pub mod karpenter;
 pub mod model;
 pub mod planner;
 pub mod trace;
