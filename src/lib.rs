@@ -13,4 +13,5 @@ pub mod demand;
 pub mod karpenter;
 pub mod model;
 pub mod planner;
+pub mod render;
 pub mod trace;

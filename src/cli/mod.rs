@@ -15,6 +15,7 @@ use crate::config;
 use crate::demand::{self, Inputs, LoadOptions};
 use crate::model::{CapacityType, Catalog, MIB, Pool, ReplicaPolicy, quantity};
 use crate::planner::{self, PlanOptions};
+use crate::render;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +32,8 @@ pub struct Cli {
 enum Command {
     /// Dry-run capacity planning: read pending GPU pods and print the cheapest plan.
     Plan(PlanArgs),
+    /// Print the Kubernetes objects (multi-document YAML) that make Karpenter launch the plan.
+    Render(RenderArgs),
     /// Print the instance catalog in use (types, GPUs, allocatable, prices and their source).
     Catalog(CatalogArgs),
 }
@@ -62,6 +65,68 @@ struct CatalogSource {
 
 #[derive(Debug, Args)]
 struct PlanArgs {
+    #[command(flatten)]
+    input: PlanInput,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum EmissionArg {
+    Auto,
+    Overlay,
+    Static,
+    Nodeclaim,
+    V1beta1,
+    V1alpha5,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum AmiFamilyArg {
+    Bottlerocket,
+    Al2023,
+    Al2,
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    #[command(flatten)]
+    input: PlanInput,
+    /// Emission mode; auto = each NodePool's gpu-slicer.io/emission annotation, else by --karpenter-version.
+    #[arg(long, value_enum, default_value = "auto")]
+    emission: EmissionArg,
+    /// Karpenter version the objects are for (auto: <=0.32 v1alpha5, 0.33-0.37 v1beta1, 1.0-1.6 nodeclaim, >=1.7 overlay).
+    #[arg(long, value_name = "X.Y", default_value = "1.14")]
+    karpenter_version: String,
+    /// AMI family of the node classes gpu-slicer generates.
+    #[arg(long, value_enum, default_value = "al2023")]
+    ami_family: AmiFamilyArg,
+    /// AMI version in the generated amiSelectorTerms alias (pin one in production).
+    #[arg(long, value_name = "VERSION", default_value = "latest")]
+    ami_version: String,
+    /// Cluster name: subnets and security groups tagged karpenter.sh/discovery=<name>.
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+    /// IAM role of generated EC2NodeClasses (default KarpenterNodeRole-<cluster>).
+    #[arg(long, value_name = "ROLE")]
+    node_role: Option<String>,
+    /// Instance profile of generated AWSNodeTemplates (default KarpenterNodeInstanceProfile-<cluster>).
+    #[arg(long, value_name = "NAME")]
+    instance_profile: Option<String>,
+    /// Name of the device-plugin ConfigMap gpu-slicer writes.
+    #[arg(long, value_name = "NAME", default_value = render::DEVICE_PLUGIN_CONFIGMAP)]
+    configmap_name: String,
+    /// Namespace of that ConfigMap (the NVIDIA device plugin's namespace).
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    configmap_namespace: String,
+    /// Write failRequestsGreaterThanOne: true in the time-slicing profiles.
+    #[arg(long)]
+    fail_requests_greater_than_one: bool,
+}
+
+#[derive(Debug, Args)]
+struct PlanInput {
     /// Kubernetes YAML/JSON: a file, a directory (its *.yaml, *.yml, *.json), or - for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     filenames: Vec<String>,
@@ -89,9 +154,6 @@ struct PlanArgs {
     /// Name of the NVIDIA device plugin's ConfigMap among the inputs.
     #[arg(long, value_name = "NAME", default_value = demand::DEFAULT_DEVICE_PLUGIN_CONFIGMAP)]
     device_plugin_configmap: String,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +201,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Plan(a) => plan(a),
+        Command::Render(a) => render_cmd(a),
         Command::Catalog(a) => catalog_cmd(a),
     }
 }
@@ -234,7 +297,79 @@ fn read_inputs(paths: &[String], opts: &LoadOptions) -> Result<Inputs, Failure> 
     Ok(inputs)
 }
 
+/// Everything one planning run read and decided.
+struct Planned {
+    catalog: Catalog,
+    inputs: Inputs,
+    opts: PlanOptions,
+    plan: planner::Plan,
+}
+
 fn plan(a: PlanArgs) -> Result<(), Failure> {
+    let Planned {
+        catalog: cat,
+        opts,
+        plan,
+        ..
+    } = make_plan(&a.input)?;
+    let text = match a.output {
+        Output::Table => output::plan_table(&plan, &cat, &opts),
+        Output::Json => serde_json::to_string_pretty(&plan).map_err(bad_input)? + "\n",
+        Output::Yaml => serde_saphyr::to_string(&plan).map_err(bad_input)?,
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
+    let karpenter_version =
+        render::KarpenterVersion::parse(&a.karpenter_version).ok_or_else(|| {
+            usage(format!(
+                "--karpenter-version: {:?} is not a version like 1.14 or 0.32.10",
+                a.karpenter_version
+            ))
+        })?;
+    let opts = render::RenderOptions {
+        emission: match a.emission {
+            EmissionArg::Auto => render::Emission::Auto,
+            EmissionArg::Overlay => render::Emission::Overlay,
+            EmissionArg::Static => render::Emission::Static,
+            EmissionArg::Nodeclaim => render::Emission::NodeClaim,
+            EmissionArg::V1beta1 => render::Emission::V1beta1,
+            EmissionArg::V1alpha5 => render::Emission::V1alpha5,
+        },
+        karpenter_version,
+        ami_family: match a.ami_family {
+            AmiFamilyArg::Bottlerocket => render::AmiFamily::Bottlerocket,
+            AmiFamilyArg::Al2023 => render::AmiFamily::Al2023,
+            AmiFamilyArg::Al2 => render::AmiFamily::Al2,
+        },
+        ami_version: a.ami_version.clone(),
+        cluster_name: a
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| render::CLUSTER_PLACEHOLDER.to_string()),
+        node_role: a.node_role.clone(),
+        instance_profile: a.instance_profile.clone(),
+        configmap_namespace: a.configmap_namespace.clone(),
+        configmap_name: a.configmap_name.clone(),
+        fail_requests_greater_than_one: a.fail_requests_greater_than_one,
+    };
+    let p = make_plan(&a.input)?;
+    let frame = render::Frame {
+        pools: &p.inputs.pools,
+        ec2nodeclasses: &p.inputs.ec2nodeclasses,
+        device_plugin: p.inputs.device_plugin.as_ref(),
+    };
+    let rendered = render::render(&p.plan, &p.catalog, frame, &opts).map_err(bad_input)?;
+    for n in &rendered.notes {
+        eprintln!("note: {n}");
+    }
+    print!("{}", rendered.to_yaml().map_err(bad_input)?);
+    Ok(())
+}
+
+fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
     let cat = load_catalog(&a.source)?;
     let flag_overhead = match &a.source.daemonset_overhead {
         Some(s) => parse_overhead(s)?,
@@ -317,13 +452,12 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
         ..PlanOptions::default()
     };
     let plan = planner::plan(&cat, &inputs.items, &opts);
-    let text = match a.output {
-        Output::Table => output::plan_table(&plan, &cat, &opts),
-        Output::Json => serde_json::to_string_pretty(&plan).map_err(bad_input)? + "\n",
-        Output::Yaml => serde_saphyr::to_string(&plan).map_err(bad_input)?,
-    };
-    print!("{text}");
-    Ok(())
+    Ok(Planned {
+        catalog: cat,
+        inputs,
+        opts,
+        plan,
+    })
 }
 
 fn catalog_cmd(a: CatalogArgs) -> Result<(), Failure> {

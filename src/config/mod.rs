@@ -24,6 +24,7 @@ pub use device_plugin::{
     DevicePluginConfig, SharingProfile, SharingStrategy, device_plugin_from_configmap,
     parse_device_plugin_config,
 };
+pub(crate) use nodepool::parse_taint;
 pub use nodepool::{DEFAULT_MAX_REPLICAS, parse_replicas_flag, pool_from_nodepool};
 
 use std::fmt;

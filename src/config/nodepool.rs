@@ -437,7 +437,7 @@ fn parse_requirement(v: &Value, here: &str) -> Result<Requirement, FieldError> {
     })
 }
 
-fn parse_taint(v: &Value, here: &str) -> Result<Taint, FieldError> {
+pub(crate) fn parse_taint(v: &Value, here: &str) -> Result<Taint, FieldError> {
     let map = as_map(v, here)?;
     check_entry_keys(map, here, TAINT_KEYS, "taint")?;
     let key = req_str(map, "key", &join(here, "key"))?.to_string();

@@ -1,0 +1,904 @@
+//! `render`: a plan → the Kubernetes objects that make Karpenter launch exactly that
+//! capacity, on nodes that come up already time-sliced. Pure: plan, frame and options in,
+//! typed objects (serialised to JSON values) out.
+//!
+//! Planned nodes are grouped by (pool, replicas per GPU, zone). Each group becomes, by
+//! emission mode (CONTRACT.md, "Emission modes"):
+//!
+//! | mode | objects per group |
+//! |---|---|
+//! | `overlay` | NodePool v1 pinned to the planned types and capacity types, limit `nvidia.com/gpu` = planned slices; a NodeOverlay v1alpha1 per GPU count with `nvidia.com/gpu` = count × R |
+//! | `static` | a static NodePool v1 (`replicas`, `limits.nodes`) per planned (type, capacity type), each with its NodeOverlay |
+//! | `nodeclaim` | a NodeClaim v1 per planned node, one type and capacity type each, `expireAfter: Never` |
+//! | `v1beta1` | NodePool v1beta1 pinned to the planned types, limit `nvidia.com/gpu` = planned physical GPUs |
+//! | `v1alpha5` | Provisioner v1alpha5 + AWSNodeTemplate v1alpha1, limit `nvidia.com/gpu` = planned physical GPUs |
+//!
+//! plus the node class (an EC2NodeClass of the mode's version, generated or derived from
+//! the user's), and once for all groups the device-plugin ConfigMap with a key per
+//! profile. Names are stable: derived from the pool, the profile, the zone and (for static
+//! pools and NodeClaims) the type and ordinal, never random, so a new plan updates the
+//! same objects in place.
+
+pub mod bootstrap;
+mod deviceplugin;
+mod frame;
+mod legacy;
+mod v1;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::config::DevicePluginConfig;
+use crate::model::{
+    CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, TaintEffect, labels, profile_name,
+    quantity,
+};
+use crate::planner::{Plan, PlannedNode};
+
+pub use deviceplugin::{ChartConfig, ChartValues, DEVICE_PLUGIN_CONFIGMAP, config_text};
+
+/// Label every object gpu-slicer creates carries; it never touches an object without it.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY`].
+pub const MANAGER: &str = "gpu-slicer";
+/// Object label naming the pool an object was generated for.
+pub const POOL_LABEL: &str = "gpu-slicer.io/pool";
+/// Node label the NVIDIA device plugin reads to pick its config.
+pub const DEVICE_PLUGIN_CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
+/// Node label: the gpu-slicer profile (`ts-r4`).
+pub const PROFILE_LABEL: &str = "gpu-slicer.io/profile";
+/// Node label: replicas per GPU.
+pub const REPLICAS_LABEL: &str = "gpu-slicer.io/replicas";
+/// Node label: the sharing strategy (`time-slicing`, or `none` on unsliced nodes).
+pub const SHARING_STRATEGY_LABEL: &str = "gpu-slicer.io/sharing-strategy";
+/// Startup taint the controller removes once the node advertises GPUs × R slices.
+pub const SLICING_PENDING_TAINT: &str = "gpu-slicer.io/slicing-pending";
+/// Weight of generated NodeOverlays: above hand-written overlays of the same types.
+pub const OVERLAY_WEIGHT: i32 = 1000;
+
+/// The node labels gpu-slicer sets; a frame NodePool may not set them itself.
+const RESERVED_NODE_LABELS: [&str; 4] = [
+    DEVICE_PLUGIN_CONFIG_LABEL,
+    PROFILE_LABEL,
+    REPLICAS_LABEL,
+    SHARING_STRATEGY_LABEL,
+];
+
+/// How a plan is written as Karpenter objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Emission {
+    /// By `--karpenter-version` (and, in the controller, by what the cluster serves).
+    Auto,
+    Overlay,
+    Static,
+    NodeClaim,
+    V1beta1,
+    V1alpha5,
+}
+
+impl Emission {
+    pub const ALL: [Emission; 6] = [
+        Emission::Auto,
+        Emission::Overlay,
+        Emission::Static,
+        Emission::NodeClaim,
+        Emission::V1beta1,
+        Emission::V1alpha5,
+    ];
+
+    pub fn parse(s: &str) -> Option<Emission> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Emission::Auto => "auto",
+            Emission::Overlay => "overlay",
+            Emission::Static => "static",
+            Emission::NodeClaim => "nodeclaim",
+            Emission::V1beta1 => "v1beta1",
+            Emission::V1alpha5 => "v1alpha5",
+        }
+    }
+
+    /// What `auto` means for a Karpenter version: ≤ 0.32 `v1alpha5`; 0.33–0.37 `v1beta1`;
+    /// 1.0–1.6 `nodeclaim` (v1 without NodeOverlay); ≥ 1.7 `overlay` (the `NodeOverlay`
+    /// feature gate must be on).
+    pub fn for_version(v: KarpenterVersion) -> Emission {
+        if v < KarpenterVersion::new(0, 33) {
+            Emission::V1alpha5
+        } else if v < KarpenterVersion::new(1, 0) {
+            Emission::V1beta1
+        } else if v < KarpenterVersion::new(1, 7) {
+            Emission::NodeClaim
+        } else {
+            Emission::Overlay
+        }
+    }
+}
+
+impl fmt::Display for Emission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Karpenter release, major.minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KarpenterVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl KarpenterVersion {
+    /// The release whose CRDs gpu-slicer's types are generated from.
+    pub const NEWEST_KNOWN: KarpenterVersion = KarpenterVersion::new(1, 14);
+
+    pub const fn new(major: u32, minor: u32) -> Self {
+        KarpenterVersion { major, minor }
+    }
+
+    /// `1.14`, `v1.14.1`, `0.32.10`.
+    pub fn parse(s: &str) -> Option<KarpenterVersion> {
+        let s = s.strip_prefix('v').unwrap_or(s);
+        let mut parts = s.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        match parts.next() {
+            None => {}
+            Some(p) if p.parse::<u32>().is_ok() => {}
+            Some(_) => return None,
+        }
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(KarpenterVersion { major, minor })
+    }
+}
+
+impl fmt::Display for KarpenterVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// AMI family of the node classes gpu-slicer generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmiFamily {
+    Bottlerocket,
+    Al2023,
+    Al2,
+}
+
+impl AmiFamily {
+    pub fn parse(s: &str) -> Option<AmiFamily> {
+        match s.to_ascii_lowercase().as_str() {
+            "bottlerocket" => Some(AmiFamily::Bottlerocket),
+            "al2023" => Some(AmiFamily::Al2023),
+            "al2" => Some(AmiFamily::Al2),
+            _ => None,
+        }
+    }
+
+    /// The `amiSelectorTerms` alias family (`bottlerocket@latest`).
+    pub fn alias(self) -> &'static str {
+        match self {
+            AmiFamily::Bottlerocket => "bottlerocket",
+            AmiFamily::Al2023 => "al2023",
+            AmiFamily::Al2 => "al2",
+        }
+    }
+
+    /// The `amiFamily` field value of v1beta1 and v1alpha5.
+    pub fn field(self) -> &'static str {
+        match self {
+            AmiFamily::Bottlerocket => "Bottlerocket",
+            AmiFamily::Al2023 => "AL2023",
+            AmiFamily::Al2 => "AL2",
+        }
+    }
+
+    /// The userData that preloads `replicas` per GPU.
+    pub fn user_data(self, replicas: u32, fail_requests_greater_than_one: bool) -> String {
+        match self {
+            AmiFamily::Bottlerocket => {
+                bootstrap::bottlerocket_toml(replicas, fail_requests_greater_than_one)
+            }
+            AmiFamily::Al2023 | AmiFamily::Al2 => bootstrap::mime_userdata(replicas),
+        }
+    }
+
+    /// Root (AL) or data (Bottlerocket) volume device that holds container images.
+    fn image_volume_device(self) -> &'static str {
+        match self {
+            AmiFamily::Bottlerocket => "/dev/xvdb",
+            AmiFamily::Al2023 | AmiFamily::Al2 => "/dev/xvda",
+        }
+    }
+}
+
+/// Size of the volume that holds container images on generated node classes (CUDA
+/// images are several GiB; Karpenter's defaults are 20 GiB).
+pub const IMAGE_VOLUME_SIZE: &str = "100Gi";
+
+/// How to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderOptions {
+    /// Forced mode, or `Auto`: then a pool's `gpu-slicer.io/emission` annotation, else
+    /// [`Emission::for_version`] of `karpenter_version`.
+    pub emission: Emission,
+    pub karpenter_version: KarpenterVersion,
+    /// AMI family of generated node classes.
+    pub ami_family: AmiFamily,
+    /// AMI version in the generated `amiSelectorTerms` alias (`latest`, or a pinned one).
+    pub ami_version: String,
+    /// Cluster name for the `karpenter.sh/discovery` subnet and security-group selectors.
+    pub cluster_name: String,
+    /// IAM role of generated EC2NodeClasses (default `KarpenterNodeRole-<cluster>`).
+    pub node_role: Option<String>,
+    /// Instance profile of generated AWSNodeTemplates (default
+    /// `KarpenterNodeInstanceProfile-<cluster>`).
+    pub instance_profile: Option<String>,
+    /// Namespace and name of the device-plugin ConfigMap gpu-slicer writes.
+    pub configmap_namespace: String,
+    pub configmap_name: String,
+    /// `failRequestsGreaterThanOne` in every time-slicing profile.
+    pub fail_requests_greater_than_one: bool,
+}
+
+/// Placeholder cluster name used when none is given.
+pub const CLUSTER_PLACEHOLDER: &str = "CLUSTER_NAME";
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            emission: Emission::Auto,
+            karpenter_version: KarpenterVersion::NEWEST_KNOWN,
+            ami_family: AmiFamily::Al2023,
+            ami_version: "latest".to_string(),
+            cluster_name: CLUSTER_PLACEHOLDER.to_string(),
+            node_role: None,
+            instance_profile: None,
+            configmap_namespace: "kube-system".to_string(),
+            configmap_name: DEVICE_PLUGIN_CONFIGMAP.to_string(),
+            fail_requests_greater_than_one: false,
+        }
+    }
+}
+
+impl RenderOptions {
+    fn node_role(&self) -> String {
+        self.node_role
+            .clone()
+            .unwrap_or_else(|| format!("KarpenterNodeRole-{}", self.cluster_name))
+    }
+
+    fn instance_profile(&self) -> String {
+        self.instance_profile
+            .clone()
+            .unwrap_or_else(|| format!("KarpenterNodeInstanceProfile-{}", self.cluster_name))
+    }
+
+    fn discovery(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(
+            "karpenter.sh/discovery".to_string(),
+            self.cluster_name.clone(),
+        )])
+    }
+}
+
+/// The user's objects among the inputs that frame the generated ones.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Frame<'a> {
+    /// Annotated NodePools/Provisioners and their raw objects.
+    pub pools: &'a [(Pool, Value)],
+    /// EC2NodeClasses among the inputs.
+    pub ec2nodeclasses: &'a [Value],
+    /// The user's device-plugin ConfigMap, when among the inputs.
+    pub device_plugin: Option<&'a DevicePluginConfig>,
+}
+
+/// Configuration that cannot be rendered: the object, the field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderError {
+    /// `NodePool gpu`, `ConfigMap kube-system/nvidia-device-plugin`, or empty.
+    pub object: String,
+    /// Field path inside the object, or a flag (`--emission`), or empty.
+    pub field: String,
+    pub message: String,
+}
+
+impl RenderError {
+    pub fn new(object: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        RenderError {
+            object: object.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.object.is_empty() {
+            write!(f, "{}: ", self.object)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "field `{}`: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// The objects that realise a plan.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// In apply order: device-plugin ConfigMap, node classes, NodePools/Provisioners,
+    /// NodeOverlays, NodeClaims.
+    pub objects: Vec<Value>,
+    /// The emission mode each pool was rendered in.
+    pub modes: BTreeMap<String, Emission>,
+    /// The NVIDIA device plugin Helm chart values that select the ConfigMap.
+    pub chart_values: ChartValues,
+    /// What the user should know (placeholders, limits of a mode, unplaced pods).
+    pub notes: Vec<String>,
+}
+
+impl Rendered {
+    /// Multi-document YAML for `kubectl apply -f -`, with the notes and chart values as
+    /// leading comments.
+    pub fn to_yaml(&self) -> Result<String, RenderError> {
+        let mut out = String::from("# Rendered by gpu-slicer.\n");
+        out.push_str(&format!(
+            "# NVIDIA device plugin Helm values: --set config.name={} --set config.default={}\n",
+            self.chart_values.config.name, self.chart_values.config.default
+        ));
+        for n in &self.notes {
+            out.push_str(&format!("# note: {n}\n"));
+        }
+        for o in &self.objects {
+            let text = serde_saphyr::to_string(o).map_err(|e| {
+                RenderError::new(&describe_object(o), "", format!("cannot write YAML: {e}"))
+            })?;
+            out.push_str("---\n");
+            out.push_str(&text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `Kind name` (`Kind namespace/name`) of a rendered object.
+pub fn describe_object(o: &Value) -> String {
+    let kind = o.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let meta = o.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Labels on every object gpu-slicer creates.
+pub(crate) fn owned_labels(pool: Option<&str>) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([(MANAGED_BY.to_string(), MANAGER.to_string())]);
+    if let Some(p) = pool {
+        l.insert(POOL_LABEL.to_string(), p.to_string());
+    }
+    l
+}
+
+/// Planned nodes that share one NodePool: same pool, replicas per GPU and zone.
+#[derive(Debug)]
+pub(crate) struct Group<'a> {
+    pub pool: &'a Pool,
+    pub frame: &'a frame::PoolFrame,
+    pub r: u32,
+    pub zone: Option<&'a str>,
+    /// NodePool (and generated node class) name.
+    pub name: String,
+    pub nodes: Vec<&'a PlannedNode>,
+}
+
+impl Group<'_> {
+    pub fn profile(&self) -> String {
+        profile_name(self.r)
+    }
+
+    /// Distinct planned instance types, sorted.
+    pub fn types(&self) -> Vec<String> {
+        let s: BTreeSet<&str> = self
+            .nodes
+            .iter()
+            .map(|n| n.instance_type.as_str())
+            .collect();
+        s.into_iter().map(str::to_string).collect()
+    }
+
+    pub fn capacity_types(&self) -> Vec<CapacityType> {
+        let s: BTreeSet<CapacityType> = self.nodes.iter().map(|n| n.capacity_type).collect();
+        s.into_iter().collect()
+    }
+
+    pub fn gpus(&self) -> u64 {
+        self.nodes.iter().map(|n| u64::from(n.gpus)).sum()
+    }
+
+    pub fn slices(&self) -> u64 {
+        self.gpus() * u64::from(self.r)
+    }
+
+    /// Instance types by GPU count.
+    pub fn types_by_gpu_count(&self) -> BTreeMap<u32, Vec<String>> {
+        let mut m: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+        for n in &self.nodes {
+            m.entry(n.gpus).or_default().insert(n.instance_type.clone());
+        }
+        m.into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect()
+    }
+
+    /// Planned node count per (instance type, capacity type), with the GPU count.
+    pub fn counts(&self) -> BTreeMap<(String, CapacityType), (u32, u32)> {
+        let mut m: BTreeMap<(String, CapacityType), (u32, u32)> = BTreeMap::new();
+        for n in &self.nodes {
+            let e = m
+                .entry((n.instance_type.clone(), n.capacity_type))
+                .or_insert((0, n.gpus));
+            e.0 += 1;
+        }
+        m
+    }
+
+    /// Node labels: the frame's template labels plus gpu-slicer's.
+    pub fn node_labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.pool.labels.clone();
+        let profile = self.profile();
+        l.insert(DEVICE_PLUGIN_CONFIG_LABEL.to_string(), profile.clone());
+        l.insert(PROFILE_LABEL.to_string(), profile);
+        l.insert(REPLICAS_LABEL.to_string(), self.r.to_string());
+        l.insert(
+            SHARING_STRATEGY_LABEL.to_string(),
+            if self.r > 1 { "time-slicing" } else { "none" }.to_string(),
+        );
+        l
+    }
+
+    /// The frame's requirements without the keys gpu-slicer pins, then the pins.
+    pub fn requirements(
+        &self,
+        types: &[String],
+        capacity_types: &[CapacityType],
+    ) -> Vec<Requirement> {
+        let pinned = [
+            labels::INSTANCE_TYPE,
+            labels::INSTANCE_TYPE_BETA,
+            labels::CAPACITY_TYPE,
+        ];
+        let mut reqs: Vec<Requirement> = self
+            .pool
+            .requirements
+            .iter()
+            .filter(|r| !pinned.contains(&r.key.as_str()))
+            .filter(|r| {
+                self.zone.is_none() || (r.key != labels::ZONE && r.key != labels::ZONE_BETA)
+            })
+            .cloned()
+            .collect();
+        reqs.push(Requirement {
+            key: labels::INSTANCE_TYPE.to_string(),
+            operator: crate::model::Operator::In,
+            values: types.to_vec(),
+        });
+        reqs.push(Requirement {
+            key: labels::CAPACITY_TYPE.to_string(),
+            operator: crate::model::Operator::In,
+            values: capacity_types
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+        });
+        if let Some(z) = self.zone {
+            reqs.push(Requirement {
+                key: labels::ZONE.to_string(),
+                operator: crate::model::Operator::In,
+                values: vec![z.to_string()],
+            });
+        }
+        reqs
+    }
+
+    /// The frame's startup taints plus gpu-slicer's slicing-pending taint.
+    pub fn startup_taints(&self) -> Vec<Taint> {
+        let mut t = self.frame.startup_taints.clone();
+        if !t.iter().any(|x| x.key == SLICING_PENDING_TAINT) {
+            t.push(slicing_pending());
+        }
+        t
+    }
+}
+
+/// `gpu-slicer.io/slicing-pending=true:NoSchedule`.
+pub fn slicing_pending() -> Taint {
+    Taint {
+        key: SLICING_PENDING_TAINT.to_string(),
+        value: Some("true".to_string()),
+        effect: TaintEffect::NoSchedule,
+    }
+}
+
+/// A valid object name of at most `max` characters: lowercase, `[a-z0-9-]`, and when
+/// shortened, a hash of the full name at the end so distinct names stay distinct.
+pub fn fit_name(base: &str, max: usize) -> String {
+    let mut s: String = base
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    let s = s.trim_matches('-').to_string();
+    if s.len() <= max && !s.is_empty() {
+        return s;
+    }
+    let hash = format!("{:016x}", fnv1a(base.as_bytes()));
+    let keep = max.saturating_sub(9);
+    let head: String = s.chars().take(keep).collect();
+    let head = head.trim_end_matches('-');
+    if head.is_empty() {
+        hash[..8].to_string()
+    } else {
+        format!("{head}-{}", &hash[..8])
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Karpenter puts NodePool names into a label value: at most 63 characters.
+const NAME_MAX: usize = 63;
+
+/// Renders `plan` for the pools of `frame` (the implicit pool when none opted in).
+pub fn render(
+    plan: &Plan,
+    catalog: &Catalog,
+    frame: Frame<'_>,
+    opts: &RenderOptions,
+) -> Result<Rendered, RenderError> {
+    let default_pool = Pool::default_pool(crate::model::ReplicaPolicy::Auto { max: 10 });
+    let mut frames: BTreeMap<&str, (&Pool, frame::PoolFrame)> = BTreeMap::new();
+    for (pool, raw) in frame.pools {
+        let f = frame::read(pool, raw)?;
+        for key in RESERVED_NODE_LABELS {
+            if pool.labels.contains_key(key) {
+                return Err(RenderError::new(
+                    &f.object,
+                    template_labels_field(f.api, key),
+                    "is set by gpu-slicer per profile; remove it from the annotated NodePool",
+                ));
+            }
+        }
+        frames.insert(pool.name.as_str(), (pool, f));
+    }
+    let implicit = frame::PoolFrame::default();
+    let node_classes = frame::node_classes(frame.ec2nodeclasses)?;
+
+    // Group the planned nodes.
+    let mut groups: BTreeMap<(String, u32, Option<String>), Vec<&PlannedNode>> = BTreeMap::new();
+    for n in &plan.nodes {
+        groups
+            .entry((n.node_pool.clone(), n.replicas_per_gpu, n.zone.clone()))
+            .or_default()
+            .push(n);
+    }
+    let mut built: Vec<Group<'_>> = Vec::new();
+    for ((pool_name, r, zone), nodes) in &groups {
+        let (pool, f) = match frames.get(pool_name.as_str()) {
+            Some((p, f)) => (*p, f),
+            None if frame.pools.is_empty() || pool_name == &default_pool.name => {
+                (&default_pool, &implicit)
+            }
+            None => {
+                return Err(RenderError::new(
+                    "",
+                    "",
+                    format!(
+                        "the plan uses pool {pool_name:?}, which is not among the annotated NodePools"
+                    ),
+                ));
+            }
+        };
+        let mut base = format!("{pool_name}-{}", profile_name(*r));
+        if let Some(z) = zone {
+            base.push('-');
+            base.push_str(z);
+        }
+        built.push(Group {
+            pool,
+            frame: f,
+            r: *r,
+            zone: zone.as_deref(),
+            name: fit_name(&base, NAME_MAX),
+            nodes: nodes.clone(),
+        });
+    }
+
+    // Budgets and frame limits, per pool.
+    check_pool_budgets(&built, catalog)?;
+
+    // The device-plugin ConfigMap.
+    let rs: Vec<u32> = built.iter().map(|g| g.r).collect();
+    let (cm, chart_values) = deviceplugin::configmap(
+        &opts.configmap_namespace,
+        &opts.configmap_name,
+        &rs,
+        opts.fail_requests_greater_than_one,
+        frame.device_plugin,
+    )?;
+
+    let mut out = Output::default();
+    if opts.cluster_name == CLUSTER_PLACEHOLDER {
+        out.notes.push(format!(
+            "no --cluster-name: generated node classes select subnets and security groups tagged \
+             karpenter.sh/discovery={CLUSTER_PLACEHOLDER}; set it before applying"
+        ));
+    }
+    if !plan.unplaced.is_empty() {
+        out.notes.push(format!(
+            "{} pod(s) fit nowhere and get no capacity (see `gpu-slicer plan`)",
+            plan.unplaced.len()
+        ));
+    }
+    let mut modes = BTreeMap::new();
+    for g in &built {
+        let mode = resolve_mode(opts, g.frame);
+        modes.insert(g.pool.name.clone(), mode);
+        let ctx = Ctx {
+            opts,
+            node_classes: &node_classes,
+        };
+        match mode {
+            Emission::Overlay | Emission::Static | Emission::NodeClaim | Emission::Auto => {
+                v1::group(&ctx, g, mode, &mut out)?
+            }
+            Emission::V1beta1 => legacy::v1beta1(&ctx, g, &mut out)?,
+            Emission::V1alpha5 => legacy::v1alpha5(&ctx, g, catalog, &mut out)?,
+        }
+    }
+    let cm_value = to_value(&cm)?;
+    let mut objects = vec![cm_value];
+    objects.extend(dedup_by_identity(out.node_classes));
+    objects.extend(out.pools);
+    objects.extend(out.overlays);
+    objects.extend(out.claims);
+    check_profiles(&objects)?;
+    check_unique_names(&objects)?;
+    Ok(Rendered {
+        objects,
+        modes,
+        chart_values,
+        notes: out.notes,
+    })
+}
+
+/// Shared inputs of the per-mode builders.
+pub(crate) struct Ctx<'a> {
+    pub opts: &'a RenderOptions,
+    pub node_classes: &'a [frame::NodeClass],
+}
+
+/// Objects collected by the builders, by apply order.
+#[derive(Default)]
+pub(crate) struct Output {
+    pub node_classes: Vec<Value>,
+    pub pools: Vec<Value>,
+    pub overlays: Vec<Value>,
+    pub claims: Vec<Value>,
+    pub notes: Vec<String>,
+}
+
+fn resolve_mode(opts: &RenderOptions, f: &frame::PoolFrame) -> Emission {
+    if opts.emission != Emission::Auto {
+        return opts.emission;
+    }
+    match f.emission {
+        Some(e) if e != Emission::Auto => e,
+        _ => Emission::for_version(opts.karpenter_version),
+    }
+}
+
+fn template_labels_field(api: Option<frame::FrameApi>, key: &str) -> String {
+    match api {
+        Some(frame::FrameApi::V1alpha5) => format!("spec.labels[{key:?}]"),
+        _ => format!("spec.template.metadata.labels[{key:?}]"),
+    }
+}
+
+/// Refuses a plan above a pool's `gpu-slicer.io/max-hourly-cost`, or above the cpu and
+/// memory limits of its NodePool (the frame's `nvidia.com/gpu` limit is not a cap: see
+/// the README, "The frame").
+fn check_pool_budgets(groups: &[Group<'_>], catalog: &Catalog) -> Result<(), RenderError> {
+    let mut per_pool: BTreeMap<&str, Vec<&Group<'_>>> = BTreeMap::new();
+    for g in groups {
+        per_pool.entry(g.pool.name.as_str()).or_default().push(g);
+    }
+    for gs in per_pool.values() {
+        let g0 = gs[0];
+        let object = if g0.frame.object.is_empty() {
+            format!("pool {}", g0.pool.name)
+        } else {
+            g0.frame.object.clone()
+        };
+        let nodes = gs.iter().flat_map(|g| g.nodes.iter());
+        let (mut cost, mut cpu_milli, mut mem) = (0.0f64, 0u64, 0u64);
+        for n in nodes {
+            cost += n.hourly_price;
+            if let Some(t) = crate::catalog::find(catalog, &n.instance_type) {
+                cpu_milli += u64::from(t.vcpus) * 1000;
+                mem += t.memory_mib * crate::model::MIB;
+            }
+        }
+        if let Some(max) = g0.pool.max_hourly_cost
+            && cost > max + 1e-9
+        {
+            return Err(RenderError::new(
+                &object,
+                crate::config::annotation_field(crate::config::MAX_HOURLY_COST),
+                format!(
+                    "the plan costs ${cost:.4}/h, above the pool's budget of ${max:.4}/h; refused"
+                ),
+            ));
+        }
+        let limits_field = |k: &str| match g0.frame.api {
+            Some(frame::FrameApi::V1alpha5) => format!("spec.limits.resources.{k}"),
+            _ => format!("spec.limits.{k}"),
+        };
+        if let Some(l) = g0.frame.limits.get("cpu") {
+            let lim = quantity::cpu_milli(l)
+                .map_err(|e| RenderError::new(&object, limits_field("cpu"), e.to_string()))?;
+            if cpu_milli > lim {
+                return Err(RenderError::new(
+                    &object,
+                    limits_field("cpu"),
+                    format!(
+                        "the plan needs {} vCPUs, above the limit {l}; refused",
+                        cpu_milli / 1000
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = g0.frame.limits.get("memory") {
+            let lim = quantity::bytes(l)
+                .map_err(|e| RenderError::new(&object, limits_field("memory"), e.to_string()))?;
+            if mem > lim {
+                return Err(RenderError::new(
+                    &object,
+                    limits_field("memory"),
+                    format!(
+                        "the plan needs {} GiB of memory, above the limit {l}; refused",
+                        mem / (1024 * crate::model::MIB)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every `nvidia.com/device-plugin.config` label on an emitted NodePool, NodeClaim or
+/// Provisioner must name a key of the emitted device-plugin ConfigMap.
+pub fn check_profiles(objects: &[Value]) -> Result<(), RenderError> {
+    let keys: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("ConfigMap"))
+        .filter_map(|o| o.get("data").and_then(Value::as_object))
+        .flat_map(|d| d.keys().map(String::as_str))
+        .collect();
+    for o in objects {
+        let (labels, field) = match o.get("kind").and_then(Value::as_str) {
+            Some("NodePool") => (
+                o.pointer("/spec/template/metadata/labels"),
+                "spec.template.metadata.labels",
+            ),
+            Some("NodeClaim") => (o.pointer("/metadata/labels"), "metadata.labels"),
+            Some("Provisioner") => (o.pointer("/spec/labels"), "spec.labels"),
+            _ => continue,
+        };
+        let Some(profile) = labels
+            .and_then(|l| l.get(DEVICE_PLUGIN_CONFIG_LABEL))
+            .and_then(Value::as_str)
+        else {
+            return Err(RenderError::new(
+                &describe_object(o),
+                format!("{field}[{DEVICE_PLUGIN_CONFIG_LABEL:?}]"),
+                "is missing: the device plugin would not know the node's profile",
+            ));
+        };
+        if !keys.contains(profile) {
+            return Err(RenderError::new(
+                &describe_object(o),
+                format!("{field}[{DEVICE_PLUGIN_CONFIG_LABEL:?}]"),
+                format!(
+                    "names profile {profile:?}, which is not a key of the device-plugin ConfigMap"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_unique_names(objects: &[Value]) -> Result<(), RenderError> {
+    let mut seen = BTreeSet::new();
+    for o in objects {
+        let id = (
+            o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+            describe_object(o),
+        );
+        if !seen.insert(id) {
+            return Err(RenderError::new(
+                &describe_object(o),
+                "metadata.name",
+                "two generated objects got the same name; rename one of the pools",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Node classes shared by several groups are emitted once.
+fn dedup_by_identity(v: Vec<Value>) -> Vec<Value> {
+    let mut seen = BTreeSet::new();
+    v.into_iter()
+        .filter(|o| {
+            seen.insert((
+                o.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                describe_object(o),
+            ))
+        })
+        .collect()
+}
+
+pub(crate) fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, RenderError> {
+    serde_json::to_value(t).map_err(|e| RenderError::new("", "", format!("cannot serialise: {e}")))
+}
+
+/// `nvidia.com/gpu` as the NodePool limit / overlay capacity quantity.
+pub(crate) fn gpu_quantity(n: u64) -> k8s_openapi::apimachinery::pkg::util::intstr::IntOrString {
+    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(n.to_string())
+}
+
+pub(crate) fn gpu_key() -> String {
+    NVIDIA_GPU.to_string()
+}
+
+#[cfg(test)]
+mod tests;
