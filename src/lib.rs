@@ -13,5 +13,6 @@ pub mod demand;
 pub mod karpenter;
 pub mod model;
 pub mod planner;
+pub mod reconcile;
 pub mod render;
 pub mod trace;
