@@ -9,6 +9,8 @@ pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "cli")]
+pub mod controller;
 pub mod demand;
 pub mod karpenter;
 pub mod model;

@@ -86,13 +86,22 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
     }
 }
 
+/// An owned object to delete: its key, the apiVersion it was read in, and its uid (a
+/// deletion precondition, so an object re-created under the same name is not hit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub key: ObjectKey,
+    pub api_version: String,
+    pub uid: Option<String>,
+}
+
 /// What one round writes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Actions {
     /// Objects to server-side apply (new or changed), in apply order.
     pub apply: Vec<Value>,
-    /// Owned objects no longer desired, deleted in this order (reverse apply order).
-    pub delete: Vec<ObjectKey>,
+    /// Owned objects no longer desired, deleted in this order (dependents first).
+    pub delete: Vec<Deletion>,
     /// NodePools no longer desired that still have nodes: applied with a zero limit so
     /// Karpenter launches nothing more and removes their nodes as they empty, instead of
     /// being deleted under running pods.
@@ -151,13 +160,24 @@ pub fn diff(
             }
             continue;
         }
-        actions.delete.push(key.clone());
+        actions.delete.push(Deletion {
+            key: key.clone(),
+            api_version: l
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            uid: l
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        });
     }
     // Delete what depends on others first: overlays and claims, then pools, then classes
     // and the ConfigMap.
     actions
         .delete
-        .sort_by_key(|k| (delete_rank(&k.kind), k.clone()));
+        .sort_by_key(|d| (delete_rank(&d.key.kind), d.key.clone()));
     (actions, conflicts)
 }
 
@@ -249,7 +269,7 @@ mod tests {
         assert_eq!(acts.apply, vec![b]);
         assert_eq!(acts.unchanged, 1);
         assert_eq!(acts.delete.len(), 1);
-        assert_eq!(acts.delete[0].name, "old");
+        assert_eq!(acts.delete[0].key.name, "old");
         assert!(conflicts.is_empty());
     }
 
@@ -281,7 +301,7 @@ mod tests {
         // No nodes left: deleted.
         let (acts, _) = diff(&[], &[live, overlay], &no_nodes);
         assert_eq!(acts.delete.len(), 2);
-        assert_eq!(acts.delete[0].kind, "NodeOverlay");
+        assert_eq!(acts.delete[0].key.kind, "NodeOverlay");
     }
 
     #[test]
@@ -296,11 +316,12 @@ mod tests {
                    "metadata": {"name": "c", "labels": {MANAGED_BY: MANAGER}}}),
         ];
         let (acts, _) = diff(&[], &live, &no_nodes);
-        let kinds: Vec<&str> = acts.delete.iter().map(|k| k.kind.as_str()).collect();
+        let kinds: Vec<&str> = acts.delete.iter().map(|d| d.key.kind.as_str()).collect();
         assert_eq!(
             kinds,
             ["NodeOverlay", "NodePool", "EC2NodeClass", "ConfigMap"]
         );
-        assert_eq!(acts.delete[3].to_string(), "ConfigMap kube-system/a");
+        assert_eq!(acts.delete[3].key.to_string(), "ConfigMap kube-system/a");
+        assert_eq!(acts.delete[3].api_version, "v1");
     }
 }

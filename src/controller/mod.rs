@@ -1,0 +1,6 @@
+//! The controller (`gpu-slicer run`): kube-rs glue around the pure stages. Watches fold
+//! into indexes, one batched loop plans, renders and hands the difference to the one
+//! writer, which only writes while this replica holds the leader Lease.
+
+pub mod error;
+pub mod writer;

@@ -1,0 +1,252 @@
+//! Mock API server scenarios for the controller's write path (kube-rs's `tower-test`
+//! pattern): render → diff against what the server holds → the one writer.
+
+#[path = "support/fake_api.rs"]
+mod fake_api;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use fake_api::{FakeApi, object_path};
+use gpu_slicer::controller::error::Category;
+use gpu_slicer::controller::writer::{LeaderFlag, Outcome, Writer, WriterConfig};
+use gpu_slicer::model::{DemandItem, ReplicaPolicy, Resources};
+use gpu_slicer::planner::{self, PlanOptions};
+use gpu_slicer::reconcile::{self, Actions, ObjectKey, is_owned};
+use gpu_slicer::render::{self, Frame, RenderOptions};
+use serde_json::{Value, json};
+
+fn cfg() -> WriterConfig {
+    WriterConfig {
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        writes_per_second: NonZeroU32::new(1000).expect("non-zero"),
+        burst: NonZeroU32::new(1000).expect("non-zero"),
+        ..WriterConfig::default()
+    }
+}
+
+/// The objects for `n` one-slice pods at R = 4.
+fn desired(n: usize) -> Vec<Value> {
+    let cat = gpu_slicer::catalog::embedded().expect("catalog");
+    let items: Vec<DemandItem> = (0..n)
+        .map(|i| DemandItem::shared(format!("ml/p-{i}"), Resources::new(500, 1 << 30)))
+        .collect();
+    let opts = PlanOptions {
+        default_replicas: ReplicaPolicy::Fixed(4),
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let plan = planner::plan(&cat, &items, &opts);
+    render::render(&plan, &cat, Frame::default(), &RenderOptions::default())
+        .expect("renders")
+        .objects
+}
+
+fn actions(desired: &[Value], api: &FakeApi) -> Actions {
+    let (a, conflicts) = reconcile::diff(desired, &api.objects(), &|_| 0);
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    a
+}
+
+async fn round(api: &FakeApi, writer: &Writer, want: &[Value]) -> Outcome {
+    writer.execute(&actions(want, api)).await
+}
+
+fn unowned_pool() -> Value {
+    json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+           "metadata": {"name": "users-pool", "labels": {"team": "a"}},
+           "spec": {"template": {"spec": {"requirements": [],
+               "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"}}}}})
+}
+
+#[tokio::test]
+async fn first_round_creates_second_writes_nothing_drop_deletes_only_owned() {
+    let api = FakeApi::default();
+    api.insert(unowned_pool());
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    let want = desired(8);
+
+    // First round: everything is created by server-side apply.
+    let out = round(&api, &writer, &want).await;
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert_eq!(out.applied.len(), want.len());
+    let writes = api.writes();
+    assert_eq!(writes.len(), want.len());
+    for w in &writes {
+        assert_eq!(w.method, "PATCH");
+        assert!(w.content_type.contains("apply-patch"), "{}", w.content_type);
+        assert!(w.uri.contains("fieldManager=gpu-slicer"), "{}", w.uri);
+        assert!(w.uri.contains("force=true"), "{}", w.uri);
+    }
+    let kinds: Vec<&str> = want.iter().filter_map(|o| o["kind"].as_str()).collect();
+    for k in ["ConfigMap", "EC2NodeClass", "NodePool", "NodeOverlay"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+
+    // Second, identical round: no write at all.
+    api.clear_seen();
+    let out = round(&api, &writer, &want).await;
+    assert_eq!(out, Outcome::default());
+    assert!(api.seen().is_empty(), "{:?}", api.seen());
+
+    // Demand drops to nothing: owned pools, overlays and classes go; the ConfigMap stays
+    // (it is still desired) and the user's NodePool is never touched.
+    api.clear_seen();
+    let empty = desired(0);
+    let out = round(&api, &writer, &empty).await;
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert!(!out.deleted.is_empty());
+    for w in api.writes() {
+        assert!(
+            !w.path().contains("users-pool"),
+            "touched the user's pool: {w:?}"
+        );
+    }
+    let deletes: Vec<String> = api
+        .writes()
+        .iter()
+        .filter(|w| w.method == "DELETE")
+        .map(|w| w.path().to_string())
+        .collect();
+    assert!(deletes.iter().any(|p| p.contains("/nodeoverlays/")));
+    assert!(deletes.iter().any(|p| p.contains("/nodepools/")));
+    // Deletions carry the uid precondition.
+    for w in api.writes().iter().filter(|w| w.method == "DELETE") {
+        assert!(w.body.pointer("/preconditions/uid").is_some(), "{w:?}");
+    }
+    let left: Vec<Value> = api.objects();
+    assert!(left.iter().any(|o| o["metadata"]["name"] == "users-pool"));
+    assert!(left.iter().all(|o| o["kind"] != "NodePool" || !is_owned(o)));
+}
+
+#[tokio::test]
+async fn conflicts_throttling_and_server_errors_are_retried_and_converge() {
+    let api = FakeApi::default();
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    let want = desired(4);
+    api.fail_next("PATCH", "/nodepools/", 409);
+    api.fail_next("PATCH", "/nodepools/", 429);
+    api.fail_next("PATCH", "/nodeoverlays/", 500);
+    api.fail_next("PATCH", "/configmaps/", 503);
+    let out = round(&api, &writer, &want).await;
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert_eq!(out.applied.len(), want.len());
+    assert_eq!(
+        api.writes().len(),
+        want.len() + 4,
+        "each failure retried once"
+    );
+    assert_eq!(writer.sent(), (want.len() + 4) as u64);
+    // Converged: the next round writes nothing.
+    api.clear_seen();
+    assert_eq!(round(&api, &writer, &want).await, Outcome::default());
+}
+
+#[tokio::test]
+async fn invalid_is_not_retried_and_persistent_errors_give_up() {
+    let api = FakeApi::default();
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    let want = desired(4);
+    api.fail_next("PATCH", "/nodepools/", 422);
+    for _ in 0..5 {
+        api.fail_next("PATCH", "/nodeoverlays/", 500);
+    }
+    let out = round(&api, &writer, &want).await;
+    assert_eq!(out.failed.len(), 2, "{out:?}");
+    let pool = out
+        .failed
+        .iter()
+        .find(|f| f.object.starts_with("NodePool"))
+        .expect("pool failed");
+    assert_eq!(pool.category, Category::Invalid);
+    let overlay = out
+        .failed
+        .iter()
+        .find(|f| f.object.starts_with("NodeOverlay"))
+        .expect("overlay failed");
+    assert_eq!(overlay.category, Category::Transient);
+    let pool_writes = api
+        .writes()
+        .iter()
+        .filter(|w| w.path().contains("/nodepools/"))
+        .count();
+    assert_eq!(pool_writes, 1, "422 is not retried");
+    let overlay_writes = api
+        .writes()
+        .iter()
+        .filter(|w| w.path().contains("/nodeoverlays/"))
+        .count();
+    assert_eq!(overlay_writes, 5, "max_attempts");
+}
+
+#[tokio::test]
+async fn dry_run_makes_zero_writes() {
+    let api = FakeApi::default();
+    let writer = Writer::new(
+        api.client(),
+        WriterConfig {
+            dry_run: true,
+            ..cfg()
+        },
+        LeaderFlag::new(true),
+    );
+    let want = desired(6);
+    let out = round(&api, &writer, &want).await;
+    assert_eq!(out.dry_run, want.len());
+    assert!(out.applied.is_empty());
+    assert!(api.seen().is_empty());
+    assert_eq!(writer.sent(), 0);
+}
+
+#[tokio::test]
+async fn losing_the_lease_stops_writes() {
+    let api = FakeApi::default();
+    let leader = LeaderFlag::new(true);
+    let writer = Writer::new(api.client(), cfg(), leader.clone());
+    // The lease is lost while the first write is in flight.
+    let flag = leader.clone();
+    api.on_request(move |_| flag.set(false));
+    let want = desired(6);
+    let out = round(&api, &writer, &want).await;
+    assert_eq!(api.writes().len(), 1);
+    assert_eq!(out.applied.len(), 1);
+    assert_eq!(out.not_leader, want.len() - 1);
+    // Not leader from the start: nothing at all.
+    let api2 = FakeApi::default();
+    let writer2 = Writer::new(api2.client(), cfg(), LeaderFlag::new(false));
+    let out = round(&api2, &writer2, &want).await;
+    assert_eq!(out.not_leader, want.len());
+    assert!(api2.seen().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_an_object_recreated_by_someone_else_is_refused_by_uid() {
+    let api = FakeApi::default();
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    let want = desired(4);
+    round(&api, &writer, &want).await;
+    let empty = desired(0);
+    let acts = actions(&empty, &api);
+    // Between the read and the delete, the pool is replaced by another object.
+    let pool = want
+        .iter()
+        .find(|o| o["kind"] == "NodePool")
+        .expect("pool")
+        .clone();
+    let path = object_path(&pool).expect("path");
+    let before = api.get(&path).expect("exists");
+    // insert() stores it again under a fresh uid, as a re-created object would have.
+    api.insert(before.clone());
+    assert_ne!(
+        api.get(&path).expect("stored")["metadata"]["uid"],
+        before["metadata"]["uid"]
+    );
+    let out = writer.execute(&acts).await;
+    let key = ObjectKey::of(&pool).expect("key");
+    assert!(
+        !out.deleted.contains(&key),
+        "deleted an object with another uid: {out:?}"
+    );
+    assert!(api.get(&path).is_some());
+}
