@@ -32,6 +32,9 @@ impl Seen {
     }
 }
 
+/// Called on every request before it is answered.
+type Hook = Box<dyn FnMut(&Seen) + Send>;
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
@@ -40,7 +43,7 @@ struct State {
     next_uid: u64,
     next_rv: u64,
     /// Called on every request before it is answered (e.g. to drop the lease).
-    hook: Option<Box<dyn FnMut(&Seen) + Send>>,
+    hook: Option<Hook>,
 }
 
 /// Handle to the fake server's state.
