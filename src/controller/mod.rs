@@ -3,4 +3,5 @@
 //! writer, which only writes while this replica holds the leader Lease.
 
 pub mod error;
+pub mod lease;
 pub mod writer;

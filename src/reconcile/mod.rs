@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod guard;
+pub mod lease;
 pub mod nodes;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -391,8 +391,9 @@ pub fn describe_object(o: &Value) -> String {
     }
 }
 
-/// Labels on every object gpu-slicer creates.
-pub(crate) fn owned_labels(pool: Option<&str>) -> BTreeMap<String, String> {
+/// Labels on every object gpu-slicer creates: the ownership label, and the pool's name
+/// when the object belongs to one.
+pub fn owned_labels(pool: Option<&str>) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([(MANAGED_BY.to_string(), MANAGER.to_string())]);
     if let Some(p) = pool {
         l.insert(POOL_LABEL.to_string(), p.to_string());
