@@ -360,6 +360,7 @@ fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
         pools: &p.inputs.pools,
         ec2nodeclasses: &p.inputs.ec2nodeclasses,
         device_plugin: p.inputs.device_plugin.as_ref(),
+        fleet: &[],
     };
     let rendered = render::render(&p.plan, &p.catalog, frame, &opts).map_err(bad_input)?;
     for n in &rendered.notes {

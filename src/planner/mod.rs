@@ -246,7 +246,7 @@ fn dedicated_item(it: &DemandItem) -> DemandItem {
     d
 }
 
-pub(crate) fn effective_pools(opts: &PlanOptions) -> Vec<Pool> {
+pub fn effective_pools(opts: &PlanOptions) -> Vec<Pool> {
     if opts.pools.is_empty() {
         vec![Pool::default_pool(opts.default_replicas.clone())]
     } else {

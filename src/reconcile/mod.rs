@@ -7,6 +7,7 @@ pub mod batch;
 pub mod guard;
 pub mod lease;
 pub mod nodes;
+pub mod round;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -59,7 +59,8 @@ pub const SLICING_PENDING_TAINT: &str = "gpu-slicer.io/slicing-pending";
 pub const OVERLAY_WEIGHT: i32 = 1000;
 
 /// The node labels gpu-slicer sets; a frame NodePool may not set them itself.
-const RESERVED_NODE_LABELS: [&str; 4] = [
+const RESERVED_NODE_LABELS: [&str; 5] = [
+    POOL_LABEL,
     DEVICE_PLUGIN_CONFIG_LABEL,
     PROFILE_LABEL,
     REPLICAS_LABEL,
@@ -298,6 +299,10 @@ pub struct Frame<'a> {
     pub ec2nodeclasses: &'a [Value],
     /// The user's device-plugin ConfigMap, when among the inputs.
     pub device_plugin: Option<&'a DevicePluginConfig>,
+    /// Nodes gpu-slicer already runs or has launched (the controller's fleet): their
+    /// pools keep them, counted in limits, overlays and static replicas; only the plan's
+    /// new nodes get NodeClaims.
+    pub fleet: &'a [PlannedNode],
 }
 
 /// Configuration that cannot be rendered: the object, the field and why.
@@ -410,7 +415,10 @@ pub(crate) struct Group<'a> {
     pub zone: Option<&'a str>,
     /// NodePool (and generated node class) name.
     pub name: String,
+    /// Existing and new nodes of the group.
     pub nodes: Vec<&'a PlannedNode>,
+    /// The plan's new nodes only.
+    pub fresh: Vec<&'a PlannedNode>,
 }
 
 impl Group<'_> {
@@ -467,6 +475,7 @@ impl Group<'_> {
     /// Node labels: the frame's template labels plus gpu-slicer's.
     pub fn node_labels(&self) -> BTreeMap<String, String> {
         let mut l = self.pool.labels.clone();
+        l.insert(POOL_LABEL.to_string(), self.pool.name.clone());
         let profile = self.profile();
         l.insert(DEVICE_PLUGIN_CONFIG_LABEL.to_string(), profile.clone());
         l.insert(PROFILE_LABEL.to_string(), profile);
@@ -573,7 +582,8 @@ pub fn fit_name(base: &str, max: usize) -> String {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bit: a stable, dependency-free hash for names.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -611,15 +621,24 @@ pub fn render(
     let node_classes = frame::node_classes(frame.ec2nodeclasses)?;
 
     // Group the planned nodes.
-    let mut groups: BTreeMap<(String, u32, Option<String>), Vec<&PlannedNode>> = BTreeMap::new();
-    for n in &plan.nodes {
-        groups
+    type Nodes<'n> = (Vec<&'n PlannedNode>, Vec<&'n PlannedNode>);
+    let mut groups: BTreeMap<(String, u32, Option<String>), Nodes<'_>> = BTreeMap::new();
+    for (n, fresh) in frame
+        .fleet
+        .iter()
+        .map(|n| (n, false))
+        .chain(plan.nodes.iter().map(|n| (n, true)))
+    {
+        let e = groups
             .entry((n.node_pool.clone(), n.replicas_per_gpu, n.zone.clone()))
-            .or_default()
-            .push(n);
+            .or_default();
+        e.0.push(n);
+        if fresh {
+            e.1.push(n);
+        }
     }
     let mut built: Vec<Group<'_>> = Vec::new();
-    for ((pool_name, r, zone), nodes) in &groups {
+    for ((pool_name, r, zone), (nodes, fresh)) in &groups {
         let (pool, f) = match frames.get(pool_name.as_str()) {
             Some((p, f)) => (*p, f),
             None if frame.pools.is_empty() || pool_name == &default_pool.name => {
@@ -647,6 +666,7 @@ pub fn render(
             zone: zone.as_deref(),
             name: fit_name(&base, NAME_MAX),
             nodes: nodes.clone(),
+            fresh: fresh.clone(),
         });
     }
 

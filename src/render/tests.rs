@@ -299,6 +299,7 @@ fn frame_gives_class_labels_taints_and_derives_bottlerocket() {
         pools: &pools,
         ec2nodeclasses: &classes,
         device_plugin: None,
+        fleet: &[],
     };
     let r = render(&plan, &catalog(), frame, &RenderOptions::default()).expect("renders");
     let np = find(&r, "NodePool")[0];
@@ -352,6 +353,7 @@ fn frame_with_al2023_class_is_referenced_not_copied() {
         pools: &pools,
         ec2nodeclasses: &classes,
         device_plugin: None,
+        fleet: &[],
     };
     let r = render(&plan, &catalog(), frame, &RenderOptions::default()).expect("renders");
     assert!(find(&r, "EC2NodeClass").is_empty());

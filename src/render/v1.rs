@@ -315,8 +315,11 @@ pub(crate) fn group(
             }
         }
         Emission::NodeClaim => {
+            // Only new nodes get claims (existing ones keep theirs). A claim's name ends in
+            // a hash of the pods planned onto it: stable for the same pending pods, never
+            // the name of an earlier claim.
             let mut ordinal: BTreeMap<(String, CapacityType), u32> = BTreeMap::new();
-            for n in &g.nodes {
+            for n in &g.fresh {
                 let i = ordinal
                     .entry((n.instance_type.clone(), n.capacity_type))
                     .or_insert(0);
@@ -324,7 +327,11 @@ pub(crate) fn group(
                 if n.capacity_type == CapacityType::Spot {
                     base.push_str("-spot");
                 }
-                base.push_str(&format!("-{i}"));
+                let content = format!("{}#{i}", n.pods.join(","));
+                base.push_str(&format!(
+                    "-{}",
+                    &format!("{:016x}", super::fnv1a(content.as_bytes()))[..8]
+                ));
                 *i += 1;
                 out.claims
                     .push(nodeclaim(g, &fit_name(&base, NAME_MAX), &class, n)?);

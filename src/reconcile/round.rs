@@ -1,0 +1,465 @@
+//! One planning round, pure: pending pods first go onto capacity gpu-slicer has already
+//! launched but that cannot take pods yet (in flight); the rest is planned; the plan is
+//! checked against the budgets; the fleet plus the plan is rendered; the result is
+//! compared with the objects gpu-slicer owns. The caller writes the actions.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::guard::{self, Budget, Existing, Refusal};
+use super::{Actions, ObjectKey, diff, is_owned};
+use crate::catalog::{self, DaemonSetOverhead};
+use crate::config::DevicePluginConfig;
+use crate::model::{
+    CapacityType, Catalog, DemandItem, Pool, Resources, Sharing, Taint, profile_name, tolerates_all,
+};
+use crate::planner::{self, Plan, PlanOptions, PlannedNode};
+use crate::render::{self, Emission, Frame, RenderError, RenderOptions};
+
+/// A node gpu-slicer runs or has launched: a Node, or a NodeClaim whose Node has not
+/// registered yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetNode {
+    /// Node name (or NodeClaim name while in flight).
+    pub name: String,
+    /// The gpu-slicer pool (`gpu-slicer.io/pool`).
+    pub pool: String,
+    pub instance_type: String,
+    pub capacity_type: CapacityType,
+    pub replicas: u32,
+    /// Zone its NodePool pins, if any.
+    pub zone: Option<String>,
+    /// Cannot take pods yet: no Node, not Ready, or still `slicing-pending`.
+    pub in_flight: bool,
+    /// What pods bound to it already take.
+    pub used: Used,
+    /// Its node labels beyond the instance type's (pool labels, capacity type, zone).
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+}
+
+/// Capacity already taken on a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    pub slices: u64,
+    pub requests: Resources,
+    pub pods: u32,
+}
+
+/// The round's inputs, read from the caches.
+pub struct Inputs<'a> {
+    pub catalog: &'a Catalog,
+    /// Pending, unschedulable GPU pods (namespace lists already applied).
+    pub pending: &'a [DemandItem],
+    pub fleet: &'a [FleetNode],
+    /// Annotated NodePools and their objects.
+    pub pools: &'a [(Pool, Value)],
+    pub ec2nodeclasses: &'a [Value],
+    pub device_plugin: Option<&'a DevicePluginConfig>,
+    /// Live objects of the kinds gpu-slicer writes (owned or not).
+    pub live: &'a [Value],
+    /// Nodes per NodePool/Provisioner (for draining instead of deleting).
+    pub nodes_of: &'a dyn Fn(&ObjectKey) -> usize,
+}
+
+/// How the round plans, renders and guards.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub plan: PlanOptions,
+    pub render: RenderOptions,
+    pub budget: Budget,
+}
+
+/// What the round decided.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The plan for the pods not absorbed by in-flight capacity (new nodes only).
+    pub plan: Plan,
+    /// Pods expected to land on in-flight nodes: (pod, node).
+    pub onto_fleet: Vec<(String, String)>,
+    /// Budget refusals: when present nothing is written.
+    pub refusals: Vec<Refusal>,
+    /// Configuration that could not be rendered: nothing is written.
+    pub error: Option<RenderError>,
+    pub actions: Actions,
+    /// Desired objects whose names are taken by objects gpu-slicer does not own.
+    pub conflicts: Vec<ObjectKey>,
+    pub modes: BTreeMap<String, Emission>,
+}
+
+/// Runs one round.
+pub fn round(inp: &Inputs<'_>, settings: &Settings) -> Outcome {
+    let pools: Vec<Pool> = if inp.pools.is_empty() {
+        crate::planner::effective_pools(&settings.plan)
+    } else {
+        inp.pools.iter().map(|(p, _)| p.clone()).collect()
+    };
+    let (remaining, onto_fleet) = assign_in_flight(
+        inp.pending,
+        inp.fleet,
+        inp.catalog,
+        &pools,
+        settings.plan.daemonset_overhead,
+    );
+    let mut plan_opts = settings.plan.clone();
+    if !inp.pools.is_empty() {
+        plan_opts.pools = pools.clone();
+    }
+    let plan = planner::plan(inp.catalog, &remaining, &plan_opts);
+    let mut out = Outcome {
+        plan,
+        onto_fleet,
+        refusals: Vec::new(),
+        error: None,
+        actions: Actions::default(),
+        conflicts: Vec::new(),
+        modes: BTreeMap::new(),
+    };
+    let existing = existing_cost(inp.fleet, inp.catalog);
+    if let Err(r) = guard::check(&out.plan, &pools, &settings.budget, &existing) {
+        out.refusals = r;
+        return out;
+    }
+    let fleet: Vec<PlannedNode> = inp
+        .fleet
+        .iter()
+        .filter_map(|f| as_planned(f, inp.catalog))
+        .collect();
+    let frame = Frame {
+        pools: inp.pools,
+        ec2nodeclasses: inp.ec2nodeclasses,
+        device_plugin: inp.device_plugin,
+        fleet: &fleet,
+    };
+    let rendered = match render::render(&out.plan, inp.catalog, frame, &settings.render) {
+        Ok(r) => r,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    out.modes = rendered.modes.clone();
+    let mut desired = rendered.objects;
+    // Standalone NodeClaims gpu-slicer made earlier stay (their nodes run pods); only
+    // Karpenter removes them, when their instance goes away.
+    desired.extend(
+        inp.live
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("NodeClaim") && is_owned(o))
+            .cloned(),
+    );
+    let (actions, conflicts) = diff(&desired, inp.live, inp.nodes_of);
+    out.actions = actions;
+    out.conflicts = conflicts;
+    out
+}
+
+fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
+    let mut e = Existing::default();
+    for f in fleet {
+        let price = catalog::find(cat, &f.instance_type)
+            .and_then(|t| t.price(f.capacity_type))
+            .unwrap_or(0.0);
+        let entry = e.per_pool.entry(f.pool.clone()).or_insert((0.0, 0));
+        entry.0 += price;
+        entry.1 += 1;
+    }
+    e
+}
+
+/// A fleet node as a plan node (for rendering its pool); `None` for an unknown type.
+fn as_planned(f: &FleetNode, cat: &Catalog) -> Option<PlannedNode> {
+    let t = catalog::find(cat, &f.instance_type)?;
+    Some(PlannedNode {
+        instance_type: t.name.clone(),
+        capacity_type: f.capacity_type,
+        gpus: t.gpu_count,
+        gpu_model: t.gpu_name.clone(),
+        gpu_memory_mib: t.gpu_memory_mib,
+        replicas_per_gpu: f.replicas,
+        profile: profile_name(f.replicas),
+        hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
+        pods: Vec::new(),
+        node_pool: f.pool.clone(),
+        zone: f.zone.clone(),
+        spot_hourly_price: t.spot_price,
+    })
+}
+
+/// Free capacity of an in-flight node.
+struct Free {
+    node: usize,
+    requests: Resources,
+    pods: u32,
+    slices: u64,
+    /// Usable GPU memory per GPU after the pool's headroom, MiB.
+    gpu_mem: u64,
+    gpus: u32,
+}
+
+/// First fit of the pending pods (largest first) onto in-flight nodes, respecting every
+/// dimension, GPU memory and share per slice, node labels and pool taints. Returns the
+/// pods left and the (pod, node) placements.
+pub fn assign_in_flight(
+    pending: &[DemandItem],
+    fleet: &[FleetNode],
+    cat: &Catalog,
+    pools: &[Pool],
+    overhead: DaemonSetOverhead,
+) -> (Vec<DemandItem>, Vec<(String, String)>) {
+    let mut free: Vec<Free> = fleet
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.in_flight)
+        .filter_map(|(i, f)| {
+            let t = catalog::find(cat, &f.instance_type)?;
+            let (res, pods) = overhead.remaining(t);
+            let headroom = pools
+                .iter()
+                .find(|p| p.name == f.pool)
+                .map_or(0, |p| p.gpu_memory_headroom_mib);
+            Some(Free {
+                node: i,
+                requests: res.saturating_sub(f.used.requests),
+                pods: pods.saturating_sub(f.used.pods),
+                slices: (u64::from(t.gpu_count) * u64::from(f.replicas))
+                    .saturating_sub(f.used.slices),
+                gpu_mem: t.gpu_memory_mib.saturating_sub(headroom),
+                gpus: t.gpu_count,
+            })
+        })
+        .collect();
+    if free.is_empty() {
+        return (pending.to_vec(), Vec::new());
+    }
+    let mut order: Vec<usize> = (0..pending.len()).collect();
+    order.sort_by_key(|&i| {
+        let p = &pending[i];
+        (
+            std::cmp::Reverse(p.gpus),
+            std::cmp::Reverse(p.requests.cpu_milli),
+            std::cmp::Reverse(p.requests.memory_bytes),
+            p.id.clone(),
+        )
+    });
+    let mut placed = vec![false; pending.len()];
+    let mut onto = Vec::new();
+    for i in order {
+        let p = &pending[i];
+        let spot = free.iter_mut().find(|fr| {
+            let f = &fleet[fr.node];
+            fits(p, f, fr, cat)
+        });
+        if let Some(fr) = spot {
+            let f = &fleet[fr.node];
+            fr.requests = fr.requests.saturating_sub(p.requests);
+            fr.pods -= 1;
+            fr.slices -= u64::from(p.gpus);
+            placed[i] = true;
+            onto.push((p.id.clone(), f.name.clone()));
+        }
+    }
+    let left = pending
+        .iter()
+        .zip(&placed)
+        .filter(|(_, done)| !**done)
+        .map(|(p, _)| p.clone())
+        .collect();
+    (left, onto)
+}
+
+fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
+    if fr.pods == 0 || !p.requests.fits_in(fr.requests) || u64::from(p.gpus) > fr.slices {
+        return false;
+    }
+    let r = u64::from(f.replicas.max(1));
+    match p.sharing {
+        Sharing::Exclusive => {
+            if f.replicas != 1 || p.gpus > fr.gpus {
+                return false;
+            }
+        }
+        Sharing::Shared => {
+            if let Some(m) = p.gpu_memory_mib
+                && m * r > fr.gpu_mem
+            {
+                return false;
+            }
+            if let Some(s) = p.gpu_share_milli
+                && u64::from(s) * r > 1000
+            {
+                return false;
+            }
+        }
+    }
+    let Some(t) = catalog::find(cat, &f.instance_type) else {
+        return false;
+    };
+    let label = |k: &str| {
+        f.labels.get(k).cloned().or_else(|| t.label(k)).or_else(|| {
+            (k == crate::model::labels::CAPACITY_TYPE).then(|| f.capacity_type.as_str().to_string())
+        })
+    };
+    p.matches_labels(&label) && tolerates_all(&p.tolerations, &f.taints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ReplicaPolicy;
+
+    fn cat() -> Catalog {
+        catalog::embedded().expect("catalog")
+    }
+
+    fn inflight(name: &str, ty: &str, r: u32) -> FleetNode {
+        FleetNode {
+            name: name.into(),
+            pool: "gpu-slicer".into(),
+            instance_type: ty.into(),
+            capacity_type: CapacityType::OnDemand,
+            replicas: r,
+            zone: None,
+            in_flight: true,
+            used: Used::default(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+        }
+    }
+
+    fn pods(n: usize, gib: u64) -> Vec<DemandItem> {
+        (0..n)
+            .map(|i| {
+                let mut d = DemandItem::shared(format!("ml/p{i}"), Resources::new(500, 1 << 30));
+                d.gpu_memory_mib = Some(gib * 1024);
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_flight_capacity_is_used_first_and_safely() {
+        let c = cat();
+        let pools = vec![Pool::default_pool(ReplicaPolicy::Fixed(4))];
+        // g4dn.xlarge at R=4: 4 slices of 4 GiB (16 GiB T4).
+        let fleet = [inflight("n1", "g4dn.xlarge", 4)];
+        let (left, onto) = assign_in_flight(
+            &pods(6, 4),
+            &fleet,
+            &c,
+            &pools,
+            DaemonSetOverhead::default(),
+        );
+        assert_eq!(onto.len(), 4);
+        assert_eq!(left.len(), 2);
+        // 5 GiB pods do not fit a 4 GiB slice.
+        let (left, onto) = assign_in_flight(
+            &pods(3, 5),
+            &fleet,
+            &c,
+            &pools,
+            DaemonSetOverhead::default(),
+        );
+        assert!(onto.is_empty());
+        assert_eq!(left.len(), 3);
+        // Ready nodes are not in flight: the scheduler already found them full.
+        let mut ready = fleet.clone();
+        ready[0].in_flight = false;
+        let (left, _) = assign_in_flight(
+            &pods(2, 1),
+            &ready,
+            &c,
+            &pools,
+            DaemonSetOverhead::default(),
+        );
+        assert_eq!(left.len(), 2);
+        // Taints and affinity are honoured.
+        let mut tainted = fleet.clone();
+        tainted[0].taints.push(Taint {
+            key: "nvidia.com/gpu".into(),
+            value: None,
+            effect: crate::model::TaintEffect::NoSchedule,
+        });
+        let (left, _) = assign_in_flight(
+            &pods(2, 1),
+            &tainted,
+            &c,
+            &pools,
+            DaemonSetOverhead::default(),
+        );
+        assert_eq!(left.len(), 2);
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            plan: PlanOptions {
+                default_replicas: ReplicaPolicy::Fixed(4),
+                dedicated: false,
+                ..PlanOptions::default()
+            },
+            render: RenderOptions::default(),
+            budget: Budget::default(),
+        }
+    }
+
+    #[test]
+    fn round_plans_the_rest_and_keeps_the_fleet_in_limits() {
+        let c = cat();
+        let fleet = [inflight("n1", "g4dn.xlarge", 4)];
+        let pending = pods(6, 2);
+        let inp = Inputs {
+            catalog: &c,
+            pending: &pending,
+            fleet: &fleet,
+            pools: &[],
+            ec2nodeclasses: &[],
+            device_plugin: None,
+            live: &[],
+            nodes_of: &|_| 0,
+        };
+        let out = round(&inp, &settings());
+        assert_eq!(out.onto_fleet.len(), 4);
+        assert_eq!(out.plan.summary.pods, 2);
+        assert!(out.refusals.is_empty() && out.error.is_none());
+        // The NodePool's limit counts the in-flight node's slices too.
+        let np = out
+            .actions
+            .apply
+            .iter()
+            .find(|o| o["kind"] == "NodePool")
+            .expect("a NodePool");
+        let limit: u64 = np["spec"]["limits"]["nvidia.com/gpu"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("limit");
+        let planned: u64 = out
+            .plan
+            .nodes
+            .iter()
+            .map(|n| u64::from(n.gpus * n.replicas_per_gpu))
+            .sum();
+        assert_eq!(limit, 4 + planned);
+    }
+
+    #[test]
+    fn refused_plans_write_nothing() {
+        let c = cat();
+        let pending = pods(20, 2);
+        let inp = Inputs {
+            catalog: &c,
+            pending: &pending,
+            fleet: &[],
+            pools: &[],
+            ec2nodeclasses: &[],
+            device_plugin: None,
+            live: &[],
+            nodes_of: &|_| 0,
+        };
+        let mut s = settings();
+        s.budget.max_hourly_cost = Some(0.01);
+        let out = round(&inp, &s);
+        assert_eq!(out.refusals.len(), 1);
+        assert!(out.actions.is_empty());
+    }
+}
