@@ -4,6 +4,7 @@
 //! argument. `src/controller/` does the I/O around these functions.
 
 pub mod batch;
+pub mod cache;
 pub mod guard;
 pub mod lease;
 pub mod nodes;
