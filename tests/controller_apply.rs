@@ -1,5 +1,6 @@
 //! Mock API server scenarios for the controller's write path (kube-rs's `tower-test`
 //! pattern): render → diff against what the server holds → the one writer.
+#![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]
 mod fake_api;

@@ -1,5 +1,6 @@
 //! Leader election against the mock API server: one holder, followers do not write,
 //! an expired Lease is taken over, a lost race follows.
+#![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
