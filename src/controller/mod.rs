@@ -4,4 +4,6 @@
 
 pub mod error;
 pub mod lease;
+pub mod metrics;
+pub mod server;
 pub mod writer;

@@ -1,0 +1,192 @@
+//! Prometheus metrics, all prefixed `gpu_slicer_`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    /// `applied`, `deleted`, `failed`, `skipped_dry_run`, `skipped_not_leader`.
+    pub outcome: String,
+    /// Error category for failures, `none` otherwise.
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub planning_duration: Histogram,
+    pub pending_gpu_pods: Gauge,
+    pub planned_nodes: Gauge,
+    pub planned_hourly_cost: Gauge<f64, AtomicU64>,
+    pub rounds: Counter,
+    pub applies: Family<ApplyLabels, Counter>,
+    pub watch_restarts: Family<KindLabel, Counter>,
+    pub invalid_input: Family<KindLabel, Counter>,
+    pub refusals: Family<ReasonLabel, Counter>,
+    pub slicing_timeouts: Counter,
+    pub taints_removed: Counter,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gpu_slicer");
+        let m = Metrics {
+            planning_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            pending_gpu_pods: Gauge::default(),
+            planned_nodes: Gauge::default(),
+            planned_hourly_cost: Gauge::default(),
+            rounds: Counter::default(),
+            applies: Family::default(),
+            watch_restarts: Family::default(),
+            invalid_input: Family::default(),
+            refusals: Family::default(),
+            slicing_timeouts: Counter::default(),
+            taints_removed: Counter::default(),
+            leader: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "planning_duration_seconds",
+            "Wall time of one planning round (plan, render, diff)",
+            m.planning_duration.clone(),
+        );
+        registry.register(
+            "pending_gpu_pods",
+            "Pending unschedulable GPU pods in the last round",
+            m.pending_gpu_pods.clone(),
+        );
+        registry.register(
+            "planned_nodes",
+            "New nodes in the last plan",
+            m.planned_nodes.clone(),
+        );
+        registry.register(
+            "planned_hourly_cost_dollars",
+            "Hourly cost of the new nodes in the last plan",
+            m.planned_hourly_cost.clone(),
+        );
+        registry.register("rounds", "Planning rounds run", m.rounds.clone());
+        registry.register(
+            "applies",
+            "Writes by outcome and error category",
+            m.applies.clone(),
+        );
+        registry.register(
+            "watch_restarts",
+            "Watch errors after which the watch was restarted, by kind",
+            m.watch_restarts.clone(),
+        );
+        registry.register(
+            "invalid_input",
+            "Objects that could not be read (pods, NodePools, the device-plugin ConfigMap), by kind",
+            m.invalid_input.clone(),
+        );
+        registry.register(
+            "plan_refusals",
+            "Plans refused by the budget guard or by render, by reason",
+            m.refusals.clone(),
+        );
+        registry.register(
+            "slicing_timeouts",
+            "Nodes not sliced as planned within the timeout",
+            m.slicing_timeouts.clone(),
+        );
+        registry.register(
+            "startup_taints_removed",
+            "Startup taints removed from sliced nodes",
+            m.taints_removed.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            m.leader.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
+            s.clear();
+        }
+        s
+    }
+
+    pub fn count_apply(&self, outcome: &str, category: &str, n: u64) {
+        if n > 0 {
+            self.applies
+                .get_or_create(&ApplyLabels {
+                    outcome: outcome.to_string(),
+                    category: category.to_string(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn count_kind(family: &Family<KindLabel, Counter>, kind: &str) {
+        family
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_prefix_and_labels() {
+        let m = Metrics::new();
+        m.count_apply("failed", "throttled", 2);
+        Metrics::count_kind(&m.watch_restarts, "Pod");
+        m.planned_hourly_cost.set(1.5);
+        let text = m.encode();
+        assert!(
+            text.contains("gpu_slicer_applies_total{outcome=\"failed\",category=\"throttled\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu_slicer_watch_restarts_total{kind=\"Pod\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu_slicer_planned_hourly_cost_dollars 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu_slicer_planning_duration_seconds_bucket"),
+            "{text}"
+        );
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            assert!(line.starts_with("gpu_slicer_"), "{line}");
+        }
+    }
+}
