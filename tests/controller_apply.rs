@@ -251,3 +251,57 @@ async fn deleting_an_object_recreated_by_someone_else_is_refused_by_uid() {
     );
     assert!(api.get(&path).is_some());
 }
+
+fn tainted_node(taints: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": "n1", "labels": {"gpu-slicer.io/replicas": "4"}},
+           "spec": {"taints": taints},
+           "status": {"allocatable": {"nvidia.com/gpu": "4"}}})
+}
+
+#[tokio::test]
+async fn startup_taint_is_removed_by_a_guarded_json_patch() {
+    let api = FakeApi::default();
+    let pending =
+        json!({"key": "gpu-slicer.io/slicing-pending", "value": "true", "effect": "NoSchedule"});
+    let other = json!({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"});
+    api.insert(tainted_node(json!([other, pending])));
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    assert_eq!(writer.remove_taint("n1", 1, &pending).await, Ok(true));
+    let node = api.get("/api/v1/nodes/n1").expect("node");
+    assert_eq!(
+        node["spec"]["taints"],
+        json!([other]),
+        "only gpu-slicer's taint goes"
+    );
+    let w = api.writes();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].content_type.contains("json-patch"),
+        "{}",
+        w[0].content_type
+    );
+    assert_eq!(w[0].body[0]["op"], "test");
+
+    // The taint list changed since it was read: the test op fails, nothing is removed.
+    api.insert(tainted_node(json!([pending.clone(), other.clone()])));
+    let r = writer.remove_taint("n1", 1, &pending).await;
+    assert!(matches!(r, Err((Category::Invalid, _))), "{r:?}");
+    let node = api.get("/api/v1/nodes/n1").expect("node");
+    assert_eq!(node["spec"]["taints"].as_array().map(Vec::len), Some(2));
+
+    // Dry-run and followers do not touch nodes.
+    api.clear_seen();
+    let dry = Writer::new(
+        api.client(),
+        WriterConfig {
+            dry_run: true,
+            ..cfg()
+        },
+        LeaderFlag::new(true),
+    );
+    assert_eq!(dry.remove_taint("n1", 0, &pending).await, Ok(false));
+    let follower = Writer::new(api.client(), cfg(), LeaderFlag::new(false));
+    assert_eq!(follower.remove_taint("n1", 0, &pending).await, Ok(false));
+    assert!(api.seen().is_empty());
+}

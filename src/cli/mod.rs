@@ -7,6 +7,7 @@ mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -15,6 +16,8 @@ use crate::config;
 use crate::demand::{self, Inputs, LoadOptions};
 use crate::model::{CapacityType, Catalog, MIB, Pool, ReplicaPolicy, quantity};
 use crate::planner::{self, PlanOptions};
+use crate::reconcile::cache::SnapshotSettings;
+use crate::reconcile::guard::Namespaces;
 use crate::render;
 
 #[derive(Debug, Parser)]
@@ -34,6 +37,8 @@ enum Command {
     Plan(PlanArgs),
     /// Print the Kubernetes objects (multi-document YAML) that make Karpenter launch the plan.
     Render(RenderArgs),
+    /// Run the controller: watch pending GPU pods, plan, render and apply continuously.
+    Run(Box<RunArgs>),
     /// Print the instance catalog in use (types, GPUs, allocatable, prices and their source).
     Catalog(CatalogArgs),
 }
@@ -93,6 +98,13 @@ enum AmiFamilyArg {
 struct RenderArgs {
     #[command(flatten)]
     input: PlanInput,
+    #[command(flatten)]
+    flags: RenderFlags,
+}
+
+/// How plans become objects; shared by render and run.
+#[derive(Debug, Args)]
+struct RenderFlags {
     /// Emission mode; auto = each NodePool's gpu-slicer.io/emission annotation, else by --karpenter-version.
     #[arg(long, value_enum, default_value = "auto")]
     emission: EmissionArg,
@@ -128,8 +140,25 @@ struct RenderArgs {
 #[derive(Debug, Args)]
 struct PlanInput {
     /// Kubernetes YAML/JSON: a file, a directory (its *.yaml, *.yml, *.json), or - for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "PATH",
+        required_unless_present = "from_cluster",
+        conflicts_with = "from_cluster"
+    )]
     filenames: Vec<String>,
+    /// Read pending pods, gpu-slicer's nodes, NodePools, EC2NodeClasses and the device-plugin
+    /// ConfigMap from the kubeconfig's cluster (read-only).
+    #[arg(long)]
+    from_cluster: bool,
+    #[command(flatten)]
+    policy: Policy,
+}
+
+/// Planning policy shared by plan, render and run.
+#[derive(Debug, Args)]
+struct Policy {
     #[command(flatten)]
     source: CatalogSource,
     /// Replicas per GPU for sliced nodes: an integer 2..48, 1 (no sharing), or auto.
@@ -151,9 +180,103 @@ struct PlanInput {
     /// Capacity type to plan with (spot needs spot prices in the catalog).
     #[arg(long, value_enum, default_value = "on-demand")]
     capacity_type: CapacityArg,
-    /// Name of the NVIDIA device plugin's ConfigMap among the inputs.
+    /// Name of the NVIDIA device plugin's ConfigMap (among the inputs, or in the cluster).
     #[arg(long, value_name = "NAME", default_value = demand::DEFAULT_DEVICE_PLUGIN_CONFIGMAP)]
     device_plugin_configmap: String,
+    /// Namespace of that ConfigMap in the cluster (--from-cluster and run).
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    device_plugin_namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    policy: Policy,
+    #[command(flatten)]
+    flags: RenderFlags,
+    /// Do everything but write: plans are served at /plan, nothing is applied.
+    #[arg(long)]
+    dry_run: bool,
+    /// A batch of pending pods closes after this long without a new one (like Karpenter).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    batch_idle_duration: Duration,
+    /// ... or this long after it opened.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    batch_max_duration: Duration,
+    /// A round runs at least this often, even without pod events.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    resync_period: Duration,
+    /// A node not sliced as planned after this long gets an Event and stays tainted.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    slicing_timeout: Duration,
+    /// Refuse plans that bring gpu-slicer's capacity above this many $/h.
+    #[arg(long, value_name = "USD")]
+    max_hourly_cost: Option<f64>,
+    /// Refuse plans that bring gpu-slicer's nodes above this count.
+    #[arg(long, value_name = "N")]
+    max_nodes: Option<usize>,
+    /// Plan only for pods in these namespaces (comma-separated; default all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Never plan for pods in these namespaces.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    exclude_namespaces: Vec<String>,
+    /// Address of /healthz, /readyz, /metrics and /plan.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    metrics_bind_address: std::net::SocketAddr,
+    /// The leader Lease.
+    #[arg(long, value_name = "NAME", default_value = "gpu-slicer")]
+    lease_name: String,
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "gpu-slicer"
+    )]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod name, else the host name).
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    identity: Option<String>,
+    /// Sustained writes per second (governor quota) and burst.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    writes_per_second: u32,
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    write_burst: u32,
+    /// Most pod Events per round.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    max_pod_events: usize,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value = "plain")]
+    log_format: LogFormat,
+}
+
+/// `1s`, `500ms`, `10m`, `2h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 1s, 500ms, 10m"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0 * 30.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +325,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Plan(a) => plan(a),
         Command::Render(a) => render_cmd(a),
+        Command::Run(a) => run_cmd(*a),
         Command::Catalog(a) => catalog_cmd(a),
     }
 }
@@ -303,6 +427,8 @@ struct Planned {
     inputs: Inputs,
     opts: PlanOptions,
     plan: planner::Plan,
+    /// gpu-slicer's existing nodes (from --from-cluster).
+    fleet: Vec<planner::PlannedNode>,
 }
 
 fn plan(a: PlanArgs) -> Result<(), Failure> {
@@ -321,7 +447,7 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
+fn render_options(a: &RenderFlags) -> Result<render::RenderOptions, Failure> {
     let karpenter_version =
         render::KarpenterVersion::parse(&a.karpenter_version).ok_or_else(|| {
             usage(format!(
@@ -329,7 +455,7 @@ fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
                 a.karpenter_version
             ))
         })?;
-    let opts = render::RenderOptions {
+    Ok(render::RenderOptions {
         emission: match a.emission {
             EmissionArg::Auto => render::Emission::Auto,
             EmissionArg::Overlay => render::Emission::Overlay,
@@ -339,6 +465,7 @@ fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
             EmissionArg::V1alpha5 => render::Emission::V1alpha5,
         },
         karpenter_version,
+        discovered: None,
         ami_family: match a.ami_family {
             AmiFamilyArg::Bottlerocket => render::AmiFamily::Bottlerocket,
             AmiFamilyArg::Al2023 => render::AmiFamily::Al2023,
@@ -354,13 +481,17 @@ fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
         configmap_namespace: a.configmap_namespace.clone(),
         configmap_name: a.configmap_name.clone(),
         fail_requests_greater_than_one: a.fail_requests_greater_than_one,
-    };
+    })
+}
+
+fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
+    let opts = render_options(&a.flags)?;
     let p = make_plan(&a.input)?;
     let frame = render::Frame {
         pools: &p.inputs.pools,
         ec2nodeclasses: &p.inputs.ec2nodeclasses,
         device_plugin: p.inputs.device_plugin.as_ref(),
-        fleet: &[],
+        fleet: &p.fleet,
     };
     let rendered = render::render(&p.plan, &p.catalog, frame, &opts).map_err(bad_input)?;
     for n in &rendered.notes {
@@ -370,9 +501,19 @@ fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
-    let cat = load_catalog(&a.source)?;
-    let flag_overhead = match &a.source.daemonset_overhead {
+/// The policy flags, checked.
+struct Resolved {
+    catalog: Catalog,
+    overhead: DaemonSetOverhead,
+    replicas: Option<ReplicaPolicy>,
+    headroom_mib: Option<u64>,
+    capacity: CapacityType,
+    max_replicas: u32,
+}
+
+fn resolve(a: &Policy) -> Result<Resolved, Failure> {
+    let catalog = load_catalog(&a.source)?;
+    let overhead = match &a.source.daemonset_overhead {
         Some(s) => parse_overhead(s)?,
         None => DaemonSetOverhead::default(),
     };
@@ -382,11 +523,11 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
             a.max_replicas
         )));
     }
-    let flag_replicas = match &a.replicas {
+    let replicas = match &a.replicas {
         Some(s) => Some(config::parse_replicas_flag(s, a.max_replicas).map_err(usage)?),
         None => None,
     };
-    let flag_headroom_mib = match &a.gpu_memory_headroom {
+    let headroom_mib = match &a.gpu_memory_headroom {
         Some(q) => Some(
             quantity::bytes(q)
                 .map(|b| b.div_ceil(MIB))
@@ -395,7 +536,7 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
         None => None,
     };
     for t in &a.instance_types {
-        if catalog::find(&cat, t).is_none() {
+        if catalog::find(&catalog, t).is_none() {
             return Err(usage(format!(
                 "--instance-types: {t} is not in the catalog"
             )));
@@ -405,60 +546,229 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
         CapacityArg::OnDemand => CapacityType::OnDemand,
         CapacityArg::Spot => CapacityType::Spot,
     };
-    if capacity == CapacityType::Spot && cat.types.iter().all(|t| t.spot_price.is_none()) {
+    if capacity == CapacityType::Spot && catalog.types.iter().all(|t| t.spot_price.is_none()) {
         return Err(usage(
             "--capacity-type spot: the catalog has no spot prices (the embedded one has none); \
              pass --catalog with a spot_usd_per_hour column",
         ));
     }
-    let load = LoadOptions {
-        device_plugin_configmap: a.device_plugin_configmap.clone(),
-    };
-    let inputs = read_inputs(&a.filenames, &load)?;
-    for w in &inputs.warnings {
-        eprintln!("warning: {w}");
-    }
-    // Replicas: the flag wins, then annotated NodePools, then the device-plugin
-    // ConfigMap, then auto.
-    let default_replicas = flag_replicas.clone().unwrap_or_else(|| {
+    Ok(Resolved {
+        catalog,
+        overhead,
+        replicas,
+        headroom_mib,
+        capacity,
+        max_replicas: a.max_replicas,
+    })
+}
+
+/// Plan options from the policy and what was read. Replicas: the flag wins, then annotated
+/// NodePools, then the device-plugin ConfigMap, then auto.
+fn plan_options(a: &Policy, r: &Resolved, inputs: &Inputs) -> PlanOptions {
+    let default_replicas = r.replicas.clone().unwrap_or_else(|| {
         inputs
             .device_plugin
             .as_ref()
             .and_then(|d| d.replica_policy())
             .unwrap_or(ReplicaPolicy::Auto {
-                max: a.max_replicas,
+                max: r.max_replicas,
             })
     });
-    // The implicit pool when no NodePool opted in; the flags override every pool.
     let mut pools: Vec<Pool> = inputs.pools.iter().map(|(p, _)| p.clone()).collect();
     if pools.is_empty() {
         pools.push(Pool::default_pool(default_replicas.clone()));
     }
     for p in &mut pools {
-        if let Some(r) = &flag_replicas {
-            p.replicas = r.clone();
+        if let Some(rp) = &r.replicas {
+            p.replicas = rp.clone();
         }
-        if let Some(h) = flag_headroom_mib {
+        if let Some(h) = r.headroom_mib {
             p.gpu_memory_headroom_mib = h;
         }
     }
-    let opts = PlanOptions {
-        capacity_types: vec![capacity],
+    PlanOptions {
+        capacity_types: vec![r.capacity],
         instance_types: a.instance_types.clone(),
         families: a.families.clone(),
-        daemonset_overhead: add_overhead(inputs.daemonset_overhead, flag_overhead),
+        daemonset_overhead: add_overhead(inputs.daemonset_overhead, r.overhead),
         pools,
         default_replicas,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..PlanOptions::default()
+    }
+}
+
+/// Reads the cluster in the kubeconfig, read-only, through the controller's caches.
+fn from_cluster(a: &Policy) -> Result<(Inputs, Vec<planner::PlannedNode>), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad_input(format!("cannot start the async runtime: {e}")))?;
+    let settings = SnapshotSettings {
+        namespaces: Namespaces::default(),
+        device_plugin_configmap: Some((
+            a.device_plugin_namespace.clone(),
+            a.device_plugin_configmap.clone(),
+        )),
     };
-    let plan = planner::plan(&cat, &inputs.items, &opts);
+    let snap = rt.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| bad_input(format!("--from-cluster: no usable kubeconfig: {e}")))?;
+        crate::controller::oneshot::snapshot(&client, &settings, &a.device_plugin_namespace)
+            .await
+            .map_err(bad_input)
+    })?;
+    for (pod, why) in &snap.pod_errors {
+        eprintln!("warning: pod {pod}: {why}");
+    }
+    for (obj, why) in &snap.pool_errors {
+        eprintln!("warning: {obj}: {why}");
+    }
+    if let Some(e) = &snap.device_plugin_error {
+        eprintln!("warning: device-plugin ConfigMap: {e}");
+    }
+    let cat = crate::catalog::embedded().map_err(bad_input)?;
+    let fleet = snap
+        .fleet
+        .iter()
+        .filter_map(|f| {
+            let t = catalog::find(&cat, &f.instance_type)?;
+            Some(planner::PlannedNode {
+                instance_type: t.name.clone(),
+                capacity_type: f.capacity_type,
+                gpus: t.gpu_count,
+                gpu_model: t.gpu_name.clone(),
+                gpu_memory_mib: t.gpu_memory_mib,
+                replicas_per_gpu: f.replicas,
+                profile: crate::model::profile_name(f.replicas),
+                hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
+                pods: Vec::new(),
+                node_pool: f.pool.clone(),
+                zone: f.zone.clone(),
+                spot_hourly_price: t.spot_price,
+            })
+        })
+        .collect();
+    let inputs = Inputs {
+        items: snap.pending,
+        pools: snap.pools,
+        ec2nodeclasses: snap.ec2nodeclasses,
+        device_plugin: snap.device_plugin,
+        ..Inputs::default()
+    };
+    Ok((inputs, fleet))
+}
+
+fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
+    let r = resolve(&a.policy)?;
+    let (inputs, fleet) = if a.from_cluster {
+        from_cluster(&a.policy)?
+    } else {
+        let load = LoadOptions {
+            device_plugin_configmap: a.policy.device_plugin_configmap.clone(),
+        };
+        let inputs = read_inputs(&a.filenames, &load)?;
+        for w in &inputs.warnings {
+            eprintln!("warning: {w}");
+        }
+        (inputs, Vec::new())
+    };
+    let opts = plan_options(&a.policy, &r, &inputs);
+    let plan = planner::plan(&r.catalog, &inputs.items, &opts);
     Ok(Planned {
-        catalog: cat,
+        catalog: r.catalog,
         inputs,
         opts,
         plan,
+        fleet,
     })
+}
+
+fn run_cmd(a: RunArgs) -> Result<(), Failure> {
+    init_tracing(a.log_format);
+    let r = resolve(&a.policy)?;
+    let mut render = render_options(&a.flags)?;
+    if render.cluster_name == render::CLUSTER_PLACEHOLDER {
+        return Err(usage(
+            "run needs --cluster-name: generated EC2NodeClasses select subnets and security groups by it",
+        ));
+    }
+    let emission_forced = render.emission != render::Emission::Auto;
+    render.discovered = None;
+    let nz = |n: u32, flag: &str| {
+        std::num::NonZeroU32::new(n).ok_or_else(|| usage(format!("{flag} must be at least 1")))
+    };
+    let writer = crate::controller::writer::WriterConfig {
+        dry_run: a.dry_run,
+        writes_per_second: nz(a.writes_per_second, "--writes-per-second")?,
+        burst: nz(a.write_burst, "--write-burst")?,
+        ..Default::default()
+    };
+    let identity = a.identity.clone().unwrap_or_else(|| {
+        std::env::var("HOSTNAME").unwrap_or_else(|_| format!("gpu-slicer-{}", std::process::id()))
+    });
+    let plan = plan_options(&a.policy, &r, &Inputs::default());
+    let cfg = crate::controller::run::RunConfig {
+        settings: crate::reconcile::round::Settings {
+            plan,
+            render,
+            budget: crate::reconcile::guard::Budget {
+                max_hourly_cost: a.max_hourly_cost,
+                max_nodes: a.max_nodes,
+            },
+        },
+        catalog: r.catalog,
+        snapshot: SnapshotSettings {
+            namespaces: Namespaces {
+                allow: a.namespaces.clone(),
+                deny: a.exclude_namespaces.clone(),
+            },
+            device_plugin_configmap: Some((
+                a.policy.device_plugin_namespace.clone(),
+                a.policy.device_plugin_configmap.clone(),
+            )),
+        },
+        batch_idle: a.batch_idle_duration,
+        batch_max: a.batch_max_duration,
+        resync: a.resync_period,
+        slicing_timeout: a.slicing_timeout,
+        addr: a.metrics_bind_address,
+        lease: crate::controller::lease::LeaseConfig {
+            name: a.lease_name.clone(),
+            namespace: a.lease_namespace.clone(),
+            identity,
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        },
+        writer,
+        emission_forced,
+        max_pod_events: a.max_pod_events,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad_input(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| bad_input(format!("no usable in-cluster config or kubeconfig: {e}")))?;
+        crate::controller::run::run(client, cfg)
+            .await
+            .map_err(bad_input)
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Plain => builder.try_init(),
+    };
 }
 
 fn catalog_cmd(a: CatalogArgs) -> Result<(), Failure> {
@@ -474,4 +784,21 @@ fn catalog_cmd(a: CatalogArgs) -> Result<(), Failure> {
     };
     print!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "s", "1d", "-1s", "1e999s", "9999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -5,5 +5,7 @@
 pub mod error;
 pub mod lease;
 pub mod metrics;
+pub mod oneshot;
+pub mod run;
 pub mod server;
 pub mod writer;

@@ -231,6 +231,9 @@ pub struct RenderOptions {
     /// [`Emission::for_version`] of `karpenter_version`.
     pub emission: Emission,
     pub karpenter_version: KarpenterVersion,
+    /// What `auto` means when the cluster was asked (the controller's discovery); wins
+    /// over `karpenter_version`.
+    pub discovered: Option<Emission>,
     /// AMI family of generated node classes.
     pub ami_family: AmiFamily,
     /// AMI version in the generated `amiSelectorTerms` alias (`latest`, or a pinned one).
@@ -257,6 +260,7 @@ impl Default for RenderOptions {
         RenderOptions {
             emission: Emission::Auto,
             karpenter_version: KarpenterVersion::NEWEST_KNOWN,
+            discovered: None,
             ami_family: AmiFamily::Al2023,
             ami_version: "latest".to_string(),
             cluster_name: CLUSTER_PLACEHOLDER.to_string(),
@@ -750,7 +754,32 @@ fn resolve_mode(opts: &RenderOptions, f: &frame::PoolFrame) -> Emission {
     }
     match f.emission {
         Some(e) if e != Emission::Auto => e,
-        _ => Emission::for_version(opts.karpenter_version),
+        _ => opts
+            .discovered
+            .unwrap_or_else(|| Emission::for_version(opts.karpenter_version)),
+    }
+}
+
+/// What `auto` means for the APIs a cluster serves, as (group, version, kind): NodePool v1
+/// with NodeOverlay v1alpha1 → `overlay`; NodePool v1 alone → `nodeclaim`; NodePool
+/// v1beta1 → `v1beta1`; Provisioner v1alpha5 → `v1alpha5`; none (no Karpenter) → `None`.
+/// Static NodePools need a feature gate that discovery cannot see: ask for `static` by
+/// flag or annotation.
+pub fn emission_for_served(served: &BTreeSet<(String, String, String)>) -> Option<Emission> {
+    let has =
+        |g: &str, v: &str, k: &str| served.contains(&(g.to_string(), v.to_string(), k.to_string()));
+    if has("karpenter.sh", "v1", "NodePool") {
+        if has("karpenter.sh", "v1alpha1", "NodeOverlay") {
+            Some(Emission::Overlay)
+        } else {
+            Some(Emission::NodeClaim)
+        }
+    } else if has("karpenter.sh", "v1beta1", "NodePool") {
+        Some(Emission::V1beta1)
+    } else if has("karpenter.sh", "v1alpha5", "Provisioner") {
+        Some(Emission::V1alpha5)
+    } else {
+        None
     }
 }
 

@@ -60,6 +60,47 @@ fn versions_pick_modes() {
 }
 
 #[test]
+fn served_apis_pick_modes() {
+    let set = |v: &[(&str, &str, &str)]| -> BTreeSet<(String, String, String)> {
+        v.iter()
+            .map(|(g, ver, k)| (g.to_string(), ver.to_string(), k.to_string()))
+            .collect()
+    };
+    let np1 = ("karpenter.sh", "v1", "NodePool");
+    let ov = ("karpenter.sh", "v1alpha1", "NodeOverlay");
+    let np_b = ("karpenter.sh", "v1beta1", "NodePool");
+    let prov = ("karpenter.sh", "v1alpha5", "Provisioner");
+    assert_eq!(
+        emission_for_served(&set(&[np1, ov])),
+        Some(Emission::Overlay)
+    );
+    assert_eq!(
+        emission_for_served(&set(&[np1, np_b])),
+        Some(Emission::NodeClaim)
+    );
+    assert_eq!(
+        emission_for_served(&set(&[np_b, prov])),
+        Some(Emission::V1beta1)
+    );
+    assert_eq!(emission_for_served(&set(&[prov])), Some(Emission::V1alpha5));
+    assert_eq!(emission_for_served(&set(&[])), None);
+    // Discovery decides `auto`, but an annotation or a forced flag still wins.
+    let opts = RenderOptions {
+        discovered: Some(Emission::V1beta1),
+        ..RenderOptions::default()
+    };
+    assert_eq!(
+        resolve_mode(&opts, &frame::PoolFrame::default()),
+        Emission::V1beta1
+    );
+    let annotated = frame::PoolFrame {
+        emission: Some(Emission::Static),
+        ..frame::PoolFrame::default()
+    };
+    assert_eq!(resolve_mode(&opts, &annotated), Emission::Static);
+}
+
+#[test]
 fn names_fit_and_stay_distinct() {
     assert_eq!(fit_name("gpu-slicer-ts-r4", 63), "gpu-slicer-ts-r4");
     assert_eq!(fit_name("Team_A.GPU--pool", 63), "team-a-gpu-pool");

@@ -1,0 +1,879 @@
+//! `gpu-slicer run`: discovery, watches folded into the caches, the leader elector, the
+//! probe server, and the loop that batches pending pods, runs a round, publishes Events
+//! and metrics, hands the actions to the writer, and removes startup taints from nodes
+//! that came up sliced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Discovery};
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+
+use super::lease::{Elector, LeaseConfig};
+use super::server::{self, Shared};
+use super::writer::{LeaderFlag, Writer, WriterConfig, resource};
+use crate::model::Catalog;
+use crate::reconcile::batch::Batcher;
+use crate::reconcile::cache::{
+    Cache, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
+};
+use crate::reconcile::nodes::{Slicing, slicing};
+use crate::reconcile::round::{self, Settings};
+use crate::reconcile::{ObjectKey, is_owned};
+use crate::render::{POOL_LABEL, SLICING_PENDING_TAINT, emission_for_served};
+
+/// Everything `run` needs, validated by the CLI.
+pub struct RunConfig {
+    pub settings: Settings,
+    pub catalog: Catalog,
+    pub snapshot: SnapshotSettings,
+    pub batch_idle: Duration,
+    pub batch_max: Duration,
+    /// A round runs at least this often, even without pod events.
+    pub resync: Duration,
+    pub slicing_timeout: Duration,
+    pub addr: SocketAddr,
+    pub lease: LeaseConfig,
+    pub writer: WriterConfig,
+    /// `--emission` other than auto: discovery does not override it.
+    pub emission_forced: bool,
+    /// Most pod Events per round (Events are writes too).
+    pub max_pod_events: usize,
+}
+
+/// Kinds whose watches must sync before `/readyz`.
+type Watched = Vec<&'static str>;
+
+/// What the cluster serves, as (group, version, kind).
+async fn served(client: &Client) -> Result<BTreeSet<(String, String, String)>, kube::Error> {
+    let d = Discovery::new(client.clone())
+        .filter(&["karpenter.sh", "karpenter.k8s.aws"])
+        .run()
+        .await?;
+    let mut s = BTreeSet::new();
+    for g in d.groups() {
+        for v in g.versions() {
+            for (ar, _) in g.versioned_resources(v) {
+                s.insert((ar.group.clone(), ar.version.clone(), ar.kind.clone()));
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Picks the served version of a Karpenter kind to watch (newest first).
+fn version_of(
+    served: &BTreeSet<(String, String, String)>,
+    group: &str,
+    kind: &str,
+) -> Option<String> {
+    ["v1", "v1beta1", "v1alpha5", "v1alpha1"]
+        .into_iter()
+        .find(|v| served.contains(&(group.to_string(), v.to_string(), kind.to_string())))
+        .map(str::to_string)
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
+    let served = served(&client)
+        .await
+        .map_err(|e| format!("API discovery failed: {e}"))?;
+    let discovered = emission_for_served(&served);
+    if !cfg.emission_forced {
+        cfg.settings.render.discovered = discovered;
+    }
+    tracing::info!(
+        discovered = discovered.map_or("none", |e| e.as_str()),
+        forced = cfg.emission_forced,
+        "Karpenter APIs discovered"
+    );
+
+    let shared = Arc::new(Shared::default());
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    let pods_changed = Arc::new(Notify::new());
+    let nodes_changed = Arc::new(Notify::new());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    // Watches.
+    let mut watched: Watched = vec!["Pod", "Node", "ConfigMap"];
+    spawn_pod_watch(
+        client.clone(),
+        cache.clone(),
+        pods_changed.clone(),
+        shared.clone(),
+    );
+    spawn_node_watch(
+        client.clone(),
+        cache.clone(),
+        nodes_changed.clone(),
+        shared.clone(),
+    );
+    let (cm_ns, _) = cfg
+        .snapshot
+        .device_plugin_configmap
+        .clone()
+        .unwrap_or_else(|| ("kube-system".into(), String::new()));
+    spawn_configmap_watch(
+        client.clone(),
+        cache.clone(),
+        &cm_ns,
+        &cfg.settings.render.configmap_namespace,
+        pods_changed.clone(),
+        shared.clone(),
+    );
+    for (group, kind) in [
+        ("karpenter.sh", "NodePool"),
+        ("karpenter.sh", "NodeClaim"),
+        ("karpenter.sh", "NodeOverlay"),
+        ("karpenter.k8s.aws", "EC2NodeClass"),
+        ("karpenter.sh", "Provisioner"),
+        ("karpenter.k8s.aws", "AWSNodeTemplate"),
+    ] {
+        let Some(version) = version_of(&served, group, kind) else {
+            continue;
+        };
+        let api_version = format!("{group}/{version}");
+        let Some(ar) = resource(&api_version, kind) else {
+            continue;
+        };
+        watched.push(match kind {
+            "NodePool" => "NodePool",
+            "NodeClaim" => "NodeClaim",
+            "NodeOverlay" => "NodeOverlay",
+            "EC2NodeClass" => "EC2NodeClass",
+            "Provisioner" => "Provisioner",
+            _ => "AWSNodeTemplate",
+        });
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        spawn_object_watch(
+            api,
+            kind,
+            cache.clone(),
+            pods_changed.clone(),
+            shared.clone(),
+        );
+    }
+
+    // Leader election, probes.
+    let leader = LeaderFlag::new(false);
+    let elector = Elector::new(client.clone(), cfg.lease.clone(), leader.clone());
+    tokio::spawn(elector.run(shutdown_rx.clone()));
+    let server_task = tokio::spawn(server::serve(cfg.addr, shared.clone(), shutdown_rx.clone()));
+
+    let writer = Writer::new(client.clone(), cfg.writer.clone(), leader.clone());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "gpu-slicer".into(),
+            instance: Some(cfg.lease.identity.clone()),
+        },
+    );
+    let mut state = LoopState::default();
+    let mut batcher = Batcher::new(cfg.batch_idle, cfg.batch_max);
+    let start = Instant::now();
+    let mut last_round: Option<Instant> = None;
+    let mut shutdown = Box::pin(shutdown_signal());
+    loop {
+        let now = start.elapsed();
+        let wake = batcher
+            .deadline()
+            .map_or(cfg.resync, |d| d.saturating_sub(now))
+            .min(Duration::from_secs(5));
+        tokio::select! {
+            _ = pods_changed.notified() => batcher.observe(start.elapsed()),
+            _ = nodes_changed.notified() => {}
+            _ = tokio::time::sleep(wake) => {}
+            _ = &mut shutdown => break,
+        }
+        shared.metrics.leader.set(i64::from(leader.is_leader()));
+        let ready = cache
+            .lock()
+            .map(|c| c.all_synced(&watched))
+            .unwrap_or(false);
+        shared
+            .ready
+            .store(ready, std::sync::atomic::Ordering::SeqCst);
+        if !ready {
+            continue;
+        }
+        let resync_due = last_round.is_none_or(|t| t.elapsed() >= cfg.resync);
+        if batcher.is_due(start.elapsed()) || resync_due {
+            batcher.take();
+            last_round = Some(Instant::now());
+            run_round(
+                &cfg, &cache, &shared, &writer, &recorder, &leader, &mut state,
+            )
+            .await;
+        }
+        check_nodes(
+            &cfg, &cache, &shared, &writer, &recorder, &leader, &mut state,
+        )
+        .await;
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = server_task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What the loop remembers between rounds.
+#[derive(Default)]
+struct LoopState {
+    /// The last Event note per pod, so a pod gets an Event only when its fate changes.
+    pod_notes: BTreeMap<String, String>,
+    /// Nodes already reported as not sliced in time.
+    timed_out: BTreeSet<String>,
+}
+
+fn pod_ref(id: &str) -> ObjectReference {
+    let (ns, name) = id.split_once('/').unwrap_or(("default", id));
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some(ns.into()),
+        name: Some(name.into()),
+        ..ObjectReference::default()
+    }
+}
+
+fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        ..ObjectReference::default()
+    }
+}
+
+fn nodepool_ref(object: &str, pools: &[(crate::model::Pool, Value)]) -> Option<ObjectReference> {
+    // `NodePool name` or `Provisioner name`.
+    let (kind, name) = object.split_once(' ')?;
+    let api = pools
+        .iter()
+        .find(|(p, _)| p.name == name)
+        .and_then(|(_, raw)| raw.get("apiVersion").and_then(Value::as_str))
+        .unwrap_or("karpenter.sh/v1");
+    Some(object_ref(api, kind, name))
+}
+
+async fn publish(
+    recorder: &Recorder,
+    leader: &LeaderFlag,
+    dry_run: bool,
+    r: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    if dry_run || !leader.is_leader() {
+        return;
+    }
+    let ev = KEvent {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Plan".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, r).await {
+        tracing::debug!(error = %e, "event not published");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_round(
+    cfg: &RunConfig,
+    cache: &Arc<Mutex<Cache>>,
+    shared: &Arc<Shared>,
+    writer: &Writer,
+    recorder: &Recorder,
+    leader: &LeaderFlag,
+    state: &mut LoopState,
+) {
+    let started = Instant::now();
+    let snap = match cache.lock() {
+        Ok(c) => c.snapshot(&cfg.snapshot),
+        Err(_) => return,
+    };
+    let dry = cfg.writer.dry_run;
+    for (pod, why) in &snap.pod_errors {
+        super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "Pod");
+        let note = format!("gpu-slicer cannot plan this pod: {why}");
+        if state.pod_notes.get(pod) != Some(&note) {
+            publish(
+                recorder,
+                leader,
+                dry,
+                &pod_ref(pod),
+                true,
+                "InvalidInput",
+                note.clone(),
+            )
+            .await;
+            state.pod_notes.insert(pod.clone(), note);
+        }
+    }
+    for (object, why) in &snap.pool_errors {
+        super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "NodePool");
+        tracing::warn!(%object, %why, "annotated NodePool cannot be read");
+        if let Some(r) = nodepool_ref(object, &[]) {
+            publish(
+                recorder,
+                leader,
+                dry,
+                &r,
+                true,
+                "InvalidConfiguration",
+                why.clone(),
+            )
+            .await;
+        }
+    }
+    if let Some(e) = &snap.device_plugin_error {
+        super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "ConfigMap");
+        tracing::warn!(error = %e, "device-plugin ConfigMap cannot be read; planning without it");
+    }
+    let settings = cfg.settings.clone();
+    let catalog = cfg.catalog.clone();
+    let nodes_per_pool = snap.nodes_per_nodepool.clone();
+    let snap = Arc::new(snap);
+    let snap2 = snap.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let nodes_of = |k: &ObjectKey| nodes_per_pool.get(&k.name).copied().unwrap_or(0);
+        let inputs = round::Inputs {
+            catalog: &catalog,
+            pending: &snap2.pending,
+            fleet: &snap2.fleet,
+            pools: &snap2.pools,
+            ec2nodeclasses: &snap2.ec2nodeclasses,
+            device_plugin: snap2.device_plugin.as_ref(),
+            live: &snap2.live,
+            nodes_of: &nodes_of,
+        };
+        round::round(&inputs, &settings)
+    })
+    .await;
+    let Ok(out) = outcome else {
+        tracing::error!("planning round panicked");
+        return;
+    };
+    let m = &shared.metrics;
+    m.rounds.inc();
+    m.pending_gpu_pods
+        .set(i64::try_from(snap.pending.len()).unwrap_or(i64::MAX));
+    m.planned_nodes
+        .set(i64::try_from(out.plan.nodes.len()).unwrap_or(i64::MAX));
+    m.planned_hourly_cost.set(out.plan.summary.hourly_cost);
+    if let Ok(json) = serde_json::to_string_pretty(&out.plan)
+        && let Ok(mut p) = shared.plan_json.lock()
+    {
+        *p = Some(json);
+    }
+
+    // Refusals and render errors: nothing is written; Events say why.
+    for r in &out.refusals {
+        m.refusals
+            .get_or_create(&super::metrics::ReasonLabel {
+                reason: "budget".into(),
+            })
+            .inc();
+        tracing::warn!(refusal = %r, "plan refused");
+        let targets: Vec<ObjectReference> = match r.pool() {
+            Some(p) => nodepool_ref(&format!("NodePool {p}"), &snap.pools)
+                .into_iter()
+                .collect(),
+            None => snap
+                .pools
+                .iter()
+                .filter_map(|(p, _)| nodepool_ref(&format!("NodePool {}", p.name), &snap.pools))
+                .collect(),
+        };
+        for t in targets {
+            publish(
+                recorder,
+                leader,
+                dry,
+                &t,
+                true,
+                "PlanRefused",
+                r.to_string(),
+            )
+            .await;
+        }
+    }
+    if let Some(e) = &out.error {
+        m.refusals
+            .get_or_create(&super::metrics::ReasonLabel {
+                reason: "invalid_configuration".into(),
+            })
+            .inc();
+        tracing::warn!(error = %e, "plan cannot be rendered");
+        if let Some(r) = nodepool_ref(&e.object, &snap.pools) {
+            publish(
+                recorder,
+                leader,
+                dry,
+                &r,
+                true,
+                "InvalidConfiguration",
+                e.to_string(),
+            )
+            .await;
+        }
+    }
+    for c in &out.conflicts {
+        tracing::warn!(object = %c, "name taken by an object gpu-slicer does not own; left alone");
+    }
+
+    // Pod Events: only when a pod's fate changed, at most max_pod_events per round.
+    let mut budget = cfg.max_pod_events;
+    let mut notes: Vec<(String, bool, &'static str, String)> = Vec::new();
+    for n in &out.plan.nodes {
+        for p in &n.pods {
+            notes.push((
+                p.clone(),
+                false,
+                "Planned",
+                format!(
+                    "planned onto a new {} ({} {}, {} replicas per GPU) in pool {}",
+                    n.instance_type,
+                    n.capacity_type.as_str(),
+                    n.profile,
+                    n.replicas_per_gpu,
+                    n.node_pool
+                ),
+            ));
+        }
+    }
+    for (p, node) in &out.onto_fleet {
+        notes.push((
+            p.clone(),
+            false,
+            "Planned",
+            format!("expected on node {node}, launched earlier"),
+        ));
+    }
+    for u in &out.plan.unplaced {
+        notes.push((u.pod.clone(), true, "Unplaced", u.reason.clone()));
+    }
+    for (pod, warning, reason, note) in notes {
+        if state.pod_notes.get(&pod) == Some(&note) {
+            continue;
+        }
+        if budget == 0 {
+            break;
+        }
+        budget -= 1;
+        publish(
+            recorder,
+            leader,
+            dry,
+            &pod_ref(&pod),
+            warning,
+            reason,
+            note.clone(),
+        )
+        .await;
+        state.pod_notes.insert(pod, note);
+    }
+    let pending: BTreeSet<&str> = snap.pending.iter().map(|d| d.id.as_str()).collect();
+    state.pod_notes.retain(|p, _| pending.contains(p.as_str()));
+
+    if out.refusals.is_empty() && out.error.is_none() && !out.actions.is_empty() {
+        let res = writer.execute(&out.actions).await;
+        m.count_apply("applied", "none", res.applied.len() as u64);
+        m.count_apply("deleted", "none", res.deleted.len() as u64);
+        m.count_apply("skipped_dry_run", "none", res.dry_run as u64);
+        m.count_apply("skipped_not_leader", "none", res.not_leader as u64);
+        for f in &res.failed {
+            m.count_apply("failed", f.category.as_str(), 1);
+            tracing::warn!(object = %f.object, category = %f.category, message = %f.message, "write failed");
+        }
+        tracing::info!(
+            applied = res.applied.len(),
+            deleted = res.deleted.len(),
+            failed = res.failed.len(),
+            dry_run = res.dry_run,
+            not_leader = res.not_leader,
+            "round written"
+        );
+    }
+    for (pool, raw) in &snap.pools {
+        let nodes: Vec<_> = out
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.node_pool == pool.name)
+            .collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let cost: f64 = nodes.iter().map(|n| n.hourly_price).sum();
+        let api = raw
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("karpenter.sh/v1");
+        let kind = raw
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("NodePool");
+        publish(
+            recorder,
+            leader,
+            dry,
+            &object_ref(api, kind, &pool.name),
+            false,
+            "Planned",
+            format!("{} new node(s), ${cost:.3}/h", nodes.len()),
+        )
+        .await;
+    }
+    m.planning_duration.observe(started.elapsed().as_secs_f64());
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check_nodes(
+    cfg: &RunConfig,
+    cache: &Arc<Mutex<Cache>>,
+    shared: &Arc<Shared>,
+    writer: &Writer,
+    recorder: &Recorder,
+    leader: &LeaderFlag,
+    state: &mut LoopState,
+) {
+    let nodes: Vec<Node> = match cache.lock() {
+        Ok(c) => c
+            .nodes
+            .values()
+            .filter(|n| {
+                n.spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .is_some_and(|ts| ts.iter().any(|t| t.key == SLICING_PENDING_TAINT))
+            })
+            .cloned()
+            .collect(),
+        Err(_) => return,
+    };
+    let now = Timestamp::now();
+    let gpus_of = |t: &str| crate::catalog::find(&cfg.catalog, t).map(|it| it.gpu_count);
+    for n in nodes {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        match slicing(&n, now, cfg.slicing_timeout, &gpus_of) {
+            Slicing::Ready => {
+                let Some((i, t)) = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .and_then(|ts| {
+                        ts.iter()
+                            .enumerate()
+                            .find(|(_, t)| t.key == SLICING_PENDING_TAINT)
+                    })
+                else {
+                    continue;
+                };
+                let Ok(taint) = serde_json::to_value(t) else {
+                    continue;
+                };
+                match writer.remove_taint(&name, i, &taint).await {
+                    Ok(true) => {
+                        shared.metrics.taints_removed.inc();
+                        tracing::info!(node = %name, "sliced as planned; startup taint removed");
+                    }
+                    Ok(false) => {}
+                    Err((category, message)) => {
+                        shared.metrics.count_apply("failed", category.as_str(), 1);
+                        tracing::warn!(node = %name, %category, %message, "startup taint not removed");
+                    }
+                }
+            }
+            Slicing::TimedOut {
+                expected,
+                actual,
+                waited,
+            } => {
+                if state.timed_out.insert(name.clone()) {
+                    shared.metrics.slicing_timeouts.inc();
+                    let note = format!(
+                        "node advertises {actual} nvidia.com/gpu after {}s, expected {expected} \
+                         (GPUs x replicas); it stays tainted {SLICING_PENDING_TAINT}. Check the \
+                         device plugin's config for this node's profile label",
+                        waited.as_secs()
+                    );
+                    tracing::warn!(node = %name, %note, "not sliced in time");
+                    publish(
+                        recorder,
+                        leader,
+                        cfg.writer.dry_run,
+                        &object_ref("v1", "Node", &name),
+                        true,
+                        "SlicingTimeout",
+                        note,
+                    )
+                    .await;
+                }
+            }
+            Slicing::Unknown(why) => {
+                if state.timed_out.insert(name.clone()) {
+                    tracing::warn!(node = %name, %why, "cannot tell whether the node is sliced");
+                }
+            }
+            Slicing::Waiting { .. } | Slicing::NotPending => {}
+        }
+    }
+}
+
+/// Folds a watcher stream into one store of the cache.
+fn fold<K, F, T>(
+    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    kind: &'static str,
+    shared: Arc<Shared>,
+    notify: Arc<Notify>,
+    mut apply: F,
+    mut wants_notify: T,
+) where
+    K: Send + 'static,
+    F: FnMut(Event<K>) + Send + 'static,
+    T: FnMut(&Event<K>) -> bool + Send + 'static,
+{
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    let n = wants_notify(&ev);
+                    apply(ev);
+                    if n {
+                        notify.notify_one();
+                    }
+                }
+                Err(e) => {
+                    super::metrics::Metrics::count_kind(&shared.metrics.watch_restarts, kind);
+                    tracing::warn!(%kind, error = %e, "watch failed; restarting with backoff");
+                }
+            }
+        }
+    });
+}
+
+fn spawn_pod_watch(
+    client: Client,
+    cache: Arc<Mutex<Cache>>,
+    notify: Arc<Notify>,
+    shared: Arc<Shared>,
+) {
+    let api: Api<Pod> = Api::all(client);
+    let conf = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let stream = watcher::watcher(api, conf).default_backoff();
+    fold(
+        stream,
+        "Pod",
+        shared,
+        notify,
+        move |ev| {
+            let Ok(mut c) = cache.lock() else { return };
+            match ev {
+                Event::Init => c.pods.init(),
+                Event::InitApply(p) => {
+                    if let Some(e) = pod_entry(&p) {
+                        c.pods.init_apply(pod_key(&p), e);
+                    }
+                }
+                Event::InitDone => c.pods.init_done(),
+                Event::Apply(p) => match pod_entry(&p) {
+                    Some(e) => c.pods.apply(pod_key(&p), e),
+                    None => c.pods.delete(&pod_key(&p)),
+                },
+                Event::Delete(p) => c.pods.delete(&pod_key(&p)),
+            }
+        },
+        |ev| !matches!(ev, Event::InitApply(_)),
+    );
+}
+
+fn spawn_node_watch(
+    client: Client,
+    cache: Arc<Mutex<Cache>>,
+    notify: Arc<Notify>,
+    shared: Arc<Shared>,
+) {
+    let api: Api<Node> = Api::all(client);
+    let conf = watcher::Config::default().labels(POOL_LABEL);
+    let stream = watcher::watcher(api, conf).default_backoff();
+    fold(
+        stream,
+        "Node",
+        shared,
+        notify,
+        move |ev| {
+            let Ok(mut c) = cache.lock() else { return };
+            let key = |n: &Node| n.metadata.name.clone().unwrap_or_default();
+            match ev {
+                Event::Init => c.nodes.init(),
+                Event::InitApply(n) => {
+                    let k = key(&n);
+                    c.nodes.init_apply(k, trim_node(n));
+                }
+                Event::InitDone => c.nodes.init_done(),
+                Event::Apply(n) => {
+                    let k = key(&n);
+                    c.nodes.apply(k, trim_node(n));
+                }
+                Event::Delete(n) => c.nodes.delete(&key(&n)),
+            }
+        },
+        |ev| matches!(ev, Event::Apply(_) | Event::InitDone),
+    );
+}
+
+fn spawn_configmap_watch(
+    client: Client,
+    cache: Arc<Mutex<Cache>>,
+    user_ns: &str,
+    our_ns: &str,
+    notify: Arc<Notify>,
+    shared: Arc<Shared>,
+) {
+    // One watch per namespace would double the store's init protocol; the device plugin
+    // ConfigMap and gpu-slicer's own live in the same namespace in every supported setup,
+    // so one namespaced watch serves both (the other namespace is watched only if it differs).
+    let namespaces: BTreeSet<String> = [user_ns.to_string(), our_ns.to_string()]
+        .into_iter()
+        .collect();
+    let ns = namespaces
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "kube-system".into());
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    fold(
+        stream,
+        "ConfigMap",
+        shared,
+        notify,
+        move |ev| {
+            let Ok(mut c) = cache.lock() else { return };
+            let Some(store) = c.object_store("ConfigMap") else {
+                return;
+            };
+            let conv = |cm: ConfigMap| {
+                serde_json::to_value(&cm).ok().map(|mut v| {
+                    if let Some(m) = v.as_object_mut() {
+                        m.insert("apiVersion".into(), "v1".into());
+                        m.insert("kind".into(), "ConfigMap".into());
+                    }
+                    trim_object(v)
+                })
+            };
+            match ev {
+                Event::Init => store.init(),
+                Event::InitApply(cm) => {
+                    if let Some(v) = conv(cm) {
+                        store.init_apply(Cache::object_key(&v), v);
+                    }
+                }
+                Event::InitDone => store.init_done(),
+                Event::Apply(cm) => {
+                    if let Some(v) = conv(cm) {
+                        store.apply(Cache::object_key(&v), v);
+                    }
+                }
+                Event::Delete(cm) => {
+                    if let Some(v) = conv(cm) {
+                        store.delete(&Cache::object_key(&v));
+                    }
+                }
+            }
+        },
+        |ev| matches!(ev, Event::Apply(_) | Event::Delete(_)),
+    );
+}
+
+fn spawn_object_watch(
+    api: Api<DynamicObject>,
+    kind: &'static str,
+    cache: Arc<Mutex<Cache>>,
+    notify: Arc<Notify>,
+    shared: Arc<Shared>,
+) {
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    fold(
+        stream,
+        kind,
+        shared,
+        notify,
+        move |ev| {
+            let Ok(mut c) = cache.lock() else { return };
+            let Some(store) = c.object_store(kind) else {
+                return;
+            };
+            let conv = |o: DynamicObject| serde_json::to_value(&o).ok().map(trim_object);
+            match ev {
+                Event::Init => store.init(),
+                Event::InitApply(o) => {
+                    if let Some(v) = conv(o) {
+                        store.init_apply(Cache::object_key(&v), v);
+                    }
+                }
+                Event::InitDone => store.init_done(),
+                Event::Apply(o) => {
+                    if let Some(v) = conv(o) {
+                        store.apply(Cache::object_key(&v), v);
+                    }
+                }
+                Event::Delete(o) => {
+                    if let Some(v) = conv(o) {
+                        store.delete(&Cache::object_key(&v));
+                    }
+                }
+            }
+        },
+        // A change to an annotated or owned pool is worth a round.
+        |ev| match ev {
+            Event::Apply(o) | Event::Delete(o) => serde_json::to_value(o)
+                .map(|v| {
+                    is_owned(&v)
+                        || v.pointer("/metadata/annotations/gpu-slicer.io~1enabled")
+                            .is_some()
+                })
+                .unwrap_or(false),
+            _ => false,
+        },
+    );
+}
