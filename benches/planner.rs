@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gpu_slicer::catalog;
 use gpu_slicer::model::DemandItem;
-use gpu_slicer::planner::{self, PlanOptions};
+use gpu_slicer::planner::{self, Effort, PlanOptions};
 use gpu_slicer::trace::{alibaba_demand, parse_alibaba_pods, sample_demand};
 
 const TRACES: [&str; 4] = ["default", "gpushare60", "gpuspec33", "multigpu30"];
@@ -36,9 +36,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn run(label: &str, items: &[DemandItem], reps: usize) {
+    if !fast_only() {
+        run_with(label, items, reps, Effort::Full);
+    }
+    run_with(&format!("{label} fast"), items, reps.max(5), Effort::Fast);
+}
+
+/// `cargo bench --bench planner -- --fast`: only the fast planner.
+fn fast_only() -> bool {
+    std::env::args().any(|a| a == "--fast")
+}
+
+fn run_with(label: &str, items: &[DemandItem], reps: usize, effort: Effort) {
     let cat = catalog::embedded().expect("catalog");
     let opts = PlanOptions {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        effort,
         ..PlanOptions::default()
     };
     let mut times = Vec::new();
@@ -59,7 +72,7 @@ fn run(label: &str, items: &[DemandItem], reps: usize) {
         f64::NAN
     };
     println!(
-        "{label:<22} {:>7} {:>5} {:>6} {:>6} {:>11.2} {:>11.2} {:>7.4} {:>11.2} {:>5} {:>9.1}",
+        "{label:<27} {:>7} {:>5} {:>6} {:>6} {:>11.2} {:>11.2} {:>7.4} {:>11.2} {:>5} {:>9.1}",
         s.pods,
         p.solver.classes,
         s.placed_pods,
@@ -76,7 +89,7 @@ fn run(label: &str, items: &[DemandItem], reps: usize) {
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     println!(
-        "{:<22} {:>7} {:>5} {:>6} {:>6} {:>11} {:>11} {:>7} {:>11} {:>5} {:>9}",
+        "{:<27} {:>7} {:>5} {:>6} {:>6} {:>11} {:>11} {:>7} {:>11} {:>5} {:>9}",
         "demand",
         "pods",
         "cls",

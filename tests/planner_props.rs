@@ -7,7 +7,7 @@ use gpu_slicer::model::{
     Catalog, DemandItem, InstanceType, MIB, Operator, PriceSource, ReplicaPolicy, Requirement,
     Resources, Sharing, labels,
 };
-use gpu_slicer::planner::{self, PlanOptions, check::check};
+use gpu_slicer::planner::{self, Effort, PlanOptions, check::check};
 use proptest::prelude::*;
 
 const GPU_NAMES: [&str; 3] = ["t4", "a10g", "h100"];
@@ -100,6 +100,7 @@ proptest! {
         mut items in prop::collection::vec(arb_item(), 0..40),
         policy in arb_policy(),
         copies in 1usize..4,
+        fast in any::<bool>(),
     ) {
         // Repeat some pods so classes have several members.
         let base = items.clone();
@@ -112,6 +113,7 @@ proptest! {
         let opts = PlanOptions {
             default_replicas: policy,
             max_rounds: 40,
+            effort: if fast { Effort::Fast } else { Effort::Full },
             ..PlanOptions::default()
         };
         let plan = planner::plan(&cat, &items, &opts);

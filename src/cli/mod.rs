@@ -186,6 +186,16 @@ struct Policy {
     /// Namespace of that ConfigMap in the cluster (--from-cluster and run).
     #[arg(long, value_name = "NS", default_value = "kube-system")]
     device_plugin_namespace: String,
+    /// Planner effort: full (column generation, LP bound) or fast (greedy, weaker bound).
+    /// Default: full for plan and render, fast for run.
+    #[arg(long, value_enum)]
+    effort: Option<EffortArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum EffortArg {
+    Full,
+    Fast,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -587,6 +597,11 @@ fn plan_options(a: &Policy, r: &Resolved, inputs: &Inputs) -> PlanOptions {
         }
     }
     PlanOptions {
+        effort: match a.effort {
+            Some(EffortArg::Fast) => planner::Effort::Fast,
+            Some(EffortArg::Full) => planner::Effort::Full,
+            None => planner::Effort::Full,
+        },
         capacity_types: vec![r.capacity],
         instance_types: a.instance_types.clone(),
         families: a.families.clone(),
@@ -708,7 +723,13 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
     let identity = a.identity.clone().unwrap_or_else(|| {
         std::env::var("HOSTNAME").unwrap_or_else(|_| format!("gpu-slicer-{}", std::process::id()))
     });
-    let plan = plan_options(&a.policy, &r, &Inputs::default());
+    let mut plan = plan_options(&a.policy, &r, &Inputs::default());
+    // The controller's hot path plans greedily unless told otherwise.
+    if a.policy.effort.is_none() {
+        plan.effort = planner::Effort::Fast;
+    }
+    // The dedicated comparison is for reports; the controller does not need it.
+    plan.dedicated = false;
     let cfg = crate::controller::run::RunConfig {
         settings: crate::reconcile::round::Settings {
             plan,

@@ -23,10 +23,10 @@ use crate::model::{Catalog, DemandItem, Pool, profile_name};
 
 /// A node pattern: a configuration and how many pods of each class it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Pattern {
-    config: usize,
+pub(crate) struct Pattern {
+    pub(crate) config: usize,
     /// (class, count > 0), sorted by class.
-    counts: Vec<(usize, u32)>,
+    pub(crate) counts: Vec<(usize, u32)>,
 }
 
 /// Search nodes per knapsack while generating columns (the final pass uses the
@@ -78,7 +78,7 @@ enum Phase {
     Final,
 }
 
-fn weights(sp: &Space, c: usize) -> [u64; 4] {
+pub(crate) fn weights(sp: &Space, c: usize) -> [u64; 4] {
     let cl = &sp.classes[c];
     [cl.cpu, cl.mem, 1, u64::from(cl.gpus)]
 }
@@ -595,7 +595,7 @@ fn round(sp: &Space, patterns: &[Pattern], opts: &PlanOptions) -> Vec<Pattern> {
 }
 
 /// Moves every node to the cheapest configuration that holds the same pods.
-fn downsize(sp: &Space, nodes: &mut [Pattern]) {
+pub(crate) fn downsize(sp: &Space, nodes: &mut [Pattern]) {
     for n in nodes.iter_mut() {
         let mut best = n.config;
         let mut best_price = sp.configs[n.config].price;
@@ -636,8 +636,26 @@ pub(crate) fn solve(
             },
         };
     }
-    let cg = column_generation(sp, opts, &class_demand(sp), &[]);
-    let mut chosen = round(sp, &cg.patterns, opts);
+    let (mut chosen, cg) = match opts.effort {
+        super::Effort::Fast => {
+            let (chosen, bound) = super::greedy::solve(sp, &class_demand(sp));
+            let cg = ColGen {
+                patterns: Vec::new(),
+                seen: HashSet::new(),
+                y: Vec::new(),
+                lower_bound: bound,
+                lp_value: 0.0,
+                rounds: 0,
+                converged: false,
+            };
+            (chosen, cg)
+        }
+        super::Effort::Full => {
+            let cg = column_generation(sp, opts, &class_demand(sp), &[]);
+            let chosen = round(sp, &cg.patterns, opts);
+            (chosen, cg)
+        }
+    };
     downsize(sp, &mut chosen);
 
     // Deterministic node order, then hand out concrete pods class by class.

@@ -16,6 +16,7 @@
 //!    then every node is moved to the cheapest configuration that still holds its pods.
 
 pub mod check;
+mod greedy;
 pub mod knapsack;
 mod lp;
 mod space;
@@ -53,6 +54,22 @@ pub struct PlanOptions {
     /// Threads that price configurations in parallel (1 = on the caller's thread). The
     /// plan does not depend on it.
     pub threads: usize,
+    /// How hard to try: column generation with a proven LP bound, or a greedy cover with a
+    /// cheaper (weaker, still proven) bound for the controller's hot path.
+    pub effort: Effort,
+}
+
+/// How the planner searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    /// Column generation over node patterns: the LP relaxation's bound, plans within about
+    /// 1-2 % of it. Seconds for thousands of pods.
+    #[default]
+    Full,
+    /// Greedy cover: milliseconds, plans typically a few percent above the full planner's,
+    /// with a weaker bound (see `greedy.rs`).
+    Fast,
 }
 
 impl Default for PlanOptions {
@@ -69,6 +86,7 @@ impl Default for PlanOptions {
             dedicated: true,
             prove_bound: true,
             threads: 1,
+            effort: Effort::Full,
         }
     }
 }

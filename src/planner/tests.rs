@@ -184,3 +184,39 @@ fn check_catches_a_pod_on_a_node_its_affinity_excludes() {
         vec!["node 0: pod default/a10-0 does not match the node's labels".to_string()]
     );
 }
+
+#[test]
+fn fast_effort_is_valid_bounded_and_close_on_a_trace_sample() {
+    let cat = catalog();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/simulations/data/alibaba-gpu-2023/openb_pod_list_default.csv"
+    );
+    let text = std::fs::read_to_string(path).expect("trace");
+    let pods = crate::trace::parse_alibaba_pods(path, &text).expect("parses");
+    let all: Vec<DemandItem> = pods
+        .iter()
+        .filter_map(|p| crate::trace::alibaba_demand(p, "default"))
+        .collect();
+    let items = crate::trace::sample_demand(&all, 300, 3);
+    let full = PlanOptions {
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let fast = PlanOptions {
+        effort: Effort::Fast,
+        ..full.clone()
+    };
+    let pf = plan(&cat, &items, &full);
+    let pq = plan(&cat, &items, &fast);
+    assert_valid(&pq, &cat, &items, &fast);
+    assert_eq!(pq.summary.placed_pods, pf.summary.placed_pods);
+    let (cf, cq) = (pf.summary.hourly_cost, pq.summary.hourly_cost);
+    // The fast bound is proven too: below the full planner's cost, and below its own.
+    assert!(pq.summary.lower_bound_hourly_cost <= cf + 1e-6);
+    assert!(pq.summary.lower_bound_hourly_cost <= cq + 1e-6);
+    assert!(pq.summary.lower_bound_hourly_cost > 0.0);
+    // Greedy is within 15 % of column generation on this sample (measured: see README).
+    assert!(cq <= cf * 1.15, "fast {cq} vs full {cf}");
+    assert_eq!(pq.solver.rounds, 0);
+}

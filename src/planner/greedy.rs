@@ -1,0 +1,275 @@
+//! The fast planner (`Effort::Fast`, the controller's hot path): a greedy cover with a
+//! cheap but proven lower bound, instead of column generation.
+//!
+//! 1. Every class gets a per-pod weight `w_c`: the cheapest price per pod on a node that
+//!    holds only that class (its best homogeneous node).
+//! 2. Repeatedly, every configuration is filled greedily with the remaining pods (densest
+//!    value per bottleneck share first); the fill with the highest value per dollar is
+//!    taken as many times as the remaining demand allows. A configuration's fill is cached
+//!    and recomputed only once the remaining demand of a class in it falls below what the
+//!    fill takes, so most rounds touch a handful of configurations.
+//! 3. The bound: for any pattern `x` on configuration `k`, `Σ w_c x_c ≤ U_k`, where `U_k`
+//!    is the smallest, over the four dimensions, fractional bounded knapsack of the
+//!    weights on that dimension alone. With `θ = max_k U_k / price_k`, `y = w / θ` is a
+//!    feasible dual of the pattern LP, so `Σ y_c d_c` is a proven lower bound (weak
+//!    duality), as is the cheapest configuration whenever any pod is placed.
+
+use super::lp::{Pattern, downsize, weights};
+use super::space::Space;
+
+const EPS: f64 = 1e-12;
+
+/// The cheapest price per pod of each class on a node holding only that class.
+fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
+    let mut w = vec![f64::INFINITY; sp.classes.len()];
+    for q in &sp.configs {
+        for &(c, max) in &q.eligible {
+            let n = max.min(demand[c]);
+            if n > 0 {
+                let per = q.price / f64::from(n);
+                if per < w[c] {
+                    w[c] = per;
+                }
+            }
+        }
+    }
+    for x in &mut w {
+        if !x.is_finite() {
+            *x = 0.0;
+        }
+    }
+    w
+}
+
+/// Share of the configuration's tightest dimension one pod of class `c` takes.
+fn bottleneck(sp: &Space, cap: &[u64; 4], c: usize) -> f64 {
+    let wt = weights(sp, c);
+    (0..4)
+        .map(|d| {
+            if wt[d] == 0 {
+                0.0
+            } else if cap[d] == 0 {
+                f64::INFINITY
+            } else {
+                wt[d] as f64 / cap[d] as f64
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Greedy fill of configuration `qi` with the remaining demand: (value, counts).
+fn fill(sp: &Space, qi: usize, w: &[f64], remaining: &[u32]) -> (f64, Vec<(usize, u32)>) {
+    let q = &sp.configs[qi];
+    let mut order: Vec<(f64, usize, u32)> = q
+        .eligible
+        .iter()
+        .filter(|&&(c, _)| remaining[c] > 0 && w[c] > 0.0)
+        .map(|&(c, max)| {
+            let b = bottleneck(sp, &q.cap, c);
+            let density = if b > 0.0 { w[c] / b } else { f64::INFINITY };
+            (density, c, max.min(remaining[c]))
+        })
+        .collect();
+    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut left = q.cap;
+    let mut value = 0.0;
+    let mut counts = Vec::new();
+    for (_, c, max) in order {
+        let wt = weights(sp, c);
+        let mut n = u64::from(max);
+        for d in 0..4 {
+            if wt[d] > 0 {
+                n = n.min(left[d] / wt[d]);
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        for d in 0..4 {
+            left[d] -= wt[d] * n;
+        }
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        value += w[c] * f64::from(n);
+        counts.push((c, n));
+    }
+    counts.sort_unstable();
+    (value, counts)
+}
+
+/// Upper bound on `Σ w_c x_c` over the patterns of configuration `qi`: the smallest of
+/// the four single-dimension fractional bounded knapsacks.
+fn value_bound(sp: &Space, qi: usize, w: &[f64]) -> f64 {
+    let q = &sp.configs[qi];
+    let mut best = f64::INFINITY;
+    for d in 0..4 {
+        let mut items: Vec<(f64, u64, u32, f64)> = q
+            .eligible
+            .iter()
+            .filter(|&&(c, _)| w[c] > 0.0)
+            .map(|&(c, max)| {
+                let wd = weights(sp, c)[d];
+                let ratio = if wd == 0 {
+                    f64::INFINITY
+                } else {
+                    w[c] / wd as f64
+                };
+                (ratio, wd, max, w[c])
+            })
+            .collect();
+        items.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut left = q.cap[d] as f64;
+        let mut v = 0.0;
+        for (_, wd, max, wc) in items {
+            if wd == 0 {
+                v += wc * f64::from(max);
+                continue;
+            }
+            let n = (left / wd as f64).min(f64::from(max));
+            if n <= 0.0 {
+                break;
+            }
+            v += wc * n;
+            left -= n * wd as f64;
+        }
+        best = best.min(v);
+    }
+    best
+}
+
+/// Greedy cover of `demand` (per class): the nodes, and a proven lower bound on the cost
+/// of any plan for the same pods.
+pub(crate) fn solve(sp: &Space, demand: &[u32]) -> (Vec<Pattern>, f64) {
+    let w0 = class_weights(sp, demand);
+    let mut w = w0.clone();
+    let mut best: Option<(f64, Vec<Pattern>)> = None;
+    // Every weight vector gives a valid bound: keep the best.
+    let mut lower = 0.0f64;
+    for _ in 0..REFINEMENTS {
+        lower = lower.max(bound(sp, demand, &w));
+        let chosen = cover(sp, demand, &w);
+        let cost: f64 = chosen.iter().map(|p| sp.configs[p.config].price).sum();
+        let realised = realised_weights(sp, &chosen, &w, demand);
+        if best.as_ref().is_none_or(|(b, _)| cost < *b - 1e-9) {
+            best = Some((cost, chosen));
+        }
+        for (x, r) in w.iter_mut().zip(&realised) {
+            *x = 0.5 * *x + 0.5 * r;
+        }
+    }
+    let chosen = best.map(|(_, c)| c).unwrap_or_default();
+    (chosen, lower)
+}
+
+/// Greedy passes with refined weights; the cheapest cover is kept.
+const REFINEMENTS: usize = 3;
+
+/// Each node's price shared among its pods in proportion to their weights, averaged per
+/// class: what a pod of each class really cost in `chosen`.
+fn realised_weights(sp: &Space, chosen: &[Pattern], w: &[f64], demand: &[u32]) -> Vec<f64> {
+    let mut paid = vec![0.0; w.len()];
+    for p in chosen {
+        let value: f64 = p.counts.iter().map(|&(c, n)| w[c] * f64::from(n)).sum();
+        if value <= 0.0 {
+            continue;
+        }
+        let price = sp.configs[p.config].price;
+        for &(c, n) in &p.counts {
+            paid[c] += price * w[c] * f64::from(n) / value;
+        }
+    }
+    paid.iter()
+        .zip(demand)
+        .zip(w)
+        .map(|((p, &d), &wc)| {
+            if d > 0 && *p > 0.0 {
+                p / f64::from(d)
+            } else {
+                wc
+            }
+        })
+        .collect()
+}
+
+/// One greedy cover under weights `w`.
+fn cover(sp: &Space, demand: &[u32], w: &[f64]) -> Vec<Pattern> {
+    let mut remaining = demand.to_vec();
+    let mut cache: Vec<Option<(f64, Vec<(usize, u32)>)>> = vec![None; sp.configs.len()];
+    let mut chosen: Vec<Pattern> = Vec::new();
+    while remaining.iter().any(|&r| r > 0) {
+        let mut best: Option<(f64, usize)> = None;
+        for qi in 0..sp.configs.len() {
+            let valid = cache[qi]
+                .as_ref()
+                .is_some_and(|(_, counts)| counts.iter().all(|&(c, n)| remaining[c] >= n));
+            if !valid {
+                cache[qi] = Some(fill(sp, qi, w, &remaining));
+            }
+            let Some((value, counts)) = &cache[qi] else {
+                continue;
+            };
+            if counts.is_empty() {
+                continue;
+            }
+            let ratio = value / sp.configs[qi].price.max(EPS);
+            if best.is_none_or(|(b, _)| ratio > b + EPS) {
+                best = Some((ratio, qi));
+            }
+        }
+        let Some((_, qi)) = best else {
+            // Nothing fits any more: what is left was already reported as unplaceable
+            // or has no eligible configuration.
+            break;
+        };
+        let Some((_, counts)) = cache[qi].clone() else {
+            break;
+        };
+        let times = counts
+            .iter()
+            .map(|&(c, n)| remaining[c] / n.max(1))
+            .min()
+            .unwrap_or(1)
+            .max(1);
+        for &(c, n) in &counts {
+            remaining[c] = remaining[c].saturating_sub(n * times);
+        }
+        for _ in 0..times {
+            chosen.push(Pattern {
+                config: qi,
+                counts: counts.clone(),
+            });
+        }
+    }
+    downsize(sp, &mut chosen);
+    chosen
+}
+
+/// The proven lower bound of the module documentation, for weights `w`.
+fn bound(sp: &Space, demand: &[u32], w: &[f64]) -> f64 {
+    let theta = (0..sp.configs.len())
+        .filter(|&qi| sp.configs[qi].price > 0.0)
+        .map(|qi| value_bound(sp, qi, w) / sp.configs[qi].price)
+        .fold(0.0, f64::max);
+    let dual: f64 = if theta > 0.0 {
+        w.iter()
+            .zip(demand)
+            .map(|(wc, &d)| wc * f64::from(d))
+            .sum::<f64>()
+            / theta
+    } else {
+        0.0
+    };
+    let one_node = if demand.iter().any(|&d| d > 0) {
+        sp.configs
+            .iter()
+            .filter(|q| !q.eligible.is_empty())
+            .map(|q| q.price)
+            .fold(f64::INFINITY, f64::min)
+    } else {
+        0.0
+    };
+    if one_node.is_finite() {
+        dual.max(one_node)
+    } else {
+        dual
+    }
+}
