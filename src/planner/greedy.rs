@@ -19,6 +19,9 @@ use super::space::Space;
 
 const EPS: f64 = 1e-12;
 
+/// A configuration's greedy fill: its value and (class, count) pairs.
+type Fill = (f64, Vec<(usize, u32)>);
+
 /// The cheapest price per pod of each class on a node holding only that class.
 fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
     let mut w = vec![f64::INFINITY; sp.classes.len()];
@@ -58,7 +61,7 @@ fn bottleneck(sp: &Space, cap: &[u64; 4], c: usize) -> f64 {
 }
 
 /// Greedy fill of configuration `qi` with the remaining demand: (value, counts).
-fn fill(sp: &Space, qi: usize, w: &[f64], remaining: &[u32]) -> (f64, Vec<(usize, u32)>) {
+fn fill(sp: &Space, qi: usize, w: &[f64], remaining: &[u32]) -> Fill {
     let q = &sp.configs[qi];
     let mut order: Vec<(f64, usize, u32)> = q
         .eligible
@@ -78,8 +81,8 @@ fn fill(sp: &Space, qi: usize, w: &[f64], remaining: &[u32]) -> (f64, Vec<(usize
         let wt = weights(sp, c);
         let mut n = u64::from(max);
         for d in 0..4 {
-            if wt[d] > 0 {
-                n = n.min(left[d] / wt[d]);
+            if let Some(fit) = left[d].checked_div(wt[d]) {
+                n = n.min(fit);
             }
         }
         if n == 0 {
@@ -193,7 +196,7 @@ fn realised_weights(sp: &Space, chosen: &[Pattern], w: &[f64], demand: &[u32]) -
 /// One greedy cover under weights `w`.
 fn cover(sp: &Space, demand: &[u32], w: &[f64]) -> Vec<Pattern> {
     let mut remaining = demand.to_vec();
-    let mut cache: Vec<Option<(f64, Vec<(usize, u32)>)>> = vec![None; sp.configs.len()];
+    let mut cache: Vec<Option<Fill>> = vec![None; sp.configs.len()];
     let mut chosen: Vec<Pattern> = Vec::new();
     while remaining.iter().any(|&r| r > 0) {
         let mut best: Option<(f64, usize)> = None;
