@@ -200,14 +200,14 @@ fn cover(sp: &Space, demand: &[u32], w: &[f64]) -> Vec<Pattern> {
     let mut chosen: Vec<Pattern> = Vec::new();
     while remaining.iter().any(|&r| r > 0) {
         let mut best: Option<(f64, usize)> = None;
-        for qi in 0..sp.configs.len() {
-            let valid = cache[qi]
+        for (qi, slot) in cache.iter_mut().enumerate() {
+            let valid = slot
                 .as_ref()
                 .is_some_and(|(_, counts)| counts.iter().all(|&(c, n)| remaining[c] >= n));
             if !valid {
-                cache[qi] = Some(fill(sp, qi, w, &remaining));
+                *slot = Some(fill(sp, qi, w, &remaining));
             }
-            let Some((value, counts)) = &cache[qi] else {
+            let Some((value, counts)) = slot.as_ref() else {
                 continue;
             };
             if counts.is_empty() {
