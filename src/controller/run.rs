@@ -659,37 +659,77 @@ async fn check_nodes(
     }
 }
 
-/// Folds a watcher stream into one store of the cache.
-fn fold<K, F, T>(
-    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+/// Folds a watcher stream into one store of the cache until it ends; a watch error
+/// counts a restart (the watcher then backs off and re-lists, and the store's init
+/// protocol replaces its contents with the fresh list).
+async fn fold_stream<K, F, T>(
+    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>>,
     kind: &'static str,
     shared: Arc<Shared>,
     notify: Arc<Notify>,
     mut apply: F,
     mut wants_notify: T,
 ) where
+    F: FnMut(Event<K>),
+    T: FnMut(&Event<K>) -> bool,
+{
+    futures::pin_mut!(stream);
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(ev) => {
+                let n = wants_notify(&ev);
+                apply(ev);
+                if n {
+                    notify.notify_one();
+                }
+            }
+            Err(e) => {
+                super::metrics::Metrics::count_kind(&shared.metrics.watch_restarts, kind);
+                tracing::warn!(%kind, error = %e, "watch failed; restarting with backoff");
+            }
+        }
+    }
+}
+
+fn fold<K, F, T>(
+    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    kind: &'static str,
+    shared: Arc<Shared>,
+    notify: Arc<Notify>,
+    apply: F,
+    wants_notify: T,
+) where
     K: Send + 'static,
     F: FnMut(Event<K>) + Send + 'static,
     T: FnMut(&Event<K>) -> bool + Send + 'static,
 {
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    let n = wants_notify(&ev);
-                    apply(ev);
-                    if n {
-                        notify.notify_one();
-                    }
-                }
-                Err(e) => {
-                    super::metrics::Metrics::count_kind(&shared.metrics.watch_restarts, kind);
-                    tracing::warn!(%kind, error = %e, "watch failed; restarting with backoff");
-                }
+    tokio::spawn(fold_stream(
+        stream,
+        kind,
+        shared,
+        notify,
+        apply,
+        wants_notify,
+    ));
+}
+
+/// Applies one pod watch event to the cache.
+fn apply_pod_event(cache: &Mutex<Cache>, ev: Event<Pod>) {
+    let Ok(mut c) = cache.lock() else { return };
+    match ev {
+        Event::Init => c.pods.init(),
+        Event::InitApply(p) => {
+            if let Some(e) = pod_entry(&p) {
+                c.pods.init_apply(pod_key(&p), e);
             }
         }
-    });
+        Event::InitDone => c.pods.init_done(),
+        Event::Apply(p) => match pod_entry(&p) {
+            Some(e) => c.pods.apply(pod_key(&p), e),
+            None => c.pods.delete(&pod_key(&p)),
+        },
+        Event::Delete(p) => c.pods.delete(&pod_key(&p)),
+    }
 }
 
 fn spawn_pod_watch(
@@ -706,23 +746,7 @@ fn spawn_pod_watch(
         "Pod",
         shared,
         notify,
-        move |ev| {
-            let Ok(mut c) = cache.lock() else { return };
-            match ev {
-                Event::Init => c.pods.init(),
-                Event::InitApply(p) => {
-                    if let Some(e) = pod_entry(&p) {
-                        c.pods.init_apply(pod_key(&p), e);
-                    }
-                }
-                Event::InitDone => c.pods.init_done(),
-                Event::Apply(p) => match pod_entry(&p) {
-                    Some(e) => c.pods.apply(pod_key(&p), e),
-                    None => c.pods.delete(&pod_key(&p)),
-                },
-                Event::Delete(p) => c.pods.delete(&pod_key(&p)),
-            }
-        },
+        move |ev| apply_pod_event(&cache, ev),
         |ev| !matches!(ev, Event::InitApply(_)),
     );
 }
@@ -876,4 +900,91 @@ fn spawn_object_watch(
             _ => false,
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, PodCondition, PodSpec, PodStatus, ResourceRequirements,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pending(name: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ml".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "c".into(),
+                    resources: Some(ResourceRequirements {
+                        limits: Some(BTreeMap::from([(
+                            "nvidia.com/gpu".to_string(),
+                            Quantity("1".into()),
+                        )])),
+                        ..ResourceRequirements::default()
+                    }),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Pending".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "False".into(),
+                    reason: Some("Unschedulable".into()),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watch_error_and_relist_converge_and_are_counted() {
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let shared = Arc::new(Shared::default());
+        let notify = Arc::new(Notify::new());
+        // Initial list with p1, then p2 appears; the watch fails (desync, e.g. 410 Gone);
+        // the re-list no longer has p1 (deleted while the watch was down).
+        let events: Vec<Result<Event<Pod>, watcher::Error>> = vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(pending("p1"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(pending("p2"))),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(Event::Init),
+            Ok(Event::InitApply(pending("p2"))),
+            Ok(Event::InitApply(pending("p3"))),
+            Ok(Event::InitDone),
+        ];
+        let c2 = cache.clone();
+        fold_stream(
+            futures::stream::iter(events),
+            "Pod",
+            shared.clone(),
+            notify,
+            move |ev| apply_pod_event(&c2, ev),
+            |_| true,
+        )
+        .await;
+        let c = cache.lock().expect("lock");
+        assert!(c.pods.synced());
+        let keys: Vec<String> = ["ml/p1", "ml/p2", "ml/p3"]
+            .into_iter()
+            .filter(|k| c.pods.get(k).is_some())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(keys, ["ml/p2", "ml/p3"]);
+        let text = shared.metrics.encode();
+        assert!(
+            text.contains("gpu_slicer_watch_restarts_total{kind=\"Pod\"} 1"),
+            "{text}"
+        );
+    }
 }
