@@ -305,3 +305,86 @@ async fn startup_taint_is_removed_by_a_guarded_json_patch() {
     assert_eq!(follower.remove_taint("n1", 0, &pending).await, Ok(false));
     assert!(api.seen().is_empty());
 }
+
+#[tokio::test]
+async fn the_budget_guard_refuses_and_nothing_is_written() {
+    use gpu_slicer::reconcile::guard::Budget;
+    use gpu_slicer::reconcile::round::{self, Inputs, Settings};
+    let api = FakeApi::default();
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    let cat = gpu_slicer::catalog::embedded().expect("catalog");
+    let pending: Vec<DemandItem> = (0..12)
+        .map(|i| DemandItem::shared(format!("ml/p-{i}"), Resources::new(500, 1 << 30)))
+        .collect();
+    let live = api.objects();
+    let inputs = Inputs {
+        catalog: &cat,
+        pending: &pending,
+        fleet: &[],
+        pools: &[],
+        ec2nodeclasses: &[],
+        device_plugin: None,
+        live: &live,
+        nodes_of: &|_| 0,
+    };
+    let mut settings = Settings {
+        plan: PlanOptions {
+            default_replicas: ReplicaPolicy::Fixed(4),
+            dedicated: false,
+            effort: gpu_slicer::planner::Effort::Fast,
+            ..PlanOptions::default()
+        },
+        render: RenderOptions::default(),
+        budget: Budget {
+            max_hourly_cost: Some(0.5),
+            max_nodes: None,
+        },
+    };
+    let out = round::round(&inputs, &settings);
+    assert_eq!(out.refusals.len(), 1, "{:?}", out.refusals);
+    assert!(out.actions.is_empty());
+    let res = writer.execute(&out.actions).await;
+    assert_eq!(res, Outcome::default());
+    assert!(api.seen().is_empty());
+    // Within budget, the same round writes.
+    settings.budget.max_hourly_cost = Some(100.0);
+    let out = round::round(&inputs, &settings);
+    assert!(out.refusals.is_empty());
+    let res = writer.execute(&out.actions).await;
+    assert!(!res.applied.is_empty());
+}
+
+#[tokio::test]
+async fn taint_is_removed_only_at_the_right_allocatable() {
+    use gpu_slicer::reconcile::nodes::{Slicing, slicing};
+    use k8s_openapi::api::core::v1::Node;
+    use k8s_openapi::jiff::Timestamp;
+    let api = FakeApi::default();
+    let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
+    let pending =
+        json!({"key": "gpu-slicer.io/slicing-pending", "value": "true", "effect": "NoSchedule"});
+    for (alloc, expect_removed) in [("1", false), ("2", true)] {
+        let obj = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "n1", "labels": {"gpu-slicer.io/replicas": "2",
+                "karpenter.k8s.aws/instance-gpu-count": "1"}},
+            "spec": {"taints": [pending.clone()]},
+            "status": {"allocatable": {"nvidia.com/gpu": alloc}}});
+        api.insert(obj.clone());
+        api.clear_seen();
+        let node: Node = serde_json::from_value(obj).expect("node");
+        let decision = slicing(&node, Timestamp::now(), Duration::from_secs(600), &|_| None);
+        if decision == Slicing::Ready {
+            writer
+                .remove_taint("n1", 0, &pending)
+                .await
+                .expect("patched");
+        }
+        let taints = api.get("/api/v1/nodes/n1").expect("node")["spec"]["taints"].clone();
+        assert_eq!(
+            taints.as_array().is_some_and(Vec::is_empty),
+            expect_removed,
+            "allocatable {alloc}: {decision:?}"
+        );
+        assert_eq!(api.writes().len(), usize::from(expect_removed));
+    }
+}

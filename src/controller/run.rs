@@ -713,8 +713,8 @@ fn fold<K, F, T>(
     ));
 }
 
-/// Applies one pod watch event to the cache.
-fn apply_pod_event(cache: &Mutex<Cache>, ev: Event<Pod>) {
+/// Applies one pod watch event to the cache (the pod watch's fold).
+pub fn apply_pod_event(cache: &Mutex<Cache>, ev: Event<Pod>) {
     let Ok(mut c) = cache.lock() else { return };
     match ev {
         Event::Init => c.pods.init(),

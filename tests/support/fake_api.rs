@@ -42,6 +42,8 @@ struct State {
     failures: VecDeque<(String, String, u16)>,
     next_uid: u64,
     next_rv: u64,
+    /// Scripted answers to watch requests, in order.
+    watches: VecDeque<Vec<Value>>,
     /// Called on every request before it is answered (e.g. to drop the lease).
     hook: Option<Hook>,
 }
@@ -56,9 +58,13 @@ impl FakeApi {
         let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let me = self.clone();
         tokio::spawn(async move {
+            // Watches with nothing scripted are held open: never answered, as a quiet watch.
+            let mut held = Vec::new();
             while let Some((req, send)) = handle.next_request().await {
-                let resp = me.answer(req).await;
-                send.send_response(resp);
+                match me.answer(req).await {
+                    Some(resp) => send.send_response(resp),
+                    None => held.push(send),
+                }
             }
         });
         kube::Client::new(svc, "default")
@@ -81,6 +87,11 @@ impl FakeApi {
         let mut st = self.lock();
         let stamped = st.stamp(obj, None);
         st.objects.insert(path, stamped);
+    }
+
+    /// Removes an object (as if someone deleted it).
+    pub fn remove(&self, path: &str) {
+        self.lock().objects.remove(path);
     }
 
     pub fn objects(&self) -> Vec<Value> {
@@ -107,7 +118,13 @@ impl FakeApi {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn answer(&self, req: Request<Body>) -> Response<Body> {
+    /// Scripts the answer to the next watch request: these watch events (newline-delimited
+    /// JSON, then the stream ends). Unscripted watches are held open.
+    pub fn push_watch(&self, events: Vec<Value>) {
+        self.lock().watches.push_back(events);
+    }
+
+    async fn answer(&self, req: Request<Body>) -> Option<Response<Body>> {
         let (parts, body) = req.into_parts();
         let bytes = http_body_util::BodyExt::collect(body)
             .await
@@ -142,15 +159,30 @@ impl FakeApi {
             st.hook = Some(hook);
         }
         let path = seen.path().to_string();
+        if seen.method == "GET" && seen.uri.contains("watch=true") {
+            let events = st.watches.pop_front()?;
+            let mut body = Vec::new();
+            for e in events {
+                body.extend(serde_json::to_vec(&e).unwrap_or_default());
+                body.push(b'\n');
+            }
+            return Some(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap_or_else(|_| Response::new(Body::empty())),
+            );
+        }
         if let Some(i) = st
             .failures
             .iter()
             .position(|(m, p, _)| *m == seen.method && path.contains(p.as_str()))
         {
             let (_, _, code) = st.failures.remove(i).expect("index from position");
-            return status(code, "injected failure");
+            return Some(status(code, "injected failure"));
         }
-        st.handle(&seen, &path)
+        Some(st.handle(&seen, &path))
     }
 }
 
@@ -176,12 +208,22 @@ impl State {
             "GET" => match self.objects.get(path) {
                 Some(o) => ok(o),
                 None => {
-                    // A collection: every object under the path.
+                    // A collection: every object under the path (for a cluster-wide list of
+                    // a namespaced kind, in every namespace).
                     let prefix = format!("{path}/");
+                    let (base, plural) = path.rsplit_once('/').unwrap_or(("", ""));
+                    let in_ns = |k: &str| {
+                        k.strip_prefix(&format!("{base}/namespaces/"))
+                            .and_then(|rest| rest.split_once('/'))
+                            .and_then(|(_, rest)| rest.strip_prefix(&format!("{plural}/")))
+                            .is_some_and(|name| !name.contains('/'))
+                    };
                     let items: Vec<Value> = self
                         .objects
                         .iter()
-                        .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                        .filter(|(k, _)| {
+                            (k.starts_with(&prefix) && !k[prefix.len()..].contains('/')) || in_ns(k)
+                        })
                         .map(|(_, v)| v.clone())
                         .collect();
                     if items.is_empty() && !is_collection(path) {
