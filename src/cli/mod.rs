@@ -614,7 +614,7 @@ fn plan_options(a: &Policy, r: &Resolved, inputs: &Inputs) -> PlanOptions {
 }
 
 /// Reads the cluster in the kubeconfig, read-only, through the controller's caches.
-fn from_cluster(a: &Policy) -> Result<(Inputs, Vec<planner::PlannedNode>), Failure> {
+fn from_cluster(a: &Policy, cat: &Catalog) -> Result<(Inputs, Vec<planner::PlannedNode>), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -643,27 +643,10 @@ fn from_cluster(a: &Policy) -> Result<(Inputs, Vec<planner::PlannedNode>), Failu
     if let Some(e) = &snap.device_plugin_error {
         eprintln!("warning: device-plugin ConfigMap: {e}");
     }
-    let cat = crate::catalog::embedded().map_err(bad_input)?;
     let fleet = snap
         .fleet
         .iter()
-        .filter_map(|f| {
-            let t = catalog::find(&cat, &f.instance_type)?;
-            Some(planner::PlannedNode {
-                instance_type: t.name.clone(),
-                capacity_type: f.capacity_type,
-                gpus: t.gpu_count,
-                gpu_model: t.gpu_name.clone(),
-                gpu_memory_mib: t.gpu_memory_mib,
-                replicas_per_gpu: f.replicas,
-                profile: crate::model::profile_name(f.replicas),
-                hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
-                pods: Vec::new(),
-                node_pool: f.pool.clone(),
-                zone: f.zone.clone(),
-                spot_hourly_price: t.spot_price,
-            })
-        })
+        .filter_map(|f| crate::reconcile::round::as_planned(f, cat))
         .collect();
     let inputs = Inputs {
         items: snap.pending,
@@ -678,7 +661,7 @@ fn from_cluster(a: &Policy) -> Result<(Inputs, Vec<planner::PlannedNode>), Failu
 fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
     let r = resolve(&a.policy)?;
     let (inputs, fleet) = if a.from_cluster {
-        from_cluster(&a.policy)?
+        from_cluster(&a.policy, &r.catalog)?
     } else {
         let load = LoadOptions {
             device_plugin_configmap: a.policy.device_plugin_configmap.clone(),

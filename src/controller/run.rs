@@ -25,7 +25,7 @@ use super::writer::{LeaderFlag, Writer, WriterConfig, resource};
 use crate::model::Catalog;
 use crate::reconcile::batch::Batcher;
 use crate::reconcile::cache::{
-    Cache, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
+    Cache, SnapshotSettings, Store, pod_entry, pod_key, trim_node, trim_object,
 };
 use crate::reconcile::nodes::{Slicing, slicing};
 use crate::reconcile::round::{self, Settings};
@@ -786,6 +786,22 @@ fn spawn_node_watch(
     );
 }
 
+/// Applies one watch event of a kind cached as JSON values, converted by `conv`.
+fn apply_value_event<K>(store: &mut Store<Value>, ev: Event<K>, conv: impl Fn(K) -> Option<Value>) {
+    let mut with = |o: K, f: &mut dyn FnMut(&mut Store<Value>, Value)| {
+        if let Some(v) = conv(o) {
+            f(store, v);
+        }
+    };
+    match ev {
+        Event::Init => store.init(),
+        Event::InitDone => store.init_done(),
+        Event::InitApply(o) => with(o, &mut |s, v| s.init_apply(Cache::object_key(&v), v)),
+        Event::Apply(o) => with(o, &mut |s, v| s.apply(Cache::object_key(&v), v)),
+        Event::Delete(o) => with(o, &mut |s, v| s.delete(&Cache::object_key(&v))),
+    }
+}
+
 fn spawn_configmap_watch(
     client: Client,
     cache: Arc<Mutex<Cache>>,
@@ -825,25 +841,7 @@ fn spawn_configmap_watch(
                     trim_object(v)
                 })
             };
-            match ev {
-                Event::Init => store.init(),
-                Event::InitApply(cm) => {
-                    if let Some(v) = conv(cm) {
-                        store.init_apply(Cache::object_key(&v), v);
-                    }
-                }
-                Event::InitDone => store.init_done(),
-                Event::Apply(cm) => {
-                    if let Some(v) = conv(cm) {
-                        store.apply(Cache::object_key(&v), v);
-                    }
-                }
-                Event::Delete(cm) => {
-                    if let Some(v) = conv(cm) {
-                        store.delete(&Cache::object_key(&v));
-                    }
-                }
-            }
+            apply_value_event(store, ev, conv);
         },
         |ev| matches!(ev, Event::Apply(_) | Event::Delete(_)),
     );
@@ -868,25 +866,7 @@ fn spawn_object_watch(
                 return;
             };
             let conv = |o: DynamicObject| serde_json::to_value(&o).ok().map(trim_object);
-            match ev {
-                Event::Init => store.init(),
-                Event::InitApply(o) => {
-                    if let Some(v) = conv(o) {
-                        store.init_apply(Cache::object_key(&v), v);
-                    }
-                }
-                Event::InitDone => store.init_done(),
-                Event::Apply(o) => {
-                    if let Some(v) = conv(o) {
-                        store.apply(Cache::object_key(&v), v);
-                    }
-                }
-                Event::Delete(o) => {
-                    if let Some(v) = conv(o) {
-                        store.delete(&Cache::object_key(&v));
-                    }
-                }
-            }
+            apply_value_event(store, ev, conv);
         },
         // A change to an annotated or owned pool is worth a round.
         |ev| match ev {

@@ -313,13 +313,7 @@ impl Cache {
         for n in self.nodes.values() {
             let name = n.metadata.name.clone().unwrap_or_default();
             let labels = n.metadata.labels.clone().unwrap_or_default();
-            let (Some(pool), Some(ty), Some(r)) = (
-                labels.get(POOL_LABEL),
-                labels.get(labels::INSTANCE_TYPE),
-                labels
-                    .get(REPLICAS_LABEL)
-                    .and_then(|r| r.parse::<u32>().ok()),
-            ) else {
+            let Some(mut f) = fleet_node(name.clone(), labels, &zone_of_pool) else {
                 continue;
             };
             registered.insert(name.clone());
@@ -345,26 +339,13 @@ impl Cache {
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            fleet.push(FleetNode {
-                name: name.clone(),
-                pool: pool.clone(),
-                instance_type: ty.clone(),
-                capacity_type: labels
-                    .get(labels::CAPACITY_TYPE)
-                    .and_then(|c| CapacityType::parse(c))
-                    .unwrap_or(CapacityType::OnDemand),
-                replicas: r,
-                zone: labels
-                    .get(labels::NODEPOOL)
-                    .and_then(|np| zone_of_pool.get(np).cloned()),
-                in_flight: !ready || pending_taint,
-                used: used.get(name.as_str()).copied().unwrap_or_default(),
-                taints: taints
-                    .into_iter()
-                    .filter(|t| t.key != SLICING_PENDING_TAINT)
-                    .collect(),
-                labels,
-            });
+            f.in_flight = !ready || pending_taint;
+            f.used = used.get(name.as_str()).copied().unwrap_or_default();
+            f.taints = taints
+                .into_iter()
+                .filter(|t| t.key != SLICING_PENDING_TAINT)
+                .collect();
+            fleet.push(f);
         }
         for c in self.objects_of("NodeClaim") {
             let node_name = c.pointer("/status/nodeName").and_then(Value::as_str);
@@ -375,32 +356,9 @@ impl Cache {
                 .pointer("/metadata/labels")
                 .and_then(|l| serde_json::from_value(l.clone()).ok())
                 .unwrap_or_default();
-            let (Some(pool), Some(ty), Some(r)) = (
-                labels.get(POOL_LABEL),
-                labels.get(labels::INSTANCE_TYPE),
-                labels
-                    .get(REPLICAS_LABEL)
-                    .and_then(|r| r.parse::<u32>().ok()),
-            ) else {
-                continue;
-            };
-            fleet.push(FleetNode {
-                name: object_key(c),
-                pool: pool.clone(),
-                instance_type: ty.clone(),
-                capacity_type: labels
-                    .get(labels::CAPACITY_TYPE)
-                    .and_then(|c| CapacityType::parse(c))
-                    .unwrap_or(CapacityType::OnDemand),
-                replicas: r,
-                zone: labels
-                    .get(labels::NODEPOOL)
-                    .and_then(|np| zone_of_pool.get(np).cloned()),
-                in_flight: true,
-                used: Used::default(),
-                taints: Vec::new(),
-                labels,
-            });
+            if let Some(f) = fleet_node(object_key(c), labels, &zone_of_pool) {
+                fleet.push(f);
+            }
         }
         fleet
     }
@@ -427,6 +385,35 @@ impl Cache {
         }
         m
     }
+}
+
+/// A fleet node from a Node's or NodeClaim's labels (`None` without gpu-slicer's pool,
+/// instance type and replicas labels); `in_flight`, usage and taints are the caller's.
+fn fleet_node(
+    name: String,
+    labels: BTreeMap<String, String>,
+    zone_of_pool: &BTreeMap<String, String>,
+) -> Option<FleetNode> {
+    let pool = labels.get(POOL_LABEL)?.clone();
+    let instance_type = labels.get(labels::INSTANCE_TYPE)?.clone();
+    let replicas = labels.get(REPLICAS_LABEL)?.parse::<u32>().ok()?;
+    Some(FleetNode {
+        name,
+        pool,
+        instance_type,
+        capacity_type: labels
+            .get(labels::CAPACITY_TYPE)
+            .and_then(|c| CapacityType::parse(c))
+            .unwrap_or(CapacityType::OnDemand),
+        replicas,
+        zone: labels
+            .get(labels::NODEPOOL)
+            .and_then(|np| zone_of_pool.get(np).cloned()),
+        in_flight: true,
+        used: Used::default(),
+        taints: Vec::new(),
+        labels,
+    })
 }
 
 /// What the snapshot reads beyond the caches.

@@ -169,7 +169,7 @@ fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
 }
 
 /// A fleet node as a plan node (for rendering its pool); `None` for an unknown type.
-fn as_planned(f: &FleetNode, cat: &Catalog) -> Option<PlannedNode> {
+pub fn as_planned(f: &FleetNode, cat: &Catalog) -> Option<PlannedNode> {
     let t = catalog::find(cat, &f.instance_type)?;
     Some(PlannedNode {
         instance_type: t.name.clone(),

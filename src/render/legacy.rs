@@ -19,8 +19,7 @@ use crate::model::{Catalog, NVIDIA_GPU};
 use super::frame::FrameApi;
 use super::v1::{derived_bottlerocket, meta, requirements_json, taints_json, typed};
 use super::{
-    AmiFamily, Ctx, Group, IMAGE_VOLUME_SIZE, NAME_MAX, Output, RenderError, fit_name, gpu_key,
-    gpu_quantity, to_value,
+    AmiFamily, Ctx, Group, NAME_MAX, Output, RenderError, fit_name, gpu_key, gpu_quantity, to_value,
 };
 
 fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -84,10 +83,7 @@ fn node_class_v1beta1(
             "role": o.node_role(),
             "subnetSelectorTerms": [{"tags": o.discovery()}],
             "securityGroupSelectorTerms": [{"tags": o.discovery()}],
-            "blockDeviceMappings": [{
-                "deviceName": fam.image_volume_device(),
-                "ebs": {"volumeSize": IMAGE_VOLUME_SIZE, "volumeType": "gp3", "encrypted": true, "deleteOnTermination": true}
-            }],
+            "blockDeviceMappings": [fam.image_volume()],
             "tags": {super::PROFILE_LABEL: g.profile()},
             "userData": fam.user_data(g.r, o.fail_requests_greater_than_one),
         }),
@@ -183,10 +179,7 @@ pub(crate) fn v1alpha5(
                 subnet_selector: Some(o.discovery()),
                 security_group_selector: Some(o.discovery()),
                 block_device_mappings: Some(vec![typed(
-                    json!({
-                        "deviceName": fam.image_volume_device(),
-                        "ebs": {"volumeSize": IMAGE_VOLUME_SIZE, "volumeType": "gp3", "encrypted": true, "deleteOnTermination": true}
-                    }),
+                    fam.image_volume(),
                     "blockDeviceMappings",
                 )?]),
                 tags: Some(BTreeMap::from([(

@@ -218,6 +218,15 @@ impl AmiFamily {
             AmiFamily::Al2023 | AmiFamily::Al2 => "/dev/xvda",
         }
     }
+
+    /// The block device mapping of generated node classes (the same JSON shape in v1,
+    /// v1beta1 and v1alpha5): [`IMAGE_VOLUME_SIZE`] of encrypted gp3 for images.
+    pub(crate) fn image_volume(self) -> Value {
+        serde_json::json!({
+            "deviceName": self.image_volume_device(),
+            "ebs": {"volumeSize": IMAGE_VOLUME_SIZE, "volumeType": "gp3", "encrypted": true, "deleteOnTermination": true}
+        })
+    }
 }
 
 /// Size of the volume that holds container images on generated node classes (CUDA

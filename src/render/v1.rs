@@ -15,8 +15,8 @@ use crate::model::{CapacityType, Requirement, Taint, labels};
 
 use super::frame::{FrameApi, NodeClass};
 use super::{
-    AmiFamily, Ctx, Emission, Group, IMAGE_VOLUME_SIZE, NAME_MAX, OVERLAY_WEIGHT, Output,
-    RenderError, bootstrap, fit_name, gpu_key, gpu_quantity, owned_labels, to_value,
+    AmiFamily, Ctx, Emission, Group, NAME_MAX, OVERLAY_WEIGHT, Output, RenderError, bootstrap,
+    fit_name, gpu_key, gpu_quantity, owned_labels, to_value,
 };
 
 /// Converts through JSON into a generated type (the shapes are Kubernetes' own).
@@ -123,13 +123,7 @@ fn generated_class(ctx: &Ctx<'_>, g: &Group<'_>, name: &str) -> Result<Value, Re
             tags: Some(o.discovery()),
             ..Default::default()
         }],
-        block_device_mappings: Some(vec![typed(
-            json!({
-                "deviceName": fam.image_volume_device(),
-                "ebs": {"volumeSize": IMAGE_VOLUME_SIZE, "volumeType": "gp3", "encrypted": true, "deleteOnTermination": true}
-            }),
-            "blockDeviceMappings",
-        )?]),
+        block_device_mappings: Some(vec![typed(fam.image_volume(), "blockDeviceMappings")?]),
         tags: Some(BTreeMap::from([(
             super::PROFILE_LABEL.to_string(),
             g.profile(),
