@@ -252,6 +252,9 @@ async fn shutdown_signal() {
 struct LoopState {
     /// The last Event note per pod, so a pod gets an Event only when its fate changes.
     pod_notes: BTreeMap<String, String>,
+    /// The last Event note per (object, reason) of pools and Nodes: repeated rounds with
+    /// the same outcome publish nothing new.
+    object_notes: BTreeMap<(String, String), String>,
     /// Nodes already reported as not sliced in time.
     timed_out: BTreeSet<String>,
 }
@@ -285,6 +288,33 @@ fn nodepool_ref(object: &str, pools: &[(crate::model::Pool, Value)]) -> Option<O
         .and_then(|(_, raw)| raw.get("apiVersion").and_then(Value::as_str))
         .unwrap_or("karpenter.sh/v1");
     Some(object_ref(api, kind, name))
+}
+
+/// [`publish`] unless the same object already got the same note for the same reason.
+#[allow(clippy::too_many_arguments)]
+async fn publish_once(
+    state: &mut LoopState,
+    recorder: &Recorder,
+    leader: &LeaderFlag,
+    dry_run: bool,
+    r: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let key = (
+        format!(
+            "{}/{}",
+            r.kind.as_deref().unwrap_or_default(),
+            r.name.as_deref().unwrap_or_default()
+        ),
+        reason.to_string(),
+    );
+    if state.object_notes.get(&key) == Some(&note) {
+        return;
+    }
+    publish(recorder, leader, dry_run, r, warning, reason, note.clone()).await;
+    state.object_notes.insert(key, note);
 }
 
 async fn publish(
@@ -352,7 +382,8 @@ async fn run_round(
         super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "NodePool");
         tracing::warn!(%object, %why, "annotated NodePool cannot be read");
         if let Some(r) = nodepool_ref(object, &[]) {
-            publish(
+            publish_once(
+                state,
                 recorder,
                 leader,
                 dry,
@@ -424,7 +455,8 @@ async fn run_round(
                 .collect(),
         };
         for t in targets {
-            publish(
+            publish_once(
+                state,
                 recorder,
                 leader,
                 dry,
@@ -444,7 +476,8 @@ async fn run_round(
             .inc();
         tracing::warn!(error = %e, "plan cannot be rendered");
         if let Some(r) = nodepool_ref(&e.object, &snap.pools) {
-            publish(
+            publish_once(
+                state,
                 recorder,
                 leader,
                 dry,
@@ -552,7 +585,8 @@ async fn run_round(
             .get("kind")
             .and_then(Value::as_str)
             .unwrap_or("NodePool");
-        publish(
+        publish_once(
+            state,
             recorder,
             leader,
             dry,
