@@ -178,6 +178,14 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
             instance: Some(cfg.lease.identity.clone()),
         },
     );
+    let lp = Loop {
+        cfg: &cfg,
+        cache: &cache,
+        shared: &shared,
+        writer: &writer,
+        recorder: &recorder,
+        leader: &leader,
+    };
     let mut state = LoopState::default();
     let mut batcher = Batcher::new(cfg.batch_idle, cfg.batch_max);
     let start = Instant::now();
@@ -210,15 +218,9 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         if batcher.is_due(start.elapsed()) || resync_due {
             batcher.take();
             last_round = Some(Instant::now());
-            run_round(
-                &cfg, &cache, &shared, &writer, &recorder, &leader, &mut state,
-            )
-            .await;
+            run_round(&lp, &mut state).await;
         }
-        check_nodes(
-            &cfg, &cache, &shared, &writer, &recorder, &leader, &mut state,
-        )
-        .await;
+        check_nodes(&lp, &mut state).await;
     }
     let _ = shutdown_tx.send(true);
     let _ = server_task.await;
@@ -290,13 +292,20 @@ fn nodepool_ref(object: &str, pools: &[(crate::model::Pool, Value)]) -> Option<O
     Some(object_ref(api, kind, name))
 }
 
+/// What the loop's steps share.
+struct Loop<'a> {
+    cfg: &'a RunConfig,
+    cache: &'a Mutex<Cache>,
+    shared: &'a Shared,
+    writer: &'a Writer,
+    recorder: &'a Recorder,
+    leader: &'a LeaderFlag,
+}
+
 /// [`publish`] unless the same object already got the same note for the same reason.
-#[allow(clippy::too_many_arguments)]
 async fn publish_once(
+    lp: &Loop<'_>,
     state: &mut LoopState,
-    recorder: &Recorder,
-    leader: &LeaderFlag,
-    dry_run: bool,
     r: &ObjectReference,
     warning: bool,
     reason: &str,
@@ -313,20 +322,13 @@ async fn publish_once(
     if state.object_notes.get(&key) == Some(&note) {
         return;
     }
-    publish(recorder, leader, dry_run, r, warning, reason, note.clone()).await;
+    publish(lp, r, warning, reason, note.clone()).await;
     state.object_notes.insert(key, note);
 }
 
-async fn publish(
-    recorder: &Recorder,
-    leader: &LeaderFlag,
-    dry_run: bool,
-    r: &ObjectReference,
-    warning: bool,
-    reason: &str,
-    note: String,
-) {
-    if dry_run || !leader.is_leader() {
+/// Publishes an Event, unless in dry-run or not the leader (Events are writes too).
+async fn publish(lp: &Loop<'_>, r: &ObjectReference, warning: bool, reason: &str, note: String) {
+    if lp.cfg.writer.dry_run || !lp.leader.is_leader() {
         return;
     }
     let ev = KEvent {
@@ -340,41 +342,29 @@ async fn publish(
         action: "Plan".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&ev, r).await {
+    if let Err(e) = lp.recorder.publish(&ev, r).await {
         tracing::debug!(error = %e, "event not published");
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_round(
-    cfg: &RunConfig,
-    cache: &Arc<Mutex<Cache>>,
-    shared: &Arc<Shared>,
-    writer: &Writer,
-    recorder: &Recorder,
-    leader: &LeaderFlag,
-    state: &mut LoopState,
-) {
+async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
+    let Loop {
+        cfg,
+        cache,
+        shared,
+        writer,
+        ..
+    } = *lp;
     let started = Instant::now();
     let snap = match cache.lock() {
         Ok(c) => c.snapshot(&cfg.snapshot),
         Err(_) => return,
     };
-    let dry = cfg.writer.dry_run;
     for (pod, why) in &snap.pod_errors {
         super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "Pod");
         let note = format!("gpu-slicer cannot plan this pod: {why}");
         if state.pod_notes.get(pod) != Some(&note) {
-            publish(
-                recorder,
-                leader,
-                dry,
-                &pod_ref(pod),
-                true,
-                "InvalidInput",
-                note.clone(),
-            )
-            .await;
+            publish(lp, &pod_ref(pod), true, "InvalidInput", note.clone()).await;
             state.pod_notes.insert(pod.clone(), note);
         }
     }
@@ -382,17 +372,7 @@ async fn run_round(
         super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "NodePool");
         tracing::warn!(%object, %why, "annotated NodePool cannot be read");
         if let Some(r) = nodepool_ref(object, &[]) {
-            publish_once(
-                state,
-                recorder,
-                leader,
-                dry,
-                &r,
-                true,
-                "InvalidConfiguration",
-                why.clone(),
-            )
-            .await;
+            publish_once(lp, state, &r, true, "InvalidConfiguration", why.clone()).await;
         }
     }
     if let Some(e) = &snap.device_plugin_error {
@@ -455,17 +435,7 @@ async fn run_round(
                 .collect(),
         };
         for t in targets {
-            publish_once(
-                state,
-                recorder,
-                leader,
-                dry,
-                &t,
-                true,
-                "PlanRefused",
-                r.to_string(),
-            )
-            .await;
+            publish_once(lp, state, &t, true, "PlanRefused", r.to_string()).await;
         }
     }
     if let Some(e) = &out.error {
@@ -476,17 +446,7 @@ async fn run_round(
             .inc();
         tracing::warn!(error = %e, "plan cannot be rendered");
         if let Some(r) = nodepool_ref(&e.object, &snap.pools) {
-            publish_once(
-                state,
-                recorder,
-                leader,
-                dry,
-                &r,
-                true,
-                "InvalidConfiguration",
-                e.to_string(),
-            )
-            .await;
+            publish_once(lp, state, &r, true, "InvalidConfiguration", e.to_string()).await;
         }
     }
     for c in &out.conflicts {
@@ -532,16 +492,7 @@ async fn run_round(
             break;
         }
         budget -= 1;
-        publish(
-            recorder,
-            leader,
-            dry,
-            &pod_ref(&pod),
-            warning,
-            reason,
-            note.clone(),
-        )
-        .await;
+        publish(lp, &pod_ref(&pod), warning, reason, note.clone()).await;
         state.pod_notes.insert(pod, note);
     }
     let pending: BTreeSet<&str> = snap.pending.iter().map(|d| d.id.as_str()).collect();
@@ -586,10 +537,8 @@ async fn run_round(
             .and_then(Value::as_str)
             .unwrap_or("NodePool");
         publish_once(
+            lp,
             state,
-            recorder,
-            leader,
-            dry,
             &object_ref(api, kind, &pool.name),
             false,
             "Planned",
@@ -600,16 +549,14 @@ async fn run_round(
     m.planning_duration.observe(started.elapsed().as_secs_f64());
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn check_nodes(
-    cfg: &RunConfig,
-    cache: &Arc<Mutex<Cache>>,
-    shared: &Arc<Shared>,
-    writer: &Writer,
-    recorder: &Recorder,
-    leader: &LeaderFlag,
-    state: &mut LoopState,
-) {
+async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
+    let Loop {
+        cfg,
+        cache,
+        shared,
+        writer,
+        ..
+    } = *lp;
     let nodes: Vec<Node> = match cache.lock() {
         Ok(c) => c
             .nodes
@@ -672,9 +619,7 @@ async fn check_nodes(
                     );
                     tracing::warn!(node = %name, %note, "not sliced in time");
                     publish(
-                        recorder,
-                        leader,
-                        cfg.writer.dry_run,
+                        lp,
                         &object_ref("v1", "Node", &name),
                         true,
                         "SlicingTimeout",
@@ -919,44 +864,9 @@ fn spawn_object_watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{
-        Container, PodCondition, PodSpec, PodStatus, ResourceRequirements,
-    };
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn pending(name: &str) -> Pod {
-        Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ml".into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "c".into(),
-                    resources: Some(ResourceRequirements {
-                        limits: Some(BTreeMap::from([(
-                            "nvidia.com/gpu".to_string(),
-                            Quantity("1".into()),
-                        )])),
-                        ..ResourceRequirements::default()
-                    }),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-            status: Some(PodStatus {
-                phase: Some("Pending".into()),
-                conditions: Some(vec![PodCondition {
-                    type_: "PodScheduled".into(),
-                    status: "False".into(),
-                    reason: Some("Unschedulable".into()),
-                    ..PodCondition::default()
-                }]),
-                ..PodStatus::default()
-            }),
-        }
+        crate::reconcile::cache::tests::gpu_pod("ml", name, None, &[])
     }
 
     #[tokio::test]

@@ -160,12 +160,7 @@ impl Writer {
                 });
                 continue;
             };
-            if self.cfg.dry_run {
-                out.dry_run += 1;
-                continue;
-            }
-            if !self.leader.is_leader() {
-                out.not_leader += 1;
+            if !self.may_write(&mut out) {
                 continue;
             }
             match self.apply(&key, obj).await {
@@ -178,12 +173,7 @@ impl Writer {
             }
         }
         for d in &actions.delete {
-            if self.cfg.dry_run {
-                out.dry_run += 1;
-                continue;
-            }
-            if !self.leader.is_leader() {
-                out.not_leader += 1;
+            if !self.may_write(&mut out) {
                 continue;
             }
             match self.delete(d).await {
@@ -196,6 +186,19 @@ impl Writer {
             }
         }
         out
+    }
+
+    /// Whether a write may be sent now (not dry-run, still the leader); counts why not.
+    fn may_write(&self, out: &mut Outcome) -> bool {
+        if self.cfg.dry_run {
+            out.dry_run += 1;
+            false
+        } else if !self.leader.is_leader() {
+            out.not_leader += 1;
+            false
+        } else {
+            true
+        }
     }
 
     async fn apply(&self, key: &ObjectKey, obj: &Value) -> Result<(), (Category, String)> {
@@ -254,10 +257,7 @@ impl Writer {
         index: usize,
         taint: &Value,
     ) -> Result<bool, (Category, String)> {
-        if self.cfg.dry_run {
-            return Ok(false);
-        }
-        if !self.leader.is_leader() {
+        if self.cfg.dry_run || !self.leader.is_leader() {
             return Ok(false);
         }
         let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());

@@ -442,7 +442,7 @@ pub struct Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
         Container, NodeCondition, NodeSpec, NodeStatus, PodCondition, PodSpec, PodStatus,
@@ -452,7 +452,14 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
 
-    fn gpu_pod(ns: &str, name: &str, node: Option<&str>, annotations: &[(&str, &str)]) -> Pod {
+    /// A GPU pod (1 `nvidia.com/gpu`, 500m cpu): pending and unschedulable without `node`,
+    /// running on `node` with one. Shared with the controller's watch tests.
+    pub(crate) fn gpu_pod(
+        ns: &str,
+        name: &str,
+        node: Option<&str>,
+        annotations: &[(&str, &str)],
+    ) -> Pod {
         Pod {
             metadata: ObjectMeta {
                 name: Some(name.into()),
