@@ -30,7 +30,7 @@ use crate::reconcile::cache::{
 use crate::reconcile::nodes::{Slicing, slicing};
 use crate::reconcile::round::{self, Settings};
 use crate::reconcile::{ObjectKey, is_owned};
-use crate::render::{POOL_LABEL, SLICING_PENDING_TAINT, emission_for_served};
+use crate::render::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDING_TAINT, emission_for_served};
 
 /// Everything `run` needs, validated by the CLI.
 pub struct RunConfig {
@@ -127,10 +127,23 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         client.clone(),
         cache.clone(),
         &cm_ns,
-        &cfg.settings.render.configmap_namespace,
+        "ConfigMap",
         pods_changed.clone(),
         shared.clone(),
     );
+    // gpu-slicer's own ConfigMap must be seen too (to skip unchanged applies), wherever
+    // it is written.
+    if cfg.settings.render.configmap_namespace != cm_ns {
+        watched.push("OwnedConfigMap");
+        spawn_configmap_watch(
+            client.clone(),
+            cache.clone(),
+            &cfg.settings.render.configmap_namespace,
+            "OwnedConfigMap",
+            pods_changed.clone(),
+            shared.clone(),
+        );
+    }
     for (group, kind) in [
         ("karpenter.sh", "NodePool"),
         ("karpenter.sh", "NodeClaim"),
@@ -781,34 +794,32 @@ fn apply_value_event<K>(store: &mut Store<Value>, ev: Event<K>, conv: impl Fn(K)
     }
 }
 
+/// Watches the ConfigMaps of one namespace into the cache store `kind` (`ConfigMap` for
+/// the device plugin's namespace; `OwnedConfigMap`, gpu-slicer's own only, when
+/// gpu-slicer writes its ConfigMap to another namespace).
 fn spawn_configmap_watch(
     client: Client,
     cache: Arc<Mutex<Cache>>,
-    user_ns: &str,
-    our_ns: &str,
+    ns: &str,
+    kind: &'static str,
     notify: Arc<Notify>,
     shared: Arc<Shared>,
 ) {
-    // One watch per namespace would double the store's init protocol; the device plugin
-    // ConfigMap and gpu-slicer's own live in the same namespace in every supported setup,
-    // so one namespaced watch serves both (the other namespace is watched only if it differs).
-    let namespaces: BTreeSet<String> = [user_ns.to_string(), our_ns.to_string()]
-        .into_iter()
-        .collect();
-    let ns = namespaces
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "kube-system".into());
-    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let api: Api<ConfigMap> = Api::namespaced(client, ns);
+    let conf = if kind == "ConfigMap" {
+        watcher::Config::default()
+    } else {
+        watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"))
+    };
+    let stream = watcher::watcher(api, conf).default_backoff();
     fold(
         stream,
-        "ConfigMap",
+        kind,
         shared,
         notify,
         move |ev| {
             let Ok(mut c) = cache.lock() else { return };
-            let Some(store) = c.object_store("ConfigMap") else {
+            let Some(store) = c.object_store(kind) else {
                 return;
             };
             let conv = |cm: ConfigMap| {

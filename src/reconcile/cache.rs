@@ -183,13 +183,16 @@ fn object_key(v: &Value) -> String {
     }
 }
 
-/// Kinds of objects cached as JSON values.
-pub const OBJECT_KINDS: [&str; 7] = [
+/// Stores of objects cached as JSON values, by kind. `ConfigMap` holds the device
+/// plugin's namespace; `OwnedConfigMap` holds gpu-slicer's own ConfigMap when it is written
+/// to another namespace.
+pub const OBJECT_KINDS: [&str; 8] = [
     "NodePool",
     "NodeClaim",
     "NodeOverlay",
     "EC2NodeClass",
     "ConfigMap",
+    "OwnedConfigMap",
     "Provisioner",
     "AWSNodeTemplate",
 ];
@@ -627,5 +630,33 @@ pub(crate) mod tests {
         assert_eq!(s.nodes_per_nodepool.get("gpu-slicer-ts-r4"), Some(&2));
         assert_eq!(s.nodes_per_nodepool.get("gpu-slicer-ts-r2"), Some(&1));
         assert!(!c.all_synced(&["Pod", "Node", "NodeClaim"]));
+    }
+
+    #[test]
+    fn own_configmap_in_another_namespace_is_live_but_not_the_device_plugin() {
+        let mut c = Cache::default();
+        let user = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "nvidia-device-plugin", "namespace": "kube-system"},
+            "data": {"any": "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n"}});
+        let ours = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "gpu-slicer-device-plugin", "namespace": "nvidia",
+                         "labels": {"app.kubernetes.io/managed-by": "gpu-slicer"}},
+            "data": {"ts-r1": "version: v1\n"}});
+        c.object_store("ConfigMap")
+            .expect("store")
+            .apply(Cache::object_key(&user), user);
+        c.object_store("OwnedConfigMap")
+            .expect("store")
+            .apply(Cache::object_key(&ours), ours.clone());
+        let s = c.snapshot(&SnapshotSettings {
+            namespaces: Namespaces::default(),
+            device_plugin_configmap: Some(("kube-system".into(), "nvidia-device-plugin".into())),
+        });
+        assert!(
+            s.live.contains(&ours),
+            "gpu-slicer's ConfigMap is compared, not re-applied"
+        );
+        let dp = s.device_plugin.expect("device plugin read");
+        assert_eq!(dp.name, "nvidia-device-plugin");
     }
 }
