@@ -5,6 +5,10 @@
 //! takes text and values and returns values. The CLI (feature `cli`) reads files and
 //! prints.
 
+#[cfg(feature = "cli")]
+pub mod aws;
+#[cfg(feature = "cli")]
+pub mod backoff;
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;

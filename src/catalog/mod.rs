@@ -14,6 +14,7 @@
 //! trimmed; blank lines are skipped. Allocatable is always computed with
 //! [`karpenter_allocatable`], never read from the file.
 
+pub mod live;
 #[cfg(test)]
 mod tests;
 

@@ -3,6 +3,7 @@
 //! Exit codes (the contract): 0 a plan was made (unplaced pods are listed), 1 bad
 //! input (the message names the file, object and field), 2 usage error.
 
+mod live;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,19 @@ struct CatalogSource {
     /// e.g. `cpu=250m,memory=512Mi,pods=4`.
     #[arg(long, value_name = "LIST")]
     daemonset_overhead: Option<String>,
+    #[command(flatten)]
+    live: live::LiveFlags,
+}
+
+/// When to ask AWS for live instance data and prices.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LiveWhen {
+    /// Always (warn and fall back when AWS cannot be reached).
+    True,
+    /// Never.
+    False,
+    /// When the AWS credential chain yields credentials (the default of run).
+    Auto,
 }
 
 #[derive(Debug, Args)]
@@ -658,8 +672,16 @@ fn from_cluster(a: &Policy, cat: &Catalog) -> Result<(Inputs, Vec<planner::Plann
     Ok((inputs, fleet))
 }
 
+/// Whether a one-shot command asks AWS (`--live-prices` or `--live-prices=auto`).
+fn one_shot_live(flags: &live::LiveFlags) -> bool {
+    matches!(flags.live_prices, Some(LiveWhen::True | LiveWhen::Auto))
+}
+
 fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
-    let r = resolve(&a.policy)?;
+    let mut r = resolve(&a.policy)?;
+    if one_shot_live(&a.policy.source.live) {
+        r.catalog = live::apply(&a.policy.source.live, r.catalog)?.0;
+    }
     let (inputs, fleet) = if a.from_cluster {
         from_cluster(&a.policy, &r.catalog)?
     } else {
@@ -723,6 +745,16 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
             },
         },
         catalog: r.catalog,
+        live: match a.policy.source.live.live_prices.unwrap_or(LiveWhen::Auto) {
+            LiveWhen::False => None,
+            when => Some(crate::controller::prices::LiveConfig {
+                settings: a.policy.source.live.settings()?,
+                only_with_credentials: when == LiveWhen::Auto,
+                cache_dir: a.policy.source.live.cache_dir(false),
+                tick: Duration::from_secs(60),
+                sdk_config: None,
+            }),
+        },
         snapshot: SnapshotSettings {
             namespaces: Namespaces {
                 allow: a.namespaces.clone(),
@@ -776,15 +808,24 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn catalog_cmd(a: CatalogArgs) -> Result<(), Failure> {
-    let cat = load_catalog(&a.source)?;
+    let mut cat = load_catalog(&a.source)?;
+    let mut report = None;
+    if one_shot_live(&a.source.live) {
+        (cat, report) = live::apply(&a.source.live, cat)?;
+    }
     let overhead = match &a.source.daemonset_overhead {
         Some(s) => parse_overhead(s)?,
         None => DaemonSetOverhead::default(),
     };
     let text = match a.output {
-        Output::Table => output::catalog_table(&cat, overhead),
-        Output::Json => serde_json::to_string_pretty(&cat).map_err(bad_input)? + "\n",
-        Output::Yaml => serde_saphyr::to_string(&cat).map_err(bad_input)?,
+        Output::Table => output::catalog_table(&cat, overhead, report.as_ref()),
+        Output::Json => {
+            serde_json::to_string_pretty(&output::CatalogDoc::new(&cat, report.as_ref()))
+                .map_err(bad_input)?
+                + "\n"
+        }
+        Output::Yaml => serde_saphyr::to_string(&output::CatalogDoc::new(&cat, report.as_ref()))
+            .map_err(bad_input)?,
     };
     print!("{text}");
     Ok(())

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::live::LiveReport;
 use crate::catalog::DaemonSetOverhead;
+use crate::catalog::live::Origin;
 use crate::model::{Catalog, MIB};
 use crate::planner::{Plan, PlanOptions};
 
@@ -227,15 +229,76 @@ fn gib(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1024.0 * MIB as f64))
 }
 
-/// The catalog with allocatable after the given DaemonSet overhead.
-pub fn catalog_table(cat: &Catalog, overhead: DaemonSetOverhead) -> String {
+/// `catalog -o json|yaml`: the catalog (`types`, `source`) and, with `--live-prices`,
+/// where each value came from.
+#[derive(serde::Serialize)]
+pub struct CatalogDoc<'a> {
+    #[serde(flatten)]
+    pub catalog: &'a Catalog,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<&'a LiveReport>,
+}
+
+impl<'a> CatalogDoc<'a> {
+    pub fn new(catalog: &'a Catalog, live: Option<&'a LiveReport>) -> Self {
+        CatalogDoc { catalog, live }
+    }
+}
+
+/// "live 4m", "live 13h02m STALE", or "catalog" for a value from the base catalog.
+fn origin_cell(o: Option<&Origin>) -> String {
+    match o {
+        None => "-".to_string(),
+        Some(Origin::Catalog) => "catalog".to_string(),
+        Some(Origin::Live {
+            age_seconds, stale, ..
+        }) => format!(
+            "live {}{}",
+            super::live::age(*age_seconds),
+            if *stale { " STALE" } else { "" }
+        ),
+    }
+}
+
+/// The catalog with allocatable after the given DaemonSet overhead; with a live report,
+/// the source of every price and how old it is.
+pub fn catalog_table(
+    cat: &Catalog,
+    overhead: DaemonSetOverhead,
+    live: Option<&LiveReport>,
+) -> String {
     let mut out = format!(
-        "{} instance types; prices: {} (observed {})\n\n",
+        "{} instance types; prices: {} (observed {})\n",
         cat.types.len(),
         cat.source.name,
         cat.source.observed
     );
-    let mut rows = vec![vec![
+    if let Some(l) = live {
+        let _ = writeln!(
+            out,
+            "live data for {}; \"catalog\" below means the catalog above the live data:",
+            l.region
+        );
+        for st in &l.status {
+            let _ = match st.fetched_at {
+                Some(at) => writeln!(
+                    out,
+                    "  {:<17} fetched {} ({} ago){}",
+                    st.kind.as_str(),
+                    crate::catalog::live::format_unix(at),
+                    super::live::age(st.age_seconds.unwrap_or(0)),
+                    if st.stale {
+                        ", STALE (past its TTL, used anyway)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => writeln!(out, "  {:<17} not fetched (catalog used)", st.kind.as_str()),
+            };
+        }
+    }
+    out.push('\n');
+    let mut header = vec![
         "TYPE".to_string(),
         "GPUS".into(),
         "GPU".into(),
@@ -248,10 +311,18 @@ pub fn catalog_table(cat: &Catalog, overhead: DaemonSetOverhead) -> String {
         "ON-DEMAND $/H".into(),
         "$/GPU-H".into(),
         "SPOT $/H".into(),
-    ]];
+    ];
+    if live.is_some() {
+        header.extend([
+            "ON-DEMAND FROM".to_string(),
+            "SPOT FROM".into(),
+            "ZONES".into(),
+        ]);
+    }
+    let mut rows = vec![header];
     for t in &cat.types {
         let (alloc, pods) = overhead.remaining(t);
-        rows.push(vec![
+        let mut row = vec![
             t.name.clone(),
             t.gpu_count.to_string(),
             t.gpu_name.clone(),
@@ -265,8 +336,23 @@ pub fn catalog_table(cat: &Catalog, overhead: DaemonSetOverhead) -> String {
             format!("{:.4}", t.on_demand_price / f64::from(t.gpu_count.max(1))),
             t.spot_price
                 .map_or_else(|| "-".to_string(), |p| format!("{p:.4}")),
-        ]);
+        ];
+        if let Some(l) = live {
+            let o = l.origins.get(&t.name);
+            row.push(origin_cell(o.map(|o| &o.on_demand)));
+            row.push(origin_cell(o.and_then(|o| o.spot.as_ref())));
+            row.push(
+                o.and_then(|o| o.zones.as_ref())
+                    .map_or_else(|| "-".to_string(), |z| z.len().to_string()),
+            );
+        }
+        rows.push(row);
     }
     out.push_str(&table(&rows));
+    if let Some(l) = live {
+        for n in &l.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+    }
     out
 }

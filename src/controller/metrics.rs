@@ -27,8 +27,27 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsLabels {
+    /// `ec2:DescribeInstanceTypes`, `pricing:GetProducts`, …
+    pub api: String,
+    /// `ok` or the failure reason (`throttled`, `server-error`, `timeout`, `connect`, …).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    /// `instance-types`, `offerings`, `on-demand-prices`, `spot-prices`.
+    pub kind: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub aws_requests: Family<AwsLabels, Counter>,
+    pub catalog_refresh_failures: Family<RefreshLabels, Counter>,
+    pub catalog_data_age: Family<KindLabel, Gauge<f64, AtomicU64>>,
+    pub catalog_fallback: Family<KindLabel, Gauge>,
     pub planning_duration: Histogram,
     pub pending_gpu_pods: Gauge,
     pub planned_nodes: Gauge,
@@ -65,6 +84,10 @@ impl Metrics {
             slicing_timeouts: Counter::default(),
             taints_removed: Counter::default(),
             leader: Gauge::default(),
+            aws_requests: Family::default(),
+            catalog_refresh_failures: Family::default(),
+            catalog_data_age: Family::default(),
+            catalog_fallback: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -122,6 +145,26 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader Lease",
             m.leader.clone(),
+        );
+        registry.register(
+            "aws_requests",
+            "AWS request attempts by API and outcome (ok or the failure reason)",
+            m.aws_requests.clone(),
+        );
+        registry.register(
+            "catalog_refresh_failures",
+            "Live-data refreshes that failed after retries, by kind of data and reason",
+            m.catalog_refresh_failures.clone(),
+        );
+        registry.register(
+            "catalog_data_age_seconds",
+            "Age of the live data in use by kind (-1: never fetched)",
+            m.catalog_data_age.clone(),
+        );
+        registry.register(
+            "catalog_fallback",
+            "1 while a kind of data comes from the embedded or --catalog table instead of AWS",
+            m.catalog_fallback.clone(),
         );
         Metrics { registry, ..m }
     }

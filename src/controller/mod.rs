@@ -6,6 +6,7 @@ pub mod error;
 pub mod lease;
 pub mod metrics;
 pub mod oneshot;
+pub mod prices;
 pub mod run;
 pub mod server;
 pub mod writer;

@@ -35,7 +35,10 @@ use crate::render::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDING_TAINT, emis
 /// Everything `run` needs, validated by the CLI.
 pub struct RunConfig {
     pub settings: Settings,
+    /// The base catalog (embedded or `--catalog`).
     pub catalog: Catalog,
+    /// Live AWS data merged into the base catalog, if asked.
+    pub live: Option<super::prices::LiveConfig>,
     pub snapshot: SnapshotSettings,
     pub batch_idle: Duration,
     pub batch_max: Duration,
@@ -182,6 +185,12 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     let elector = Elector::new(client.clone(), cfg.lease.clone(), leader.clone());
     tokio::spawn(elector.run(shutdown_rx.clone()));
     let server_task = tokio::spawn(server::serve(cfg.addr, shared.clone(), shutdown_rx.clone()));
+    let catalog = super::prices::spawn(
+        cfg.catalog.clone(),
+        cfg.live.clone(),
+        shared.clone(),
+        shutdown_rx.clone(),
+    );
 
     let writer = Writer::new(client.clone(), cfg.writer.clone(), leader.clone());
     let recorder = Recorder::new(
@@ -193,6 +202,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     );
     let lp = Loop {
         cfg: &cfg,
+        catalog: &catalog,
         cache: &cache,
         shared: &shared,
         writer: &writer,
@@ -308,6 +318,8 @@ fn nodepool_ref(object: &str, pools: &[(crate::model::Pool, Value)]) -> Option<O
 /// What the loop's steps share.
 struct Loop<'a> {
     cfg: &'a RunConfig,
+    /// The catalog in use (the base one with live data merged in, if any).
+    catalog: &'a watch::Receiver<Arc<Catalog>>,
     cache: &'a Mutex<Cache>,
     shared: &'a Shared,
     writer: &'a Writer,
@@ -393,7 +405,7 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
         tracing::warn!(error = %e, "device-plugin ConfigMap cannot be read; planning without it");
     }
     let settings = cfg.settings.clone();
-    let catalog = cfg.catalog.clone();
+    let catalog = lp.catalog.borrow().clone();
     let nodes_per_pool = snap.nodes_per_nodepool.clone();
     let snap = Arc::new(snap);
     let snap2 = snap.clone();
@@ -585,7 +597,8 @@ async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
         Err(_) => return,
     };
     let now = Timestamp::now();
-    let gpus_of = |t: &str| crate::catalog::find(&cfg.catalog, t).map(|it| it.gpu_count);
+    let catalog = lp.catalog.borrow().clone();
+    let gpus_of = |t: &str| crate::catalog::find(&catalog, t).map(|it| it.gpu_count);
     for n in nodes {
         let name = n.metadata.name.clone().unwrap_or_default();
         match slicing(&n, now, cfg.slicing_timeout, &gpus_of) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use kube::Client;
 use kube::api::{
@@ -117,7 +118,7 @@ pub struct Writer {
     leader: LeaderFlag,
     /// Writes sent to the API server (each attempt counts), for metrics and tests.
     sent: AtomicU64,
-    jitter: AtomicU64,
+    backoff: Backoff,
 }
 
 impl Writer {
@@ -125,12 +126,12 @@ impl Writer {
         let limiter =
             RateLimiter::direct(Quota::per_second(cfg.writes_per_second).allow_burst(cfg.burst));
         Writer {
+            backoff: Backoff::new(cfg.base_backoff, cfg.max_backoff),
             client,
             cfg,
             limiter,
             leader,
             sent: AtomicU64::new(0),
-            jitter: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
         }
     }
 
@@ -295,24 +296,7 @@ impl Writer {
             if !category.is_retryable() || attempt >= self.cfg.max_attempts {
                 return Err((category, err.to_string()));
             }
-            tokio::time::sleep(self.backoff(attempt)).await;
+            tokio::time::sleep(self.backoff.delay(attempt)).await;
         }
-    }
-
-    /// `base × 2^(attempt-1)`, capped, times a jitter factor in [0.5, 1).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .cfg
-            .base_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.cfg.max_backoff);
-        // xorshift64: jitter only, not security.
-        let mut x = self.jitter.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter.store(x, Ordering::Relaxed);
-        let factor = 0.5 + (x % 1000) as f64 / 2000.0;
-        exp.mul_f64(factor)
     }
 }
