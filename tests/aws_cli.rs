@@ -250,3 +250,36 @@ async fn bad_live_flags_are_usage_errors() {
         assert!(err.contains(says), "{flag} {value}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_without_credentials_is_the_embedded_catalog_quietly() {
+    let home = scratch("auto");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_gpu-slicer"))
+            .args([
+                "catalog",
+                "-o",
+                "json",
+                "--live-prices=auto",
+                "--region",
+                "us-east-1",
+            ])
+            .args(["--endpoint-url", DOWN, "--pricing-endpoint-url", DOWN])
+            .env_clear()
+            .env("HOME", &home)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .expect("join");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    assert!(!err.contains("(connect)"), "no request was sent: {err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let embedded = serde_json::to_value(catalog::embedded().expect("catalog")).expect("json");
+    assert_eq!(doc, embedded);
+}

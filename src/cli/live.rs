@@ -2,6 +2,7 @@
 //! merge, and say on stderr what came from where. Never fails: AWS trouble becomes a
 //! warning and the cache or the base catalog is used.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use super::{Failure, LiveWhen, parse_duration, usage};
 use crate::aws::{self, AwsSettings, Clients, LiveSource};
 use crate::catalog::live::{KindStatus, Merged, TypeOrigin};
 use crate::model::Catalog;
-use std::collections::BTreeMap;
 
 /// The flags shared by every command that reads the catalog.
 #[derive(Debug, clap::Args)]
@@ -129,8 +129,13 @@ pub fn apply(flags: &LiveFlags, base: Catalog) -> Result<(Catalog, Option<LiveRe
         .enable_all()
         .build()
         .map_err(|e| usage(format!("cannot start the async runtime: {e}")))?;
+    let auto = flags.live_prices == Some(LiveWhen::Auto);
     let result = rt.block_on(async {
-        let clients = match Clients::load(&settings).await {
+        let conf = aws::load_sdk_config(&settings).await;
+        if auto && !aws::has_credentials(&conf, Duration::from_secs(10)).await {
+            return Ok(None);
+        }
+        let clients = match Clients::from_sdk_config(&conf, &settings) {
             Ok(c) => c,
             Err(e) => return Err(e.to_string()),
         };
@@ -138,16 +143,23 @@ pub fn apply(flags: &LiveFlags, base: Catalog) -> Result<(Catalog, Option<LiveRe
         let now = aws::now_unix();
         let refresh = source.refresh(&base, now, false).await;
         let region = source.clients().region().to_string();
-        Ok((
+        Ok(Some((
             source.merged(&base, now),
             refresh,
             cache_warning,
             now,
             region,
-        ))
+        )))
     });
     let (merged, refresh, cache_warning, now, region) = match result {
-        Ok(v) => v,
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            eprintln!(
+                "note: live prices: no AWS credentials found (--live-prices=auto); using {} (observed {})",
+                base.source.name, base.source.observed
+            );
+            return Ok((base, None));
+        }
         Err(e) => {
             eprintln!(
                 "warning: live prices: {e}; using {} (observed {})",

@@ -33,8 +33,14 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Dollars with 3 decimals; a non-zero amount under $0.001 (moto's placeholder spot
+/// prices, say) with 6, so that it does not print as 0.
 fn usd(x: f64) -> String {
-    format!("{x:.3}")
+    if x != 0.0 && x.abs() < 0.0005 {
+        format!("{x:.6}")
+    } else {
+        format!("{x:.3}")
+    }
 }
 
 fn pct(part: f64, whole: f64) -> String {
@@ -334,8 +340,16 @@ pub fn catalog_table(
             pods.to_string(),
             format!("{:.4}", t.on_demand_price),
             format!("{:.4}", t.on_demand_price / f64::from(t.gpu_count.max(1))),
-            t.spot_price
-                .map_or_else(|| "-".to_string(), |p| format!("{p:.4}")),
+            t.spot_price.map_or_else(
+                || "-".to_string(),
+                |p| {
+                    if p < 0.00005 {
+                        format!("{p:.6}")
+                    } else {
+                        format!("{p:.4}")
+                    }
+                },
+            ),
         ];
         if let Some(l) = live {
             let o = l.origins.get(&t.name);

@@ -122,6 +122,12 @@ impl Actions {
 /// Kinds whose objects launch nodes: one still owning nodes is drained, not deleted.
 const POOL_KINDS: [&str; 2] = ["NodePool", "Provisioner"];
 
+/// Kinds gpu-slicer never deletes, even when it owns them and no longer wants them: its
+/// device-plugin ConfigMap lives in a namespace it does not own (kube-system), where its
+/// RBAC may only patch that one ConfigMap by name. One left behind by a changed
+/// `--configmap-name` is for the user to remove.
+const NEVER_DELETED: [&str; 1] = ["ConfigMap"];
+
 /// Compares the desired objects with the live objects gpu-slicer owns.
 ///
 /// `live` may contain objects of anyone: those without the ownership label are never
@@ -152,7 +158,7 @@ pub fn diff(
         }
     }
     for (key, l) in live_by_key.iter().rev() {
-        if wanted.contains(key) || !is_owned(l) {
+        if wanted.contains(key) || !is_owned(l) || NEVER_DELETED.contains(&key.kind.as_str()) {
             continue;
         }
         if POOL_KINDS.contains(&key.kind.as_str()) && nodes_of(key) > 0 {
@@ -320,11 +326,8 @@ mod tests {
         ];
         let (acts, _) = diff(&[], &live, &no_nodes);
         let kinds: Vec<&str> = acts.delete.iter().map(|d| d.key.kind.as_str()).collect();
-        assert_eq!(
-            kinds,
-            ["NodeOverlay", "NodePool", "EC2NodeClass", "ConfigMap"]
-        );
-        assert_eq!(acts.delete[3].key.to_string(), "ConfigMap kube-system/a");
-        assert_eq!(acts.delete[3].api_version, "v1");
+        // The ConfigMap is never deleted (see NEVER_DELETED).
+        assert_eq!(kinds, ["NodeOverlay", "NodePool", "EC2NodeClass"]);
+        assert_eq!(acts.delete[2].api_version, "karpenter.k8s.aws/v1");
     }
 }

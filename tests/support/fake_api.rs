@@ -89,6 +89,11 @@ impl FakeApi {
         st.objects.insert(path, stamped);
     }
 
+    /// Stores a document at a path as it is (discovery documents such as `/apis`).
+    pub fn insert_at(&self, path: &str, doc: Value) {
+        self.lock().objects.insert(path.to_string(), doc);
+    }
+
     /// Removes an object (as if someone deleted it).
     pub fn remove(&self, path: &str) {
         self.lock().objects.remove(path);
