@@ -103,6 +103,27 @@ async fn plan_uses_live_prices_from_moto_and_the_pricing_api() {
         assert!((p - 2.0 * embedded_price(t)).abs() < 1e-6, "{t}: {p}");
     }
 
+    // Spot needs spot prices, which only the live data has here.
+    let mut a = args(&[
+        "plan",
+        "-f",
+        &root("examples/seed"),
+        "-o",
+        "json",
+        "--capacity-type",
+        "spot",
+    ]);
+    a.extend(args(&live));
+    let (code, out, err) = run(a, &home).await;
+    assert_eq!(code, 0, "{err}");
+    let plan: Value = serde_json::from_str(&out).expect("plan JSON");
+    assert!(
+        plan["nodes"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty() && n.iter().all(|n| n["capacityType"] == "spot")),
+        "{out}"
+    );
+
     // The table says where prices came from and shows moto's (placeholder) spot prices.
     let mut a = args(&["plan", "-f", &root("examples/seed")]);
     a.extend(args(&live));

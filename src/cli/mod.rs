@@ -535,8 +535,22 @@ struct Resolved {
     max_replicas: u32,
 }
 
-fn resolve(a: &Policy) -> Result<Resolved, Failure> {
-    let catalog = load_catalog(&a.source)?;
+/// Who resolves the policy: a one-shot command merges live data (if asked) before the
+/// checks; the controller merges it later, in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    OneShot,
+    Controller,
+}
+
+fn resolve(a: &Policy, caller: Caller) -> Result<Resolved, Failure> {
+    let mut catalog = load_catalog(&a.source)?;
+    if caller == Caller::OneShot && one_shot_live(&a.source.live) {
+        catalog = live::apply(&a.source.live, catalog)?.0;
+    }
+    // The controller's live data may bring spot prices the base catalog lacks.
+    let live_later = caller == Caller::Controller
+        && a.source.live.live_prices.unwrap_or(LiveWhen::Auto) != LiveWhen::False;
     let overhead = match &a.source.daemonset_overhead {
         Some(s) => parse_overhead(s)?,
         None => DaemonSetOverhead::default(),
@@ -570,10 +584,13 @@ fn resolve(a: &Policy) -> Result<Resolved, Failure> {
         CapacityArg::OnDemand => CapacityType::OnDemand,
         CapacityArg::Spot => CapacityType::Spot,
     };
-    if capacity == CapacityType::Spot && catalog.types.iter().all(|t| t.spot_price.is_none()) {
+    if capacity == CapacityType::Spot
+        && catalog.types.iter().all(|t| t.spot_price.is_none())
+        && !live_later
+    {
         return Err(usage(
             "--capacity-type spot: the catalog has no spot prices (the embedded one has none); \
-             pass --catalog with a spot_usd_per_hour column",
+             pass --live-prices, or --catalog with a spot_usd_per_hour column",
         ));
     }
     Ok(Resolved {
@@ -678,10 +695,7 @@ fn one_shot_live(flags: &live::LiveFlags) -> bool {
 }
 
 fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
-    let mut r = resolve(&a.policy)?;
-    if one_shot_live(&a.policy.source.live) {
-        r.catalog = live::apply(&a.policy.source.live, r.catalog)?.0;
-    }
+    let r = resolve(&a.policy, Caller::OneShot)?;
     let (inputs, fleet) = if a.from_cluster {
         from_cluster(&a.policy, &r.catalog)?
     } else {
@@ -707,7 +721,7 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
 
 fn run_cmd(a: RunArgs) -> Result<(), Failure> {
     init_tracing(a.log_format);
-    let r = resolve(&a.policy)?;
+    let r = resolve(&a.policy, Caller::Controller)?;
     let mut render = render_options(&a.flags)?;
     if render.cluster_name == render::CLUSTER_PLACEHOLDER {
         return Err(usage(
