@@ -239,6 +239,38 @@ async fn refresh_merges_live_data_and_respects_the_ttls() {
         m.catalog.source.name
     );
 
+    // The example IAM policy grants exactly the AWS actions a refresh calls.
+    let called: BTreeSet<String> = counts
+        .snapshot()
+        .keys()
+        .map(|(api, _)| api.to_string())
+        .collect();
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/iam/gpu-slicer-policy.json"
+        ))
+        .expect("policy"),
+    )
+    .expect("policy JSON");
+    let granted: BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|st| match &st["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(
+        called, granted,
+        "examples/iam/gpu-slicer-policy.json vs the calls made"
+    );
+
     // Within every TTL nothing is asked again.
     let before = counts.snapshot().values().sum::<u64>();
     let r = src.refresh(&base, t0 + 60, false).await;
