@@ -21,4 +21,5 @@ pub mod model;
 pub mod planner;
 pub mod reconcile;
 pub mod render;
+pub mod sim;
 pub mod trace;

@@ -5,6 +5,7 @@
 
 mod live;
 mod output;
+mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the instance catalog in use (types, GPUs, allocatable, prices and their source).
     Catalog(CatalogArgs),
+    /// Replay a workload trace through provisioning strategies and compare cost and waiting.
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -351,6 +354,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Render(a) => render_cmd(a),
         Command::Run(a) => run_cmd(*a),
         Command::Catalog(a) => catalog_cmd(a),
+        Command::Simulate(a) => simulate::simulate_cmd(*a),
     }
 }
 

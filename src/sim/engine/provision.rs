@@ -1,0 +1,242 @@
+//! Batch close: Karpenter-like provisioning (strategies a, b, c) and gpu-slicer's round
+//! (strategy d). See the module docs of `engine` for the algorithm.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+
+use super::cluster::{Cluster, Use};
+use crate::model::{DemandItem, Operator, Pool, Resources, labels};
+use crate::planner::{self, effective_pools};
+use crate::reconcile::round::{FleetNode, Used, assign_in_flight};
+use crate::sim::Strategy;
+
+/// A node claim opened in this batch.
+struct Claim {
+    /// Types that can still hold all its pods.
+    types: Vec<usize>,
+    pods: Vec<usize>,
+    used: Use,
+}
+
+impl Cluster<'_> {
+    /// The batch closed: provision for the pending pods without a reservation.
+    pub(super) fn provision(&mut self) {
+        let pods: Vec<usize> = self
+            .pending
+            .iter()
+            .map(|&(_, p)| p)
+            .filter(|&p| self.pods[p].reserved.is_none() && !self.pods[p].unprovisionable)
+            .collect();
+        if pods.is_empty() {
+            return;
+        }
+        match self.strategy {
+            Strategy::GpuSlicer => self.provision_gpu_slicer(pods),
+            _ => self.provision_karpenter(pods),
+        }
+    }
+
+    /// Slices per GPU Karpenter believes a new node has.
+    fn claim_slices_per_gpu(&self) -> u32 {
+        match self.strategy {
+            Strategy::FixedOverlay { .. } => self.r,
+            _ => 1,
+        }
+    }
+
+    fn provision_karpenter(&mut self, mut pods: Vec<usize>) {
+        pods.sort_by_key(|&p| {
+            let it = self.item(p);
+            (
+                Reverse(it.requests.cpu_milli),
+                Reverse(it.requests.memory_bytes),
+                self.jobs[p].arrival,
+                p,
+            )
+        });
+        let in_flight: Vec<usize> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|&n| !self.nodes[n].ready)
+            .collect();
+        let per_gpu = self.claim_slices_per_gpu();
+        let mut claims: Vec<Claim> = Vec::new();
+        for p in pods {
+            let u = Use::of(self.item(p));
+            // 1. In-flight nodes, with the capacity Karpenter believes they have.
+            let spot = in_flight.iter().copied().find(|&n| {
+                self.nodes[n].reserved_use.plus(u).within(self.believed(n))
+                    && self.labels_admit(p, n)
+            });
+            if let Some(n) = spot {
+                self.reserve(p, n);
+                continue;
+            }
+            // 2. A claim of this batch, first fit.
+            let mut placed = false;
+            for c in &mut claims {
+                let used = c.used.plus(u);
+                let types: Vec<usize> = c
+                    .types
+                    .iter()
+                    .copied()
+                    .filter(|&t| {
+                        used.within(self.tys[t].capacity(per_gpu)) && self.type_admits(p, t)
+                    })
+                    .collect();
+                if !types.is_empty() {
+                    c.types = types;
+                    c.used = used;
+                    c.pods.push(p);
+                    placed = true;
+                    break;
+                }
+            }
+            if placed {
+                continue;
+            }
+            // 3. A new claim with every type that holds the pod alone.
+            let types: Vec<usize> = (0..self.tys.len())
+                .filter(|&t| u.within(self.tys[t].capacity(per_gpu)) && self.type_admits(p, t))
+                .collect();
+            if types.is_empty() {
+                self.pods[p].unprovisionable = true;
+            } else {
+                claims.push(Claim {
+                    types,
+                    pods: vec![p],
+                    used: u,
+                });
+            }
+        }
+        for c in claims {
+            // The cheapest type left (ties: catalog order). A claim's set is never empty.
+            let Some(ty) = c.types.iter().copied().min_by(|&a, &b| {
+                self.tys[a]
+                    .price
+                    .total_cmp(&self.tys[b].price)
+                    .then(a.cmp(&b))
+            }) else {
+                continue;
+            };
+            let n = self.launch(ty, self.r, BTreeMap::new(), Vec::new(), String::new());
+            for p in c.pods {
+                self.reserve(p, n);
+            }
+        }
+    }
+
+    fn provision_gpu_slicer(&mut self, pods: Vec<usize>) {
+        let pools = effective_pools(&self.plan_opts);
+        let ct = self.cfg.capacity_type;
+        // Pods under their index as id, so the answers map back without ambiguity.
+        let items: Vec<DemandItem> = pods
+            .iter()
+            .map(|&p| {
+                let mut it = self.item(p).clone();
+                it.id = p.to_string();
+                it
+            })
+            .collect();
+        let fleet: Vec<FleetNode> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|&n| !self.nodes[n].ready)
+            .map(|n| {
+                let node = &self.nodes[n];
+                FleetNode {
+                    name: n.to_string(),
+                    pool: node.pool.clone(),
+                    instance_type: self.catalog.types[self.tys[node.ty].cat].name.clone(),
+                    capacity_type: ct,
+                    replicas: node.r,
+                    zone: node.labels.get(labels::ZONE).cloned(),
+                    in_flight: true,
+                    used: Used {
+                        slices: node.reserved_use.slices,
+                        requests: Resources::new(node.reserved_use.cpu, node.reserved_use.mem),
+                        pods: u32::try_from(node.reserved_use.pods).unwrap_or(u32::MAX),
+                    },
+                    labels: node.labels.clone(),
+                    taints: node.taints.clone(),
+                }
+            })
+            .collect();
+        let (rest, onto) = assign_in_flight(
+            &items,
+            &fleet,
+            self.catalog,
+            &pools,
+            self.plan_opts.daemonset_overhead,
+        );
+        for (pod, node) in onto {
+            if let (Ok(p), Ok(n)) = (pod.parse::<usize>(), node.parse::<usize>()) {
+                self.reserve(p, n);
+            }
+        }
+        if rest.is_empty() {
+            return;
+        }
+        let plan = planner::plan(self.catalog, &rest, &self.plan_opts);
+        for u in &plan.unplaced {
+            if let Ok(p) = u.pod.parse::<usize>() {
+                self.pods[p].unprovisionable = true;
+            }
+        }
+        let by_pool: HashMap<&str, &Pool> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
+        for pn in &plan.nodes {
+            let ids: Vec<usize> = pn.pods.iter().filter_map(|s| s.parse().ok()).collect();
+            let (Some(&ty), Some(pool)) = (
+                self.ty_by_name.get(&pn.instance_type),
+                by_pool.get(pn.node_pool.as_str()),
+            ) else {
+                // Not a type this simulation launches (cannot happen with the capacity
+                // type forced): its pods are not provisioned.
+                for p in ids {
+                    self.pods[p].unprovisionable = true;
+                }
+                continue;
+            };
+            let mut node_labels = pool_labels(pool, self.catalog.types.first());
+            if let Some(z) = &pn.zone {
+                node_labels.insert(labels::ZONE.to_string(), z.clone());
+            }
+            let n = self.launch(
+                ty,
+                pn.replicas_per_gpu,
+                node_labels,
+                pool.taints.clone(),
+                pool.name.clone(),
+            );
+            for p in ids {
+                self.reserve(p, n);
+            }
+        }
+    }
+}
+
+/// The labels a node of the pool carries beyond its instance type's, as the planner
+/// models them: the pool's template labels, its name, and single-valued `In`
+/// requirements on keys that are not instance-type labels.
+fn pool_labels(
+    pool: &Pool,
+    any_type: Option<&crate::model::InstanceType>,
+) -> BTreeMap<String, String> {
+    let mut extra = pool.labels.clone();
+    extra.insert(labels::NODEPOOL.to_string(), pool.name.clone());
+    for r in &pool.requirements {
+        let known = any_type.is_some_and(|t| t.label(&r.key).is_some())
+            || r.key == labels::CAPACITY_TYPE
+            || r.key == labels::ZONE
+            || r.key == labels::ZONE_BETA;
+        if !known
+            && r.operator == Operator::In
+            && let Some(v) = r.values.first()
+        {
+            extra.entry(r.key.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    extra
+}
