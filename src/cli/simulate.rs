@@ -284,6 +284,7 @@ fn fgd_cmd(a: &SimulateArgs) -> Result<(), Failure> {
     let mut rows = vec![vec![
         "POLICY".to_string(),
         "UNALLOCATED GPU %".into(),
+        "IDLE IN SLICES %".into(),
         "PLACED".into(),
         "FAILED".into(),
     ]];
@@ -291,16 +292,23 @@ fn fgd_cmd(a: &SimulateArgs) -> Result<(), Failure> {
         rows.push(vec![
             r.policy.clone(),
             format!("{:.1}", r.unallocated_gpu_pct),
+            format!("{:.1}", r.idle_in_slices_gpu_pct),
             r.placed_pods.to_string(),
             r.failed_pods.to_string(),
         ]);
     }
-    rows.push(vec![
-        "FGD (published, default)".into(),
-        format!("{:.1}", fgd::FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT),
-        "-".into(),
-        "-".into(),
-    ]);
+    for (name, pct) in [
+        ("best-fit (published, default)", fgd::FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT),
+        ("FGD (published, default)", fgd::FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT),
+    ] {
+        rows.push(vec![
+            name.into(),
+            format!("{pct:.1}"),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
     text.push_str(&super::output::table(&rows));
     match a.output {
         Output::Table => print!("{text}"),
