@@ -45,13 +45,27 @@ fn a_small_trace_writes_the_report_folder() {
         .iter()
         .filter_map(|s| s["strategy"].as_str())
         .collect();
-    assert_eq!(names, ["dedicated", "slicing-unaware-r4", "overlay-r4", "gpu-slicer"]);
+    assert_eq!(
+        names,
+        [
+            "dedicated",
+            "slicing-unaware-r4",
+            "overlay-r4",
+            "gpu-slicer"
+        ]
+    );
     let floor = report["lowerBoundCost"].as_f64().expect("floor");
     for s in report["strategies"].as_array().expect("strategies") {
         assert!(s["cost"].as_f64().expect("cost") >= floor * 0.99, "{s}");
         assert_eq!(s["neverPlaced"], 0, "{s}");
     }
-    for f in ["report.json", "summary.txt", "cost.svg", "gpus.svg", "pending-cdf.svg"] {
+    for f in [
+        "report.json",
+        "summary.txt",
+        "cost.svg",
+        "gpus.svg",
+        "pending-cdf.svg",
+    ] {
         let text = std::fs::read_to_string(out.join(f)).expect(f);
         assert!(!text.is_empty(), "{f}");
         if f.ends_with(".svg") {
@@ -59,7 +73,10 @@ fn a_small_trace_writes_the_report_folder() {
         }
     }
     let summary = std::fs::read_to_string(out.join("summary.txt")).expect("summary");
-    assert!(summary.contains("gpu-slicer") && summary.contains("floor"), "{summary}");
+    assert!(
+        summary.contains("gpu-slicer") && summary.contains("floor"),
+        "{summary}"
+    );
 
     std::fs::write(&trace, "name,arrival,cpu,memory,gpus\np0,soon,1,1Gi,1\n").expect("write");
     let (code, _, stderr) = run(&["simulate", "--trace", trace.to_str().expect("utf-8")]);

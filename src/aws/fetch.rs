@@ -1,12 +1,14 @@
-//! The four fetches, each paginated by hand so that every page goes through
-//! [`Clients::call`] (rate limit, timeout, retries).
+//! The four fetches, each paginated by hand (`Clients::paginate`) so that every page
+//! goes through [`Clients::call`] (rate limit, timeout, retries).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{Filter as Ec2Filter, InstanceType as Ec2InstanceType, LocationType};
 use aws_sdk_pricing::types::{Filter as PriceFilter, FilterType};
 
-use super::{CallError, Clients, Reason};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+
+use super::{CallError, Clients, HttpResponse, Reason};
 use crate::catalog::live::{Ec2Type, PRICE_FILTERS, parse_price_item};
 
 /// Pages longer than this are a server bug; stop rather than loop forever.
@@ -44,31 +46,52 @@ fn family_filter(families: &[String]) -> Ec2Filter {
 }
 
 impl Clients {
-    /// `DescribeInstanceTypes` for every size of `families`; types without an NVIDIA GPU
-    /// are kept out by the merge, not here.
-    pub async fn instance_types(&self, families: &[String]) -> Result<Vec<Ec2Type>, CallError> {
-        const API: &str = "ec2:DescribeInstanceTypes";
-        let mut out = Vec::new();
+    /// Every page of a paginated call: `request(token)` sends one page's request through
+    /// [`Clients::call`]; `take(page)` consumes the page and returns its next token.
+    async fn paginate<O, E, F, Fut>(
+        &self,
+        api: &'static str,
+        mut request: F,
+        mut take: impl FnMut(O) -> Option<String>,
+    ) -> Result<(), CallError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let mut token: Option<String> = None;
         let mut pages = 0;
         loop {
-            let page = self
-                .call(API, || {
-                    self.ec2
-                        .describe_instance_types()
-                        .filters(family_filter(families))
-                        .max_results(100)
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+            let page = self.call(api, || request(token.clone())).await?;
             pages += 1;
-            out.extend(page.instance_types().iter().filter_map(ec2_type));
-            match next(page.next_token(), pages, API)? {
+            match next(take(page).as_deref(), pages, api)? {
                 Some(t) => token = Some(t),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
+    }
+
+    /// `DescribeInstanceTypes` for every size of `families`; types without an NVIDIA GPU
+    /// are kept out by the merge, not here.
+    pub async fn instance_types(&self, families: &[String]) -> Result<Vec<Ec2Type>, CallError> {
+        let mut out = Vec::new();
+        self.paginate(
+            "ec2:DescribeInstanceTypes",
+            |token| {
+                self.ec2
+                    .describe_instance_types()
+                    .filters(family_filter(families))
+                    .max_results(100)
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| {
+                out.extend(page.instance_types().iter().filter_map(ec2_type));
+                page.next_token().map(str::to_string)
+            },
+        )
+        .await?;
+        Ok(out)
     }
 
     /// `DescribeInstanceTypeOfferings` by availability zone for the named types (exact
@@ -77,40 +100,35 @@ impl Clients {
         &self,
         types: &[String],
     ) -> Result<BTreeMap<String, BTreeSet<String>>, CallError> {
-        const API: &str = "ec2:DescribeInstanceTypeOfferings";
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for chunk in types.chunks(100) {
             let filter = Ec2Filter::builder()
                 .name("instance-type")
                 .set_values(Some(chunk.to_vec()))
                 .build();
-            let mut token: Option<String> = None;
-            let mut pages = 0;
-            loop {
-                let page = self
-                    .call(API, || {
-                        self.ec2
-                            .describe_instance_type_offerings()
-                            .location_type(LocationType::AvailabilityZone)
-                            .filters(filter.clone())
-                            .max_results(1000)
-                            .set_next_token(token.clone())
-                            .send()
-                    })
-                    .await?;
-                pages += 1;
-                for o in page.instance_type_offerings() {
-                    if let (Some(t), Some(z)) = (o.instance_type(), o.location()) {
-                        out.entry(t.as_str().to_string())
-                            .or_default()
-                            .insert(z.to_string());
+            self.paginate(
+                "ec2:DescribeInstanceTypeOfferings",
+                |token| {
+                    self.ec2
+                        .describe_instance_type_offerings()
+                        .location_type(LocationType::AvailabilityZone)
+                        .filters(filter.clone())
+                        .max_results(1000)
+                        .set_next_token(token)
+                        .send()
+                },
+                |page| {
+                    for o in page.instance_type_offerings() {
+                        if let (Some(t), Some(z)) = (o.instance_type(), o.location()) {
+                            out.entry(t.as_str().to_string())
+                                .or_default()
+                                .insert(z.to_string());
+                        }
                     }
-                }
-                match next(page.next_token(), pages, API)? {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
-            }
+                    page.next_token().map(str::to_string)
+                },
+            )
+            .await?;
         }
         Ok(out)
     }
@@ -122,62 +140,57 @@ impl Clients {
         &self,
         types: &[String],
     ) -> Result<(BTreeMap<String, BTreeMap<String, f64>>, Option<String>), CallError> {
-        const API: &str = "ec2:DescribeSpotPriceHistory";
         let now = aws_sdk_ec2::primitives::DateTime::from_secs(super::now_unix());
         // type → zone → (timestamp, price): the latest row wins.
         let mut latest: BTreeMap<String, BTreeMap<String, (i64, f64)>> = BTreeMap::new();
         let mut skipped = 0usize;
         for chunk in types.chunks(100) {
-            let mut token: Option<String> = None;
-            let mut pages = 0;
-            loop {
-                let page = self
-                    .call(API, || {
-                        self.ec2
-                            .describe_spot_price_history()
-                            .set_instance_types(Some(
-                                chunk
-                                    .iter()
-                                    .map(|t| Ec2InstanceType::from(t.as_str()))
-                                    .collect(),
-                            ))
-                            .product_descriptions("Linux/UNIX")
-                            .product_descriptions("Linux/UNIX (Amazon VPC)")
-                            .start_time(now)
-                            .max_results(1000)
-                            .set_next_token(token.clone())
-                            .send()
-                    })
-                    .await?;
-                pages += 1;
-                for row in page.spot_price_history() {
-                    let (Some(t), Some(z), Some(p), Some(ts)) = (
-                        row.instance_type(),
-                        row.availability_zone(),
-                        row.spot_price(),
-                        row.timestamp(),
-                    ) else {
-                        skipped += 1;
-                        continue;
-                    };
-                    let Ok(price) = p.trim().parse::<f64>() else {
-                        skipped += 1;
-                        continue;
-                    };
-                    let slot = latest
-                        .entry(t.as_str().to_string())
-                        .or_default()
-                        .entry(z.to_string())
-                        .or_insert((i64::MIN, price));
-                    if ts.secs() >= slot.0 {
-                        *slot = (ts.secs(), price);
+            self.paginate(
+                "ec2:DescribeSpotPriceHistory",
+                |token| {
+                    self.ec2
+                        .describe_spot_price_history()
+                        .set_instance_types(Some(
+                            chunk
+                                .iter()
+                                .map(|t| Ec2InstanceType::from(t.as_str()))
+                                .collect(),
+                        ))
+                        .product_descriptions("Linux/UNIX")
+                        .product_descriptions("Linux/UNIX (Amazon VPC)")
+                        .start_time(now)
+                        .max_results(1000)
+                        .set_next_token(token)
+                        .send()
+                },
+                |page| {
+                    for row in page.spot_price_history() {
+                        let (Some(t), Some(z), Some(p), Some(ts)) = (
+                            row.instance_type(),
+                            row.availability_zone(),
+                            row.spot_price(),
+                            row.timestamp(),
+                        ) else {
+                            skipped += 1;
+                            continue;
+                        };
+                        let Ok(price) = p.trim().parse::<f64>() else {
+                            skipped += 1;
+                            continue;
+                        };
+                        let slot = latest
+                            .entry(t.as_str().to_string())
+                            .or_default()
+                            .entry(z.to_string())
+                            .or_insert((i64::MIN, price));
+                        if ts.secs() >= slot.0 {
+                            *slot = (ts.secs(), price);
+                        }
                     }
-                }
-                match next(page.next_token(), pages, API)? {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
-            }
+                    page.next_token().map(str::to_string)
+                },
+            )
+            .await?;
         }
         let prices = latest
             .into_iter()
@@ -212,36 +225,32 @@ impl Clients {
         }
         let mut prices = BTreeMap::new();
         let mut problems: Vec<String> = Vec::new();
-        let mut token: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            let page = self
-                .call(API, || {
-                    self.pricing
-                        .get_products()
-                        .service_code("AmazonEC2")
-                        .format_version("aws_v1")
-                        .set_filters(Some(filters.clone()))
-                        .max_results(100)
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            pages += 1;
-            for item in page.price_list() {
-                match parse_price_item(item, &region) {
-                    Ok(Some((t, p))) => {
-                        prices.insert(t, p);
+        self.paginate(
+            API,
+            |token| {
+                self.pricing
+                    .get_products()
+                    .service_code("AmazonEC2")
+                    .format_version("aws_v1")
+                    .set_filters(Some(filters.clone()))
+                    .max_results(100)
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| {
+                for item in page.price_list() {
+                    match parse_price_item(item, &region) {
+                        Ok(Some((t, p))) => {
+                            prices.insert(t, p);
+                        }
+                        Ok(None) => {}
+                        Err(e) => problems.push(e),
                     }
-                    Ok(None) => {}
-                    Err(e) => problems.push(e),
                 }
-            }
-            match next(page.next_token(), pages, API)? {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
+                page.next_token().map(str::to_string)
+            },
+        )
+        .await?;
         let note = problems.first().map(|first| {
             format!(
                 "{} price-list entr(ies) did not parse, first: {first}",

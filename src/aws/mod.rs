@@ -358,7 +358,7 @@ impl Clients {
     }
 }
 
-type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
+pub(crate) type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
 
 /// Error codes AWS services use for throttling.
 const THROTTLING_CODES: [&str; 8] = [

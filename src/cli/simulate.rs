@@ -298,8 +298,14 @@ fn fgd_cmd(a: &SimulateArgs) -> Result<(), Failure> {
         ]);
     }
     for (name, pct) in [
-        ("best-fit (published, default)", fgd::FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT),
-        ("FGD (published, default)", fgd::FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT),
+        (
+            "best-fit (published, default)",
+            fgd::FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT,
+        ),
+        (
+            "FGD (published, default)",
+            fgd::FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT,
+        ),
     ] {
         rows.push(vec![
             name.into(),
