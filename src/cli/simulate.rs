@@ -162,7 +162,10 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
             a.max_replicas
         )));
     }
-    let catalog = load_catalog(&a.source)?;
+    let mut catalog = load_catalog(&a.source)?;
+    if super::one_shot_live(&a.source.live) {
+        catalog = super::live::apply(&a.source.live, catalog)?.0;
+    }
     let workload = load_workload(&a)?;
     if workload.jobs.is_empty() {
         return Err(bad_input("the workload has no GPU pods"));
@@ -185,7 +188,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         && catalog.types.iter().all(|t| t.spot_price.is_none())
     {
         return Err(usage(
-            "--capacity-type spot: the catalog has no spot prices; pass --catalog with a spot_usd_per_hour column",
+            "--capacity-type spot: the catalog has no spot prices; pass --live-prices, or --catalog with a spot_usd_per_hour column",
         ));
     }
     cfg.plan.default_replicas = crate::model::ReplicaPolicy::Auto {
