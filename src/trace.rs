@@ -164,14 +164,8 @@ pub fn alibaba_demand(p: &AlibabaPod, namespace: &str) -> Option<DemandItem> {
 /// when `n ≤ len`, with replacement beyond. Sampled ids get a `-s<i>` suffix so they
 /// stay unique.
 pub fn sample_demand(items: &[DemandItem], n: usize, seed: u64) -> Vec<DemandItem> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = SplitMix64(seed);
+    let mut next = move || rng.next_u64();
     if items.is_empty() {
         return Vec::new();
     }
@@ -246,5 +240,24 @@ mod tests {
         assert_eq!(err.to_string(), "t.csv:1: missing column `memory_mib`");
         let err = parse_alibaba_pods("t.csv", &format!("{h}p0,1,2\n")).unwrap_err();
         assert_eq!(err.to_string(), "t.csv:2: 3 cells, header has 5");
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): small, seedable, good enough for sampling.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix64(pub(crate) u64);
+
+impl SplitMix64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`), by the multiply-shift of Lemire (bias < n / 2⁶⁴).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 }

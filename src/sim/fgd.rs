@@ -81,7 +81,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{AlibabaPod, TraceError};
+use crate::trace::{AlibabaPod, SplitMix64, TraceError};
 
 /// FGD's unallocated GPU share (%) on the `default` trace at 100 % arrived workload:
 /// Weng et al., "Beware of Fragmentation: Scheduling GPU-Sharing Workloads with
@@ -268,25 +268,6 @@ pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>,
         out.push(node);
     }
     Ok(out)
-}
-
-/// SplitMix64 (Steele, Lea & Flood 2014): small, seedable, good enough for sampling.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), by the multiply-shift of Lemire (bias < n / 2⁶⁴).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
 }
 
 /// `(n, per-GPU milli)` a pod asks for; `gpu_milli = 0` with GPUs means whole GPUs.
