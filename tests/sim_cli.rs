@@ -82,5 +82,21 @@ fn a_small_trace_writes_the_report_folder() {
     let (code, _, stderr) = run(&["simulate", "--trace", trace.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("w.csv:2: field `arrival`"), "{stderr}");
+    for (flag, value, says) in [
+        ("--sample-every", "0s", "--sample-every must be at least 1s"),
+        ("--days", "0", "--days must be at least 1"),
+    ] {
+        let (code, _, stderr) = run(&[
+            "simulate",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed"),
+            "--pattern",
+            "diurnal",
+            flag,
+            value,
+        ]);
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert!(stderr.contains(says), "{flag}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

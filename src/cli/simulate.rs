@@ -131,12 +131,14 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
         eprintln!("warning: {w}");
     }
     let pattern = match a.pattern {
+        PatternArg::Burst if a.duration.as_secs() == 0 => {
+            return Err(usage("--duration must be at least 1s"));
+        }
         PatternArg::Burst => Pattern::Burst {
-            duration_s: a.duration.as_secs().max(1),
+            duration_s: a.duration.as_secs(),
         },
-        PatternArg::Diurnal => Pattern::Diurnal {
-            days: a.days.max(1),
-        },
+        PatternArg::Diurnal if a.days == 0 => return Err(usage("--days must be at least 1")),
+        PatternArg::Diurnal => Pattern::Diurnal { days: a.days },
     };
     let name = a
         .filenames
@@ -178,7 +180,10 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         cfg.consolidate_after_s = d.as_secs();
     }
     if let Some(d) = a.sample_every {
-        cfg.sample_every_s = d.as_secs().max(1);
+        if d.as_secs() == 0 {
+            return Err(usage("--sample-every must be at least 1s"));
+        }
+        cfg.sample_every_s = d.as_secs();
     }
     cfg.capacity_type = match a.capacity_type {
         CapacityArg::OnDemand => CapacityType::OnDemand,
