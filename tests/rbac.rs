@@ -302,6 +302,8 @@ fn config(c: &ChartArgs) -> RunConfig {
         },
         emission_forced: false,
         max_pod_events: 100,
+        // The webhook serves HTTPS and calls no API (tests/webhook.rs).
+        webhook: None,
     }
 }
 

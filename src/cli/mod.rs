@@ -257,6 +257,15 @@ struct RunArgs {
     /// Address of /healthz, /readyz, /metrics and /plan.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     metrics_bind_address: std::net::SocketAddr,
+    /// Port of the admission webhook (HTTPS only, POST /mutate-pods); 0 turns it off.
+    #[arg(long, value_name = "PORT", default_value_t = 9443)]
+    webhook_port: u16,
+    /// IP address the admission webhook listens on (`::` for IPv6 clusters).
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    webhook_bind_address: std::net::IpAddr,
+    /// Directory of the webhook's tls.crt and tls.key (PEM), re-read when they change.
+    #[arg(long, value_name = "DIR", default_value = "/etc/gpu-slicer/webhook-tls")]
+    webhook_cert_dir: PathBuf,
     /// The leader Lease.
     #[arg(long, value_name = "NAME", default_value = "gpu-slicer")]
     lease_name: String,
@@ -798,6 +807,10 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         writer,
         emission_forced,
         max_pod_events: a.max_pod_events,
+        webhook: (a.webhook_port != 0).then(|| crate::controller::webhook::WebhookConfig {
+            addr: std::net::SocketAddr::new(a.webhook_bind_address, a.webhook_port),
+            cert_dir: a.webhook_cert_dir.clone(),
+        }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -42,8 +42,18 @@ pub struct RefreshLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// Webhook requests: `patched`, `allowed`, `rejected`, `error`; certificate reloads:
+    /// `reloaded`, `failed`.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub webhook_requests: Family<OutcomeLabel, Counter>,
+    pub webhook_duration: Histogram,
+    pub webhook_certificate_reloads: Family<OutcomeLabel, Counter>,
     pub aws_requests: Family<AwsLabels, Counter>,
     pub catalog_refresh_failures: Family<RefreshLabels, Counter>,
     pub catalog_data_age: Family<KindLabel, Gauge<f64, AtomicU64>>,
@@ -88,6 +98,9 @@ impl Metrics {
             catalog_refresh_failures: Family::default(),
             catalog_data_age: Family::default(),
             catalog_fallback: Family::default(),
+            webhook_requests: Family::default(),
+            webhook_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
+            webhook_certificate_reloads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +179,21 @@ impl Metrics {
             "1 while a kind of data comes from the embedded or --catalog table instead of AWS",
             m.catalog_fallback.clone(),
         );
+        registry.register(
+            "webhook_requests",
+            "Admission webhook requests by outcome (patched, allowed, rejected, error)",
+            m.webhook_requests.clone(),
+        );
+        registry.register(
+            "webhook_duration_seconds",
+            "Time to answer one admission webhook request, body read included",
+            m.webhook_duration.clone(),
+        );
+        registry.register(
+            "webhook_certificate_reloads",
+            "Changes of the webhook's certificate files, by outcome (reloaded, or failed and the old one kept)",
+            m.webhook_certificate_reloads.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -189,6 +217,14 @@ impl Metrics {
         }
     }
 
+    pub fn count_outcome(family: &Family<OutcomeLabel, Counter>, outcome: &str) {
+        family
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
     pub fn count_kind(family: &Family<KindLabel, Counter>, kind: &str) {
         family
             .get_or_create(&KindLabel {
@@ -208,6 +244,7 @@ mod tests {
         m.count_apply("failed", "throttled", 2);
         Metrics::count_kind(&m.watch_restarts, "Pod");
         m.planned_hourly_cost.set(1.5);
+        Metrics::count_outcome(&m.webhook_requests, "patched");
         let text = m.encode();
         assert!(
             text.contains("gpu_slicer_applies_total{outcome=\"failed\",category=\"throttled\"} 2"),
@@ -219,6 +256,10 @@ mod tests {
         );
         assert!(
             text.contains("gpu_slicer_planned_hourly_cost_dollars 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu_slicer_webhook_requests_total{outcome=\"patched\"} 1"),
             "{text}"
         );
         assert!(

@@ -9,4 +9,5 @@ pub mod oneshot;
 pub mod prices;
 pub mod run;
 pub mod server;
+pub mod webhook;
 pub mod writer;

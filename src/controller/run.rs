@@ -1,5 +1,5 @@
 //! `gpu-slicer run`: discovery, watches folded into the caches, the leader elector, the
-//! probe server, and the loop that batches pending pods, runs a round, publishes Events
+//! probe server, the admission webhook (every replica, see `webhook`), and the loop that batches pending pods, runs a round, publishes Events
 //! and metrics, hands the actions to the writer, and removes startup taints from nodes
 //! that came up sliced.
 
@@ -21,6 +21,7 @@ use tokio::sync::{Notify, watch};
 
 use super::lease::{Elector, LeaseConfig};
 use super::server::{self, Shared};
+use super::webhook;
 use super::writer::{LeaderFlag, Writer, WriterConfig, resource};
 use crate::model::Catalog;
 use crate::reconcile::batch::Batcher;
@@ -52,6 +53,8 @@ pub struct RunConfig {
     pub emission_forced: bool,
     /// Most pod Events per round (Events are writes too).
     pub max_pod_events: usize,
+    /// The admission webhook's HTTPS server (every replica); None with `--webhook-port 0`.
+    pub webhook: Option<super::webhook::WebhookConfig>,
 }
 
 /// Kinds whose watches must sync before `/readyz`.
@@ -88,6 +91,12 @@ fn version_of(
 
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
+    // The webhook's certificate and port first: a wrong mount or a taken port stops the
+    // process before it touches the API.
+    let webhook = match &cfg.webhook {
+        None => None,
+        Some(w) => Some(bind_webhook(w).await?),
+    };
     let served = served(&client)
         .await
         .map_err(|e| format!("API discovery failed: {e}"))?;
@@ -185,6 +194,24 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     let elector = Elector::new(client.clone(), cfg.lease.clone(), leader.clone());
     tokio::spawn(elector.run(shutdown_rx.clone()));
     let server_task = tokio::spawn(server::serve(cfg.addr, shared.clone(), shutdown_rx.clone()));
+    if let Some((listener, certs)) = webhook {
+        let policy = crate::admission::Policy {
+            namespaces: cfg.snapshot.namespaces.clone(),
+            fail_requests_greater_than_one: cfg.settings.render.fail_requests_greater_than_one,
+        };
+        let wh = webhook::Webhook {
+            certs,
+            reviewer: Arc::new(move |req| crate::admission::review(req, &policy)),
+            shared: shared.clone(),
+            reload_every: webhook::RELOAD_EVERY,
+        };
+        let rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = webhook::serve(listener, wh, rx).await {
+                tracing::error!(error = %e, "the admission webhook stopped");
+            }
+        });
+    }
     let catalog = super::prices::spawn(
         cfg.catalog.clone(),
         cfg.live.clone(),
@@ -248,6 +275,24 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     let _ = shutdown_tx.send(true);
     let _ = server_task.await;
     Ok(())
+}
+
+/// Loads the webhook's certificate and binds its port.
+async fn bind_webhook(
+    w: &webhook::WebhookConfig,
+) -> Result<(tokio::net::TcpListener, Arc<webhook::CertStore>), String> {
+    let certs = webhook::CertStore::load(&w.cert_dir).map_err(|e| {
+        format!(
+            "admission webhook certificate: {e} (--webhook-cert-dir must hold {} and {}; \
+             --webhook-port 0 turns the webhook off)",
+            webhook::CERT_FILE,
+            webhook::KEY_FILE
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(w.addr)
+        .await
+        .map_err(|e| format!("admission webhook: cannot listen on {}: {e}", w.addr))?;
+    Ok((listener, Arc::new(certs)))
 }
 
 async fn shutdown_signal() {
