@@ -195,6 +195,14 @@ when true; empty optional values leave their flag out.
 - {{ printf "--write-burst=%d" (int $v.controller.writeBurst) | quote }}
 - {{ printf "--max-pod-events=%d" (int $v.controller.maxPodEvents) | quote }}
 - {{ printf "--log-format=%s" $v.controller.logFormat | quote }}
+{{- /* admission webhook */}}
+{{- if $v.webhook.enabled }}
+- {{ printf "--webhook-port=%d" (int $v.webhook.port) | quote }}
+- {{ printf "--webhook-bind-address=%s" (toString $v.webhook.bindAddress) | quote }}
+- {{ printf "--webhook-cert-dir=%s" (include "gpu-slicer.webhookCertDir" .) | quote }}
+{{- else }}
+- "--webhook-port=0"
+{{- end }}
 {{- range $v.controller.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -220,5 +228,65 @@ when true; empty optional values leave their flag out.
 {{- if and (gt (int $.Values.replicaCount) 1) (not (contains "$(POD_NAME)" .)) }}
 {{- fail "leaderElection.identity would be the same in every replica: leave it empty or include $(POD_NAME) when replicaCount > 1" }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The admission webhook: its Service, the Secret of its serving certificate (Helm's own
+or cert-manager's) and where the pod mounts it. */}}
+{{- define "gpu-slicer.webhookService" -}}
+{{- printf "%s-webhook" (include "gpu-slicer.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gpu-slicer.webhookSecret" -}}
+{{- if .Values.webhook.certManager.enabled }}
+{{- printf "%s-webhook-cert-manager-tls" (include "gpu-slicer.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-webhook-tls" (include "gpu-slicer.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "gpu-slicer.webhookCertDir" -}}
+/etc/gpu-slicer/webhook-tls
+{{- end }}
+
+{{/* The DNS names the API server may use for the webhook Service. */}}
+{{- define "gpu-slicer.webhookDnsNames" -}}
+{{- $svc := include "gpu-slicer.webhookService" . }}
+{{- $ns := .Release.Namespace }}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- end }}
+
+{{/* Labels of the webhook's objects: the chart's, with component webhook. */}}
+{{- define "gpu-slicer.webhookLabels" -}}
+{{- include "gpu-slicer.labels" . | replace "app.kubernetes.io/component: controller" "app.kubernetes.io/component: webhook" }}
+{{- end }}
+
+{{/*
+The Helm-generated CA and serving certificate, base64 like a Secret's data, as YAML with
+ca.crt, tls.crt and tls.key. An existing Secret of the release that has all three is
+reused (lookup), so an upgrade keeps the certificate and the caBundle in step; only a
+first install, or a Secret deleted by hand, generates new ones. `helm template` and
+`--dry-run` cannot look up and always generate. Call it once per rendering and share
+the result: every call generates a new CA.
+*/}}
+{{- define "gpu-slicer.webhookCerts" -}}
+{{- $secret := include "gpu-slicer.webhookSecret" . }}
+{{- $existing := (lookup "v1" "Secret" .Release.Namespace $secret) }}
+{{- $data := dict }}
+{{- if $existing }}
+{{- $data = (get $existing "data") | default dict }}
+{{- end }}
+{{- if and (hasKey $data "ca.crt") (hasKey $data "tls.crt") (hasKey $data "tls.key") }}
+ca.crt: {{ index $data "ca.crt" | quote }}
+tls.crt: {{ index $data "tls.crt" | quote }}
+tls.key: {{ index $data "tls.key" | quote }}
+{{- else }}
+{{- $days := int .Values.webhook.certValidityDays }}
+{{- $ca := genCA (printf "%s-webhook-ca" (include "gpu-slicer.fullname" .)) $days }}
+{{- $names := include "gpu-slicer.webhookDnsNames" . | fromJsonArray }}
+{{- $cert := genSignedCert (index $names 2) nil $names $days $ca }}
+ca.crt: {{ $ca.Cert | b64enc | quote }}
+tls.crt: {{ $cert.Cert | b64enc | quote }}
+tls.key: {{ $cert.Key | b64enc | quote }}
 {{- end }}
 {{- end }}
