@@ -1,5 +1,6 @@
 //! `gpu-slicer simulate` as a user runs it: a small trace in our CSV format, the report
-//! folder it writes, and bad input naming the file and line.
+//! folder it writes, bad input naming the file and line, bad flags naming the flag (exit
+//! 2), `--time-scale` and `--sweep`.
 #![cfg(feature = "cli")]
 
 use std::process::Command;
@@ -49,12 +50,24 @@ fn a_small_trace_writes_the_report_folder() {
         names,
         [
             "dedicated",
+            "dedicated+multi",
             "slicing-unaware-r4",
             "overlay-r4",
+            "overlay-safe",
+            "overlay-safe+multi",
             "gpu-slicer"
         ]
     );
     let floor = report["lowerBoundCost"].as_f64().expect("floor");
+    assert!(floor >= report["weakLowerBoundCost"].as_f64().expect("weak") - 1e-9);
+    let mut ranks: Vec<u64> = report["strategies"]
+        .as_array()
+        .expect("strategies")
+        .iter()
+        .map(|s| s["rank"].as_u64().expect("rank"))
+        .collect();
+    ranks.sort_unstable();
+    assert_eq!(ranks, [1, 2, 3, 4, 5, 6, 7]);
     for s in report["strategies"].as_array().expect("strategies") {
         assert!(s["cost"].as_f64().expect("cost") >= floor * 0.99, "{s}");
         assert_eq!(s["neverPlaced"], 0, "{s}");
@@ -74,8 +87,60 @@ fn a_small_trace_writes_the_report_folder() {
     }
     let summary = std::fs::read_to_string(out.join("summary.txt")).expect("summary");
     assert!(
-        summary.contains("gpu-slicer") && summary.contains("floor"),
+        summary.contains("gpu-slicer") && summary.contains("weak floor"),
         "{summary}"
+    );
+    // Shares of 0.25 fit every strategy's R = 4: all safe, and the table says so.
+    assert!(
+        summary.contains("SHARE VIOL") && !summary.contains("UNSAFE"),
+        "{summary}"
+    );
+
+    // --time-scale 10: arrivals 0, 30, ... 210 become 0, 3, ... 21; each job still runs
+    // 3600 s, so the horizon is 21 + 3600 s.
+    let (code, stdout, stderr) = run(&[
+        "simulate",
+        "--trace",
+        trace.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--strategies",
+        "dedicated,gpu-slicer",
+        "--time-scale",
+        "10",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let scaled: serde_json::Value = serde_json::from_str(&stdout).expect("report JSON");
+    assert_eq!(scaled["horizonS"], 3621);
+    assert_eq!(scaled["workload"], "w-x10");
+
+    // --sweep: one row per combination, each strategy's cost ÷ floor and rank.
+    let (code, stdout, stderr) = run(&[
+        "simulate",
+        "--trace",
+        trace.to_str().expect("utf-8"),
+        "--strategies",
+        "dedicated,overlay-safe,gpu-slicer",
+        "--sweep",
+        "launch-delay=45s,90s",
+        "consolidate-after=0s,30s",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains('#')).collect();
+    assert_eq!(rows.len(), 1 + 4, "{stdout}");
+    assert!(
+        stdout.contains("LAUNCH-DELAY") && stdout.contains("overlay-safe"),
+        "{stdout}"
+    );
+    assert!(
+        rows[1].starts_with("45s") && rows[1].contains("#1"),
+        "{stdout}"
+    );
+    assert!(
+        rows[4].starts_with("90s") && rows[4].contains("30s"),
+        "{stdout}"
     );
 
     std::fs::write(&trace, "name,arrival,cpu,memory,gpus\np0,soon,1,1Gi,1\n").expect("write");
@@ -85,6 +150,33 @@ fn a_small_trace_writes_the_report_folder() {
     for (flag, value, says) in [
         ("--sample-every", "0s", "--sample-every must be at least 1s"),
         ("--days", "0", "--days must be at least 1"),
+        ("--time-scale", "0", "--time-scale"),
+        ("--time-scale", "fast", "--time-scale"),
+        ("--binding", "strict", "--binding"),
+        ("--consolidation", "always", "--consolidation"),
+        ("--floor-window", "0s", "--floor-window must be at least 1s"),
+        (
+            "--strategies",
+            "dedicated,cheapest",
+            "--strategies: \"cheapest\" is not a strategy",
+        ),
+        (
+            "--strategies",
+            "gpu-slicer+multi",
+            "--strategies: \"gpu-slicer+multi\"",
+        ),
+        (
+            "--strategies",
+            "overlay-r99",
+            "--strategies: \"overlay-r99\": replicas must be 2..48",
+        ),
+        (
+            "--strategies",
+            "dedicated+sometimes",
+            "--strategies: \"dedicated+sometimes\"",
+        ),
+        ("--sweep", "launch-delay", "--sweep"),
+        ("--sweep", "colour=red", "--sweep: unknown key"),
     ] {
         let (code, _, stderr) = run(&[
             "simulate",

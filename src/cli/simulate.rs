@@ -1,21 +1,26 @@
 //! `gpu-slicer simulate`: read a workload, replay it through the strategies (the pure
-//! `crate::sim`), print the comparison and write the report folder (JSON, table, SVG
-//! plots). `--fgd` runs the FGD paper's fixed-cluster experiment instead.
+//! `crate::sim`), print the ranked comparison and write the report folder (JSON, table,
+//! SVG plots, `plots`). `--sweep` replays it once per setting combination and prints how
+//! the ranking moves (`sweep`). `--fgd` runs the FGD paper's fixed-cluster experiment
+//! instead.
+
+mod plots;
+mod sweep;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use plotters::prelude::*;
 
 use super::{
     CapacityArg, CatalogSource, Failure, Output, bad_input, load_catalog, parse_duration, usage,
 };
 use crate::demand::LoadOptions;
 use crate::model::CapacityType;
+use crate::sim::engine::Binding;
 use crate::sim::workload::{self, Pattern};
-use crate::sim::{Report, SimConfig, Strategy, Workload, engine, fgd};
+use crate::sim::{Consolidation, Report, SimConfig, Strategy, Variant, Workload, engine, fgd};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PatternArg {
@@ -24,16 +29,24 @@ pub enum PatternArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum StrategyArg {
-    /// (a) Karpenter, no sharing.
-    Dedicated,
-    /// (b) time-slicing at --replicas, Karpenter unaware of it.
-    SlicingUnaware,
-    /// (c) Karpenter with hand-written NodeOverlays at --replicas.
-    Overlay,
-    /// (d) gpu-slicer.
-    GpuSlicer,
+pub enum BindingArg {
+    /// No admission webhook: the scheduler knows nothing of shares or GPU memory.
+    KubeScheduler,
+    /// gpu-slicer's admission affinity on every GPU pod, matched against slice labels.
+    Admission,
 }
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ConsolidationArg {
+    Empty,
+    Delete,
+    Replace,
+    Multi,
+}
+
+/// The strategies replayed when `--strategies` is not given.
+pub const DEFAULT_STRATEGIES: &str =
+    "dedicated,dedicated+multi,slicing-unaware,overlay,overlay-safe,overlay-safe+multi,gpu-slicer";
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -41,6 +54,10 @@ pub struct SimulateArgs {
     /// (told apart by the header and the .jsonl extension).
     #[arg(long, value_name = "FILE", conflicts_with = "filenames", required_unless_present_any = ["filenames", "fgd"])]
     trace: Option<PathBuf>,
+    /// An Alibaba pod list whose creation/deletion times fill in the --trace's missing
+    /// ones, by pod name (the multigpu* variants carry none; they are `default`'s pods).
+    #[arg(long, value_name = "FILE", requires = "trace")]
+    times_from: Option<PathBuf>,
     /// Kubernetes manifests (like `plan -f`) replayed with --pattern.
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     filenames: Vec<String>,
@@ -53,14 +70,29 @@ pub struct SimulateArgs {
     /// --pattern diurnal: how many days.
     #[arg(long, value_name = "N", default_value_t = 2)]
     days: u32,
-    /// Strategies to compare (comma-separated).
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "dedicated,slicing-unaware,overlay,gpu-slicer"
-    )]
-    strategies: Vec<StrategyArg>,
+    /// Strategies to compare, comma-separated: dedicated, slicing-unaware[-rN], overlay[-rN]
+    /// (N defaults to --replicas), overlay-safe, gpu-slicer; a Karpenter-like one may end
+    /// in +empty, +delete, +replace or +multi (its consolidation; default --consolidation).
+    #[arg(long, value_name = "LIST", default_value = DEFAULT_STRATEGIES)]
+    strategies: String,
+    /// Consolidation of the Karpenter-like strategies named without a +suffix.
+    #[arg(long, value_enum, default_value = "delete")]
+    consolidation: ConsolidationArg,
+    /// How pods of gpu-slicer and overlay-safe are bound (the other strategies have no
+    /// admission webhook).
+    #[arg(long, value_enum, default_value = "admission")]
+    binding: BindingArg,
+    /// Replay the trace K times denser: arrivals compressed K-fold towards the first,
+    /// durations kept (about K times the concurrency).
+    #[arg(long, value_name = "K", default_value_t = 1.0, value_parser = parse_time_scale)]
+    time_scale: f64,
+    /// Window of the floor (the full planner's LP bound on the pods present throughout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    floor_window: Option<Duration>,
+    /// Replay once per combination, e.g. `launch-delay=45s,90s,120s
+    /// consolidate-after=0s,30s,300s`, and print how the ranking moves.
+    #[arg(long, value_name = "KEY=V1,V2", num_args = 1..)]
+    sweep: Vec<String>,
     /// Replicas per GPU of the slicing-unaware and overlay strategies (the AWS blueprint uses 4).
     #[arg(long, value_name = "N", default_value_t = 4)]
     replicas: u32,
@@ -119,7 +151,12 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
         return if is_jsonl {
             workload::parse_jsonl(&source, &name, &text).map_err(bad_input)
         } else if header.split(',').any(|h| h.trim() == "gpu_milli") {
-            let pods = crate::trace::parse_alibaba_pods(&source, &text).map_err(bad_input)?;
+            let mut pods = crate::trace::parse_alibaba_pods(&source, &text).map_err(bad_input)?;
+            if let Some(t) = &a.times_from {
+                let timed = crate::trace::parse_alibaba_pods(&t.display().to_string(), &read(t)?)
+                    .map_err(bad_input)?;
+                workload::borrow_times(&mut pods, &timed);
+            }
             workload::from_alibaba(&source, &name, &pods).map_err(bad_input)
         } else {
             workload::parse_csv(&source, &name, &text).map_err(bad_input)
@@ -148,6 +185,87 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
     Ok(workload::synthetic(&name, &inputs.items, pattern))
 }
 
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(k) if k.is_finite() && k > 0.0 => Ok(k),
+        _ => Err(format!("{s:?} is not a positive number like 10 or 0.5")),
+    }
+}
+
+/// One `--strategies` entry: `base[+consolidation]`.
+fn parse_variant(entry: &str, replicas: u32, default: Consolidation) -> Result<Variant, String> {
+    let (base, cons) = match entry.split_once('+') {
+        Some((b, c)) => (
+            b,
+            Some(Consolidation::parse(c).ok_or_else(|| {
+                format!("{entry:?}: consolidation {c:?} is not empty, delete, replace or multi")
+            })?),
+        ),
+        None => (entry, None),
+    };
+    let with_r = |prefix: &str| -> Option<Result<u32, String>> {
+        let rest = base.strip_prefix(prefix)?;
+        if rest.is_empty() {
+            return Some(Ok(replicas));
+        }
+        let n = rest.strip_prefix("-r")?;
+        Some(match n.parse::<u32>() {
+            Ok(r) if (2..=48).contains(&r) => Ok(r),
+            _ => Err(format!("{entry:?}: replicas must be 2..48")),
+        })
+    };
+    let strategy = match base {
+        "dedicated" => Strategy::Dedicated,
+        "overlay-safe" => Strategy::OverlaySafe,
+        "gpu-slicer" => Strategy::GpuSlicer,
+        _ => {
+            if let Some(r) = with_r("slicing-unaware") {
+                Strategy::SlicingUnaware { replicas: r? }
+            } else if let Some(r) = with_r("overlay") {
+                Strategy::FixedOverlay { replicas: r? }
+            } else {
+                return Err(format!(
+                    "{entry:?} is not a strategy (dedicated, slicing-unaware[-rN], overlay[-rN], overlay-safe, gpu-slicer)"
+                ));
+            }
+        }
+    };
+    let consolidation = match (strategy, cons) {
+        (Strategy::GpuSlicer, Some(c)) if c != Consolidation::Delete => {
+            return Err(format!(
+                "{entry:?}: gpu-slicer's nodes are consolidated by deletion only (replace and multi are Karpenter's)"
+            ));
+        }
+        (Strategy::GpuSlicer, _) => Consolidation::Delete,
+        (_, Some(c)) => c,
+        (_, None) => default,
+    };
+    Ok(Variant::new(strategy, consolidation))
+}
+
+/// The `--strategies` list.
+pub fn parse_strategies(
+    list: &str,
+    replicas: u32,
+    default: Consolidation,
+) -> Result<Vec<Variant>, Failure> {
+    let mut out: Vec<Variant> = Vec::new();
+    for entry in list.split(',').map(str::trim) {
+        if entry.is_empty() {
+            continue;
+        }
+        let v = parse_variant(entry, replicas, default)
+            .map_err(|e| usage(format!("--strategies: {e}")))?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Err(usage("--strategies: no strategy given"));
+    }
+    Ok(out)
+}
+
 pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
     if a.fgd {
         return fgd_cmd(&a);
@@ -168,10 +286,19 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
     if super::one_shot_live(&a.source.live) {
         catalog = super::live::apply(&a.source.live, catalog)?.0;
     }
-    let workload = load_workload(&a)?;
+    let default_consolidation = match a.consolidation {
+        ConsolidationArg::Empty => Consolidation::Empty,
+        ConsolidationArg::Delete => Consolidation::Delete,
+        ConsolidationArg::Replace => Consolidation::Replace,
+        ConsolidationArg::Multi => Consolidation::Multi,
+    };
+    let variants = parse_strategies(&a.strategies, a.replicas, default_consolidation)?;
+    let sweep = sweep::parse(&a.sweep)?;
+    let mut workload = load_workload(&a)?;
     if workload.jobs.is_empty() {
         return Err(bad_input("the workload has no GPU pods"));
     }
+    workload = workload::time_scaled(&workload, a.time_scale);
     let mut cfg = SimConfig::default();
     if let Some(d) = a.launch_delay {
         cfg.launch_delay_s = d.as_secs();
@@ -185,6 +312,16 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         }
         cfg.sample_every_s = d.as_secs();
     }
+    if let Some(d) = a.floor_window {
+        if d.as_secs() == 0 {
+            return Err(usage("--floor-window must be at least 1s"));
+        }
+        cfg.floor_window_s = d.as_secs();
+    }
+    cfg.binding = match a.binding {
+        BindingArg::KubeScheduler => Binding::KubeScheduler,
+        BindingArg::Admission => Binding::Admission,
+    };
     cfg.capacity_type = match a.capacity_type {
         CapacityArg::OnDemand => CapacityType::OnDemand,
         CapacityArg::Spot => CapacityType::Spot,
@@ -199,21 +336,10 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
     cfg.plan.default_replicas = crate::model::ReplicaPolicy::Auto {
         max: a.max_replicas,
     };
-    let strategies: Vec<Strategy> = a
-        .strategies
-        .iter()
-        .map(|s| match s {
-            StrategyArg::Dedicated => Strategy::Dedicated,
-            StrategyArg::SlicingUnaware => Strategy::SlicingUnaware {
-                replicas: a.replicas,
-            },
-            StrategyArg::Overlay => Strategy::FixedOverlay {
-                replicas: a.replicas,
-            },
-            StrategyArg::GpuSlicer => Strategy::GpuSlicer,
-        })
-        .collect();
 
+    if !sweep.is_empty() {
+        return sweep::run(&catalog, &workload, &variants, &cfg, &sweep, a.output);
+    }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -223,16 +349,10 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
     );
     bar.set_message(format!("replaying {}", workload.name));
     let started = std::time::Instant::now();
-    let report = engine::simulate(
-        &catalog,
-        &workload,
-        &strategies,
-        &cfg,
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    );
+    let report = engine::simulate(&catalog, &workload, &variants, &cfg, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
     bar.finish_and_clear();
     let elapsed = started.elapsed();
 
@@ -241,7 +361,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("simulations/out").join(&report.workload));
-    write_report(&out, &report, &table)?;
+    plots::write_report(&out, &report, &table)?;
     match a.output {
         Output::Table => {
             print!("{table}");
@@ -343,26 +463,60 @@ fn usd(x: f64) -> String {
     }
 }
 
-/// The comparison table (also `summary.txt`).
+/// "safe", or "UNSAFE (S share / M memory violations)".
+pub fn safety_note(s: &crate::sim::StrategyReport) -> String {
+    if s.safe {
+        "safe".to_string()
+    } else {
+        format!(
+            "UNSAFE ({} share / {} memory violations)",
+            s.share_violations, s.memory_violations
+        )
+    }
+}
+
+/// The reports in rank order.
+pub fn ranked(r: &Report) -> Vec<&crate::sim::StrategyReport> {
+    let mut v: Vec<_> = r.strategies.iter().collect();
+    v.sort_by_key(|s| s.rank);
+    v
+}
+
+/// The comparison table (also `summary.txt`), in rank order: safe strategies first by
+/// cost, then the unsafe ones by cost.
 pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: {} GPU pods over {:.1} days; launch delay {} s, consolidateAfter {} s, {} prices",
+        "{}: {} GPU pods over {:.1} days; launch delay {} s, consolidateAfter {} s, {} prices, binding {}",
         r.workload,
         r.pods,
         r.horizon_s as f64 / 86_400.0,
         cfg.launch_delay_s,
         cfg.consolidate_after_s,
-        cfg.capacity_type
+        cfg.capacity_type,
+        cfg.binding.as_str(),
     );
     let _ = writeln!(
         out,
-        "floor (the planner's lower bound on the pods present, integrated): ${}\n",
+        "floor (full planner's LP bound on the pods present throughout each {} s window): ${}",
+        r.floor_window_s,
         usd(r.lower_bound_cost)
     );
+    let _ = writeln!(
+        out,
+        "weak floor (fast planner's bound at every change of the pods present): ${}{}\n",
+        usd(r.weak_lower_bound_cost),
+        if r.lower_bound_cost + 1e-6 >= r.weak_lower_bound_cost {
+            ""
+        } else {
+            "  (ABOVE the floor)"
+        }
+    );
     let mut rows = vec![vec![
-        "STRATEGY".to_string(),
+        "RANK".to_string(),
+        "STRATEGY".into(),
+        "SAFETY".into(),
         "COST $".into(),
         "× FLOOR".into(),
         "$/USED GPU-H".into(),
@@ -371,11 +525,15 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
         "NODES".into(),
         "PEAK".into(),
         "NEVER PLACED".into(),
-        "SHARE/MEM VIOLATIONS".into(),
+        "MOVES".into(),
+        "SHARE VIOL".into(),
+        "MEM VIOL".into(),
     ]];
-    for s in &r.strategies {
+    for s in ranked(r) {
         rows.push(vec![
+            s.rank.to_string(),
             s.strategy.clone(),
+            if s.safe { "safe" } else { "UNSAFE" }.to_string(),
             usd(s.cost),
             format!("{:.2}", s.cost_over_lower_bound),
             format!("{:.3}", s.cost_per_used_gpu_hour),
@@ -387,214 +545,29 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
             s.nodes_launched.to_string(),
             s.peak_nodes.to_string(),
             s.never_placed.to_string(),
-            format!("{}/{}", s.share_violations, s.memory_violations),
+            s.disruptions.to_string(),
+            s.share_violations.to_string(),
+            s.memory_violations.to_string(),
         ]);
     }
     out.push_str(&super::output::table(&rows));
-    if let Some(base) = r.strategies.iter().find(|s| s.strategy == "dedicated") {
-        for s in r.strategies.iter().filter(|s| s.strategy != "dedicated") {
-            if base.cost > 0.0 {
+    if r.strategies.iter().any(|s| !s.safe) {
+        out.push_str(
+            "UNSAFE: puts pods on slices smaller than their gpu-share or gpu-memory; ranked after every safe strategy\n",
+        );
+    }
+    if let Some(gs) = r.strategies.iter().find(|s| s.strategy == "gpu-slicer") {
+        for s in ranked(r).into_iter().filter(|s| s.strategy != "gpu-slicer") {
+            if s.cost > 0.0 {
                 let _ = writeln!(
                     out,
-                    "{} vs dedicated: {:+.1} % cost",
+                    "gpu-slicer vs {} ({}): {:+.1} % cost",
                     s.strategy,
-                    100.0 * (s.cost - base.cost) / base.cost
+                    if s.safe { "safe" } else { "unsafe" },
+                    100.0 * (gs.cost - s.cost) / s.cost
                 );
             }
         }
     }
     out
-}
-
-fn write_report(dir: &Path, r: &Report, table: &str) -> Result<(), Failure> {
-    let io = |e: std::io::Error| bad_input(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let json = serde_json::to_string_pretty(r).map_err(bad_input)?;
-    std::fs::write(dir.join("report.json"), json).map_err(io)?;
-    std::fs::write(dir.join("summary.txt"), table).map_err(io)?;
-    plot_cost(&dir.join("cost.svg"), r).map_err(|e| bad_input(format!("cost.svg: {e}")))?;
-    plot_gpus(&dir.join("gpus.svg"), r).map_err(|e| bad_input(format!("gpus.svg: {e}")))?;
-    plot_pending_cdf(&dir.join("pending-cdf.svg"), r)
-        .map_err(|e| bad_input(format!("pending-cdf.svg: {e}")))?;
-    Ok(())
-}
-
-const COLORS: [RGBColor; 5] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x44, 0x44, 0x44),
-];
-
-type PlotResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Lines of (x, y) per label on one chart.
-fn line_chart(
-    path: &Path,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    lines: &[(String, Vec<(f64, f64)>)],
-) -> PlotResult {
-    let x_max = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
-        .fold(0.0_f64, f64::max)
-        .max(1e-9);
-    let y_max = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
-        .fold(0.0_f64, f64::max)
-        .max(1e-9)
-        * 1.05;
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .draw()?;
-    for (i, (label, points)) in lines.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
-fn days(t: u64) -> f64 {
-    t as f64 / 86_400.0
-}
-
-fn plot_cost(path: &Path, r: &Report) -> PlotResult {
-    let mut lines: Vec<(String, Vec<(f64, f64)>)> = r
-        .strategies
-        .iter()
-        .map(|s| {
-            (
-                s.strategy.clone(),
-                s.series.iter().map(|p| (days(p.t), p.cost_rate)).collect(),
-            )
-        })
-        .collect();
-    lines.push((
-        "floor (lower bound)".to_string(),
-        r.lower_bound_series
-            .iter()
-            .map(|(t, c)| (days(*t), *c))
-            .collect(),
-    ));
-    line_chart(
-        path,
-        &format!("{}: cost over time", r.workload),
-        "days",
-        "USD per hour",
-        &lines,
-    )
-}
-
-fn plot_gpus(path: &Path, r: &Report) -> PlotResult {
-    let mut lines: Vec<(String, Vec<(f64, f64)>)> = r
-        .strategies
-        .iter()
-        .map(|s| {
-            (
-                format!("{} (paid)", s.strategy),
-                s.series
-                    .iter()
-                    .map(|p| (days(p.t), f64::from(p.gpus)))
-                    .collect(),
-            )
-        })
-        .collect();
-    if let Some(s) = r.strategies.first() {
-        lines.push((
-            "requested".to_string(),
-            s.series
-                .iter()
-                .map(|p| (days(p.t), p.gpus_allocated))
-                .collect(),
-        ));
-    }
-    line_chart(
-        path,
-        &format!("{}: GPUs paid and requested", r.workload),
-        "days",
-        "GPUs",
-        &lines,
-    )
-}
-
-fn plot_pending_cdf(path: &Path, r: &Report) -> PlotResult {
-    let lines: Vec<(String, Vec<(f64, f64)>)> = r
-        .strategies
-        .iter()
-        .map(|s| {
-            let mut v = s.pending_times_s.clone();
-            v.sort_unstable();
-            let n = v.len().max(1) as f64;
-            let points = v
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (*t as f64, (i + 1) as f64 / n))
-                .collect();
-            (s.strategy.clone(), points)
-        })
-        .collect();
-    line_chart(
-        path,
-        &format!("{}: pending time CDF", r.workload),
-        "seconds pending",
-        "fraction of pods",
-        &lines,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plots_are_svg_documents() {
-        let dir = std::env::temp_dir().join(format!("gpu-slicer-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("t.svg");
-        line_chart(
-            &path,
-            "t",
-            "x",
-            "y",
-            &[
-                ("a".into(), vec![(0.0, 1.0), (1.0, 2.0)]),
-                ("b".into(), vec![]),
-            ],
-        )
-        .expect("plots");
-        let svg = std::fs::read_to_string(&path).expect("svg");
-        assert!(
-            svg.starts_with("<svg") && svg.contains("<polyline"),
-            "{svg}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }

@@ -1,4 +1,5 @@
-//! The discrete-event engine and the four provisioning strategies.
+//! The discrete-event engine, the five provisioning strategies and their consolidation,
+//! and the floors (pure).
 //!
 //! # Clock and events
 //!
@@ -42,25 +43,33 @@
 //! A kube-scheduler-like binder, first fit over the ready nodes in launch order, with
 //! each node's *real* capacity: free cpu, memory, pod slots and slices, the pod's node
 //! selector and required affinity against the node's labels (the type's, the capacity
-//! type, and for gpu-slicer nodes their pool's), and the pool's taints. Like the real
-//! kube-scheduler it does not know GPU memory or GPU shares ([`Binding::KubeScheduler`],
-//! the default). It binds a pod the moment it arrives if it fits a ready node; it retries
-//! the pending pods, oldest first, on a node when that node becomes ready and when a pod
-//! leaves it. So after every event no pending pod fits any ready node.
-//! [`Binding::SafeForGpuSlicer`] makes it refuse, for the gpu-slicer strategy only, a
-//! node whose R is unsafe for the pod (share or GPU memory, exclusive pods only on R = 1),
-//! as a scheduler plugin or per-pod affinity on the R label would; it is not what runs
-//! in a cluster today, so it is not the default.
+//! type, the capacity type, and for gpu-slicer and overlay-safe nodes their pool's and
+//! the slice labels), and the pool's taints. Like the real kube-scheduler it does not
+//! know GPU memory or GPU shares. It binds a pod the moment it arrives if it fits a ready
+//! node; it retries the pending pods, oldest first, on a node when that node becomes
+//! ready and when a pod leaves it. So after every event no pending pod fits any ready
+//! node. A node being consolidated (tainted disrupted) takes no new pods.
+//!
+//! **Admission** ([`Binding::Admission`], `SimConfig::binding`, the default). gpu-slicer
+//! and overlay-safe label every node with its slice (`model::slice`:
+//! `Slice::new(GPU memory − the pool's headroom, R)`; overlay-safe has no headroom), and
+//! gpu-slicer's admission webhook adds `SliceNeed::requirements()` to every GPU pod's
+//! required node affinity. The scheduler (and overlay-safe's provisioner) match those
+//! requirements against the node's labels like any affinity: nothing here is specific
+//! to gpu-slicer, and a pod with a need never binds to a node without slice labels. So
+//! these two strategies have no violations by construction. The other strategies run
+//! without the webhook (their nodes have no slice labels); [`Binding::KubeScheduler`]
+//! turns it off for the two as well, to show what the plain scheduler does.
 //!
 //! **Violations.** When a pod is bound to a node with R replicas per GPU (by the scheduler
-//! or a consolidation move), it counts once as a *share violation* if it is shared with a
-//! `gpu_share_milli` s and `s × R > 1000` (R above ⌊1000/s⌋), or exclusive and R > 1 (it
-//! asked for whole GPUs); and once as a *memory violation* if it declares
-//! `gpu_memory_mib` m and `m × R` exceeds the GPU's memory. That is the planner's rule
-//! (`gpu-memory ≤ GPU memory / R`, `gpu-share ≤ 1/R`, exclusive ⇒ R = 1) with no
-//! headroom, so the same physical test applies to every strategy.
+//! or a consolidation move), it counts once as a *share violation* if the slice-fit rule
+//! (`model::slice`, `SliceNeed::fits` on `Slice::new(GPU memory, R)`: no headroom, the
+//! physical test for every strategy) fails on its share (`gpu-share > ⌊1000/R⌋`) or it is
+//! exclusive on R > 1, and once as a *memory violation* if it fails on its GPU memory
+//! (`gpu-memory > ⌊GPU memory / R⌋`). A strategy with no violation is *safe*; the
+//! ranking ([`rank`]) puts every safe strategy before every unsafe one, each by cost.
 //!
-//! # Karpenter-like provisioning (strategies a, b, c)
+//! # Karpenter-like provisioning (strategies a, b, c, e)
 //!
 //! Following Karpenter's provisioner: pods the scheduler could not bind are *pending*. A
 //! pending pod with no reservation opens a batch, which closes `batch_idle_s` after the
@@ -77,8 +86,12 @@
 //! 2. else onto a node claim opened in this batch, first fit; a claim keeps the set of
 //!    instance types that can still hold all its pods and takes the pod if that set stays
 //!    non-empty;
-//! 3. else a new claim with every type that can hold the pod alone; if there is none the
-//!    pod can never be provisioned (it still binds if it ever fits a ready node).
+//! 3. else a new claim in the first NodePool (in weight order) with a type that can hold
+//!    the pod alone, with every such type; if there is none the pod can never be
+//!    provisioned (it still binds if it ever fits a ready node).
+//!
+//! In-flight nodes launched as consolidation replacements take no reservations (their
+//! room is for the pods they replace).
 //!
 //! At the end of the batch every claim launches the cheapest type left in its set (ties:
 //! catalog order), and its pods are reserved for the new node. When a node becomes ready
@@ -94,6 +107,11 @@
 //!   asking more slices than any type's physical GPUs gets no claim.
 //! - (c) `FixedOverlay{R}`: Karpenter believes, and nodes have, `GPUs × R` slices. Neither
 //!   (b) nor (c) checks shares or GPU memory.
+//! - (e) `OverlaySafe`: what a careful user writes by hand: one NodePool per R in
+//!   `OVERLAY_SAFE_REPLICAS` (4, 2, 1, the densest weighted first), each with its
+//!   NodeOverlay (`GPUs × R` slices, believed and real) and the slice labels on its
+//!   nodes, and gpu-slicer's admission affinity on the pods. A claim is (type, R); under
+//!   admission a type joins a claim only if its slice at that R fits every pod of it.
 //!
 //! # gpu-slicer (d)
 //!
@@ -112,17 +130,32 @@
 //!
 //! # Consolidation (all strategies)
 //!
-//! A simplified `WhenEmptyOrUnderutilized`: a ready node with no reservation whose pods
-//! last changed (a pod bound or left, or the node became ready) at least
+//! Karpenter's `WhenEmptyOrUnderutilized`, by method (`Consolidation`, per variant: a
+//! strategy's name gets `+empty`, `+replace` or `+multi` when it is not the default
+//! `delete`; each method includes the ones before it; gpu-slicer's nodes are only
+//! deleted). A ready node with no reservation, not being disrupted, whose pods last
+//! changed (a pod bound or left, or the node became ready) at least
 //! `consolidate_after_s` ago is a candidate. A check runs `consolidate_after_s` after
 //! every change on any node, so candidates are checked within that time of becoming one.
-//! Empty candidates are removed. Then, fewest pods first (then the most expensive,
-//! then id), a candidate whose pods all fit, by the scheduler's rules, onto other ready
-//! nodes that already run pods is removed and its pods moved there at once (each move
-//! counts as a disruption; the pod keeps running, its pending time is not changed). A
-//! candidate that did not fit is tried again only after capacity was freed somewhere.
-//! Not modelled: replacing a node by a cheaper one, multi-node consolidation, disruption
-//! budgets, and the eviction's own delay.
+//!
+//! - `empty`: empty candidates are removed.
+//! - `delete`: then, fewest pods first (then the most expensive, then id), a candidate
+//!   whose pods all fit, by the scheduler's rules (first fit, largest first), onto other
+//!   ready nodes that run pods is removed and its pods moved there at once. A candidate
+//!   that did not fit is tried again only after capacity was freed somewhere.
+//! - `replace`: a candidate that cannot be deleted is *replaced* if the pods that fit
+//!   nowhere else fit one new claim (the strategy's own: first pool that holds them all,
+//!   cheapest type) costing less per hour than the candidate.
+//! - `multi` (Karpenter's default): before single nodes, N ≥ 2 candidates in that order
+//!   (all of them up to 100, else the longest prefix Karpenter's binary search finds) are
+//!   deleted or replaced by at most one new node costing less than they do together.
+//!
+//! A replacement launches at once; the nodes it replaces are tainted (no new pods) and
+//! keep running their pods until it is ready; then their pods move (onto the other
+//! nodes, then the replacement, first fit) and they are removed. If some pod fits
+//! nowhere by then, nothing moves and the replaced nodes take pods again. Each move
+//! counts as a disruption; the pod keeps running and its pending time does not change.
+//! Not modelled: disruption budgets, the eviction's own delay, spot-to-spot rules.
 //!
 //! # Metrics
 //!
@@ -143,16 +176,32 @@
 //! - `cost_over_lower_bound` is filled by [`simulate`] (0 from [`simulate_one`], and when
 //!   the bound is 0).
 //!
-//! # Lower bound
+//! # Floor
 //!
-//! [`lower_bound_series`]: whenever the set of pods present (arrived, not departed)
-//! changes, the planner's `summary.lower_bound_hourly_cost` for those pods, with
-//! `SimConfig::plan` and the simulation's capacity type (the fast effort's bound by
-//! default); integrated piecewise-constant from the first arrival to the end. It is a
-//! floor on the cost of running exactly the pods present, for as long as they are
-//! present. Strategies start paying later (a pod waits for a batch and a node launch) and
-//! pods that leave while pending cost them nothing, so a strategy can dip below the bound
+//! The *floor* (`Report::lower_bound_cost`, [`floor_series`]): the replay from its first
+//! arrival to its end is cut into windows of `floor_window_s` (600 s; the last may be
+//! shorter). For each window, the pods present throughout it (arrived at or before its
+//! start, leaving at or after its end) are planned with `SimConfig::plan` at the full
+//! effort (`Effort::Full`, column generation, `prove_bound`) and the simulation's
+//! capacity type; the window's rate is that plan's proven LP bound
+//! (`summary.lower_bound_hourly_cost`; or the fast effort's bound on the same pods when
+//! that is higher, as it can be by a rounding hair on a handful of pods). The floor is
+//! the sum of rate × window length. It is valid: a strategy that runs every pod while it
+//! is present, share- and memory-safe, has at every instant of a window nodes that hold
+//! at least those pods, so it pays at least the LP bound for them over the window; pods
+//! that are present only part of a window are left out, which only lowers the floor.
+//! Windows with the same demand (names aside) are planned once.
+//!
+//! What the floor does not bind: an unsafe strategy (it packs pods onto slices the LP
+//! does not allow), and a strategy that leaves pods pending (batching, launch delay,
+//! pods that leave while pending cost it nothing): so a strategy can dip below the floor
 //! at moments, and on traces of short jobs even in total; the ratio is reported anyway.
+//!
+//! The *weak floor* (`Report::weak_lower_bound_cost`, [`weak_floor_series`]), the floor
+//! before issue 13: whenever the set of pods present changes, the planner's bound for
+//! those pods with `SimConfig::plan` as given (the fast effort's by default), integrated
+//! piecewise-constant. Reported beside the floor so that "floor ≥ weak floor" can be
+//! checked on every trace.
 
 mod bound;
 mod cluster;
@@ -161,7 +210,7 @@ mod provision;
 
 pub use cluster::{Cluster, NodeView};
 
-use super::{Report, SimConfig, Strategy, StrategyReport, Workload};
+use super::{Report, SimConfig, StrategyReport, Variant, Workload};
 use crate::model::{CapacityType, Catalog};
 use crate::planner::{Effort, PlanOptions};
 
@@ -175,6 +224,8 @@ impl Default for SimConfig {
             billing_minimum_s: 60,
             capacity_type: CapacityType::OnDemand,
             sample_every_s: 600,
+            floor_window_s: 600,
+            binding: Binding::default(),
             plan: PlanOptions {
                 effort: Effort::Fast,
                 dedicated: false,
@@ -184,107 +235,185 @@ impl Default for SimConfig {
     }
 }
 
-/// What the simulated scheduler checks when it binds a pod (see the module docs).
+/// What the simulated scheduler checks when it binds a pod of a strategy whose nodes
+/// carry slice labels (gpu-slicer, overlay-safe); see the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Binding {
-    /// kube-scheduler as it is: slices, cpu, memory, pod slots, labels, taints; not GPU
-    /// memory or shares.
-    #[default]
+    /// kube-scheduler with no admission webhook: slices, cpu, memory, pod slots, labels,
+    /// taints; not GPU memory or shares.
     KubeScheduler,
-    /// For the gpu-slicer strategy only: also the pod's share and GPU memory against the
-    /// node's R (exclusive pods only on R = 1), as a scheduler plugin or per-pod affinity
-    /// would enforce.
-    SafeForGpuSlicer,
+    /// kube-scheduler with gpu-slicer's admission: every GPU pod also carries
+    /// `SliceNeed::requirements()` in its required node affinity, matched against the
+    /// node's slice labels. What gpu-slicer and overlay-safe run with.
+    #[default]
+    Admission,
 }
 
-/// Replays the workload through every strategy and computes the lower bound.
-/// `progress(done, total)` counts workload events (arrivals and departures) processed,
-/// over the lower bound's pass and each strategy's.
-pub fn simulate(
+impl Binding {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Binding::KubeScheduler => "kube-scheduler",
+            Binding::Admission => "admission",
+        }
+    }
+}
+
+/// Both floors of a workload (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Floors {
+    /// The floor, USD, and `(window start, USD/h)` per window.
+    pub floor: f64,
+    pub series: Vec<(u64, f64)>,
+    /// The weak floor, USD.
+    pub weak: f64,
+    pub window_s: u64,
+}
+
+/// Computes both floors. `progress(done, total)` counts the floor's windows, then the
+/// workload events (arrivals and departures) of the weak floor's pass.
+pub fn floors(
     catalog: &Catalog,
     workload: &Workload,
-    strategies: &[Strategy],
     cfg: &SimConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Floors {
+    let wins = bound::windows(workload, cfg).len();
+    let total = wins + cluster::workload_events(workload);
+    let (floor, series) = bound::floor(catalog, workload, cfg, &mut |d| progress(d, total));
+    let (weak, _) = bound::weak_floor(catalog, workload, cfg, &mut |d| progress(wins + d, total));
+    Floors {
+        floor,
+        series,
+        weak,
+        window_s: cfg.floor_window_s,
+    }
+}
+
+/// Replays the workload through every variant against floors computed before (the
+/// floors depend on the workload, the window and the planner's options, not on delays,
+/// so a sweep computes them once), then ranks the variants (safe ones first by cost,
+/// then the unsafe ones by cost). `progress(done, total)` counts workload events.
+pub fn replay(
+    catalog: &Catalog,
+    workload: &Workload,
+    variants: &[Variant],
+    cfg: &SimConfig,
+    floors: &Floors,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Report {
     let per = cluster::workload_events(workload);
-    let total = per * (strategies.len() + 1);
-    let (lower_bound_cost, lower_bound_series) =
-        bound::lower_bound(catalog, workload, cfg, &mut |d| progress(d, total));
-    let mut reports = Vec::with_capacity(strategies.len());
-    for (i, s) in strategies.iter().enumerate() {
-        let base = per * (i + 1);
-        let mut r = cluster::run(
-            catalog,
-            workload,
-            *s,
-            cfg,
-            Binding::default(),
-            &mut |_| {},
-            &mut |d| progress(base + d, total),
-        );
-        r.cost_over_lower_bound = ratio(r.cost, lower_bound_cost);
+    let total = per * variants.len();
+    let mut reports = Vec::with_capacity(variants.len());
+    for (i, v) in variants.iter().enumerate() {
+        let base = per * i;
+        let mut r = cluster::run(catalog, workload, *v, cfg, &mut |_| {}, &mut |d| {
+            progress(base + d, total)
+        });
+        r.cost_over_lower_bound = ratio(r.cost, floors.floor);
         reports.push(r);
     }
+    rank(&mut reports);
     let (t0, t_end) = cluster::window(workload, cfg);
     Report {
         workload: workload.name.clone(),
         pods: workload.jobs.len(),
         horizon_s: t_end - t0,
-        lower_bound_cost,
-        lower_bound_series,
+        lower_bound_cost: floors.floor,
+        lower_bound_series: floors.series.clone(),
+        weak_lower_bound_cost: floors.weak,
+        floor_window_s: floors.window_s,
         strategies: reports,
     }
 }
 
-/// Replays the workload through one strategy with the default [`Binding`].
-/// `cost_over_lower_bound` is left at 0 ([`simulate`] fills it in).
+/// [`floors`] then [`replay`]. `progress(done, total)` counts the floors' steps, then
+/// each variant's workload events.
+pub fn simulate(
+    catalog: &Catalog,
+    workload: &Workload,
+    variants: &[Variant],
+    cfg: &SimConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Report {
+    let first = bound::windows(workload, cfg).len() + cluster::workload_events(workload);
+    let total = first + cluster::workload_events(workload) * variants.len();
+    let f = floors(catalog, workload, cfg, &mut |d, _| progress(d, total));
+    replay(catalog, workload, variants, cfg, &f, &mut |d, _| {
+        progress(first + d, total)
+    })
+}
+
+/// Fills `rank`: safe reports first by cost, then the unsafe ones by cost (ties: the
+/// order given). An unsafe strategy never ranks above a safe one, however cheap.
+pub fn rank(reports: &mut [StrategyReport]) {
+    let mut order: Vec<usize> = (0..reports.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&reports[a], &reports[b]);
+        y.safe
+            .cmp(&x.safe)
+            .then(x.cost.total_cmp(&y.cost))
+            .then(a.cmp(&b))
+    });
+    for (k, i) in order.into_iter().enumerate() {
+        reports[i].rank = k + 1;
+    }
+}
+
+/// Replays the workload through one variant. `cost_over_lower_bound` and `rank` are left
+/// at 0 ([`simulate`] fills them in).
 pub fn simulate_one(
     catalog: &Catalog,
     workload: &Workload,
-    strategy: Strategy,
+    variant: impl Into<Variant>,
     cfg: &SimConfig,
 ) -> StrategyReport {
     cluster::run(
         catalog,
         workload,
-        strategy,
+        variant.into(),
         cfg,
-        Binding::default(),
         &mut |_| {},
         &mut |_| {},
     )
 }
 
-/// [`simulate_one`] with a choice of [`Binding`] and a callback that sees the state after
-/// every event (tests check [`Cluster::check_capacity`] there).
+/// [`simulate_one`] with a callback that sees the state after every event (tests check
+/// [`Cluster::check_capacity`] there).
 pub fn simulate_one_with(
     catalog: &Catalog,
     workload: &Workload,
-    strategy: Strategy,
+    variant: impl Into<Variant>,
     cfg: &SimConfig,
-    binding: Binding,
     on_event: &mut dyn FnMut(&Cluster<'_>),
 ) -> StrategyReport {
     cluster::run(
         catalog,
         workload,
-        strategy,
+        variant.into(),
         cfg,
-        binding,
         on_event,
         &mut |_| {},
     )
 }
 
-/// The lower bound (see the module docs): the USD integrated over the replay and
-/// `(t, USD per hour)` at every sample time.
-pub fn lower_bound_series(
+/// The floor (see the module docs): the USD summed over the windows and
+/// `(window start, USD per hour)` per window.
+pub fn floor_series(
     catalog: &Catalog,
     workload: &Workload,
     cfg: &SimConfig,
 ) -> (f64, Vec<(u64, f64)>) {
-    bound::lower_bound(catalog, workload, cfg, &mut |_| {})
+    bound::floor(catalog, workload, cfg, &mut |_| {})
+}
+
+/// The weak floor (see the module docs): the USD integrated over the replay and
+/// `(t, USD per hour)` at every sample time.
+pub fn weak_floor_series(
+    catalog: &Catalog,
+    workload: &Workload,
+    cfg: &SimConfig,
+) -> (f64, Vec<(u64, f64)>) {
+    bound::weak_floor(catalog, workload, cfg, &mut |_| {})
 }
 
 fn ratio(cost: f64, bound: f64) -> f64 {

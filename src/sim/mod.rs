@@ -47,10 +47,18 @@ pub enum Strategy {
     /// (c) Karpenter with hand-written NodeOverlays at a fixed `replicas` (the AWS
     /// blueprint uses 4): it plans with GPUs × replicas, no memory or share check.
     FixedOverlay { replicas: u32 },
+    /// (e) What a careful user builds by hand: one NodePool per R ∈ [`OVERLAY_SAFE_REPLICAS`]
+    /// with its NodeOverlay and slice labels, and gpu-slicer's admission affinity on the
+    /// pods: Karpenter-like claims of (type, R), only slices that fit the pod.
+    OverlaySafe,
     /// (d) gpu-slicer: in-flight and existing capacity first, then the planner chooses
     /// instance types and replicas per GPU together, memory- and share-safe.
     GpuSlicer,
 }
+
+/// The NodePools' R of [`Strategy::OverlaySafe`], in the order Karpenter tries them
+/// (the densest pool carries the highest weight).
+pub const OVERLAY_SAFE_REPLICAS: [u32; 3] = [4, 2, 1];
 
 impl Strategy {
     /// A short name for tables and file names.
@@ -59,7 +67,92 @@ impl Strategy {
             Strategy::Dedicated => "dedicated".to_string(),
             Strategy::SlicingUnaware { replicas } => format!("slicing-unaware-r{replicas}"),
             Strategy::FixedOverlay { replicas } => format!("overlay-r{replicas}"),
+            Strategy::OverlaySafe => "overlay-safe".to_string(),
             Strategy::GpuSlicer => "gpu-slicer".to_string(),
+        }
+    }
+
+    /// Karpenter provisions its nodes (every strategy but gpu-slicer).
+    pub fn is_karpenter(&self) -> bool {
+        *self != Strategy::GpuSlicer
+    }
+
+    /// Its nodes carry the slice labels, so pods admitted by gpu-slicer's webhook (the
+    /// [`engine::Binding::Admission`] affinity) can bind to them.
+    pub fn labels_slices(&self) -> bool {
+        matches!(self, Strategy::OverlaySafe | Strategy::GpuSlicer)
+    }
+}
+
+/// How Karpenter-like strategies consolidate (`WhenEmptyOrUnderutilized`, by method;
+/// each includes the ones before it). See the `engine` docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consolidation {
+    /// Only empty nodes are removed.
+    Empty,
+    /// Also a node whose pods all fit on other nodes is deleted (the pods move).
+    #[default]
+    Delete,
+    /// Also single-node replacement: a node is replaced by one cheaper node that holds
+    /// the pods the other nodes cannot.
+    Replace,
+    /// Also multi-node consolidation: N ≥ 2 nodes replaced by at most one cheaper node.
+    Multi,
+}
+
+impl Consolidation {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Consolidation::Empty => "empty",
+            Consolidation::Delete => "delete",
+            Consolidation::Replace => "replace",
+            Consolidation::Multi => "multi",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Consolidation> {
+        [
+            Consolidation::Empty,
+            Consolidation::Delete,
+            Consolidation::Replace,
+            Consolidation::Multi,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// One contender of a replay: a strategy and how its nodes are consolidated. Its name is
+/// the strategy's, with `+empty`, `+replace` or `+multi` when the consolidation is not
+/// the default `delete` (e.g. `dedicated+multi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    pub strategy: Strategy,
+    pub consolidation: Consolidation,
+}
+
+impl From<Strategy> for Variant {
+    fn from(strategy: Strategy) -> Variant {
+        Variant {
+            strategy,
+            consolidation: Consolidation::default(),
+        }
+    }
+}
+
+impl Variant {
+    pub fn new(strategy: Strategy, consolidation: Consolidation) -> Variant {
+        Variant {
+            strategy,
+            consolidation,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self.consolidation {
+            Consolidation::Delete => self.strategy.name(),
+            c => format!("{}+{}", self.strategy.name(), c.as_str()),
         }
     }
 }
@@ -79,9 +172,15 @@ pub struct SimConfig {
     pub billing_minimum_s: u64,
     pub capacity_type: CapacityType,
     /// Interval of the time series (allocation over time, cost over time) and of the
-    /// lower-bound integration.
+    /// weak floor's samples.
     pub sample_every_s: u64,
-    /// The planner's options for the gpu-slicer strategy and the lower bound.
+    /// Length of the floor's windows, seconds (see `engine`'s "Floor").
+    pub floor_window_s: u64,
+    /// How the scheduler binds the pods of the strategies whose nodes carry slice labels
+    /// (gpu-slicer, overlay-safe); the other strategies run without admission.
+    pub binding: engine::Binding,
+    /// The planner's options for the gpu-slicer strategy and the weak floor (the floor
+    /// runs them at the full effort).
     pub plan: PlanOptions,
 }
 
@@ -106,6 +205,16 @@ pub struct Sample {
 #[serde(rename_all = "camelCase")]
 pub struct StrategyReport {
     pub strategy: String,
+    /// How its nodes were consolidated.
+    #[serde(default)]
+    pub consolidation: Consolidation,
+    /// No share and no memory violation.
+    #[serde(default)]
+    pub safe: bool,
+    /// 1 = best: safe strategies first by cost, then the unsafe ones by cost (filled by
+    /// [`engine::simulate`]; 0 from a single run).
+    #[serde(default)]
+    pub rank: usize,
     /// Total USD over the replay (per-second billing with the minimum).
     pub cost: f64,
     /// `cost` ÷ GPU-hours used (whole GPUs of exclusive pods plus shares of shared pods,
@@ -113,7 +222,7 @@ pub struct StrategyReport {
     pub cost_per_used_gpu_hour: f64,
     pub gpu_hours_used: f64,
     pub gpu_hours_paid: f64,
-    /// `cost` ÷ the lower bound integrated over the same replay.
+    /// `cost` ÷ the floor ([`Report::lower_bound_cost`]).
     pub cost_over_lower_bound: f64,
     pub pending_p50_s: f64,
     pub pending_p95_s: f64,
@@ -147,10 +256,19 @@ pub struct Report {
     pub pods: usize,
     /// Seconds from the first arrival to the last departure.
     pub horizon_s: u64,
-    /// The planner's proven lower bound on the hourly cost of the pods present,
-    /// integrated over the replay (USD): no strategy can cost less.
+    /// The floor (USD): per window of `floor_window_s`, the full planner effort's proven
+    /// LP bound on the hourly cost of the pods present throughout the window, times its
+    /// length, summed. No share- and memory-safe strategy that runs the pods while they
+    /// are present can cost less.
     pub lower_bound_cost: f64,
-    /// (t, USD per hour) of the lower bound, at every sample.
+    /// (window start, USD per hour) of the floor.
     pub lower_bound_series: Vec<(u64, f64)>,
+    /// The weak floor (USD): the fast effort's bound on the pods present, at every change
+    /// of that set, integrated (the floor before issue 13, kept to show the new one is
+    /// stronger).
+    #[serde(default)]
+    pub weak_lower_bound_cost: f64,
+    #[serde(default)]
+    pub floor_window_s: u64,
     pub strategies: Vec<StrategyReport>,
 }

@@ -3,13 +3,17 @@
 //! the `engine` module docs (default config: batch idle 1 s / max 10 s, launch delay
 //! 90 s, consolidation after 30 s, 60 s billing minimum).
 
+mod replay;
+
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
-use super::engine::{Binding, lower_bound_series, simulate, simulate_one, simulate_one_with};
-use super::{Job, SimConfig, Strategy, StrategyReport, Workload};
+use super::engine::{
+    Binding, floor_series, simulate, simulate_one, simulate_one_with, weak_floor_series,
+};
+use super::{Consolidation, Job, SimConfig, Strategy, StrategyReport, Variant, Workload};
 use crate::model::{Catalog, DemandItem, InstanceType, MIB, PriceSource, Resources, Sharing};
 
 const GIB: u64 = 1024 * MIB;
@@ -70,16 +74,29 @@ const R4: [Strategy; 4] = [
     Strategy::GpuSlicer,
 ];
 
+fn r4() -> Vec<Variant> {
+    R4.map(Variant::from).to_vec()
+}
+
+/// The default config with the plain kube-scheduler (no admission) for every strategy.
+fn no_admission() -> SimConfig {
+    SimConfig {
+        binding: Binding::KubeScheduler,
+        ..SimConfig::default()
+    }
+}
+
 /// Runs a strategy checking the invariant after every event; also returns every
 /// (instance type, R) launched.
 fn run(
     w: &Workload,
-    s: Strategy,
+    s: impl Into<Variant>,
     cfg: &SimConfig,
 ) -> (StrategyReport, BTreeSet<(usize, String, u32)>) {
     let cat = catalog();
+    let s: Variant = s.into();
     let mut launched = BTreeSet::new();
-    let r = simulate_one_with(&cat, w, s, cfg, Binding::KubeScheduler, &mut |c| {
+    let r = simulate_one_with(&cat, w, s, cfg, &mut |c| {
         if let Err(e) = c.check_capacity() {
             panic!("{} at t={}: {e}", s.name(), c.now());
         }
@@ -347,24 +364,34 @@ fn lower_bound_by_hand_and_below_every_strategy() {
     let cfg = SimConfig::default();
     // Any present pod needs at least the cheapest node ($1/h) and one one.gpu holds up to
     // 10 of these pods, so the bound is $1/h (less the planner's 1e-6 rounding down)
-    // while pods are present: 0..3600 in both traces.
+    // while pods are present: 0..3600 in both traces. The floor's six 600 s windows
+    // each hold at least p0, so it is the same $1/h × 1 h.
     for w in [four_at_once(), burst()] {
-        let (lb, series) = lower_bound_series(&cat, &w, &cfg);
+        let (floor, windows) = floor_series(&cat, &w, &cfg);
+        assert!((floor - 0.999_999).abs() < 1e-9, "{floor}");
+        assert_eq!(windows.len(), 6);
+        let (lb, series) = weak_floor_series(&cat, &w, &cfg);
         assert!((lb - 0.999_999).abs() < 1e-9, "{lb}");
         let ts: Vec<u64> = series.iter().map(|s| s.0).collect();
         assert_eq!(ts, vec![0, 600, 1200, 1800, 2400, 3000, 3600]);
         assert!(series[..6].iter().all(|s| (s.1 - 0.999_999).abs() < 1e-9));
         assert_eq!(series[6].1, 0.0);
-        let report = simulate(&cat, &w, &R4, &cfg, &mut |_, _| {});
-        assert_eq!(report.lower_bound_cost, lb);
+        let report = simulate(&cat, &w, &r4(), &cfg, &mut |_, _| {});
+        assert_eq!(report.weak_lower_bound_cost, lb);
+        assert_eq!(report.lower_bound_cost, floor);
         for s in &report.strategies {
             assert!(lb <= s.cost, "{}: {} < {lb}", s.strategy, s.cost);
-            assert!(close(s.cost_over_lower_bound, s.cost / lb));
+            assert!(close(s.cost_over_lower_bound, s.cost / floor));
         }
     }
     // One pod alone: the same $1/h floor for 100..10 000.
-    let (lb, _) = lower_bound_series(&cat, &workload(vec![job("a", 100, 10_000)]), &cfg);
+    let one = workload(vec![job("a", 100, 10_000)]);
+    let (lb, _) = weak_floor_series(&cat, &one, &cfg);
     assert!((lb - 0.999_999 * 9900.0 / 3600.0).abs() < 1e-9);
+    // The floor counts whole windows only: 16 of 600 s from 100 (to 9700), the 17th
+    // (9700..10 000) too, as the pod is present throughout it: the same 9900 s.
+    let (floor, _) = floor_series(&cat, &one, &cfg);
+    assert!((floor - lb).abs() < 1e-9, "{floor} {lb}");
 }
 
 #[test]
@@ -373,17 +400,18 @@ fn simulate_reports_progress_and_is_deterministic() {
     let cfg = SimConfig::default();
     let w = burst();
     let mut calls = Vec::new();
-    let a = simulate(&cat, &w, &R4, &cfg, &mut |d, t| calls.push((d, t)));
-    // 8 workload events, once for the bound and once per strategy.
-    assert_eq!(calls.len(), 40);
-    assert_eq!(calls.last(), Some(&(40, 40)));
+    let a = simulate(&cat, &w, &r4(), &cfg, &mut |d, t| calls.push((d, t)));
+    // 6 floor windows, then 8 workload events for the weak floor and per strategy.
+    assert_eq!(calls.len(), 46);
+    assert_eq!(calls.last(), Some(&(46, 46)));
     assert!(calls.windows(2).all(|p| p[0].0 < p[1].0));
-    let b = simulate(&cat, &w, &R4, &cfg, &mut |_, _| {});
+    let b = simulate(&cat, &w, &r4(), &cfg, &mut |_, _| {});
     assert_eq!(a, b);
     assert_eq!((a.pods, a.horizon_s), (4, 3600));
     assert_eq!(a.strategies[0], {
         let mut r = simulate_one(&cat, &w, Strategy::Dedicated, &cfg);
         r.cost_over_lower_bound = a.strategies[0].cost_over_lower_bound;
+        r.rank = a.strategies[0].rank;
         r
     });
 }
@@ -466,18 +494,27 @@ proptest! {
         }
         let n = jobs.len();
         let w = workload(jobs);
-        let cfg = SimConfig::default();
         let cat = catalog();
-        for s in R4 {
-            for b in [Binding::KubeScheduler, Binding::SafeForGpuSlicer] {
-                let r = simulate_one_with(&cat, &w, s, &cfg, b, &mut |c| {
+        let variants = [
+            Variant::from(Strategy::Dedicated),
+            Variant::new(Strategy::Dedicated, Consolidation::Multi),
+            Variant::from(Strategy::SlicingUnaware { replicas: 4 }),
+            Variant::new(Strategy::FixedOverlay { replicas: 4 }, Consolidation::Replace),
+            Variant::from(Strategy::OverlaySafe),
+            Variant::new(Strategy::OverlaySafe, Consolidation::Multi),
+            Variant::from(Strategy::GpuSlicer),
+        ];
+        for v in variants {
+            for b in [Binding::KubeScheduler, Binding::Admission] {
+                let cfg = SimConfig { binding: b, ..SimConfig::default() };
+                let r = simulate_one_with(&cat, &w, v, &cfg, &mut |c| {
                     if let Err(e) = c.check_capacity() {
-                        panic!("{} at t={}: {e}", s.name(), c.now());
+                        panic!("{} at t={}: {e}", v.name(), c.now());
                     }
                 });
                 prop_assert_eq!(r.pending_times_s.len() + r.never_placed + r.left_pending, n);
                 prop_assert!(r.cost >= 0.0 && r.gpu_hours_paid >= 0.0);
-                if s == Strategy::GpuSlicer && b == Binding::SafeForGpuSlicer {
+                if v.strategy.labels_slices() && b == Binding::Admission {
                     prop_assert_eq!((r.share_violations, r.memory_violations), (0, 0));
                 }
             }

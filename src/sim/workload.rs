@@ -257,6 +257,55 @@ pub fn synthetic(name: &str, items: &[DemandItem], pattern: Pattern) -> Workload
     sorted(name, jobs)
 }
 
+/// Fills in the pods' missing creation and deletion times from `timed`, by pod name
+/// (the `multigpu*` variants of the Alibaba trace carry no times; they re-draw the GPU
+/// requests of the `default` trace's pods, which have the same names). Pods that already
+/// have a creation time, or whose name `timed` lacks, are left as they are.
+pub fn borrow_times(pods: &mut [AlibabaPod], timed: &[AlibabaPod]) -> usize {
+    let by_name: std::collections::HashMap<&str, &AlibabaPod> =
+        timed.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut filled = 0;
+    for p in pods.iter_mut().filter(|p| p.creation_time.is_none()) {
+        if let Some(t) = by_name.get(p.name.as_str()) {
+            p.creation_time = t.creation_time;
+            p.deletion_time = t.deletion_time;
+            filled += usize::from(t.creation_time.is_some());
+        }
+    }
+    filled
+}
+
+/// The workload replayed `k` times denser (`--time-scale k`): every arrival moves to
+/// `t0 + ⌊(arrival − t0) / k⌋` (`t0` the first arrival) and every job keeps its duration,
+/// so about `k` times as many jobs run at once, over a horizon about `k` times shorter.
+/// `k` must be finite and > 0 (the CLI refuses anything else; here any other value
+/// leaves the workload as it is); `k` < 1 stretches the arrivals instead.
+pub fn time_scaled(w: &Workload, k: f64) -> Workload {
+    if !(k.is_finite() && k > 0.0) || k == 1.0 {
+        return w.clone();
+    }
+    let t0 = w.jobs.iter().map(|j| j.arrival).min().unwrap_or(0);
+    let jobs = w
+        .jobs
+        .iter()
+        .map(|j| {
+            // The float is ≥ 0 and at most (u64::MAX − t0) / k; `as` saturates anyway.
+            let offset = ((j.arrival - t0) as f64 / k).floor() as u64;
+            let arrival = t0.saturating_add(offset);
+            Job {
+                arrival,
+                departure: j
+                    .departure
+                    .map(|d| arrival.saturating_add(d.saturating_sub(j.arrival))),
+                item: j.item.clone(),
+            }
+        })
+        .collect();
+    let mut out = sorted(&w.name, jobs);
+    out.name = format!("{}-x{k}", w.name);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,15 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use super::Binding;
-use crate::model::{Catalog, DemandItem, Resources, Sharing, Taint, labels, tolerates_all};
+use crate::model::slice::{Slice, SliceNeed};
+use crate::model::{
+    Catalog, DemandItem, Requirement, Resources, Sharing, Taint, labels, tolerates_all,
+};
 use crate::planner::PlanOptions;
 use crate::reconcile::batch::Batcher;
-use crate::sim::{Job, Sample, SimConfig, Strategy, StrategyReport, Workload};
+use crate::sim::{
+    Consolidation, Job, Sample, SimConfig, Strategy, StrategyReport, Variant, Workload,
+};
 
 // Event kinds, in the order they run within one second.
 pub(super) const DEPARTURE: u8 = 0;
@@ -167,6 +172,11 @@ pub(super) struct Node {
     pub last_change: u64,
     /// The capacity epoch at which moving its pods away last failed.
     pub fail_epoch: Option<u64>,
+    /// Being consolidated: tainted `karpenter.sh/disrupted:NoSchedule`, no new pods; it
+    /// goes once its replacement is ready and its pods moved.
+    pub disrupting: bool,
+    /// The nodes this one replaces (consolidation); its pods move here when it is ready.
+    pub replaces: Vec<usize>,
 }
 
 /// A node as the state callback sees it.
@@ -190,9 +200,13 @@ pub struct Cluster<'a> {
     pub(super) jobs: &'a [Job],
     pub(super) cfg: &'a SimConfig,
     pub(super) strategy: Strategy,
-    /// Replicas per GPU of the Karpenter strategies' nodes.
+    pub(super) consolidation: Consolidation,
+    /// Replicas per GPU of the Karpenter strategies' nodes (overlay-safe: per claim).
     pub(super) r: u32,
-    safe_binding: bool,
+    /// Pods carry gpu-slicer's admitted affinity (`needs`) and the scheduler honours it.
+    pub(super) admission: bool,
+    /// Per pod, the slice requirements admission adds (empty without admission).
+    needs: Vec<Vec<Requirement>>,
     /// The planner's options (capacity type forced to the simulation's).
     pub(super) plan_opts: PlanOptions,
     pub(super) tys: Vec<Ty>,
@@ -210,6 +224,8 @@ pub struct Cluster<'a> {
     last_pass: Option<u64>,
     /// Bumped whenever a ready node gains free capacity.
     pub(super) epoch: u64,
+    /// The (epoch, candidates) at which multi-node consolidation last found nothing.
+    pub(super) multi_fail: Option<(u64, Vec<usize>)>,
     cost: f64,
     gpu_hours_used: f64,
     gpu_hours_paid: f64,
@@ -224,13 +240,12 @@ pub struct Cluster<'a> {
 pub(super) fn run(
     catalog: &Catalog,
     workload: &Workload,
-    strategy: Strategy,
+    variant: Variant,
     cfg: &SimConfig,
-    binding: Binding,
     on_event: &mut dyn FnMut(&Cluster<'_>),
     progress: &mut dyn FnMut(usize),
 ) -> StrategyReport {
-    let mut c = Cluster::new(catalog, workload, strategy, cfg, binding);
+    let mut c = Cluster::new(catalog, workload, variant, cfg);
     let mut done = 0;
     while let Some(Reverse((t, kind, id))) = c.heap.pop() {
         c.now = t;
@@ -269,10 +284,10 @@ impl<'a> Cluster<'a> {
     fn new(
         catalog: &'a Catalog,
         workload: &'a Workload,
-        strategy: Strategy,
+        variant: Variant,
         cfg: &'a SimConfig,
-        binding: Binding,
     ) -> Self {
+        let strategy = variant.strategy;
         let mut plan_opts = cfg.plan.clone();
         plan_opts.capacity_types = vec![cfg.capacity_type];
         plan_opts.dedicated = false;
@@ -308,8 +323,20 @@ impl<'a> Cluster<'a> {
             Strategy::SlicingUnaware { replicas } | Strategy::FixedOverlay { replicas } => {
                 replicas.max(1)
             }
-            Strategy::Dedicated | Strategy::GpuSlicer => 1,
+            Strategy::Dedicated | Strategy::OverlaySafe | Strategy::GpuSlicer => 1,
         };
+        let admission = cfg.binding == Binding::Admission && strategy.labels_slices();
+        let needs = workload
+            .jobs
+            .iter()
+            .map(|j| {
+                if admission {
+                    SliceNeed::of(&j.item).requirements()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
         let (t0, t_end) = window(workload, cfg);
         let jobs = &workload.jobs[..];
         let mut heap = BinaryHeap::with_capacity(jobs.len() * 2 + 16);
@@ -325,8 +352,10 @@ impl<'a> Cluster<'a> {
             jobs,
             cfg,
             strategy,
+            consolidation: variant.consolidation,
             r,
-            safe_binding: binding == Binding::SafeForGpuSlicer && strategy == Strategy::GpuSlicer,
+            admission,
+            needs,
             plan_opts,
             tys,
             ty_by_name,
@@ -355,6 +384,7 @@ impl<'a> Cluster<'a> {
             ),
             last_pass: None,
             epoch: 0,
+            multi_fail: None,
             cost: 0.0,
             gpu_hours_used: 0.0,
             gpu_hours_paid: 0.0,
@@ -420,10 +450,18 @@ impl<'a> Cluster<'a> {
         self.tys[node.ty].capacity(node.r)
     }
 
-    /// Node labels and taints admit the pod.
+    /// Node labels and taints admit the pod: its node selector and required affinity,
+    /// with admission also the slice requirements, against the node's labels.
     pub(super) fn labels_admit(&self, p: usize, n: usize) -> bool {
         let it = self.item(p);
         let node = &self.nodes[n];
+        let needs = &self.needs[p];
+        if !needs
+            .iter()
+            .all(|q| q.matches(node.labels.get(&q.key).map(String::as_str)))
+        {
+            return false;
+        }
         if it.node_selector.is_empty() && it.affinity_terms.is_empty() && node.taints.is_empty() {
             return true;
         }
@@ -454,34 +492,36 @@ impl<'a> Cluster<'a> {
         it.matches_labels(&label)
     }
 
-    /// (share safe, memory safe) for the pod on a node of type `ty` at R = `r`.
+    /// With admission, a claim of type `ty` at R = `r` would get slice labels the pod's
+    /// admitted affinity matches (overlay-safe's pools have no headroom).
+    pub(super) fn slice_admits(&self, p: usize, ty: usize, r: u32) -> bool {
+        !self.admission || SliceNeed::of(self.item(p)).fits(&Slice::new(self.tys[ty].gpu_mem, r))
+    }
+
+    /// (share safe, memory safe) for the pod on a node of type `ty` at R = `r`: the model's
+    /// slice-fit rule (`model::slice`) on the GPU's physical memory (no headroom), split
+    /// into its share part (share, exclusive ⇒ R = 1) and its memory part.
     pub(super) fn safety(&self, p: usize, ty: usize, r: u32) -> (bool, bool) {
-        let it = self.item(p);
-        let r = u64::from(r.max(1));
-        let share = match it.sharing {
-            Sharing::Exclusive => r == 1,
-            Sharing::Shared => it.gpu_share_milli.is_none_or(|s| u64::from(s) * r <= 1000),
+        let need = SliceNeed::of(self.item(p));
+        let slice = Slice::new(self.tys[ty].gpu_mem, r);
+        let share = SliceNeed {
+            gpu_memory_mib: None,
+            ..need
         };
-        let mem = it
-            .gpu_memory_mib
-            .is_none_or(|m| m.saturating_mul(r) <= self.tys[ty].gpu_mem);
-        (share, mem)
+        let mem = SliceNeed {
+            gpu_memory_mib: need.gpu_memory_mib,
+            ..SliceNeed::default()
+        };
+        (share.fits(&slice), mem.fits(&slice))
     }
 
     /// The scheduler would bind the pod to the ready node given `used` there.
     pub(super) fn sched_fits_with(&self, p: usize, n: usize, used: Use) -> bool {
         let node = &self.nodes[n];
-        if !node.ready || node.removed.is_some() {
+        if !node.ready || node.removed.is_some() || node.disrupting {
             return false;
         }
-        if !used.plus(Use::of(self.item(p))).within(self.real(n)) || !self.labels_admit(p, n) {
-            return false;
-        }
-        if self.safe_binding {
-            let (s, m) = self.safety(p, node.ty, node.r);
-            return s && m;
-        }
-        true
+        used.plus(Use::of(self.item(p))).within(self.real(n)) && self.labels_admit(p, n)
     }
 
     pub(super) fn sched_fits(&self, p: usize, n: usize) -> bool {
@@ -625,7 +665,7 @@ impl<'a> Cluster<'a> {
     }
 
     /// The scheduler retries the pending pods, oldest first, on node `n`.
-    fn schedule_onto(&mut self, n: usize) {
+    pub(super) fn schedule_onto(&mut self, n: usize) {
         let queue: Vec<usize> = self.pending.iter().map(|&(_, p)| p).collect();
         for p in queue {
             if self.sched_fits(p, n) {
@@ -661,6 +701,8 @@ impl<'a> Cluster<'a> {
             reserved: Vec::new(),
             last_change: self.now,
             fail_epoch: None,
+            disrupting: false,
+            replaces: Vec::new(),
         });
         self.live.push(id);
         self.nodes_launched += 1;
@@ -676,6 +718,10 @@ impl<'a> Cluster<'a> {
         self.nodes[n].ready = true;
         self.epoch += 1;
         self.changed(n);
+        let replaced = std::mem::take(&mut self.nodes[n].replaces);
+        if !replaced.is_empty() {
+            self.finish_replacement(n, &replaced);
+        }
         self.schedule_onto(n);
         let left = std::mem::take(&mut self.nodes[n].reserved);
         self.nodes[n].reserved_use = Use::default();
@@ -749,8 +795,13 @@ impl<'a> Cluster<'a> {
         let mut sorted = pending_times.clone();
         sorted.sort_unstable();
         let never = |p: &Pod| p.first_bound.is_none() && !p.left_pending;
+        let share_violations = self.pods.iter().filter(|p| p.share_violation).count();
+        let memory_violations = self.pods.iter().filter(|p| p.memory_violation).count();
         StrategyReport {
-            strategy: self.strategy.name(),
+            strategy: Variant::new(self.strategy, self.consolidation).name(),
+            consolidation: self.consolidation,
+            safe: share_violations == 0 && memory_violations == 0,
+            rank: 0,
             cost: self.cost,
             cost_per_used_gpu_hour: if self.gpu_hours_used > 0.0 {
                 self.cost / self.gpu_hours_used
@@ -771,8 +822,8 @@ impl<'a> Cluster<'a> {
                 .count(),
             nodes_launched: self.nodes_launched,
             peak_nodes: self.peak_nodes,
-            share_violations: self.pods.iter().filter(|p| p.share_violation).count(),
-            memory_violations: self.pods.iter().filter(|p| p.memory_violation).count(),
+            share_violations,
+            memory_violations,
             disruptions: self.disruptions,
             pending_times_s: pending_times,
             series: self.series.clone(),

@@ -1,14 +1,16 @@
-//! Batch close: Karpenter-like provisioning (strategies a, b, c) and gpu-slicer's round
+//! Batch close: Karpenter-like provisioning (strategies a, b, c, e), the claims
+//! Karpenter would open (also for consolidation's replacements), and gpu-slicer's round
 //! (strategy d). See the module docs of `engine` for the algorithm.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
 use super::cluster::{Cluster, Use};
+use crate::model::slice::Slice;
 use crate::model::{DemandItem, Operator, Pool, Resources, labels};
 use crate::planner::{self, effective_pools};
 use crate::reconcile::round::{FleetNode, Used, assign_in_flight};
-use crate::sim::Strategy;
+use crate::sim::{OVERLAY_SAFE_REPLICAS, Strategy};
 
 /// A node claim opened in this batch.
 struct Claim {
@@ -16,6 +18,9 @@ struct Claim {
     types: Vec<usize>,
     pods: Vec<usize>,
     used: Use,
+    /// Its NodePool's R and the slices per GPU Karpenter believes a node of it has.
+    r: u32,
+    per_gpu: u32,
 }
 
 impl Cluster<'_> {
@@ -36,12 +41,56 @@ impl Cluster<'_> {
         }
     }
 
-    /// Slices per GPU Karpenter believes a new node has.
-    fn claim_slices_per_gpu(&self) -> u32 {
+    /// The NodePools a Karpenter-like strategy opens claims in, in the order Karpenter
+    /// tries them: (real R, slices per GPU Karpenter believes a new node has). Empty for
+    /// gpu-slicer.
+    pub(super) fn claim_options(&self) -> Vec<(u32, u32)> {
         match self.strategy {
-            Strategy::FixedOverlay { .. } => self.r,
-            _ => 1,
+            Strategy::Dedicated => vec![(1, 1)],
+            Strategy::SlicingUnaware { .. } => vec![(self.r, 1)],
+            Strategy::FixedOverlay { .. } => vec![(self.r, self.r)],
+            Strategy::OverlaySafe => OVERLAY_SAFE_REPLICAS.iter().map(|&r| (r, r)).collect(),
+            Strategy::GpuSlicer => Vec::new(),
         }
+    }
+
+    /// A claim of type `t` in pool (r, per_gpu) may take pod `p` with `used` in total.
+    fn claim_takes(&self, p: usize, t: usize, r: u32, per_gpu: u32, used: Use) -> bool {
+        used.within(self.tys[t].capacity(per_gpu))
+            && self.type_admits(p, t)
+            && self.slice_admits(p, t, r)
+    }
+
+    /// The claim Karpenter would open for `pods` together: in the first pool where some
+    /// type holds them all, the cheapest such type (ties: catalog order); `(type, R)`.
+    pub(super) fn cheapest_claim(&self, pods: &[usize]) -> Option<(usize, u32)> {
+        let used = pods
+            .iter()
+            .fold(Use::default(), |a, &p| a.plus(Use::of(self.item(p))));
+        self.claim_options().into_iter().find_map(|(r, per)| {
+            (0..self.tys.len())
+                .filter(|&t| pods.iter().all(|&p| self.claim_takes(p, t, r, per, used)))
+                .min_by(|&a, &b| {
+                    self.tys[a]
+                        .price
+                        .total_cmp(&self.tys[b].price)
+                        .then(a.cmp(&b))
+                })
+                .map(|t| (t, r))
+        })
+    }
+
+    /// The labels a Karpenter-like node of type `ty` at R gets beyond its type's: the
+    /// slice labels, for overlay-safe (its pools label their nodes).
+    pub(super) fn karpenter_labels(&self, ty: usize, r: u32) -> BTreeMap<String, String> {
+        if !self.strategy.labels_slices() {
+            return BTreeMap::new();
+        }
+        Slice::new(self.tys[ty].gpu_mem, r)
+            .labels()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     fn provision_karpenter(&mut self, mut pods: Vec<usize>) {
@@ -54,13 +103,14 @@ impl Cluster<'_> {
                 p,
             )
         });
+        // In-flight nodes, not the replacements consolidation launched for other pods.
         let in_flight: Vec<usize> = self
             .live
             .iter()
             .copied()
-            .filter(|&n| !self.nodes[n].ready)
+            .filter(|&n| !self.nodes[n].ready && self.nodes[n].replaces.is_empty())
             .collect();
-        let per_gpu = self.claim_slices_per_gpu();
+        let options = self.claim_options();
         let mut claims: Vec<Claim> = Vec::new();
         for p in pods {
             let u = Use::of(self.item(p));
@@ -81,9 +131,7 @@ impl Cluster<'_> {
                     .types
                     .iter()
                     .copied()
-                    .filter(|&t| {
-                        used.within(self.tys[t].capacity(per_gpu)) && self.type_admits(p, t)
-                    })
+                    .filter(|&t| self.claim_takes(p, t, c.r, c.per_gpu, used))
                     .collect();
                 if !types.is_empty() {
                     c.types = types;
@@ -96,18 +144,23 @@ impl Cluster<'_> {
             if placed {
                 continue;
             }
-            // 3. A new claim with every type that holds the pod alone.
-            let types: Vec<usize> = (0..self.tys.len())
-                .filter(|&t| u.within(self.tys[t].capacity(per_gpu)) && self.type_admits(p, t))
-                .collect();
-            if types.is_empty() {
-                self.pods[p].unprovisionable = true;
-            } else {
-                claims.push(Claim {
+            // 3. A new claim, in the first pool with a type that holds the pod alone,
+            //    with every such type.
+            let claim = options.iter().find_map(|&(r, per_gpu)| {
+                let types: Vec<usize> = (0..self.tys.len())
+                    .filter(|&t| self.claim_takes(p, t, r, per_gpu, u))
+                    .collect();
+                (!types.is_empty()).then_some(Claim {
                     types,
                     pods: vec![p],
                     used: u,
-                });
+                    r,
+                    per_gpu,
+                })
+            });
+            match claim {
+                Some(c) => claims.push(c),
+                None => self.pods[p].unprovisionable = true,
             }
         }
         for c in claims {
@@ -120,7 +173,8 @@ impl Cluster<'_> {
             }) else {
                 continue;
             };
-            let n = self.launch(ty, self.r, BTreeMap::new(), Vec::new(), String::new());
+            let labels = self.karpenter_labels(ty, c.r);
+            let n = self.launch(ty, c.r, labels, Vec::new(), String::new());
             for p in c.pods {
                 self.reserve(p, n);
             }
@@ -200,6 +254,12 @@ impl Cluster<'_> {
                 continue;
             };
             let mut node_labels = pool_labels(pool, self.catalog.types.first());
+            let usable = self.tys[ty]
+                .gpu_mem
+                .saturating_sub(pool.gpu_memory_headroom_mib);
+            for (k, v) in Slice::new(usable, pn.replicas_per_gpu).labels() {
+                node_labels.insert(k.to_string(), v);
+            }
             if let Some(z) = &pn.zone {
                 node_labels.insert(labels::ZONE.to_string(), z.clone());
             }
