@@ -5,6 +5,7 @@
 //! takes text and values and returns values. The CLI (feature `cli`) reads files and
 //! prints.
 
+pub mod admission;
 #[cfg(feature = "cli")]
 pub mod aws;
 #[cfg(feature = "cli")]

@@ -11,6 +11,7 @@ mod crd_schema;
 
 use std::process::Command;
 
+use gpu_slicer::model::slice::Slice;
 use gpu_slicer::model::{
     CapacityType, DemandItem, MIB, Operator, Pool, ReplicaPolicy, Requirement, Resources, Sharing,
     Toleration, TolerationOperator, labels,
@@ -413,6 +414,31 @@ proptest! {
                 _ => {}
             }
         }
+        // Every node gpu-slicer launches carries the slice labels, and they hold for
+        // every type its NodePool, NodeClaim or Provisioner may launch.
+        let headroom = pools.first().map_or(0, |(p, _)| p.gpu_memory_headroom_mib);
+        let mut launchers = 0;
+        for o in &r.objects {
+            let (labels, reqs) = match o["kind"].as_str() {
+                Some("NodePool") => (&o["spec"]["template"]["metadata"]["labels"], &o["spec"]["template"]["spec"]["requirements"]),
+                Some("NodeClaim") => (&o["metadata"]["labels"], &o["spec"]["requirements"]),
+                Some("Provisioner") => (&o["spec"]["labels"], &o["spec"]["requirements"]),
+                _ => continue,
+            };
+            launchers += 1;
+            let label = |k: &str| labels[k].as_str().map(str::to_string);
+            let slice = Slice::from_labels(&label).expect("all three slice labels");
+            let types: Vec<&str> = reqs.as_array().expect("requirements").iter()
+                .filter(|q| q["key"] == labels::INSTANCE_TYPE)
+                .flat_map(|q| q["values"].as_array().expect("values").iter().filter_map(Value::as_str))
+                .collect();
+            prop_assert!(!types.is_empty());
+            for t in types {
+                let ty = gpu_slicer::catalog::find(&cat, t).expect("known type");
+                prop_assert_eq!(slice, Slice::new(ty.gpu_memory_mib.saturating_sub(headroom), slice.replicas));
+            }
+        }
+        prop_assert!(launchers > 0 || plan.nodes.is_empty());
         // Every overlay's capacity is GPUs × R of the types it names, for its pool's R.
         for o in r.objects.iter().filter(|o| o["kind"] == "NodeOverlay") {
             let cap = num(&o["spec"]["capacity"]["nvidia.com/gpu"]);

@@ -77,6 +77,7 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         String,
         u32,
         String,
+        String,
     );
     let mut groups: BTreeMap<Key, (usize, usize, usize, f64)> = BTreeMap::new();
     for n in &plan.nodes {
@@ -89,6 +90,8 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
             n.gpu_model.clone(),
             n.replicas_per_gpu,
             n.profile.clone(),
+            // The slice labels (`gpu-slicer.io/slice-gpu-memory-mib`, `-share-milli`).
+            format!("{}Mi/{}m", n.slice_gpu_memory_mib, n.slice_share_milli),
         );
         let e = groups
             .entry(key)
@@ -106,12 +109,13 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         "GPU".into(),
         "R".into(),
         "PROFILE".into(),
+        "SLICE".into(),
         "NODES".into(),
         "PODS/NODE".into(),
         "$/H/NODE".into(),
         "$/H".into(),
     ]];
-    for ((pool, ty, ct, zone, gpus, gpu, r, profile), (count, min, max, price)) in &groups {
+    for ((pool, ty, ct, zone, gpus, gpu, r, profile, slice), (count, min, max, price)) in &groups {
         rows.push(vec![
             pool.clone(),
             ty.clone(),
@@ -121,6 +125,7 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
             gpu.clone(),
             r.to_string(),
             profile.clone(),
+            slice.clone(),
             count.to_string(),
             if min == max {
                 min.to_string()

@@ -35,7 +35,7 @@
 
 mod load;
 mod pod;
-mod text;
+pub(crate) mod text;
 
 use std::fmt;
 

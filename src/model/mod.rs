@@ -5,6 +5,7 @@
 //! GPU memory in MiB (as EC2 reports it), prices in USD per hour.
 
 pub mod quantity;
+pub mod slice;
 
 use std::collections::BTreeMap;
 
@@ -205,6 +206,18 @@ pub enum Operator {
 }
 
 impl Operator {
+    /// The operator as the Kubernetes API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operator::In => "In",
+            Operator::NotIn => "NotIn",
+            Operator::Exists => "Exists",
+            Operator::DoesNotExist => "DoesNotExist",
+            Operator::Gt => "Gt",
+            Operator::Lt => "Lt",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "In" => Operator::In,

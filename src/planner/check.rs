@@ -1,6 +1,9 @@
 //! An independent validity check of a plan against its inputs, used by the tests, the
 //! property tests and `plan --check`. It re-derives capacities from the catalog rather
-//! than trusting the planner's internal tables.
+//! than trusting the planner's internal tables, and it is the one allowed second copy of
+//! the slice-fit rule (`model::slice`): it re-derives the share and memory test and the
+//! slice labels itself, so a mistake in the rule shows up here instead of agreeing with
+//! itself. Its tests compare the two (`planner::tests`).
 
 use std::collections::HashMap;
 
@@ -58,6 +61,18 @@ pub fn check(
         } else {
             errs.push(format!("node {ni}: unknown pool {}", n.node_pool));
         }
+        let usable = t.gpu_memory_mib.saturating_sub(headroom);
+        if r >= 1
+            && (n.slice_gpu_memory_mib != usable / u64::from(r) || n.slice_share_milli != 1000 / r)
+        {
+            errs.push(format!(
+                "node {ni}: slice labels {} MiB / {} milli, expected {} / {} for R={r}",
+                n.slice_gpu_memory_mib,
+                n.slice_share_milli,
+                usable / u64::from(r),
+                1000 / r
+            ));
+        }
         let (mut cpu, mut mem, mut slices) = (0u64, 0u64, 0u64);
         for pod in &n.pods {
             *seen.entry(pod.as_str()).or_default() += 1;
@@ -91,12 +106,22 @@ pub fn check(
             }
             if !it.matches_labels(&|k: &str| {
                 use crate::model::labels::{CAPACITY_TYPE, NODEPOOL, ZONE, ZONE_BETA};
+                use crate::model::slice::{
+                    REPLICAS_LABEL, SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL,
+                };
                 t.label(k).or_else(|| match k {
                     CAPACITY_TYPE => Some(n.capacity_type.to_string()),
                     // An unpinned node has some zone Karpenter picks: it satisfies
                     // `Exists`/`NotIn` on the zone, never `In` a named zone.
                     ZONE | ZONE_BETA => Some(n.zone.clone().unwrap_or_else(|| UNPINNED.into())),
                     NODEPOOL => Some(n.node_pool.clone()),
+                    // The slice labels, re-derived here (not by `model::slice`).
+                    REPLICAS_LABEL => Some(r.to_string()),
+                    SLICE_GPU_MEMORY_LABEL => Some(
+                        (t.gpu_memory_mib.saturating_sub(headroom) / u64::from(r.max(1)))
+                            .to_string(),
+                    ),
+                    SLICE_SHARE_LABEL => Some((1000 / r.max(1)).to_string()),
                     _ => pool.and_then(|p| {
                         p.labels.get(k).cloned().or_else(|| {
                             // Karpenter labels nodes with a pool's single-valued `In`

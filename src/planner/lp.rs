@@ -19,6 +19,7 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem};
 use super::knapsack::{self, Item};
 use super::space::{Config, Space};
 use super::{Packing, PlanOptions, PlannedNode, SolverStats, Unplaced};
+use crate::model::slice::Slice;
 use crate::model::{Catalog, DemandItem, Pool, profile_name};
 
 /// A node pattern: a configuration and how many pods of each class it holds.
@@ -702,6 +703,8 @@ pub(crate) fn solve(
             gpu_model: t.gpu_name.clone(),
             gpu_memory_mib: t.gpu_memory_mib,
             replicas_per_gpu: r,
+            slice_gpu_memory_mib: Slice::new(k.gpu_mem_mib, r).gpu_memory_mib,
+            slice_share_milli: Slice::new(k.gpu_mem_mib, r).share_milli,
             profile: profile_name(r),
             hourly_price: k.price,
             pods,

@@ -102,6 +102,13 @@ pub struct PlannedNode {
     #[serde(rename = "gpuMemoryMiB")]
     pub gpu_memory_mib: u64,
     pub replicas_per_gpu: u32,
+    /// The node's slice (`model::slice`, the `gpu-slicer.io/slice-gpu-memory-mib` label):
+    /// GPU memory of one slice after the pool's headroom, MiB.
+    #[serde(rename = "sliceGpuMemoryMiB", default)]
+    pub slice_gpu_memory_mib: u64,
+    /// `gpu-slicer.io/slice-share-milli`: the share of a GPU one slice gets, thousandths.
+    #[serde(default)]
+    pub slice_share_milli: u32,
     pub profile: String,
     pub hourly_price: f64,
     pub pods: Vec<String>,

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::PlanOptions;
+use crate::model::slice::{self, Slice, SliceNeed};
 use crate::model::{
     CapacityType, Catalog, DemandItem, MIB, Operator, Pool, Requirement, Resources, Sharing, Taint,
     Toleration, labels, tolerates_all,
@@ -80,6 +81,9 @@ enum LabelValue<'a> {
     Absent,
     /// Zone of a node not pinned to a zone: Karpenter picks one.
     AnyZone,
+    /// A slice label (`model::slice`): it depends on the R chosen per node, so
+    /// requirements on it are checked per R ([`replicas_on`]), not per kind.
+    PerReplicas,
 }
 
 fn is_zone_key(k: &str) -> bool {
@@ -90,6 +94,9 @@ impl Kind {
     fn label<'a>(&'a self, catalog: &'a Catalog, key: &str) -> LabelValue<'a> {
         if key == labels::CAPACITY_TYPE {
             return LabelValue::Known(self.ct.as_str().into());
+        }
+        if slice::is_slice_key(key) {
+            return LabelValue::PerReplicas;
         }
         if is_zone_key(key) {
             return match &self.zone {
@@ -111,6 +118,7 @@ impl Kind {
             LabelValue::Known(v) => r.matches(Some(&v)),
             LabelValue::Absent => r.matches(None),
             LabelValue::AnyZone => matches!(r.operator, Operator::NotIn | Operator::Exists),
+            LabelValue::PerReplicas => true,
         }
     }
 
@@ -221,35 +229,33 @@ fn build_kinds(
     kinds
 }
 
-/// Largest R of `allowed` (ascending, starting at 1) that the pod tolerates on the kind,
-/// ignoring cpu/memory/pod slots; 0 if none.
+/// Largest R of `allowed` whose slice of the kind's GPUs is safe for the pod (the
+/// slice-fit rule, `model::slice`) and allowed by the pod's own requirements on slice
+/// labels, with enough slices on the node for its `nvidia.com/gpu`; ignoring cpu/memory/
+/// pod slots; 0 if none. A class is eligible on configurations of every R up to this one:
+/// the rule is monotone in R, and so are the requirements admission adds (a hand-written
+/// term that refuses a *smaller* R, such as `replicas In ["4"]`, is honoured only at the
+/// largest R).
 fn replicas_on(it: &DemandItem, k: &Kind, allowed: &[u32]) -> u32 {
-    if let Some(m) = it.gpu_memory_mib
-        && m > k.gpu_mem_mib
-    {
-        return 0;
-    }
-    match it.sharing {
-        Sharing::Exclusive => u32::from(it.gpus <= k.gpus),
-        Sharing::Shared => {
-            let by_share = it.gpu_share_milli.map_or(u32::MAX, |s| 1000 / s.max(1));
-            let by_mem = match it.gpu_memory_mib {
-                Some(m) if m > 0 => u32::try_from(k.gpu_mem_mib / m).unwrap_or(u32::MAX),
-                _ => u32::MAX,
-            };
-            let rmax = by_share.min(by_mem);
-            let best = allowed
-                .iter()
-                .copied()
-                .filter(|r| *r <= rmax)
-                .max()
-                .unwrap_or(0);
-            if best == 0 || u64::from(it.gpus) > u64::from(k.gpus) * u64::from(best) {
-                0
-            } else {
-                best
-            }
-        }
+    let need = SliceNeed::of(it);
+    let best = allowed
+        .iter()
+        .copied()
+        .filter(|&r| {
+            let s = Slice::new(k.gpu_mem_mib, r);
+            need.fits(&s) && slice::terms_allow(it, &s)
+        })
+        .max()
+        .unwrap_or(0);
+    let slots = match it.sharing {
+        // Exclusive pods take whole GPUs (their best R is 1).
+        Sharing::Exclusive => u64::from(k.gpus),
+        Sharing::Shared => u64::from(k.gpus) * u64::from(best),
+    };
+    if best == 0 || u64::from(it.gpus) > slots {
+        0
+    } else {
+        best
     }
 }
 

@@ -175,6 +175,7 @@ fn check_catches_a_pod_on_a_node_its_affinity_excludes() {
     n.instance_type = "g4dn.xlarge".into();
     n.gpu_model = "t4".into();
     n.gpu_memory_mib = 16384;
+    n.slice_gpu_memory_mib = 16384 / u64::from(n.replicas_per_gpu);
     n.hourly_price = 0.526;
     p.summary.hourly_cost = 0.526;
     p.summary.lower_bound_hourly_cost = 0.0;
@@ -219,4 +220,110 @@ fn fast_effort_is_valid_bounded_and_close_on_a_trace_sample() {
     // Greedy is within 15 % of column generation on this sample (measured: see README).
     assert!(cq <= cf * 1.15, "fast {cq} vs full {cf}");
     assert_eq!(pq.solver.rounds, 0);
+}
+
+/// Mixed pods: shared with memory and share needs, and exclusive ones.
+fn mixed_pods() -> Vec<DemandItem> {
+    let mut items = pods("mem", 7, |d| d.gpu_memory_mib = Some(5 * 1024));
+    items.extend(pods("share", 5, |d| d.gpu_share_milli = Some(300)));
+    items.extend(pods("both", 3, |d| {
+        d.gpu_memory_mib = Some(3000);
+        d.gpu_share_milli = Some(120);
+    }));
+    items.extend(pods("excl", 2, |d| {
+        d.sharing = Sharing::Exclusive;
+        d.gpu_memory_mib = Some(20_000);
+    }));
+    items
+}
+
+#[test]
+fn every_planned_pod_fits_its_nodes_slice_by_the_model_rule_and_the_checker() {
+    use crate::model::slice::{Slice, SliceNeed};
+    let cat = catalog();
+    let items = mixed_pods();
+    for opts in [
+        PlanOptions::default(),
+        PlanOptions {
+            default_replicas: ReplicaPolicy::Auto { max: 16 },
+            ..PlanOptions::default()
+        },
+    ] {
+        let plan = plan(&cat, &items, &opts);
+        assert_valid(&plan, &cat, &items, &opts);
+        assert!(plan.unplaced.is_empty(), "{:?}", plan.unplaced);
+        for n in &plan.nodes {
+            // The node's slice labels as the plan reports them, read back as labels.
+            let labels = [
+                ("gpu-slicer.io/replicas", n.replicas_per_gpu.to_string()),
+                (
+                    "gpu-slicer.io/slice-gpu-memory-mib",
+                    n.slice_gpu_memory_mib.to_string(),
+                ),
+                (
+                    "gpu-slicer.io/slice-share-milli",
+                    n.slice_share_milli.to_string(),
+                ),
+            ];
+            let slice = Slice::from_labels(&|k| {
+                labels.iter().find(|(l, _)| *l == k).map(|(_, v)| v.clone())
+            })
+            .expect("the plan reports all three labels");
+            assert_eq!(slice, Slice::new(n.gpu_memory_mib, n.replicas_per_gpu));
+            for p in &n.pods {
+                let it = items.iter().find(|i| &i.id == p).expect("known pod");
+                assert!(SliceNeed::of(it).fits(&slice), "{p} on {n:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn admitted_affinity_changes_nothing_in_the_plan() {
+    // The terms admission adds only restate the pod's annotations, so planning pods that
+    // carry them gives the same cost and a valid plan (the planner reads slice labels per R).
+    use crate::model::slice::SliceNeed;
+    let cat = catalog();
+    let plain = mixed_pods();
+    let admitted: Vec<DemandItem> = plain
+        .iter()
+        .map(|it| {
+            let mut a = it.clone();
+            let reqs = SliceNeed::of(it).requirements();
+            if !reqs.is_empty() {
+                a.affinity_terms = vec![reqs];
+            }
+            a
+        })
+        .collect();
+    let opts = PlanOptions::default();
+    let p1 = plan(&cat, &plain, &opts);
+    let p2 = plan(&cat, &admitted, &opts);
+    assert_valid(&p2, &cat, &admitted, &opts);
+    assert!(p2.unplaced.is_empty(), "{:?}", p2.unplaced);
+    assert!(
+        (p1.summary.hourly_cost - p2.summary.hourly_cost).abs() < 1e-9,
+        "{} vs {}",
+        p1.summary.hourly_cost,
+        p2.summary.hourly_cost
+    );
+    // A hand-written term that asks for bigger slices than the annotation moves the pods.
+    let mut picky = plain.clone();
+    for it in picky
+        .iter_mut()
+        .filter(|i| i.id.starts_with("default/share"))
+    {
+        it.affinity_terms = vec![vec![Requirement {
+            key: "gpu-slicer.io/slice-share-milli".into(),
+            operator: Operator::Gt,
+            values: vec!["499".into()],
+        }]];
+    }
+    let p3 = plan(&cat, &picky, &opts);
+    assert_valid(&p3, &cat, &picky, &opts);
+    for n in &p3.nodes {
+        if n.pods.iter().any(|p| p.starts_with("default/share")) {
+            assert!(n.replicas_per_gpu <= 2, "{n:?}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use super::guard::{self, Budget, Existing, Refusal};
 use super::{Actions, ObjectKey, diff, is_owned};
 use crate::catalog::{self, DaemonSetOverhead};
 use crate::config::DevicePluginConfig;
+use crate::model::slice::{Slice, SliceNeed};
 use crate::model::{
     CapacityType, Catalog, DemandItem, Pool, Resources, Sharing, Taint, profile_name, tolerates_all,
 };
@@ -124,7 +125,7 @@ pub fn round(inp: &Inputs<'_>, settings: &Settings) -> Outcome {
     let fleet: Vec<PlannedNode> = inp
         .fleet
         .iter()
-        .filter_map(|f| as_planned(f, inp.catalog))
+        .filter_map(|f| as_planned(f, inp.catalog, &pools))
         .collect();
     let frame = Frame {
         pools: inp.pools,
@@ -169,8 +170,13 @@ fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
 }
 
 /// A fleet node as a plan node (for rendering its pool); `None` for an unknown type.
-pub fn as_planned(f: &FleetNode, cat: &Catalog) -> Option<PlannedNode> {
+/// `pools` give its pool's GPU memory headroom (none when its pool is not among them).
+pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<PlannedNode> {
     let t = catalog::find(cat, &f.instance_type)?;
+    let slice = Slice::new(
+        t.gpu_memory_mib.saturating_sub(headroom_of(pools, &f.pool)),
+        f.replicas,
+    );
     Some(PlannedNode {
         instance_type: t.name.clone(),
         capacity_type: f.capacity_type,
@@ -178,6 +184,8 @@ pub fn as_planned(f: &FleetNode, cat: &Catalog) -> Option<PlannedNode> {
         gpu_model: t.gpu_name.clone(),
         gpu_memory_mib: t.gpu_memory_mib,
         replicas_per_gpu: f.replicas,
+        slice_gpu_memory_mib: slice.gpu_memory_mib,
+        slice_share_milli: slice.share_milli,
         profile: profile_name(f.replicas),
         hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
         pods: Vec::new(),
@@ -185,6 +193,14 @@ pub fn as_planned(f: &FleetNode, cat: &Catalog) -> Option<PlannedNode> {
         zone: f.zone.clone(),
         spot_hourly_price: t.spot_price,
     })
+}
+
+/// The GPU memory headroom of the pool named `name`, MiB (0 when it is not among `pools`).
+fn headroom_of(pools: &[Pool], name: &str) -> u64 {
+    pools
+        .iter()
+        .find(|p| p.name == name)
+        .map_or(0, |p| p.gpu_memory_headroom_mib)
 }
 
 /// Free capacity of an in-flight node.
@@ -215,10 +231,7 @@ pub fn assign_in_flight(
         .filter_map(|(i, f)| {
             let t = catalog::find(cat, &f.instance_type)?;
             let (res, pods) = overhead.remaining(t);
-            let headroom = pools
-                .iter()
-                .find(|p| p.name == f.pool)
-                .map_or(0, |p| p.gpu_memory_headroom_mib);
+            let headroom = headroom_of(pools, &f.pool);
             Some(Free {
                 node: i,
                 requests: res.saturating_sub(f.used.requests),
@@ -273,25 +286,12 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
     if fr.pods == 0 || !p.requests.fits_in(fr.requests) || u64::from(p.gpus) > fr.slices {
         return false;
     }
-    let r = u64::from(f.replicas.max(1));
-    match p.sharing {
-        Sharing::Exclusive => {
-            if f.replicas != 1 || p.gpus > fr.gpus {
-                return false;
-            }
-        }
-        Sharing::Shared => {
-            if let Some(m) = p.gpu_memory_mib
-                && m * r > fr.gpu_mem
-            {
-                return false;
-            }
-            if let Some(s) = p.gpu_share_milli
-                && u64::from(s) * r > 1000
-            {
-                return false;
-            }
-        }
+    // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom.
+    if !SliceNeed::of(p).fits(&Slice::new(fr.gpu_mem, f.replicas)) {
+        return false;
+    }
+    if p.sharing == Sharing::Exclusive && p.gpus > fr.gpus {
+        return false;
     }
     let Some(t) = catalog::find(cat, &f.instance_type) else {
         return false;

@@ -31,6 +31,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::DevicePluginConfig;
+use crate::model::slice::Slice;
 use crate::model::{
     CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, TaintEffect, labels, profile_name,
     quantity,
@@ -49,8 +50,8 @@ pub const POOL_LABEL: &str = "gpu-slicer.io/pool";
 pub const DEVICE_PLUGIN_CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
 /// Node label: the gpu-slicer profile (`ts-r4`).
 pub const PROFILE_LABEL: &str = "gpu-slicer.io/profile";
-/// Node label: replicas per GPU.
-pub const REPLICAS_LABEL: &str = "gpu-slicer.io/replicas";
+/// Node labels of the slice-fit rule: replicas per GPU, and one slice's GPU memory and share.
+pub use crate::model::slice::{REPLICAS_LABEL, SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL};
 /// Node label: the sharing strategy (`time-slicing`, or `none` on unsliced nodes).
 pub const SHARING_STRATEGY_LABEL: &str = "gpu-slicer.io/sharing-strategy";
 /// Startup taint the controller removes once the node advertises GPUs × R slices.
@@ -59,12 +60,14 @@ pub const SLICING_PENDING_TAINT: &str = "gpu-slicer.io/slicing-pending";
 pub const OVERLAY_WEIGHT: i32 = 1000;
 
 /// The node labels gpu-slicer sets; a frame NodePool may not set them itself.
-const RESERVED_NODE_LABELS: [&str; 5] = [
+const RESERVED_NODE_LABELS: [&str; 7] = [
     POOL_LABEL,
     DEVICE_PLUGIN_CONFIG_LABEL,
     PROFILE_LABEL,
     REPLICAS_LABEL,
     SHARING_STRATEGY_LABEL,
+    SLICE_GPU_MEMORY_LABEL,
+    SLICE_SHARE_LABEL,
 ];
 
 /// How a plan is written as Karpenter objects.
@@ -419,13 +422,16 @@ pub fn owned_labels(pool: Option<&str>) -> BTreeMap<String, String> {
     l
 }
 
-/// Planned nodes that share one NodePool: same pool, replicas per GPU and zone.
+/// Planned nodes that share one NodePool: same pool, replicas per GPU, zone and slice
+/// (so the slice labels of its template hold for every type it may launch).
 #[derive(Debug)]
 pub(crate) struct Group<'a> {
     pub pool: &'a Pool,
     pub frame: &'a frame::PoolFrame,
     pub r: u32,
     pub zone: Option<&'a str>,
+    /// The slice every node of the group has (`model::slice`).
+    pub slice: Slice,
     /// NodePool (and generated node class) name.
     pub name: String,
     /// Existing and new nodes of the group.
@@ -492,7 +498,9 @@ impl Group<'_> {
         let profile = self.profile();
         l.insert(DEVICE_PLUGIN_CONFIG_LABEL.to_string(), profile.clone());
         l.insert(PROFILE_LABEL.to_string(), profile);
-        l.insert(REPLICAS_LABEL.to_string(), self.r.to_string());
+        for (k, v) in self.slice.labels() {
+            l.insert(k.to_string(), v);
+        }
         l.insert(
             SHARING_STRATEGY_LABEL.to_string(),
             if self.r > 1 { "time-slicing" } else { "none" }.to_string(),
@@ -635,7 +643,7 @@ pub fn render(
 
     // Group the planned nodes.
     type Nodes<'n> = (Vec<&'n PlannedNode>, Vec<&'n PlannedNode>);
-    let mut groups: BTreeMap<(String, u32, Option<String>), Nodes<'_>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, u32, Option<String>, u64), Nodes<'_>> = BTreeMap::new();
     for (n, fresh) in frame
         .fleet
         .iter()
@@ -643,7 +651,12 @@ pub fn render(
         .chain(plan.nodes.iter().map(|n| (n, true)))
     {
         let e = groups
-            .entry((n.node_pool.clone(), n.replicas_per_gpu, n.zone.clone()))
+            .entry((
+                n.node_pool.clone(),
+                n.replicas_per_gpu,
+                n.zone.clone(),
+                n.slice_gpu_memory_mib,
+            ))
             .or_default();
         e.0.push(n);
         if fresh {
@@ -651,7 +664,7 @@ pub fn render(
         }
     }
     let mut built: Vec<Group<'_>> = Vec::new();
-    for ((pool_name, r, zone), (nodes, fresh)) in &groups {
+    for ((pool_name, r, zone, slice_mib), (nodes, fresh)) in &groups {
         let (pool, f) = match frames.get(pool_name.as_str()) {
             Some((p, f)) => (*p, f),
             None if frame.pools.is_empty() || pool_name == &default_pool.name => {
@@ -667,16 +680,23 @@ pub fn render(
                 ));
             }
         };
-        let mut base = format!("{pool_name}-{}", profile_name(*r));
+        // `<pool>-ts-r4-4096mi[-zone]`: the slice's GPU memory is part of the name, so
+        // each NodePool's slice labels are one value and a name never changes meaning.
+        let mut base = format!("{pool_name}-{}-{slice_mib}mi", profile_name(*r));
         if let Some(z) = zone {
             base.push('-');
             base.push_str(z);
         }
+        let slice = Slice {
+            gpu_memory_mib: *slice_mib,
+            ..Slice::new(0, *r)
+        };
         built.push(Group {
             pool,
             frame: f,
             r: *r,
             zone: zone.as_deref(),
+            slice,
             name: fit_name(&base, NAME_MAX),
             nodes: nodes.clone(),
             fresh: fresh.clone(),
