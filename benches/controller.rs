@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use gpu_slicer::catalog;
-use gpu_slicer::model::{DemandItem, Operator, ReplicaPolicy, Sharing};
+use gpu_slicer::model::{DemandItem, ReplicaPolicy, Sharing};
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, pod_entry, pod_key, trim_node};
 use gpu_slicer::reconcile::guard::Budget;
@@ -59,15 +59,7 @@ fn pod(d: &DemandItem, node: Option<&str>) -> Pod {
                         term.iter()
                             .map(|r| NodeSelectorRequirement {
                                 key: r.key.clone(),
-                                operator: match r.operator {
-                                    Operator::In => "In",
-                                    Operator::NotIn => "NotIn",
-                                    Operator::Exists => "Exists",
-                                    Operator::DoesNotExist => "DoesNotExist",
-                                    Operator::Gt => "Gt",
-                                    Operator::Lt => "Lt",
-                                }
-                                .to_string(),
+                                operator: r.operator.as_str().to_string(),
                                 values: Some(r.values.clone()),
                             })
                             .collect(),

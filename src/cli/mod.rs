@@ -3,6 +3,7 @@
 //! Exit codes (the contract): 0 a plan was made (unplaced pods are listed), 1 bad
 //! input (the message names the file, object and field), 2 usage error.
 
+mod admit;
 mod live;
 mod output;
 mod simulate;
@@ -45,6 +46,9 @@ enum Command {
     Catalog(CatalogArgs),
     /// Replay a workload trace through provisioning strategies and compare cost and waiting.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Print, offline, what the admission webhook does to the pods among the inputs: the
+    /// node affinity it adds, or why it rejects them.
+    Admit(admit::AdmitArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -364,6 +368,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(a) => run_cmd(*a),
         Command::Catalog(a) => catalog_cmd(a),
         Command::Simulate(a) => simulate::simulate_cmd(*a),
+        Command::Admit(a) => admit::admit_cmd(a),
     }
 }
 
@@ -420,12 +425,22 @@ fn add_overhead(a: DaemonSetOverhead, b: DaemonSetOverhead) -> DaemonSetOverhead
 /// Reads every source named by `-f` (files in a directory in name order, not recursive).
 fn read_inputs(paths: &[String], opts: &LoadOptions) -> Result<Inputs, Failure> {
     let mut inputs = Inputs::default();
+    for (name, text) in read_sources(paths)? {
+        demand::load_str(&mut inputs, &name, &text, opts).map_err(bad_input)?;
+    }
+    Ok(inputs)
+}
+
+/// The text of every source named by `-f`, with its name for messages (`<stdin>` for
+/// `-`): a file, or a directory's *.yaml, *.yml and *.json files in name order.
+fn read_sources(paths: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
     for p in paths {
         if p == "-" {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                 .map_err(|e| bad_input(format!("<stdin>: {e}")))?;
-            demand::load_str(&mut inputs, "<stdin>", &text, opts).map_err(bad_input)?;
+            out.push(("<stdin>".to_string(), text));
             continue;
         }
         let path = Path::new(p);
@@ -452,10 +467,10 @@ fn read_inputs(paths: &[String], opts: &LoadOptions) -> Result<Inputs, Failure> 
             let name = f.display().to_string();
             let text =
                 std::fs::read_to_string(&f).map_err(|e| bad_input(format!("{name}: {e}")))?;
-            demand::load_str(&mut inputs, &name, &text, opts).map_err(bad_input)?;
+            out.push((name, text));
         }
     }
-    Ok(inputs)
+    Ok(out)
 }
 
 /// Everything one planning run read and decided.
@@ -687,10 +702,11 @@ fn from_cluster(a: &Policy, cat: &Catalog) -> Result<(Inputs, Vec<planner::Plann
     if let Some(e) = &snap.device_plugin_error {
         eprintln!("warning: device-plugin ConfigMap: {e}");
     }
+    let pools: Vec<crate::model::Pool> = snap.pools.iter().map(|(p, _)| p.clone()).collect();
     let fleet = snap
         .fleet
         .iter()
-        .filter_map(|f| crate::reconcile::round::as_planned(f, cat))
+        .filter_map(|f| crate::reconcile::round::as_planned(f, cat, &pools))
         .collect();
     let inputs = Inputs {
         items: snap.pending,

@@ -1,0 +1,210 @@
+//! `gpu-slicer admit`: what the admission webhook does to the pods among the inputs,
+//! offline, for GitOps users who add the affinity to their manifests instead of running
+//! the webhook. The decision is `admission::admit`, the webhook's own function.
+//!
+//! Reads the same `-f` sources as `plan`. Pods are judged as the webhook judges them;
+//! Deployments, StatefulSets, ReplicaSets, DaemonSets and Jobs by their pod template (the
+//! webhook sees the pods they create, which carry the template). Output:
+//! - `-o text` (default): one line per GPU pod or workload: patched (with the terms
+//!   added), unchanged (and why), or rejected (with the webhook's message);
+//! - `-o yaml`: every input object, with the affinity added where the webhook would add
+//!   it (comments and key order of the input are not kept);
+//! - `-o json`: one record per GPU pod or workload with its verdict and JSON patch.
+//!
+//! Exit code 1 when a pod would be rejected (so a CI check fails), after printing.
+
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::{Failure, bad_input, read_sources};
+use crate::admission::{self, Policy, Skip, Template, Verdict};
+use crate::demand::text::parse_documents;
+use crate::model::Requirement;
+use crate::reconcile::guard::Namespaces;
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AdmitOutput {
+    Text,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct AdmitArgs {
+    /// Kubernetes YAML/JSON: a file, a directory (its *.yaml, *.yml, *.json), or - for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    filenames: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    output: AdmitOutput,
+    /// Namespaces the webhook serves (comma-separated; default all), as `run --namespaces`.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Namespaces the webhook never serves, as `run --exclude-namespaces`.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    exclude_namespaces: Vec<String>,
+    /// The device plugin runs with failRequestsGreaterThanOne (as `run`'s flag of that name).
+    #[arg(long)]
+    fail_requests_greater_than_one: bool,
+}
+
+/// One GPU pod or workload and what admission does to it.
+struct Judged {
+    /// `Kind namespace/name`.
+    object: String,
+    verdict: Verdict,
+}
+
+const WORKLOADS: [&str; 5] = [
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "DaemonSet",
+    "Job",
+];
+
+pub fn admit_cmd(a: AdmitArgs) -> Result<(), Failure> {
+    let policy = Policy {
+        namespaces: Namespaces {
+            allow: a.namespaces.clone(),
+            deny: a.exclude_namespaces.clone(),
+        },
+        fail_requests_greater_than_one: a.fail_requests_greater_than_one,
+    };
+    let mut judged = Vec::new();
+    let mut objects = Vec::new();
+    for (name, text) in read_sources(&a.filenames)? {
+        let docs = parse_documents(&text).map_err(|e| match e.document {
+            Some(d) => bad_input(format!("{name}: document {d}: {}", e.message)),
+            None => bad_input(format!("{name}: {}", e.message)),
+        })?;
+        for (_, mut doc) in docs {
+            judge(&mut doc, &policy, &mut judged);
+            objects.push(doc);
+        }
+    }
+    let text = match a.output {
+        AdmitOutput::Text => text_report(&judged),
+        AdmitOutput::Json => {
+            let records: Vec<Value> = judged.iter().map(record).collect();
+            serde_json::to_string_pretty(&records).map_err(bad_input)? + "\n"
+        }
+        AdmitOutput::Yaml => {
+            let mut out = String::new();
+            for o in &objects {
+                out.push_str("---\n");
+                out.push_str(&serde_saphyr::to_string(o).map_err(bad_input)?);
+            }
+            out
+        }
+    };
+    print!("{text}");
+    let rejected = judged
+        .iter()
+        .filter(|j| matches!(j.verdict, Verdict::Reject(_)))
+        .count();
+    if rejected > 0 {
+        return Err(bad_input(format!(
+            "{rejected} pod(s) or workload(s) would be rejected by admission"
+        )));
+    }
+    Ok(())
+}
+
+/// Judges one object (a List's items each), applying the patch to it in place.
+fn judge(obj: &mut Value, policy: &Policy, out: &mut Vec<Judged>) {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if kind == "List" || (kind.ends_with("List") && obj.get("items").is_some()) {
+        if let Some(Value::Array(items)) = obj.get_mut("items") {
+            for it in items {
+                judge(it, policy, out);
+            }
+        }
+        return;
+    }
+    let template = if kind == "Pod" {
+        Template::Pod
+    } else if WORKLOADS.contains(&kind.as_str()) {
+        Template::Workload
+    } else {
+        return;
+    };
+    let meta = obj.get("metadata");
+    let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+    let namespace = field("namespace").unwrap_or("default").to_string();
+    let name = field("name").unwrap_or("<unnamed>").to_string();
+    let id = format!("{namespace}/{name}");
+    let verdict = admission::admit(&id, &namespace, obj, template, policy);
+    if verdict == Verdict::Skip(Skip::NoGpu) {
+        return;
+    }
+    if let Verdict::Mutate { patch, .. } = &verdict {
+        // The patch was computed against this very object; it cannot fail to apply, but
+        // if it did the object is left as it was and the verdict still says what to add.
+        let _ = json_patch::patch(obj, patch);
+    }
+    out.push(Judged {
+        object: format!("{kind} {id}"),
+        verdict,
+    });
+}
+
+fn describe_requirement(r: &Requirement) -> String {
+    format!("{} {} {}", r.key, r.operator.as_str(), r.values.join(","))
+}
+
+fn text_report(judged: &[Judged]) -> String {
+    if judged.is_empty() {
+        return "no GPU pods or workloads among the inputs\n".to_string();
+    }
+    let mut out = String::new();
+    for j in judged {
+        let line = match &j.verdict {
+            Verdict::Mutate { requirements, .. } => format!(
+                "patched: adds to every required node-affinity term: {}",
+                requirements
+                    .iter()
+                    .map(describe_requirement)
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            ),
+            Verdict::Skip(s) => format!("unchanged: {}", skip_text(*s)),
+            Verdict::Reject(m) => format!("rejected: {m}"),
+        };
+        out.push_str(&format!("{}: {line}\n", j.object));
+    }
+    out
+}
+
+fn skip_text(s: Skip) -> &'static str {
+    match s {
+        Skip::NoGpu => "requests no nvidia.com/gpu",
+        Skip::Namespace => "its namespace is not served",
+        Skip::AnySlice => "every slice is safe for it (no gpu-memory or gpu-share, shared)",
+        Skip::AlreadyAdmitted => "its affinity already has the slice terms",
+    }
+}
+
+fn record(j: &Judged) -> Value {
+    match &j.verdict {
+        Verdict::Mutate {
+            requirements,
+            patch,
+        } => json!({
+            "object": j.object,
+            "verdict": j.verdict.as_str(),
+            "requirements": requirements.iter().map(describe_requirement).collect::<Vec<_>>(),
+            "patch": patch,
+        }),
+        Verdict::Skip(s) => {
+            json!({"object": j.object, "verdict": j.verdict.as_str(), "reason": s.as_str()})
+        }
+        Verdict::Reject(m) => {
+            json!({"object": j.object, "verdict": j.verdict.as_str(), "message": m})
+        }
+    }
+}

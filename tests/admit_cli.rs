@@ -1,0 +1,125 @@
+//! Binary-level tests of `gpu-slicer admit`: the text, YAML and JSON outputs on the mixed
+//! example, that the admitted manifests plan exactly like the originals, exit codes and
+//! error messages.
+
+#[path = "support/cli.rs"]
+mod cli_support;
+
+use cli_support::{root, run, run_stdin};
+use serde_json::Value;
+
+#[test]
+fn text_names_every_gpu_workload_and_what_is_added() {
+    let (code, out, err) = run(&["admit", "-f", &root("examples/mixed")]);
+    assert_eq!(code, 0, "{err}");
+    // 6 GiB and a quarter of a GPU; 2 GiB; 9 GiB; the exclusive 20 GiB job.
+    assert!(
+        out.contains("Deployment ml/chat-small: patched: adds to every required node-affinity term: gpu-slicer.io/slice-gpu-memory-mib Gt 6143 AND gpu-slicer.io/slice-share-milli Gt 249"),
+        "{out}"
+    );
+    assert!(out.contains("slice-gpu-memory-mib Gt 2047"), "{out}");
+    assert!(out.contains("slice-gpu-memory-mib Gt 9215"), "{out}");
+    assert!(out.contains("gpu-slicer.io/replicas In 1"), "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+}
+
+#[test]
+fn admitted_yaml_plans_like_the_original_and_is_admitted_again_unchanged() {
+    let (code, yaml, err) = run(&["admit", "-f", &root("examples/mixed"), "-o", "yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(yaml.contains("requiredDuringSchedulingIgnoredDuringExecution"));
+    let plan = |args: &[&str], stdin: Option<&str>| {
+        let (code, out, err) = match stdin {
+            Some(text) => run_stdin(args, text),
+            None => run(args),
+        };
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).expect("plan JSON");
+        v["summary"]["hourlyCost"].as_f64().expect("cost")
+    };
+    let before = plan(&["plan", "-f", &root("examples/mixed"), "-o", "json"], None);
+    let after = plan(&["plan", "-f", "-", "-o", "json"], Some(&yaml));
+    assert!((before - after).abs() < 1e-9, "{before} vs {after}");
+    // The whisper Deployment's own affinity (A10G/L4 only) is kept beside the new term.
+    assert!(yaml.contains("a10g"), "{yaml}");
+    let (code, again, err) = run_stdin(&["admit", "-f", "-"], &yaml);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        again
+            .matches("unchanged: its affinity already has the slice terms")
+            .count(),
+        4,
+        "{again}"
+    );
+}
+
+#[test]
+fn json_records_carry_the_patch() {
+    let (code, out, err) = run(&["admit", "-f", &root("examples/mixed"), "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let records = v.as_array().expect("array");
+    assert_eq!(records.len(), 4);
+    let chat = &records[0];
+    assert_eq!(chat["object"], "Deployment ml/chat-small");
+    assert_eq!(chat["verdict"], "patched");
+    assert_eq!(chat["patch"][0]["path"], "/spec/template/spec/affinity");
+}
+
+#[test]
+fn a_rejected_pod_fails_the_command_with_the_webhooks_message() {
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bad
+  namespace: ml
+  annotations: {gpu-slicer.io/gpu-share: "1.5"}
+spec:
+  containers:
+  - name: c
+    image: i
+    resources: {limits: {nvidia.com/gpu: 1}}
+"#;
+    let (code, out, err) = run_stdin(&["admit", "-f", "-"], pod);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("Pod ml/bad: rejected: pod ml/bad: field `metadata.annotations[\"gpu-slicer.io/gpu-share\"]`"), "{out}");
+    assert!(
+        err.contains("1 pod(s) or workload(s) would be rejected"),
+        "{err}"
+    );
+    // Outside the served namespaces it is not looked at.
+    let (code, out, err) = run_stdin(&["admit", "-f", "-", "--namespaces", "prod"], pod);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("unchanged: its namespace is not served"),
+        "{out}"
+    );
+}
+
+#[test]
+fn more_slices_than_the_device_plugin_grants_are_refused_with_the_flag() {
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod",
+      "metadata": {"name": "two", "namespace": "ml", "annotations": {"gpu-slicer.io/sharing": "shared"}},
+      "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"nvidia.com/gpu": 2}}}]}}"#;
+    let (code, out, _) = run_stdin(&["admit", "-f", "-"], pod);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run_stdin(
+        &["admit", "-f", "-", "--fail-requests-greater-than-one"],
+        pod,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failRequestsGreaterThanOne"), "{out}");
+}
+
+#[test]
+fn unreadable_input_names_the_source() {
+    let (code, _, err) = run(&["admit", "-f", "/nonexistent/x.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/x.yaml"), "{err}");
+    let (code, _, err) = run_stdin(&["admit", "-f", "-"], "a: [unclosed\n");
+    assert_eq!(code, 1);
+    assert!(err.contains("<stdin>"), "{err}");
+    let (code, _, _) = run(&["admit"]);
+    assert_eq!(code, 2);
+}
