@@ -5,7 +5,8 @@
 //! through tests/support/helm.rs), so the chart's certificates are known to work with
 //! rustls. Also: the client trusts only the CA, plaintext gets no HTTP answer, bad requests
 //! get HTTP errors (never a panic or a hang), outcomes are counted, and a rotated
-//! certificate is picked up without a restart.
+//! certificate is picked up without a restart, and silent clients are cut off by the
+//! handshake and header timeouts (about 10 s of this file's run time).
 #![cfg(feature = "cli")]
 
 #[allow(dead_code)]
@@ -623,6 +624,50 @@ async fn the_charts_generated_certificate_serves_and_its_ca_bundle_trusts_it() {
     )
     .await;
     assert!(err.is_err(), "another CA must not be trusted");
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_silent_client_is_cut_off() {
+    let p = pki(&["localhost"]);
+    let dir = cert_dir(&p);
+    let s = start(&dir, webhook::RELOAD_EVERY).await;
+    let started = Instant::now();
+    // A TCP connection that never starts the handshake: closed after the handshake timeout.
+    let raw = async {
+        let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+        let mut buf = Vec::new();
+        tokio::time::timeout(
+            webhook::HANDSHAKE_TIMEOUT + Duration::from_secs(5),
+            tcp.read_to_end(&mut buf),
+        )
+        .await
+        .is_ok()
+    };
+    // A TLS connection that never sends a request: closed after the header timeout.
+    let idle = async {
+        let tcp = TcpStream::connect(s.addr).await.expect("connect");
+        let name = ServerName::try_from("localhost".to_string()).expect("name");
+        let mut tls = client(&p.ca).connect(name, tcp).await.expect("handshake");
+        let mut buf = Vec::new();
+        tokio::time::timeout(
+            webhook::HEADER_READ_TIMEOUT + Duration::from_secs(5),
+            tls.read_to_end(&mut buf),
+        )
+        .await
+        .is_ok()
+    };
+    let (raw_closed, idle_closed) = tokio::join!(raw, idle);
+    assert!(
+        raw_closed,
+        "a connection without a handshake must be closed"
+    );
+    assert!(
+        idle_closed,
+        "an idle connection must be closed by the server"
+    );
+    assert!(started.elapsed() >= webhook::HEADER_READ_TIMEOUT - Duration::from_secs(1));
     s.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
