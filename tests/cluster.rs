@@ -64,6 +64,9 @@ fn start(port: u16, extra: &[&str]) -> Controller {
         &addr,
         "--resync-period",
         "5s",
+        // The cluster suite tests the controller loop; the webhook has tests/webhook.rs.
+        "--webhook-port",
+        "0",
     ];
     args.extend_from_slice(extra);
     Controller(
