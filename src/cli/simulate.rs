@@ -89,6 +89,9 @@ pub struct SimulateArgs {
     /// Window of the floor (the full planner's LP bound on the pods present throughout).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     floor_window: Option<Duration>,
+    /// Threads for the floor's LP bounds (default: the CPUs available).
+    #[arg(long, value_name = "N")]
+    floor_threads: Option<usize>,
     /// Replay once per combination, e.g. `launch-delay=45s,90s,120s
     /// consolidate-after=0s,30s,300s`, and print how the ranking moves.
     #[arg(long, value_name = "KEY=V1,V2", num_args = 1..)]
@@ -156,6 +159,17 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
                 let timed = crate::trace::parse_alibaba_pods(&t.display().to_string(), &read(t)?)
                     .map_err(bad_input)?;
                 workload::borrow_times(&mut pods, &timed);
+                // Pods --times-from does not know keep no time: they are left out.
+                let before = pods.len();
+                pods.retain(|p| p.creation_time.is_some());
+                if pods.len() < before {
+                    eprintln!(
+                        "warning: {} pods of {} have no time in {} and are left out",
+                        before - pods.len(),
+                        path.display(),
+                        t.display()
+                    );
+                }
             }
             workload::from_alibaba(&source, &name, &pods).map_err(bad_input)
         } else {
@@ -318,6 +332,11 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         }
         cfg.floor_window_s = d.as_secs();
     }
+    cfg.floor_threads = match a.floor_threads {
+        Some(0) => return Err(usage("--floor-threads must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     cfg.binding = match a.binding {
         BindingArg::KubeScheduler => Binding::KubeScheduler,
         BindingArg::Admission => Binding::Admission,

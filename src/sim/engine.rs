@@ -225,6 +225,7 @@ impl Default for SimConfig {
             capacity_type: CapacityType::OnDemand,
             sample_every_s: 600,
             floor_window_s: 600,
+            floor_threads: 1,
             binding: Binding::default(),
             plan: PlanOptions {
                 effort: Effort::Fast,

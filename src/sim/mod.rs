@@ -176,6 +176,8 @@ pub struct SimConfig {
     pub sample_every_s: u64,
     /// Length of the floor's windows, seconds (see `engine`'s "Floor").
     pub floor_window_s: u64,
+    /// Threads that compute the floor's window bounds (the floor does not depend on it).
+    pub floor_threads: usize,
     /// How the scheduler binds the pods of the strategies whose nodes carry slice labels
     /// (gpu-slicer, overlay-safe); the other strategies run without admission.
     pub binding: engine::Binding,

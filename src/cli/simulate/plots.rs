@@ -304,13 +304,25 @@ mod tests {
         );
         // The x axis starts at the data (3), ticks are integers, the legend is drawn
         // right of the plot area (x > 790).
-        assert!(svg.contains(">4<") && !svg.contains(">0.5<"), "{svg}");
-        let legend_x = svg
+        // (x attribute, text) of every text element.
+        let texts: Vec<(f64, String)> = svg
             .split("<text")
-            .find(|t| t.contains(">alpha<"))
-            .and_then(|t| t.split("x=\"").nth(1))
-            .and_then(|t| t.split('"').next())
-            .and_then(|x| x.parse::<f64>().ok())
+            .skip(1)
+            .filter_map(|t| {
+                let x = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
+                let body = t.split_once('>')?.1.split("</text>").next()?.trim();
+                Some((x, body.to_string()))
+            })
+            .collect();
+        let has = |s: &str| texts.iter().any(|(_, t)| t == s);
+        assert!(
+            has("4") && has("16") && !has("0.5") && !has("2"),
+            "{texts:?}"
+        );
+        let legend_x = texts
+            .iter()
+            .find(|(_, t)| t == "alpha")
+            .map(|(x, _)| *x)
             .expect("legend text");
         assert!(legend_x > 790.0, "{legend_x}");
         let _ = std::fs::remove_dir_all(&dir);

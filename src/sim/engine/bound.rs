@@ -27,8 +27,9 @@ pub(super) fn windows(workload: &Workload, cfg: &SimConfig) -> Vec<(u64, u64)> {
 /// The floor: for each window, the full effort's proven LP bound (USD/h; or the fast
 /// effort's, if higher) on the pods present throughout it (arrived at or before its start, leaving at or after its end),
 /// times its length; summed. Returns (USD, `(window start, USD/h)` per window).
-/// Windows with the same pods (as demand, names aside) are solved once. `progress(done)`
-/// counts windows.
+/// Windows with the same pods (as demand, names aside) are solved once, on
+/// `cfg.floor_threads` threads. `progress(done)` counts windows (in proportion to the
+/// distinct sets solved).
 pub(super) fn floor(
     catalog: &Catalog,
     workload: &Workload,
@@ -68,12 +69,15 @@ pub(super) fn floor(
         .filter(|&i| spans[i].1 > spans[i].0)
         .collect();
     order.sort_by_key(|&i| (spans[i].0, i));
-    let mut cache: HashMap<Vec<u32>, f64> = HashMap::new();
+    // Pass 1: each window's key (the sorted classes of the pods present throughout it)
+    // and, per distinct key, the jobs of its first window.
+    let mut key_of: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut sets: Vec<Vec<usize>> = Vec::new();
+    let mut window_set: Vec<Option<usize>> = Vec::new();
+    let wins = windows(workload, cfg);
     let mut active: Vec<usize> = Vec::new();
     let mut next = 0;
-    let mut total = 0.0;
-    let mut series = Vec::new();
-    for (k, (s, e)) in windows(workload, cfg).into_iter().enumerate() {
+    for &(s, e) in &wins {
         while next < order.len() && spans[order[next]].0 <= s {
             active.push(order[next]);
             next += 1;
@@ -84,35 +88,85 @@ pub(super) fn floor(
             .copied()
             .filter(|&i| spans[i].1 >= e)
             .collect();
-        let rate = if present.is_empty() {
-            0.0
-        } else {
-            let mut key: Vec<u32> = present.iter().map(|&i| classes[i]).collect();
-            key.sort_unstable();
-            match cache.get(&key) {
-                Some(&r) => r,
-                None => {
-                    let items: Vec<DemandItem> = present
-                        .iter()
-                        .map(|&i| workload.jobs[i].item.clone())
-                        .collect();
-                    // Both bounds hold for the same pods, so their maximum does: the LP
-                    // bound is usually far stronger, but on a few pods the greedy's
-                    // bound can be a hair above the LP's proven (rounded) one.
-                    let bound = |o| {
-                        planner::plan(catalog, &items, o)
-                            .summary
-                            .lower_bound_hourly_cost
-                    };
-                    let r = bound(&full).max(bound(&fast));
-                    cache.insert(key, r);
-                    r
-                }
-            }
+        if present.is_empty() {
+            window_set.push(None);
+            continue;
+        }
+        let mut key: Vec<u32> = present.iter().map(|&i| classes[i]).collect();
+        key.sort_unstable();
+        let id = *key_of.entry(key).or_insert_with(|| {
+            sets.push(present);
+            sets.len() - 1
+        });
+        window_set.push(Some(id));
+    }
+    // Pass 2: one bound per distinct set, on `floor_threads` threads (each set's bound
+    // is independent of the others, so the result does not depend on the count).
+    let bound_of = |set: &[usize]| {
+        let items: Vec<DemandItem> = set.iter().map(|&i| workload.jobs[i].item.clone()).collect();
+        // Both bounds hold for the same pods, so their maximum does: the LP bound is
+        // usually far stronger, but on a few pods the greedy's bound can be a hair above
+        // the LP's proven (rounded) one.
+        let bound = |o| {
+            planner::plan(catalog, &items, o)
+                .summary
+                .lower_bound_hourly_cost
         };
+        bound(&full).max(bound(&fast))
+    };
+    let threads = cfg.floor_threads.clamp(1, 64);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let mut rates = vec![0.0; sets.len()];
+    // Progress in windows: the share of the distinct sets solved, each value once.
+    let mut last = 0;
+    let mut step = |solved: usize| {
+        let w = solved * wins.len() / sets.len().max(1);
+        if w > last {
+            last = w;
+            progress(w);
+        }
+    };
+    if threads == 1 || sets.len() < 2 {
+        for (i, set) in sets.iter().enumerate() {
+            rates[i] = bound_of(set);
+            step(i + 1);
+        }
+    } else {
+        let chunks: Vec<Vec<(usize, f64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (sets, bound_of, done) = (&sets, &bound_of, &done);
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for i in (t..sets.len()).step_by(threads) {
+                            out.push((i, bound_of(&sets[i])));
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            // A worker that panicked has already failed the replay's invariant; its
+            // sets keep the trivial bound 0, which is still a valid floor.
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for (i, r) in chunks.into_iter().flatten() {
+            rates[i] = r;
+        }
+        step(done.into_inner());
+    }
+    if last < wins.len() {
+        progress(wins.len());
+    }
+    let mut total = 0.0;
+    let mut series = Vec::with_capacity(wins.len());
+    for (&(s, e), set) in wins.iter().zip(&window_set) {
+        let rate = set.map_or(0.0, |i| rates[i]);
         total += rate * (e - s) as f64 / 3600.0;
         series.push((s, rate));
-        progress(k + 1);
     }
     (total, series)
 }
