@@ -63,7 +63,10 @@ fn a_small_trace_writes_the_report_folder() {
     // 600 s window counts only the first pod, where the weak floor counts each from its
     // arrival. tests/sim_engine.rs checks it on samples of the real traces.
     let weak = report["weakLowerBoundCost"].as_f64().expect("weak");
-    assert!(floor > 0.0 && weak > 0.0 && floor < weak * 1.1, "{floor} {weak}");
+    assert!(
+        floor > 0.0 && weak > 0.0 && floor < weak * 1.1,
+        "{floor} {weak}"
+    );
     let mut ranks: Vec<u64> = report["strategies"]
         .as_array()
         .expect("strategies")

