@@ -268,7 +268,11 @@ struct RunArgs {
     #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
     webhook_bind_address: std::net::IpAddr,
     /// Directory of the webhook's tls.crt and tls.key (PEM), re-read when they change.
-    #[arg(long, value_name = "DIR", default_value = "/etc/gpu-slicer/webhook-tls")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/etc/gpu-slicer/webhook-tls"
+    )]
     webhook_cert_dir: PathBuf,
     /// The leader Lease.
     #[arg(long, value_name = "NAME", default_value = "gpu-slicer")]
