@@ -118,7 +118,8 @@ fn judge(obj: &mut Value, policy: &Policy, out: &mut Vec<Judged>) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if kind == "List" || (kind.ends_with("List") && obj.get("items").is_some()) {
+    // `List` and the typed lists (`PodList`, `DeploymentList`, ...).
+    if kind.ends_with("List") {
         if let Some(Value::Array(items)) = obj.get_mut("items") {
             for it in items {
                 judge(it, policy, out);

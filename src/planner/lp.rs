@@ -696,6 +696,7 @@ pub(crate) fn solve(
                 }
             }
         }
+        let slice = Slice::new(k.gpu_mem_mib, r);
         nodes.push(PlannedNode {
             instance_type: t.name.clone(),
             capacity_type: k.ct,
@@ -703,8 +704,8 @@ pub(crate) fn solve(
             gpu_model: t.gpu_name.clone(),
             gpu_memory_mib: t.gpu_memory_mib,
             replicas_per_gpu: r,
-            slice_gpu_memory_mib: Slice::new(k.gpu_mem_mib, r).gpu_memory_mib,
-            slice_share_milli: Slice::new(k.gpu_mem_mib, r).share_milli,
+            slice_gpu_memory_mib: slice.gpu_memory_mib,
+            slice_share_milli: slice.share_milli,
             profile: profile_name(r),
             hourly_price: k.price,
             pods,

@@ -214,6 +214,20 @@ use super::{Report, SimConfig, StrategyReport, Variant, Workload};
 use crate::model::{CapacityType, Catalog};
 use crate::planner::{Effort, PlanOptions};
 
+impl SimConfig {
+    /// The planner's options as every part of the replay uses them: the simulation's
+    /// capacity type only, no dedicated comparison plan, one thread (the floor's windows
+    /// run in parallel themselves).
+    pub(super) fn planner_options(&self) -> PlanOptions {
+        PlanOptions {
+            capacity_types: vec![self.capacity_type],
+            dedicated: false,
+            threads: 1,
+            ..self.plan.clone()
+        }
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {

@@ -36,10 +36,7 @@ pub(super) fn floor(
     cfg: &SimConfig,
     progress: &mut dyn FnMut(usize),
 ) -> (f64, Vec<(u64, f64)>) {
-    let mut fast = cfg.plan.clone();
-    fast.capacity_types = vec![cfg.capacity_type];
-    fast.dedicated = false;
-    fast.threads = 1;
+    let fast = cfg.planner_options();
     let mut full = fast.clone();
     full.effort = Effort::Full;
     full.prove_bound = true;
@@ -179,10 +176,7 @@ pub(super) fn weak_floor(
     cfg: &SimConfig,
     progress: &mut dyn FnMut(usize),
 ) -> (f64, Vec<(u64, f64)>) {
-    let mut opts = cfg.plan.clone();
-    opts.capacity_types = vec![cfg.capacity_type];
-    opts.dedicated = false;
-    opts.threads = 1;
+    let opts = cfg.planner_options();
     let (t0, t_end) = window(workload, cfg);
     // (time, 0 = departure / 1 = arrival, job): departures first within a second.
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(workload.jobs.len() * 2);

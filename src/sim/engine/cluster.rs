@@ -288,10 +288,7 @@ impl<'a> Cluster<'a> {
         cfg: &'a SimConfig,
     ) -> Self {
         let strategy = variant.strategy;
-        let mut plan_opts = cfg.plan.clone();
-        plan_opts.capacity_types = vec![cfg.capacity_type];
-        plan_opts.dedicated = false;
-        plan_opts.threads = 1;
+        let plan_opts = cfg.planner_options();
         let ds = cfg.plan.daemonset_overhead;
         let mut tys = Vec::new();
         let mut ty_by_name = HashMap::new();
