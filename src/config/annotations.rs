@@ -28,6 +28,9 @@ pub const GPU_MEMORY_HEADROOM: &str = "gpu-slicer.io/gpu-memory-headroom";
 pub const MAX_HOURLY_COST: &str = "gpu-slicer.io/max-hourly-cost";
 /// NodePool: emission mode.
 pub const EMISSION: &str = "gpu-slicer.io/emission";
+/// NodePool: `true` (default) or `false`, whether the controller may re-pack (defragment)
+/// the pool's nodes.
+pub const REPACK: &str = "gpu-slicer.io/repack";
 
 /// The annotations a pod may carry.
 pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING];
@@ -39,6 +42,7 @@ pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
     GPU_MEMORY_HEADROOM,
     MAX_HOURLY_COST,
     EMISSION,
+    REPACK,
 ];
 /// Values of `gpu-slicer.io/emission`.
 pub const EMISSION_MODES: &[&str] = &[

@@ -10,7 +10,7 @@ use crate::model::{Operator, Pool, ReplicaPolicy, Requirement, Taint, TaintEffec
 use super::FieldError;
 use super::annotations::{
     ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY_HEADROOM, MAX_HOURLY_COST,
-    MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPLICAS, annotation_field,
+    MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, annotation_field,
     quantity_mib_non_negative,
 };
 use super::value::{
@@ -144,6 +144,17 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         }
     };
 
+    let repack = match ann.get(REPACK).copied() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(FieldError::new(
+                annotation_field(REPACK),
+                format!("must be \"true\" or \"false\", got {}", show(other)),
+            ));
+        }
+    };
+
     let spec = opt_map(obj, "spec", "spec")?.unwrap_or(&empty);
     let (spec_path, pod_spec, labels_parent, labels_path) = match shape {
         Shape::Template => {
@@ -187,6 +198,7 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         labels,
         taints,
         emission,
+        repack,
     }))
 }
 

@@ -451,6 +451,9 @@ pub struct Pool {
     pub taints: Vec<Taint>,
     /// `gpu-slicer.io/emission` annotation value, kept verbatim for `render`.
     pub emission: Option<String>,
+    /// `gpu-slicer.io/repack`: the controller may re-pack (defragment) the pool's nodes
+    /// (`true` unless the annotation says `false`).
+    pub repack: bool,
 }
 
 impl Pool {
@@ -465,6 +468,7 @@ impl Pool {
             labels: BTreeMap::new(),
             taints: Vec::new(),
             emission: None,
+            repack: true,
         }
     }
 }

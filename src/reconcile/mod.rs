@@ -8,6 +8,7 @@ pub mod cache;
 pub mod guard;
 pub mod lease;
 pub mod nodes;
+pub mod repack;
 pub mod round;
 
 use std::collections::{BTreeMap, BTreeSet};
