@@ -3,7 +3,10 @@
 //! the watch path) and 2,000 gpu-slicer nodes with 3 running pods each; then planning
 //! rounds (snapshot + in-flight assignment + fast plan + render + diff), median of 5.
 //! Reports the resident set size after filling the caches and its peak after the rounds
-//! (`/proc/self/status`), and the round time.
+//! (`/proc/self/status`), and the round time. Then repack rounds on the same 2,000 nodes
+//! (every pod an hour old, Karpenter's default budget of 10 % per NodePool): `propose`
+//! with the controller's default allowance (10 nodes an hour) and with the whole budget
+//! (200 nodes), median of 5 each, and the move each one finds.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use gpu_slicer::model::{DemandItem, ReplicaPolicy, Sharing};
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, pod_entry, pod_key, trim_node};
 use gpu_slicer::reconcile::guard::Budget;
+use gpu_slicer::reconcile::repack;
 use gpu_slicer::reconcile::round::{self, Settings};
 use gpu_slicer::render::RenderOptions;
 use gpu_slicer::trace::{alibaba_demand, parse_alibaba_pods, sample_demand};
@@ -247,6 +251,7 @@ fn main() {
         round_times.push(t.elapsed());
         last = Some((snap.pending.len(), snap.fleet.len(), out));
     }
+    let repack_times = repack_rounds(&cache, &all, &cat, &settings.plan);
     let peak = rss_kib("VmHWM:").unwrap_or(0);
     let median = |mut v: Vec<Duration>| {
         v.sort();
@@ -270,10 +275,108 @@ fn main() {
         out.actions.apply.len(),
         out.plan.unplaced.len()
     );
+    for (allowance, t, p) in repack_times {
+        let m = p.chosen.as_ref();
+        println!(
+            "repack round, allowance {allowance} nodes: median {:.1} ms over {} candidates, \
+             {} prefixes tried; move: {} nodes -> {} new (+{} onto kept), saves ${:.2}/h, \
+             {} pods restarted",
+            t.as_secs_f64() * 1000.0,
+            p.candidates,
+            p.tried.len(),
+            m.map_or(0, |m| m.replaced.len()),
+            m.map_or(0, |m| m.plan.nodes.len()),
+            m.map_or(0, |m| m.onto_kept.len()),
+            m.map_or(0.0, repack::Move::saving_per_hour),
+            m.map_or(0, |m| m.pods_restarted),
+        );
+    }
     println!(
         "RSS: {:.1} MiB at start, {:.1} MiB with caches filled, peak {:.1} MiB",
         before as f64 / 1024.0,
         filled as f64 / 1024.0,
         peak as f64 / 1024.0
     );
+}
+
+/// The 2,000 nodes as repack sees them (the bench's own running pods, an hour old), then
+/// `propose` at two allowances: (allowance, median time, last proposal).
+fn repack_rounds(
+    cache: &Cache,
+    all: &[DemandItem],
+    cat: &gpu_slicer::model::Catalog,
+    plan: &PlanOptions,
+) -> Vec<(usize, Duration, repack::Proposal)> {
+    let snap = cache.snapshot(&SnapshotSettings::default());
+    let mut nodes: Vec<repack::Node> = Vec::with_capacity(snap.fleet.len());
+    let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &snap.fleet {
+        // Node names are ip-10-0-<i/250>-<i%250>.ec2.internal.
+        let mut parts = f.name.split(['-', '.']).skip(3);
+        let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) else {
+            continue;
+        };
+        let i = a * 250 + b;
+        let pods = (0..3)
+            .map(|j| {
+                let mut d = all[(i * 3 + j) % all.len()].clone();
+                d.id = format!("running/p-{i}-{j}");
+                repack::RunningPod {
+                    item: d,
+                    age_s: 3_600,
+                    do_not_disrupt: false,
+                    unmovable: None,
+                }
+            })
+            .collect();
+        let np = f.labels.get("karpenter.sh/nodepool").cloned();
+        if let Some(np) = &np {
+            *per_pool.entry(np.clone()).or_default() += 1;
+        }
+        nodes.push(repack::Node {
+            fleet: f.clone(),
+            claim: Some(format!("claim-{i}")),
+            nodepool: np,
+            pods,
+            moving: false,
+        });
+    }
+    let budgets: BTreeMap<String, u32> = per_pool
+        .iter()
+        .filter_map(|(np, &n)| {
+            repack::allowed_disruptions(&serde_json::json!({"spec": {}}), n, 0)
+                .ok()
+                .map(|a| (np.clone(), a))
+        })
+        .collect();
+    let pools = gpu_slicer::planner::effective_pools(plan);
+    let mut out = Vec::new();
+    for allowance in [10, 2_000] {
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let p = repack::propose(
+                &repack::Inputs {
+                    catalog: cat,
+                    nodes: &nodes,
+                    pools: &pools,
+                    plan,
+                    budgets: &budgets,
+                    allowance,
+                },
+                &repack::Settings::default(),
+            );
+            times.push(t.elapsed());
+            last = Some(p);
+        }
+        times.sort();
+        if let Some(p) = last {
+            out.push((allowance, times[times.len() / 2], p));
+        }
+    }
+    out
 }
