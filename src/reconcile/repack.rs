@@ -343,7 +343,7 @@ fn try_move(inp: &Inputs<'_>, set: &[usize]) -> Option<Move> {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(i, n)| !in_set.contains(i) && !(n.moving && !n.fleet.in_flight))
+        .filter(|(i, n)| !in_set.contains(i) && (!n.moving || n.fleet.in_flight))
         .map(|(_, n)| FleetNode {
             in_flight: true,
             ..n.fleet.clone()

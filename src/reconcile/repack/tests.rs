@@ -350,7 +350,12 @@ fn a_move_waits_finishes_rolls_back_and_ends() {
     let steps = progress(&[c.clone(), r2], &|_| ClaimNode::Ready, &young, 900);
     assert!(matches!(&steps[0], Step::RollBack { delete, .. } if delete.len() == 1));
     // The old claims are gone: done.
-    let steps = progress(&[r1.clone()], &|_| ClaimNode::Ready, &young, 900);
+    let steps = progress(
+        std::slice::from_ref(&r1),
+        &|_| ClaimNode::Ready,
+        &young,
+        900,
+    );
     assert_eq!(steps, [Step::Done { id: "m1".into() }]);
     // A label on a claim gpu-slicer does not own is not a move.
     let foreign = claim(
