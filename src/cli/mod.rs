@@ -688,6 +688,7 @@ fn from_cluster(a: &Policy, cat: &Catalog) -> Result<(Inputs, Vec<planner::Plann
             a.device_plugin_namespace.clone(),
             a.device_plugin_configmap.clone(),
         )),
+        repack_now_s: None,
     };
     let snap = rt.block_on(async {
         let client = kube::Client::try_default()
@@ -811,6 +812,7 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
                 a.policy.device_plugin_namespace.clone(),
                 a.policy.device_plugin_configmap.clone(),
             )),
+            repack_now_s: None,
         },
         batch_idle: a.batch_idle_duration,
         batch_max: a.batch_max_duration,

@@ -1,17 +1,21 @@
 //! The controller's caches, folded from watch events (and, for `--from-cluster`, from one
 //! list of each resource), and the snapshot a round plans from. Pure: typed objects in,
 //! values out. Pods are reduced to what planning needs as they arrive, so 10,000 pending
-//! pods cost their demand items, not their full objects.
+//! pods cost their demand items, not their full objects; a running pod keeps its demand,
+//! start time and whether it may be moved ([`Running`]), so repacking needs no second
+//! pass over the API.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::Value;
 
 use super::is_owned;
+use super::repack::{self, ClaimNode, MOVE_LABEL, REPLACES_ANNOTATION, Step};
 use super::round::{FleetNode, Used};
 use crate::config::{self, DevicePluginConfig};
-use crate::demand::{demand_from_pod, effective_requests};
+use crate::demand::{demand_from_pod, demand_from_pod_spec, effective_requests};
 use crate::model::{CapacityType, DemandItem, Pool, Resources, Taint, TaintEffect, labels};
 use crate::render::{POOL_LABEL, REPLICAS_LABEL, SLICING_PENDING_TAINT};
 
@@ -64,7 +68,7 @@ impl<T> Store<T> {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-    pub fn values(&self) -> impl Iterator<Item = &T> {
+    pub fn values(&self) -> std::collections::btree_map::Values<'_, String, T> {
         self.items.values()
     }
     pub fn get(&self, key: &str) -> Option<&T> {
@@ -80,6 +84,61 @@ pub struct PodEntry {
     pub pending: Option<Result<DemandItem, String>>,
     /// The node it is bound to, with its requests there (running pods only).
     pub bound: Option<(String, Resources, u32)>,
+    /// A bound pod as repacking sees it; `None` for pending pods and for DaemonSet pods
+    /// (they come with every node: counted in `bound`, never moved).
+    pub running: Option<Box<Running>>,
+}
+
+/// What repacking needs of a running pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    /// Its demand (the pending pods' parser), or why it may not be moved: no controller
+    /// re-creates it, a static pod, no GPU request, or an annotation that cannot be read.
+    pub demand: Result<DemandItem, Cow<'static, str>>,
+    /// `status.startTime`, seconds since the epoch.
+    pub started_s: Option<i64>,
+    /// Annotated `karpenter.sh/do-not-disrupt: "true"`.
+    pub do_not_disrupt: bool,
+}
+
+/// Why a pod without a controller owner may not be moved.
+pub const NO_CONTROLLER: &str = "no controller re-creates it";
+
+/// The running-pod view of a bound pod; `None` for a DaemonSet's pod.
+fn running(pod: &Pod, spec: &Value) -> Option<Running> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|os| os.iter().find(|o| o.controller == Some(true)));
+    if owner.is_some_and(|o| o.kind == "DaemonSet") {
+        return None;
+    }
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    let demand = match owner {
+        None => Err(Cow::Borrowed(NO_CONTROLLER)),
+        Some(o) if o.kind == "Node" => Err(Cow::Borrowed(
+            "a static pod: the kubelet runs it from a file",
+        )),
+        Some(_) => match demand_from_pod_spec(pod_key(pod), &annotations, spec) {
+            Ok(Some(item)) => Ok(item),
+            Ok(None) => Err(Cow::Borrowed(
+                "requests no nvidia.com/gpu: gpu-slicer does not plan where it would go",
+            )),
+            Err(e) => Err(Cow::Owned(e.to_string())),
+        },
+    };
+    Some(Running {
+        demand,
+        started_s: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.as_second()),
+        do_not_disrupt: annotations
+            .get(repack::DO_NOT_DISRUPT)
+            .is_some_and(|v| v == "true"),
+    })
 }
 
 /// `namespace/name`.
@@ -123,12 +182,14 @@ pub fn pod_entry(pod: &Pod) -> Option<PodEntry> {
                 namespace,
                 pending: Some(Ok(item)),
                 bound: None,
+                running: None,
             }),
             Ok(None) => None,
             Err(e) => Some(PodEntry {
                 namespace,
                 pending: Some(Err(e.to_string())),
                 bound: None,
+                running: None,
             }),
         };
     }
@@ -143,6 +204,7 @@ pub fn pod_entry(pod: &Pod) -> Option<PodEntry> {
             Resources::new(r.cpu_milli, r.memory_bytes),
             u32::try_from(r.gpus).unwrap_or(u32::MAX),
         )),
+        running: running(pod, &spec).map(Box::new),
     })
 }
 
@@ -224,7 +286,8 @@ impl Cache {
         object_key(v)
     }
 
-    fn objects_of(&self, kind: &str) -> impl Iterator<Item = &Value> {
+    /// The cached objects of one of [`OBJECT_KINDS`].
+    pub fn objects_of(&self, kind: &str) -> impl Iterator<Item = &Value> + Clone {
         self.objects.get(kind).into_iter().flat_map(Store::values)
     }
 
@@ -296,7 +359,112 @@ impl Cache {
         }
         snap.nodes_per_nodepool = per_pool.into_iter().map(|(k, v)| (k, v.len())).collect();
         snap.fleet = self.fleet();
+        if let Some(now_s) = s.repack_now_s {
+            snap.repack = self.repack_nodes(&snap.fleet, &snap.live, s, now_s);
+        }
         snap
+    }
+
+    /// Where a NodeClaim's node (`status.nodeName`) stands.
+    pub fn claim_node(&self, claim: &Value) -> ClaimNode {
+        claim
+            .pointer("/status/nodeName")
+            .and_then(Value::as_str)
+            .and_then(|n| self.nodes.get(n))
+            .map_or(ClaimNode::NotReady, node_state)
+    }
+
+    /// The NodeClaims of moves (replacements and the claims they replace), cloned: few,
+    /// so the controller can read a move's progress every loop without copying the fleet.
+    pub fn move_claims(&self) -> Vec<Value> {
+        move_claims(self.objects_of("NodeClaim"))
+    }
+
+    /// gpu-slicer's registered nodes as repacking sees them (see [`repack::Node`]): the
+    /// NodeClaim whose `status.nodeName` is the node, only when [`repack::may_delete`]
+    /// allows it; the pods bound to it (DaemonSet pods left out; pods of namespaces
+    /// gpu-slicer does not plan for are unmovable); `moving` when its claim takes part in
+    /// a move that is not over, or the node or its claim is being deleted.
+    fn repack_nodes(
+        &self,
+        fleet: &[FleetNode],
+        live: &[Value],
+        s: &SnapshotSettings,
+        now_s: i64,
+    ) -> Vec<repack::Node> {
+        let claims = self.move_claims();
+        let steps = repack::progress(&claims, &|c| self.claim_node(c), &|_| 0, u64::MAX);
+        let moving = moving_claims(&claims, &steps);
+        let mut claim_of: BTreeMap<&str, &Value> = BTreeMap::new();
+        for c in self.objects_of("NodeClaim") {
+            if let Some(n) = c.pointer("/status/nodeName").and_then(Value::as_str) {
+                claim_of.insert(n, c);
+            }
+        }
+        let registered: BTreeSet<&str> = fleet
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|n| self.nodes.get(n).is_some())
+            .collect();
+        let mut pods_of: BTreeMap<&str, Vec<repack::RunningPod>> = BTreeMap::new();
+        for (key, p) in &self.pods.items {
+            let (Some((node, req, gpus)), Some(r)) = (&p.bound, &p.running) else {
+                continue;
+            };
+            if !registered.contains(node.as_str()) {
+                continue;
+            }
+            let mut unmovable = r.demand.as_ref().err().map(|e| e.to_string());
+            if unmovable.is_none() && !s.namespaces.allows(&p.namespace) {
+                unmovable = Some("in a namespace gpu-slicer does not plan for".to_string());
+            }
+            let item = match &r.demand {
+                Ok(d) => d.clone(),
+                Err(_) => DemandItem {
+                    gpus: *gpus,
+                    ..DemandItem::shared(key.clone(), *req)
+                },
+            };
+            pods_of
+                .entry(node.as_str())
+                .or_default()
+                .push(repack::RunningPod {
+                    item,
+                    age_s: r
+                        .started_s
+                        .map_or(0, |t| u64::try_from(now_s.saturating_sub(t)).unwrap_or(0)),
+                    do_not_disrupt: r.do_not_disrupt,
+                    unmovable,
+                });
+        }
+        let mut out = Vec::new();
+        for f in fleet
+            .iter()
+            .filter(|f| registered.contains(f.name.as_str()))
+        {
+            let node = self.nodes.get(&f.name);
+            let claim = claim_of.get(f.name.as_str()).copied();
+            let claim_name = claim
+                .and_then(|c| c.pointer("/metadata/name"))
+                .and_then(Value::as_str);
+            let deleting = claim
+                .is_some_and(|c| c.pointer("/metadata/deletionTimestamp").is_some())
+                || node.is_some_and(|n| n.metadata.deletion_timestamp.is_some());
+            out.push(repack::Node {
+                fleet: f.clone(),
+                claim: claim
+                    .filter(|c| repack::may_delete(c, live))
+                    .and(claim_name)
+                    .map(str::to_string),
+                nodepool: node
+                    .and_then(|n| n.metadata.labels.as_ref())
+                    .and_then(|l| l.get(labels::NODEPOOL))
+                    .cloned(),
+                pods: pods_of.remove(f.name.as_str()).unwrap_or_default(),
+                moving: deleting || claim_name.is_some_and(|n| moving.contains(n)),
+            });
+        }
+        out
     }
 
     /// gpu-slicer's nodes: registered Nodes, and launched NodeClaims without a Node yet.
@@ -355,10 +523,19 @@ impl Cache {
             if node_name.is_some_and(|n| registered.contains(n)) {
                 continue;
             }
-            let labels: BTreeMap<String, String> = c
+            let mut labels: BTreeMap<String, String> = c
                 .pointer("/metadata/labels")
                 .and_then(|l| serde_json::from_value(l.clone()).ok())
                 .unwrap_or_default();
+            // Karpenter labels a claim with its instance type once launched; a claim
+            // gpu-slicer just created pins it by a single-value requirement.
+            for key in [labels::INSTANCE_TYPE, labels::CAPACITY_TYPE] {
+                if !labels.contains_key(key)
+                    && let Some(v) = pinned(c, key)
+                {
+                    labels.insert(key.to_string(), v);
+                }
+            }
             if let Some(f) = fleet_node(object_key(c), labels, &zone_of_pool) {
                 fleet.push(f);
             }
@@ -387,6 +564,114 @@ impl Cache {
             }
         }
         m
+    }
+}
+
+/// The one value a NodeClaim's `spec.requirements` allow for `key` (`In` with one value).
+fn pinned(claim: &Value, key: &str) -> Option<String> {
+    claim
+        .pointer("/spec/requirements")?
+        .as_array()?
+        .iter()
+        .find(|r| {
+            r.get("key").and_then(Value::as_str) == Some(key)
+                && r.get("operator").and_then(Value::as_str) == Some("In")
+        })
+        .and_then(|r| r.get("values")?.as_array())
+        .filter(|v| v.len() == 1)
+        .and_then(|v| v[0].as_str().map(str::to_string))
+}
+
+/// The NodeClaims of moves: gpu-slicer's replacements ([`MOVE_LABEL`]) and the claims
+/// they name in [`REPLACES_ANNOTATION`]. What [`repack::progress`] reads.
+fn move_claims<'a>(claims: impl Iterator<Item = &'a Value> + Clone) -> Vec<Value> {
+    let label = |c: &Value| {
+        c.pointer("/metadata/labels")
+            .and_then(|l| l.get(MOVE_LABEL))
+            .is_some()
+    };
+    let replaced: BTreeSet<String> = claims
+        .clone()
+        .filter(|c| is_owned(c) && label(c))
+        .filter_map(|c| {
+            c.pointer("/metadata/annotations")
+                .and_then(|a| a.get(REPLACES_ANNOTATION))
+                .and_then(Value::as_str)
+        })
+        .flat_map(|s| s.split(',').map(|n| n.trim().to_string()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    claims
+        .filter(|c| {
+            (is_owned(c) && label(c))
+                || c.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| replaced.contains(n))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Names of the NodeClaims taking part in a move that is not over (`Done`): its
+/// replacements and the claims they replace.
+pub fn moving_claims(claims: &[Value], steps: &[Step]) -> BTreeSet<String> {
+    let open: BTreeSet<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Done { .. } => None,
+            Step::Wait { id } | Step::Finish { id, .. } | Step::RollBack { id, .. } => {
+                Some(id.as_str())
+            }
+        })
+        .collect();
+    let mut out = BTreeSet::new();
+    for c in claims.iter().filter(|c| is_owned(c)) {
+        let Some(id) = c
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(MOVE_LABEL))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        if !open.contains(id) {
+            continue;
+        }
+        if let Some(n) = c.pointer("/metadata/name").and_then(Value::as_str) {
+            out.insert(n.to_string());
+        }
+        if let Some(r) = c
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(REPLACES_ANNOTATION))
+            .and_then(Value::as_str)
+        {
+            out.extend(
+                r.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    out
+}
+
+/// Where a Node stands for a move: Ready (condition `Ready: True`, not being deleted),
+/// and sliced (no `slicing-pending` taint).
+pub fn node_state(n: &Node) -> ClaimNode {
+    let ready = n.metadata.deletion_timestamp.is_none()
+        && n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let pending = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| ts.iter().any(|t| t.key == SLICING_PENDING_TAINT));
+    match (ready, pending) {
+        (false, _) => ClaimNode::NotReady,
+        (true, true) => ClaimNode::Unsliced,
+        (true, false) => ClaimNode::Ready,
     }
 }
 
@@ -425,6 +710,9 @@ pub struct SnapshotSettings {
     pub namespaces: Namespaces,
     /// The user's device-plugin ConfigMap (namespace, name).
     pub device_plugin_configmap: Option<(String, String)>,
+    /// `Some(now)` (seconds since the epoch) fills [`Snapshot::repack`], with pod ages
+    /// at `now`; `None` (planning rounds) leaves it empty.
+    pub repack_now_s: Option<i64>,
 }
 
 /// The cluster as one round sees it.
@@ -442,6 +730,9 @@ pub struct Snapshot {
     pub live: Vec<Value>,
     pub nodes_per_nodepool: BTreeMap<String, usize>,
     pub fleet: Vec<FleetNode>,
+    /// gpu-slicer's registered nodes with their pods, for repacking (only with
+    /// [`SnapshotSettings::repack_now_s`]).
+    pub repack: Vec<repack::Node>,
 }
 
 #[cfg(test)]
@@ -605,6 +896,7 @@ pub(crate) mod tests {
                 deny: vec!["dev".into()],
             },
             device_plugin_configmap: None,
+            repack_now_s: None,
         };
         let s = c.snapshot(&settings);
         assert_eq!(s.pending.len(), 1);
@@ -632,6 +924,198 @@ pub(crate) mod tests {
         assert!(!c.all_synced(&["Pod", "Node", "NodeClaim"]));
     }
 
+    fn owned_by(mut p: Pod, kind: &str) -> Pod {
+        p.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: kind.into(),
+                name: "w".into(),
+                uid: "u".into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]);
+        p.status.as_mut().expect("status").start_time =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_000).expect("ts"),
+            ));
+        p
+    }
+
+    #[test]
+    fn running_pods_keep_what_repack_needs() {
+        let p = owned_by(gpu_pod("ml", "a", Some("n1"), &[]), "ReplicaSet");
+        let r = pod_entry(&p).expect("kept").running.expect("running");
+        assert!(matches!(&r.demand, Ok(d) if d.id == "ml/a" && d.gpus == 1));
+        assert_eq!(r.started_s, Some(1_000));
+        assert!(!r.do_not_disrupt);
+        // DaemonSet pods count on the node but are never moved.
+        let ds = owned_by(gpu_pod("ml", "b", Some("n1"), &[]), "DaemonSet");
+        let e = pod_entry(&ds).expect("kept");
+        assert!(e.bound.is_some() && e.running.is_none());
+        // No controller: unmovable, and why.
+        let bare = gpu_pod("ml", "c", Some("n1"), &[(repack::DO_NOT_DISRUPT, "true")]);
+        let r = pod_entry(&bare).expect("kept").running.expect("running");
+        assert_eq!(r.demand, Err(Cow::Borrowed(NO_CONTROLLER)));
+        assert!(r.do_not_disrupt);
+        // An annotation that cannot be read: the demand parser's error is kept.
+        let bad = owned_by(
+            gpu_pod("ml", "d", Some("n1"), &[("gpu-slicer.io/gpu-share", "2")]),
+            "ReplicaSet",
+        );
+        let e = pod_entry(&bad).expect("kept");
+        assert!(e.bound.is_some(), "it still takes room");
+        let r = e.running.expect("running");
+        assert!(
+            matches!(&r.demand, Err(m) if m.contains("gpu-share")),
+            "{r:?}"
+        );
+    }
+
+    fn claim_of(name: &str, node: Option<&str>, owned: bool, extra: Value) -> Value {
+        let mut labels = json!({labels::NODEPOOL: "gpu-slicer-ts-r4"});
+        if owned {
+            labels[crate::render::MANAGED_BY] = json!(crate::render::MANAGER);
+        }
+        if let Some(l) = extra.get("labels").and_then(Value::as_object) {
+            for (k, v) in l {
+                labels[k] = v.clone();
+            }
+        }
+        json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": labels,
+                "annotations": extra.get("annotations").cloned().unwrap_or(json!({}))},
+            "spec": extra.get("spec").cloned().unwrap_or(json!({})),
+            "status": node.map_or(json!({}), |n| json!({"nodeName": n}))})
+    }
+
+    #[test]
+    fn repack_nodes_join_nodes_claims_and_pods() {
+        let mut c = Cache::default();
+        let owned_np = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+            "metadata": {"name": "gpu-slicer-ts-r4", "labels": {crate::render::MANAGED_BY: crate::render::MANAGER}}});
+        c.object_store("NodePool")
+            .expect("kind")
+            .apply("gpu-slicer-ts-r4".into(), owned_np);
+        for n in ["n1", "n2", "n3"] {
+            c.nodes.apply(n.into(), node(n, true, false));
+        }
+        let claims = [
+            claim_of("c1", Some("n1"), false, json!({})),
+            // n2's claim is being replaced by a move in progress.
+            claim_of("c2", Some("n2"), false, json!({})),
+            claim_of(
+                "r1",
+                None,
+                true,
+                json!({"labels": {repack::MOVE_LABEL: "m1", labels::INSTANCE_TYPE: "g4dn.xlarge",
+                    POOL_LABEL: "gpu-slicer", REPLICAS_LABEL: "4"},
+                    "annotations": {repack::REPLACES_ANNOTATION: "c2"}}),
+            ),
+            // n3's claim is of a NodePool gpu-slicer does not own.
+            json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                "metadata": {"name": "c3", "labels": {labels::NODEPOOL: "users"}},
+                "status": {"nodeName": "n3"}}),
+        ];
+        for cl in claims {
+            let k = Cache::object_key(&cl);
+            c.object_store("NodeClaim").expect("kind").apply(k, cl);
+        }
+        let p = owned_by(gpu_pod("ml", "a", Some("n1"), &[]), "ReplicaSet");
+        c.pods.apply(pod_key(&p), pod_entry(&p).expect("kept"));
+        let ds = owned_by(gpu_pod("kube-system", "ds", Some("n1"), &[]), "DaemonSet");
+        c.pods.apply(pod_key(&ds), pod_entry(&ds).expect("kept"));
+        let other = owned_by(gpu_pod("dev", "b", Some("n3"), &[]), "ReplicaSet");
+        c.pods
+            .apply(pod_key(&other), pod_entry(&other).expect("kept"));
+
+        let s = c.snapshot(&SnapshotSettings::default());
+        assert!(s.repack.is_empty(), "only when asked");
+        let s = c.snapshot(&SnapshotSettings {
+            namespaces: Namespaces {
+                allow: vec![],
+                deny: vec!["dev".into()],
+            },
+            device_plugin_configmap: None,
+            repack_now_s: Some(4_600),
+        });
+        assert_eq!(s.repack.len(), 3, "registered nodes only: {:?}", s.repack);
+        let by = |n: &str| s.repack.iter().find(|r| r.fleet.name == n).expect(n);
+        let n1 = by("n1");
+        assert_eq!(n1.claim.as_deref(), Some("c1"));
+        assert_eq!(n1.nodepool.as_deref(), Some("gpu-slicer-ts-r4"));
+        assert!(!n1.moving);
+        assert_eq!(n1.pods.len(), 1, "the DaemonSet pod is left out");
+        assert_eq!(n1.pods[0].age_s, 3_600);
+        assert_eq!(n1.fleet.used.pods, 2, "but it counts in used");
+        assert!(by("n2").moving, "replaced by a move in progress");
+        assert_eq!(by("n3").claim, None, "not gpu-slicer's to delete");
+        assert!(
+            by("n3").pods[0]
+                .unmovable
+                .as_deref()
+                .is_some_and(|w| w.contains("namespace")),
+            "{:?}",
+            by("n3").pods
+        );
+        // The replacement claim, pinned by a requirement, is in the fleet.
+        let r1 = s
+            .fleet
+            .iter()
+            .find(|f| f.name == "r1")
+            .expect("r1 in the fleet");
+        assert!(r1.in_flight);
+        // Once r1's node is Ready and c2 is gone, the move is over: nothing is moving.
+        c.object_store("NodeClaim").expect("kind").delete("c2");
+        let s = c.snapshot(&SnapshotSettings {
+            repack_now_s: Some(4_600),
+            ..SnapshotSettings::default()
+        });
+        assert!(s.repack.iter().all(|r| !r.moving));
+    }
+
+    #[test]
+    fn a_claim_without_an_instance_type_label_is_pinned_by_its_requirements() {
+        let mut c = Cache::default();
+        let cl = claim_of(
+            "r1",
+            None,
+            true,
+            json!({"labels": {POOL_LABEL: "gpu-slicer", REPLICAS_LABEL: "4"},
+                "spec": {"requirements": [
+                    {"key": labels::INSTANCE_TYPE, "operator": "In", "values": ["g5.xlarge"]},
+                    {"key": labels::CAPACITY_TYPE, "operator": "In", "values": ["spot"]}]}}),
+        );
+        c.object_store("NodeClaim")
+            .expect("kind")
+            .apply("r1".into(), cl);
+        let s = c.snapshot(&SnapshotSettings::default());
+        assert_eq!(s.fleet.len(), 1);
+        assert_eq!(s.fleet[0].instance_type, "g5.xlarge");
+        assert_eq!(s.fleet[0].capacity_type, CapacityType::Spot);
+    }
+
+    #[test]
+    fn nodeclaims_keep_what_moves_read() {
+        let v = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "c", "uid": "u", "labels": {"a": "b"}, "annotations": {"x": "y"},
+                "creationTimestamp": "2026-12-02T08:00:00Z", "deletionTimestamp": "2026-12-02T09:00:00Z",
+                "managedFields": [{"manager": "karpenter"}]},
+            "status": {"nodeName": "n"}});
+        let t = trim_object(v);
+        for p in [
+            "/metadata/uid",
+            "/metadata/labels/a",
+            "/metadata/annotations/x",
+            "/metadata/creationTimestamp",
+            "/metadata/deletionTimestamp",
+            "/status/nodeName",
+        ] {
+            assert!(t.pointer(p).is_some(), "{p}");
+        }
+        assert!(t.pointer("/metadata/managedFields").is_none());
+    }
+
     #[test]
     fn own_configmap_in_another_namespace_is_live_but_not_the_device_plugin() {
         let mut c = Cache::default();
@@ -651,6 +1135,7 @@ pub(crate) mod tests {
         let s = c.snapshot(&SnapshotSettings {
             namespaces: Namespaces::default(),
             device_plugin_configmap: Some(("kube-system".into(), "nvidia-device-plugin".into())),
+            repack_now_s: None,
         });
         assert!(
             s.live.contains(&ours),

@@ -156,7 +156,8 @@ pub fn round(inp: &Inputs<'_>, settings: &Settings) -> Outcome {
     out
 }
 
-fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
+/// What the fleet costs per pool (for the budget guard).
+pub fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
     let mut e = Existing::default();
     for f in fleet {
         let price = catalog::find(cat, &f.instance_type)
