@@ -75,7 +75,7 @@ const ALLOWED: &[Row] = &[
         Any,
     ),
     // Server-side apply creates and patches; delete only objects labelled managed-by
-    // gpu-slicer, never standalone NodeClaims.
+    // gpu-slicer, and NodeClaims only for repack moves (`repack::may_delete`).
     (
         Cluster,
         "karpenter.sh",
@@ -87,7 +87,7 @@ const ALLOWED: &[Row] = &[
         Cluster,
         "karpenter.sh",
         &["nodeclaims"],
-        &["list", "watch", "create", "patch"],
+        &["list", "watch", "create", "patch", "delete"],
         Any,
     ),
     (
@@ -397,6 +397,12 @@ fn schema_and_template_refuse_bad_values() {
             "resyncPeriod",
         ),
         (&["clusterName=x", "planner.maxReplicas=49"], "maxReplicas"),
+        (&["clusterName=x", "repack.minSaving=1.5"], "minSaving"),
+        (
+            &["clusterName=x", "repack.maxNodesPerHour=0"],
+            "maxNodesPerHour",
+        ),
+        (&["clusterName=x", "repack.readyTimeout=0s"], "readyTimeout"),
         (&["clusterName=x", "planner.replicas=many"], "replicas"),
         (&["clusterName=x", "metrics.port=0"], "port"),
         (&["clusterName=x", "image.digest=latest"], "digest"),
@@ -1402,6 +1408,11 @@ fn values_map_to_their_flags() {
         ("webhook-port", "8443"),
         ("webhook-bind-address", "::"),
         ("webhook-cert-dir", "/etc/gpu-slicer/webhook-tls"),
+        ("repack-interval", "30m"),
+        ("repack-min-saving", "0.1"),
+        ("repack-min-pod-age", "10m"),
+        ("repack-max-nodes-per-hour", "4"),
+        ("repack-ready-timeout", "20m"),
     ];
     for (flag, value) in expect {
         assert_eq!(arg(&flags, flag, ctx), value, "{ctx}: --{flag}");
@@ -1445,6 +1456,15 @@ fn values_map_to_their_flags() {
     assert_eq!(arg(&flags, "lease-name", ctx), "gs-gpu-slicer");
     assert_eq!(arg(&flags, "configmap-namespace", ctx), "kube-system");
     assert_eq!(arg(&flags, "metrics-bind-address", ctx), "0.0.0.0:8080");
+    for (flag, value) in [
+        ("repack-interval", "1h"),
+        ("repack-min-saving", "0.05"),
+        ("repack-min-pod-age", "5m"),
+        ("repack-max-nodes-per-hour", "10"),
+        ("repack-ready-timeout", "15m"),
+    ] {
+        assert_eq!(arg(&flags, flag, ctx), value, "{ctx}: --{flag} default");
+    }
     // Whole dollars are written as integers (no 1e+06).
     let flags = run_args(
         deployment(

@@ -211,6 +211,25 @@ fn scenario(api: &FakeApi, c: &ChartArgs) {
     api.insert(json!({"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass",
         "metadata": {"name": "gpu-slicer-stale", "labels": {"app.kubernetes.io/managed-by": "gpu-slicer"}},
         "spec": {"role": "r", "amiSelectorTerms": [{"alias": "al2023@latest"}]}}));
+    // A repack move whose replacement is Ready and sliced: the replaced NodeClaim (one
+    // gpu-slicer made) is deleted.
+    let class = json!({"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu-slicer"});
+    api.insert(json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "metadata": {"name": "gpu-slicer-replaced", "labels": {"app.kubernetes.io/managed-by": "gpu-slicer"}},
+        "spec": {"nodeClassRef": class, "requirements": []}}));
+    api.insert(json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "metadata": {"name": "gpu-slicer-replacement",
+            "labels": {"app.kubernetes.io/managed-by": "gpu-slicer", "gpu-slicer.io/repack-move": "m1"},
+            "annotations": {"gpu-slicer.io/repack-replaces": "gpu-slicer-replaced", "gpu-slicer.io/repack-size": "1"}},
+        "spec": {"nodeClassRef": class, "requirements": []},
+        "status": {"nodeName": "ip-10-0-0-2"}}));
+    api.insert(json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "ip-10-0-0-2",
+            "labels": {"gpu-slicer.io/pool": "gpu-slicer", "gpu-slicer.io/replicas": "4",
+                "node.kubernetes.io/instance-type": "g4dn.xlarge"}},
+        "spec": {},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+            "allocatable": {"cpu": "3920m", "memory": "14Gi", "pods": "29", "nvidia.com/gpu": "4"}}}));
     // The NVIDIA device plugin's own ConfigMap (read, never written).
     api.insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": c.device_plugin_configmap, "namespace": c.device_plugin_namespace},
@@ -304,6 +323,7 @@ fn config(c: &ChartArgs) -> RunConfig {
         max_pod_events: 100,
         // The webhook serves HTTPS and calls no API (tests/webhook.rs).
         webhook: None,
+        repack: gpu_slicer::controller::repack::RepackConfig::default(),
     }
 }
 

@@ -298,6 +298,49 @@ struct RunArgs {
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "plain")]
     log_format: LogFormat,
+    /// How often the controller looks for nodes to re-pack onto cheaper ones; 0s turns
+    /// repacking off.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    repack_interval: Duration,
+    /// A repack move must save at least this fraction of the replaced nodes' cost (0..1).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.05)]
+    repack_min_saving: f64,
+    /// Pods younger than this pin their node (repack never moves them).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    repack_min_pod_age: Duration,
+    /// Most nodes repacking replaces in any hour.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    repack_max_nodes_per_hour: u32,
+    /// Replacement nodes not Ready and sliced after this long roll the move back.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    repack_ready_timeout: Duration,
+}
+
+/// `--repack-*` → the controller's repack settings, each flag checked.
+fn repack_config(a: &RunArgs) -> Result<crate::controller::repack::RepackConfig, Failure> {
+    if !(a.repack_min_saving.is_finite() && (0.0..=1.0).contains(&a.repack_min_saving)) {
+        return Err(usage(format!(
+            "--repack-min-saving must be a fraction from 0 to 1 (0.05 = 5 %), not {}",
+            a.repack_min_saving
+        )));
+    }
+    if a.repack_max_nodes_per_hour == 0 {
+        return Err(usage(
+            "--repack-max-nodes-per-hour must be at least 1 (--repack-interval 0s turns repacking off)",
+        ));
+    }
+    if a.repack_ready_timeout.is_zero() {
+        return Err(usage("--repack-ready-timeout must be more than 0s"));
+    }
+    Ok(crate::controller::repack::RepackConfig {
+        interval: (!a.repack_interval.is_zero()).then_some(a.repack_interval),
+        settings: crate::reconcile::repack::Settings {
+            min_saving: a.repack_min_saving,
+            min_pod_age_s: a.repack_min_pod_age.as_secs(),
+        },
+        max_nodes_per_hour: a.repack_max_nodes_per_hour as usize,
+        ready_timeout: a.repack_ready_timeout,
+    })
 }
 
 /// `1s`, `500ms`, `10m`, `2h`, or plain seconds.
@@ -755,6 +798,7 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
 
 fn run_cmd(a: RunArgs) -> Result<(), Failure> {
     init_tracing(a.log_format);
+    let repack = repack_config(&a)?;
     let r = resolve(&a.policy, Caller::Controller)?;
     let mut render = render_options(&a.flags)?;
     if render.cluster_name == render::CLUSTER_PLACEHOLDER {
@@ -833,6 +877,7 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
             addr: std::net::SocketAddr::new(a.webhook_bind_address, a.webhook_port),
             cert_dir: a.webhook_cert_dir.clone(),
         }),
+        repack,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -897,6 +942,46 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         for bad in ["", "s", "1d", "-1s", "1e999s", "9999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn repack_of(extra: &[&str]) -> Result<crate::controller::repack::RepackConfig, Failure> {
+        let mut v = vec!["gpu-slicer", "run", "--cluster-name", "c"];
+        v.extend_from_slice(extra);
+        match Cli::try_parse_from(v).expect("parses").command {
+            Command::Run(a) => repack_config(&a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn repack_flags_are_checked_and_errors_name_the_flag() {
+        let d = repack_of(&[]).expect("defaults");
+        assert_eq!(d, crate::controller::repack::RepackConfig::default());
+        let c = repack_of(&[
+            "--repack-interval=0s",
+            "--repack-min-saving=0.1",
+            "--repack-min-pod-age=10m",
+            "--repack-max-nodes-per-hour=3",
+            "--repack-ready-timeout=20m",
+        ])
+        .expect("valid");
+        assert_eq!(c.interval, None, "0s turns repacking off");
+        assert_eq!(c.settings.min_saving, 0.1);
+        assert_eq!(c.settings.min_pod_age_s, 600);
+        assert_eq!(c.max_nodes_per_hour, 3);
+        assert_eq!(c.ready_timeout, Duration::from_secs(1200));
+        for bad in [
+            "--repack-min-saving=1.5",
+            "--repack-min-saving=-0.1",
+            "--repack-min-saving=NaN",
+            "--repack-max-nodes-per-hour=0",
+            "--repack-ready-timeout=0s",
+        ] {
+            let e = repack_of(&[bad]).expect_err(bad);
+            let flag = bad.split('=').next().unwrap_or_default();
+            assert!(e.message.contains(flag), "{bad}: {}", e.message);
+            assert_eq!(e.code, 2, "{bad}");
         }
     }
 }

@@ -45,7 +45,8 @@ pub struct RefreshLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     /// Webhook requests: `patched`, `allowed`, `rejected`, `error`; certificate reloads:
-    /// `reloaded`, `failed`.
+    /// `reloaded`, `failed`; repack moves: `started`, `finished`, `rolled_back`,
+    /// `proposed_dry_run`.
     pub outcome: String,
 }
 
@@ -70,6 +71,16 @@ pub struct Metrics {
     pub slicing_timeouts: Counter,
     pub taints_removed: Counter,
     pub leader: Gauge,
+    /// Repack moves by outcome: `started`, `finished`, `rolled_back`, `proposed_dry_run`.
+    pub repack_moves: Family<OutcomeLabel, Counter>,
+    /// Sum of the hourly savings of the moves started.
+    pub repack_saving: Counter<f64, AtomicU64>,
+    /// Hourly saving of the last proposal's move (0 when none was found).
+    pub repack_last_saving: Gauge<f64, AtomicU64>,
+    /// Pods evicted by finished moves (re-created by their controllers).
+    pub repack_pods_restarted: Counter,
+    /// Nodes the last proposal could not move, by `repack::Blocked::reason`.
+    pub repack_blocked: Family<ReasonLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,6 +105,11 @@ impl Metrics {
             slicing_timeouts: Counter::default(),
             taints_removed: Counter::default(),
             leader: Gauge::default(),
+            repack_moves: Family::default(),
+            repack_saving: Counter::default(),
+            repack_last_saving: Gauge::default(),
+            repack_pods_restarted: Counter::default(),
+            repack_blocked: Family::default(),
             aws_requests: Family::default(),
             catalog_refresh_failures: Family::default(),
             catalog_data_age: Family::default(),
@@ -194,6 +210,31 @@ impl Metrics {
             "Changes of the webhook's certificate files, by outcome (reloaded, or failed and the old one kept)",
             m.webhook_certificate_reloads.clone(),
         );
+        registry.register(
+            "repack_moves",
+            "Repack moves by outcome (started, finished, rolled_back, proposed_dry_run)",
+            m.repack_moves.clone(),
+        );
+        registry.register(
+            "repack_saving_dollars_per_hour",
+            "Sum of the hourly savings of the repack moves started",
+            m.repack_saving.clone(),
+        );
+        registry.register(
+            "repack_last_proposal_saving_dollars_per_hour",
+            "Hourly saving of the move of the last repack proposal (0: none found)",
+            m.repack_last_saving.clone(),
+        );
+        registry.register(
+            "repack_pods_restarted",
+            "Pods evicted by finished repack moves (re-created by their controllers)",
+            m.repack_pods_restarted.clone(),
+        );
+        registry.register(
+            "repack_blocked_nodes",
+            "gpu-slicer's nodes the last repack proposal could not move, by reason",
+            m.repack_blocked.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -245,7 +286,26 @@ mod tests {
         Metrics::count_kind(&m.watch_restarts, "Pod");
         m.planned_hourly_cost.set(1.5);
         Metrics::count_outcome(&m.webhook_requests, "patched");
+        Metrics::count_outcome(&m.repack_moves, "started");
+        m.repack_saving.inc_by(0.25);
+        m.repack_blocked
+            .get_or_create(&ReasonLabel {
+                reason: "budget".into(),
+            })
+            .set(3);
         let text = m.encode();
+        assert!(
+            text.contains("gpu_slicer_repack_moves_total{outcome=\"started\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu_slicer_repack_saving_dollars_per_hour_total 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu_slicer_repack_blocked_nodes{reason=\"budget\"} 3"),
+            "{text}"
+        );
         assert!(
             text.contains("gpu_slicer_applies_total{outcome=\"failed\",category=\"throttled\"} 2"),
             "{text}"

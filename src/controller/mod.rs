@@ -7,6 +7,7 @@ pub mod lease;
 pub mod metrics;
 pub mod oneshot;
 pub mod prices;
+pub mod repack;
 pub mod run;
 pub mod server;
 pub mod webhook;

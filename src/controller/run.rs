@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub max_pod_events: usize,
     /// The admission webhook's HTTPS server (every replica); None with `--webhook-port 0`.
     pub webhook: Option<super::webhook::WebhookConfig>,
+    /// Defragmentation (`--repack-*`).
+    pub repack: super::repack::RepackConfig,
 }
 
 /// Kinds whose watches must sync before `/readyz`.
@@ -237,6 +239,9 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         leader: &leader,
     };
     let mut state = LoopState::default();
+    let nodeclaim_v1 = version_of(&served, "karpenter.sh", "NodeClaim").as_deref() == Some("v1");
+    let mut repacker = super::repack::Repacker::new(cfg.repack.clone(), nodeclaim_v1);
+    let mut last_repack: Option<Instant> = None;
     let mut batcher = Batcher::new(cfg.batch_idle, cfg.batch_max);
     let start = Instant::now();
     let mut last_round: Option<Instant> = None;
@@ -271,6 +276,12 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
             run_round(&lp, &mut state).await;
         }
         check_nodes(&lp, &mut state).await;
+        if repack(&lp, &mut repacker, &mut last_repack).await {
+            // Replacements were launched: plan now, so the device-plugin ConfigMap and
+            // the pools count them before their nodes register.
+            last_round = Some(Instant::now());
+            run_round(&lp, &mut state).await;
+        }
     }
     let _ = shutdown_tx.send(true);
     let _ = server_task.await;
@@ -340,7 +351,7 @@ fn pod_ref(id: &str) -> ObjectReference {
     }
 }
 
-fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectReference {
+pub(super) fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectReference {
     ObjectReference {
         api_version: Some(api_version.into()),
         kind: Some(kind.into()),
@@ -398,7 +409,22 @@ async fn publish_once(
 
 /// Publishes an Event, unless in dry-run or not the leader (Events are writes too).
 async fn publish(lp: &Loop<'_>, r: &ObjectReference, warning: bool, reason: &str, note: String) {
-    if lp.cfg.writer.dry_run || !lp.leader.is_leader() {
+    let skip = lp.cfg.writer.dry_run || !lp.leader.is_leader();
+    send_event(lp.recorder, skip, r, warning, reason, note, "Plan").await;
+}
+
+/// Publishes one Event (its note cut to 1,000 characters) unless `skip`; a failure is
+/// logged at debug (Events are best effort).
+pub(super) async fn send_event(
+    recorder: &Recorder,
+    skip: bool,
+    r: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
+    if skip {
         return;
     }
     let ev = KEvent {
@@ -409,10 +435,10 @@ async fn publish(lp: &Loop<'_>, r: &ObjectReference, warning: bool, reason: &str
         },
         reason: reason.into(),
         note: Some(note.chars().take(1000).collect()),
-        action: "Plan".into(),
+        action: action.into(),
         secondary: None,
     };
-    if let Err(e) = lp.recorder.publish(&ev, r).await {
+    if let Err(e) = recorder.publish(&ev, r).await {
         tracing::debug!(error = %e, "event not published");
     }
 }
@@ -617,6 +643,49 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
         .await;
     }
     m.planning_duration.observe(started.elapsed().as_secs_f64());
+}
+
+/// Repacking's share of a loop: a move's next step every time, a proposal every
+/// `--repack-interval` (the first as soon as the caches have synced). True when
+/// replacements were launched.
+async fn repack(
+    lp: &Loop<'_>,
+    repacker: &mut super::repack::Repacker,
+    last: &mut Option<Instant>,
+) -> bool {
+    let io = super::repack::Io {
+        writer: lp.writer,
+        recorder: lp.recorder,
+        metrics: &lp.shared.metrics,
+        leader: lp.leader,
+        dry_run: lp.cfg.writer.dry_run,
+    };
+    let now_s = Timestamp::now().as_second();
+    repacker.progress(&io, lp.cache, now_s).await;
+    let Some(interval) = repacker.config().interval else {
+        return false;
+    };
+    if !(lp.leader.is_leader() || lp.cfg.writer.dry_run)
+        || last.is_some_and(|t| t.elapsed() < interval)
+    {
+        return false;
+    }
+    *last = Some(Instant::now());
+    let catalog = lp.catalog.borrow().clone();
+    let out = repacker
+        .propose(
+            &io,
+            lp.cache,
+            catalog,
+            &lp.cfg.settings,
+            &lp.cfg.snapshot,
+            now_s,
+        )
+        .await;
+    if let Some(why) = &out.skipped {
+        tracing::debug!(%why, "repack: no proposal");
+    }
+    out.force_round
 }
 
 async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {

@@ -195,6 +195,12 @@ when true; empty optional values leave their flag out.
 - {{ printf "--write-burst=%d" (int $v.controller.writeBurst) | quote }}
 - {{ printf "--max-pod-events=%d" (int $v.controller.maxPodEvents) | quote }}
 - {{ printf "--log-format=%s" $v.controller.logFormat | quote }}
+{{- /* defragmentation */}}
+- {{ printf "--repack-interval=%s" (toString $v.repack.interval) | quote }}
+- {{ printf "--repack-min-saving=%v" (float64 $v.repack.minSaving) | quote }}
+- {{ printf "--repack-min-pod-age=%s" (toString $v.repack.minPodAge) | quote }}
+- {{ printf "--repack-max-nodes-per-hour=%d" (int $v.repack.maxNodesPerHour) | quote }}
+- {{ printf "--repack-ready-timeout=%s" (toString $v.repack.readyTimeout) | quote }}
 {{- /* admission webhook */}}
 {{- if $v.webhook.enabled }}
 - {{ printf "--webhook-port=%d" (int $v.webhook.port) | quote }}
