@@ -89,6 +89,16 @@ impl FakeApi {
         st.objects.insert(path, stamped);
     }
 
+    /// Replaces a stored object as an update would: same uid and creation time, a new
+    /// resourceVersion (e.g. Karpenter writing a NodeClaim's status).
+    pub fn update(&self, obj: Value) {
+        let path = object_path(&obj).expect("object has apiVersion, kind, name");
+        let mut st = self.lock();
+        let old = st.objects.get(&path).cloned();
+        let stamped = st.stamp(obj, old.as_ref());
+        st.objects.insert(path, stamped);
+    }
+
     /// Stores a document at a path as it is (discovery documents such as `/apis`).
     pub fn insert_at(&self, path: &str, doc: Value) {
         self.lock().objects.insert(path.to_string(), doc);
@@ -201,9 +211,25 @@ impl State {
                 json!(format!("uid-{}", self.next_uid))
             }
         };
+        let created = old
+            .and_then(|o| o.pointer("/metadata/creationTimestamp"))
+            .cloned();
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.insert("uid".into(), uid);
             m.insert("resourceVersion".into(), json!(self.next_rv.to_string()));
+            // Kept across updates; a new object is created now (unless it says when).
+            match created {
+                Some(c) => {
+                    m.insert("creationTimestamp".into(), c);
+                }
+                None => {
+                    m.entry("creationTimestamp").or_insert_with(|| {
+                        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+                        let t = k8s_openapi::jiff::Timestamp::from_second(now).unwrap_or_default();
+                        json!(t.to_string())
+                    });
+                }
+            }
         }
         obj
     }
