@@ -113,6 +113,19 @@ pub struct SimulateArgs {
     sample_every: Option<Duration>,
     #[arg(long, value_enum, default_value = "on-demand")]
     capacity_type: CapacityArg,
+    /// gpu-slicer re-packs (defragments) its nodes this often, as the controller does;
+    /// 0s turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    repack_interval: Duration,
+    /// A repack move must save at least this fraction of the replaced nodes' cost (0..1).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.05)]
+    repack_min_saving: f64,
+    /// Pods bound for less than this pin their node (repack never moves them).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    repack_min_pod_age: Duration,
+    /// Most nodes repacking replaces in any hour.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    repack_max_nodes_per_hour: u32,
     /// Folder for report.json, summary.txt and the plots (cost.svg, gpus.svg, pending-cdf.svg).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -355,6 +368,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
     cfg.plan.default_replicas = crate::model::ReplicaPolicy::Auto {
         max: a.max_replicas,
     };
+    repack_settings(&a, &mut cfg)?;
 
     if !sweep.is_empty() {
         return sweep::run(&catalog, &workload, &variants, &cfg, &sweep, a.output);
@@ -398,6 +412,26 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         }
         Output::Yaml => print!("{}", serde_saphyr::to_string(&report).map_err(bad_input)?),
     }
+    Ok(())
+}
+
+/// `--repack-*` → the replay's repack settings, each flag checked as `run` checks it.
+fn repack_settings(a: &SimulateArgs, cfg: &mut SimConfig) -> Result<(), Failure> {
+    if !(a.repack_min_saving.is_finite() && (0.0..=1.0).contains(&a.repack_min_saving)) {
+        return Err(usage(format!(
+            "--repack-min-saving must be a fraction from 0 to 1 (0.05 = 5 %), not {}",
+            a.repack_min_saving
+        )));
+    }
+    if a.repack_max_nodes_per_hour == 0 {
+        return Err(usage(
+            "--repack-max-nodes-per-hour must be at least 1 (--repack-interval 0s turns repacking off)",
+        ));
+    }
+    cfg.repack_interval_s = a.repack_interval.as_secs();
+    cfg.repack_min_saving = a.repack_min_saving;
+    cfg.repack_min_pod_age_s = a.repack_min_pod_age.as_secs();
+    cfg.repack_max_nodes_per_hour = a.repack_max_nodes_per_hour as usize;
     Ok(())
 }
 
@@ -518,6 +552,21 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
     );
     let _ = writeln!(
         out,
+        "gpu-slicer repack: {}",
+        if cfg.repack_interval_s == 0 {
+            "off".to_string()
+        } else {
+            format!(
+                "every {} s, min saving {:.0} %, min pod age {} s, at most {} nodes per hour, Karpenter's default budget (10 % of a pool's nodes)",
+                cfg.repack_interval_s,
+                100.0 * cfg.repack_min_saving,
+                cfg.repack_min_pod_age_s,
+                cfg.repack_max_nodes_per_hour
+            )
+        }
+    );
+    let _ = writeln!(
+        out,
         "floor (full planner's LP bound on the pods present throughout each {} s window): ${}",
         r.floor_window_s,
         usd(r.lower_bound_cost)
@@ -545,6 +594,9 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
         "PEAK".into(),
         "NEVER PLACED".into(),
         "MOVES".into(),
+        "REPACKS/RB".into(),
+        "RESTARTS/DAY".into(),
+        "OVERLAP NODE-H".into(),
         "SHARE VIOL".into(),
         "MEM VIOL".into(),
     ]];
@@ -565,6 +617,9 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
             s.peak_nodes.to_string(),
             s.never_placed.to_string(),
             s.disruptions.to_string(),
+            format!("{}/{}", s.repack_moves, s.repack_rollbacks),
+            format!("{:.1}", s.restarts_per_day),
+            format!("{:.1}", s.overlap_node_hours),
             s.share_violations.to_string(),
             s.memory_violations.to_string(),
         ]);
@@ -575,6 +630,9 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
             "UNSAFE: puts pods on slices smaller than their gpu-share or gpu-memory; ranked after every safe strategy\n",
         );
     }
+    out.push_str(
+        "MOVES: pods moved by Karpenter-like consolidation; REPACKS/RB: gpu-slicer's repack moves finished / rolled back; RESTARTS/DAY: pods restarted by repack per day; OVERLAP NODE-H: replacement nodes' hours beside the nodes they replace (paid twice; already in COST)\n",
+    );
     if let Some(gs) = r.strategies.iter().find(|s| s.strategy == "gpu-slicer") {
         for s in ranked(r).into_iter().filter(|s| s.strategy != "gpu-slicer") {
             if s.cost > 0.0 {

@@ -5,10 +5,10 @@
 //!
 //! Time is a virtual clock in whole seconds. Events are pod arrivals and departures
 //! (from the workload), node readiness (launch + `launch_delay_s`), the close of a
-//! provisioning batch, consolidation checks and sample ticks. Events at the same second
-//! run in a fixed order, so a replay is deterministic: departures, then arrivals, then
-//! nodes becoming ready, then batch closes, then consolidation, then samples; within a
-//! kind by pod index or node id.
+//! provisioning batch, consolidation checks, gpu-slicer's repack rounds and sample
+//! ticks. Events at the same second run in a fixed order, so a replay is deterministic:
+//! departures, then arrivals, then nodes becoming ready, then batch closes, then
+//! consolidation, then repack, then samples; within a kind by pod index or node id.
 //!
 //! The replay runs from the first arrival to the *end* `T`: the last departure, or, when
 //! some job has no departure, the later of that and the last arrival + `batch_max_s` +
@@ -124,16 +124,53 @@
 //! launched with its instance type, its R, its pool's labels and taints, and its planned
 //! pods reserved for it; pods the planner leaves unplaced can never be provisioned. The
 //! scheduler may bind reserved pods elsewhere first, as a real one would; nodes are
-//! consolidated like Karpenter's. Nothing else provisions for these pods (Karpenter's own
-//! provisioner is not modelled beside gpu-slicer), and the controller's budget guard
-//! (`max_hourly_cost`, `max_nodes`) is not applied.
+//! consolidated like Karpenter's (deletion only), and the fleet is re-packed every
+//! `repack_interval_s` (below, "Repack"; on by default, as in the controller; 0 turns
+//! it off). Nothing else provisions for these pods (Karpenter's own provisioner is not
+//! modelled beside gpu-slicer), and the controller's budget guard (`max_hourly_cost`,
+//! `max_nodes`) is not applied.
+//!
+//! # Repack (gpu-slicer)
+//!
+//! Every `repack_interval_s` of virtual time (from the first arrival, while before the
+//! end `T`), the controller's own decision runs: `reconcile::repack::propose` (see its
+//! docs for the candidates, their order, the prefixes tried and the saving rule) on the
+//! ready gpu-slicer nodes that are not part of a move, each with its real usage and its
+//! bound pods (a pod's age is the time since it was last bound: arrival to bind, or its
+//! last move), with `SimConfig::planner_options()` over the effective pools,
+//! `repack_min_saving` and `repack_min_pod_age_s`. Its budgets are Karpenter's default for
+//! a NodePool without `disruption.budgets` (`10%` of the pool's ready nodes, rounded up,
+//! less its nodes being replaced), what a user gets in a real cluster; its allowance is
+//! `repack_max_nodes_per_hour` less the nodes that moves started in the last 3,600 s
+//! replaced (rolled-back moves count).
+//!
+//! The chosen move launches every node of its plan as a *replacement* (labels, taints and
+//! slice labels as a round's launches; nothing is reserved for it, and rounds do not
+//! reserve pending pods onto it) and taints the replaced nodes (no new pods). The
+//! replacements launch together, so they are ready in the same second; then the replaced
+//! nodes' pods move by the scheduler's rules (first fit, largest first, through the
+//! slice-fit path of every bind) onto the other ready nodes that run pods, then onto the
+//! replacements in plan order, the replaced nodes are removed, and only then does the
+//! scheduler's pass for pending pods run on the replacements. If some pod fits nowhere
+//! (arrivals took the room the plan counted on, or first fit packs worse than the
+//! planner), the move *rolls back*: nothing moves, the replaced nodes take pods again,
+//! and the replacements stay as ordinary nodes (consolidated when empty). A move whose
+//! plan has no new node (every pod fits the nodes that stay) moves at once. A moved pod
+//! counts as a restart (`pods_restarted`; Karpenter-like moves count in `disruptions`
+//! instead); it keeps running and its pending time does not change. What the move costs
+//! is in `cost` already, since every node is billed while it runs: the replacements from
+//! their launch, the replaced nodes until their removal; `overlap_node_hours` reports the
+//! part paid twice (replacements' hours from launch until the move finished or rolled
+//! back). Not modelled: the eviction's and the pods' restart delay (the pods move in the
+//! second the replacements are ready), PDBs, the controller's ready timeout (a
+//! replacement here is always ready after `launch_delay_s`).
 //!
 //! # Consolidation (all strategies)
 //!
 //! Karpenter's `WhenEmptyOrUnderutilized`, by method (`Consolidation`, per variant: a
 //! strategy's name gets `+empty`, `+replace` or `+multi` when it is not the default
 //! `delete`; each method includes the ones before it; gpu-slicer's nodes are only
-//! deleted). A ready node with no reservation, not being disrupted, whose pods last
+//! deleted, and re-packed by its own controller, "Repack" above). A ready node with no reservation, not being disrupted, whose pods last
 //! changed (a pod bound or left, or the node became ready) at least
 //! `consolidate_after_s` ago is a candidate. A check runs `consolidate_after_s` after
 //! every change on any node, so candidates are checked within that time of becoming one.
@@ -171,7 +208,10 @@
 //!   delay, or that lost the race for capacity). Placed + `never_placed` + `left_pending`
 //!   = all pods.
 //! - `nodes_launched`, `peak_nodes` (in flight or ready), share and memory violations
-//!   (pods, each counted once), `disruptions` (consolidation moves), samples every
+//!   (pods, each counted once), `disruptions` (consolidation moves), `repack_moves`,
+//!   `repack_rollbacks`, `pods_restarted` (repack's moves) and `restarts_per_day` (÷ the
+//!   horizon `T` − first arrival, in days), `overlap_node_hours` (replacement nodes'
+//!   hours, launch to the end of their move or consolidation replacement), samples every
 //!   `sample_every_s` from the first arrival while the replay or its nodes last.
 //! - `cost_over_lower_bound` is filled by [`simulate`] (0 from [`simulate_one`], and when
 //!   the bound is 0).
@@ -207,6 +247,7 @@ mod bound;
 mod cluster;
 mod consolidate;
 mod provision;
+mod repack;
 
 pub use cluster::{Cluster, NodeView};
 
@@ -246,6 +287,10 @@ impl Default for SimConfig {
                 dedicated: false,
                 ..PlanOptions::default()
             },
+            repack_interval_s: 3600,
+            repack_min_saving: 0.05,
+            repack_min_pod_age_s: 300,
+            repack_max_nodes_per_hour: 10,
         }
     }
 }

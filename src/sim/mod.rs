@@ -184,6 +184,15 @@ pub struct SimConfig {
     /// The planner's options for the gpu-slicer strategy and the weak floor (the floor
     /// runs them at the full effort).
     pub plan: PlanOptions,
+    /// gpu-slicer re-packs its fleet every this many seconds (0 = never); see `engine`'s
+    /// "Repack".
+    pub repack_interval_s: u64,
+    /// A repack move must save at least this fraction of the replaced nodes' hourly cost.
+    pub repack_min_saving: f64,
+    /// Pods bound for less than this (seconds) pin their node.
+    pub repack_min_pod_age_s: u64,
+    /// Nodes a repack may replace in any hour (the controller's default: 10).
+    pub repack_max_nodes_per_hour: usize,
 }
 
 /// One point of a strategy's time series.
@@ -245,6 +254,23 @@ pub struct StrategyReport {
     /// Pods moved off a node by consolidation (each move counts).
     #[serde(default)]
     pub disruptions: usize,
+    /// gpu-slicer's repack moves that finished (replaced nodes removed).
+    #[serde(default)]
+    pub repack_moves: usize,
+    /// Repack moves rolled back (some pod fitted nowhere once the replacements were ready).
+    #[serde(default)]
+    pub repack_rollbacks: usize,
+    /// Pods evicted and re-created by repack moves (each move of a pod counts).
+    #[serde(default)]
+    pub pods_restarted: usize,
+    /// `pods_restarted` ÷ the replay's horizon in days.
+    #[serde(default)]
+    pub restarts_per_day: f64,
+    /// Node-hours of replacement nodes (repack's, and Karpenter's replace consolidation)
+    /// from their launch until the nodes they replace were removed (or the move rolled
+    /// back): capacity paid twice. Already part of `cost`.
+    #[serde(default)]
+    pub overlap_node_hours: f64,
     /// Each placed pod's pending time, seconds, in arrival order (for the CDF).
     pub pending_times_s: Vec<u64>,
     pub series: Vec<Sample>,

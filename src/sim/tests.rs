@@ -3,6 +3,7 @@
 //! the `engine` module docs (default config: batch idle 1 s / max 10 s, launch delay
 //! 90 s, consolidation after 30 s, 60 s billing minimum).
 
+mod repack;
 mod replay;
 
 use std::collections::BTreeSet;
@@ -82,6 +83,16 @@ fn r4() -> Vec<Variant> {
 fn no_admission() -> SimConfig {
     SimConfig {
         binding: Binding::KubeScheduler,
+        ..SimConfig::default()
+    }
+}
+
+/// The default config with gpu-slicer's repack off: the tests below work out the nodes'
+/// 30 s tail after the last departure, which a repack round at that second would cut
+/// short by deleting the emptied nodes (`tests/repack.rs` covers repack).
+fn no_repack() -> SimConfig {
+    SimConfig {
+        repack_interval_s: 0,
         ..SimConfig::default()
     }
 }
@@ -167,7 +178,7 @@ fn four_at_once() -> Workload {
 
 #[test]
 fn four_pods_at_once_with_four_replicas() {
-    let cfg = SimConfig::default();
+    let cfg = no_repack();
     let w = four_at_once();
     // Batch closes at 1. Dedicated: the first pod opens a claim {one.gpu, four.gpu}; the
     // second needs 2 GPUs, leaving {four.gpu}, which holds all four: one four.gpu at $3
@@ -230,7 +241,7 @@ fn burst() -> Workload {
 
 #[test]
 fn a_burst_over_in_flight_nodes() {
-    let cfg = SimConfig::default();
+    let cfg = no_repack();
     let w = burst();
     // Dedicated: batches close at 1, 21, 41, 61; each launches a one.gpu (the in-flight
     // ones are full), ready at 91, 111, 131, 151; each pod waits 91 s. No pod can move
@@ -361,7 +372,7 @@ fn billing_minimum_applies_to_a_node_up_ten_seconds() {
 #[test]
 fn lower_bound_by_hand_and_below_every_strategy() {
     let cat = catalog();
-    let cfg = SimConfig::default();
+    let cfg = no_repack();
     // Any present pod needs at least the cheapest node ($1/h) and one one.gpu holds up to
     // 10 of these pods, so the bound is $1/h (less the planner's 1e-6 rounding down)
     // while pods are present: 0..3600 in both traces. The floor's six 600 s windows

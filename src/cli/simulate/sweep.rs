@@ -2,9 +2,11 @@
 //! of the settings and prints, per combination, each strategy's cost over the floor and
 //! rank (safe strategies first). Prints to stdout; writes nothing.
 //!
-//! Keys: `launch-delay` and `consolidate-after` (durations). The floors do not depend on
-//! either (only the end of a replay whose jobs lack a departure depends on the launch
-//! delay), so they are computed once per distinct end.
+//! Keys (durations): `launch-delay`, `consolidate-after`, and gpu-slicer's
+//! `repack-interval` and `repack-min-pod-age`. The floors depend on none of them (only the
+//! end of a replay whose jobs lack a departure depends on the launch delay), so they are
+//! computed once per distinct end. The JSON rows also carry each strategy's pending
+//! p50/p95, repack moves and restarts per day.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,6 +25,8 @@ use crate::sim::{SimConfig, Variant, Workload};
 pub enum Key {
     LaunchDelay,
     ConsolidateAfter,
+    RepackInterval,
+    RepackMinPodAge,
 }
 
 impl Key {
@@ -30,6 +34,8 @@ impl Key {
         match self {
             Key::LaunchDelay => "launch-delay",
             Key::ConsolidateAfter => "consolidate-after",
+            Key::RepackInterval => "repack-interval",
+            Key::RepackMinPodAge => "repack-min-pod-age",
         }
     }
 
@@ -37,6 +43,8 @@ impl Key {
         match self {
             Key::LaunchDelay => cfg.launch_delay_s = secs,
             Key::ConsolidateAfter => cfg.consolidate_after_s = secs,
+            Key::RepackInterval => cfg.repack_interval_s = secs,
+            Key::RepackMinPodAge => cfg.repack_min_pod_age_s = secs,
         }
     }
 }
@@ -53,9 +61,11 @@ pub fn parse(args: &[String]) -> Result<Vec<(Key, Vec<u64>)>, Failure> {
         let key = match k.trim() {
             "launch-delay" => Key::LaunchDelay,
             "consolidate-after" => Key::ConsolidateAfter,
+            "repack-interval" => Key::RepackInterval,
+            "repack-min-pod-age" => Key::RepackMinPodAge,
             other => {
                 return Err(usage(format!(
-                    "--sweep: unknown key {other:?} (launch-delay, consolidate-after)"
+                    "--sweep: unknown key {other:?} (launch-delay, consolidate-after, repack-interval, repack-min-pod-age)"
                 )));
             }
         };
@@ -104,6 +114,12 @@ struct Cell {
     safe: bool,
     share_violations: usize,
     memory_violations: usize,
+    pending_p50_s: f64,
+    pending_p95_s: f64,
+    repack_moves: usize,
+    repack_rollbacks: usize,
+    restarts_per_day: f64,
+    overlap_node_hours: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,6 +178,12 @@ pub fn run(
                     safe: s.safe,
                     share_violations: s.share_violations,
                     memory_violations: s.memory_violations,
+                    pending_p50_s: s.pending_p50_s,
+                    pending_p95_s: s.pending_p95_s,
+                    repack_moves: s.repack_moves,
+                    repack_rollbacks: s.repack_rollbacks,
+                    restarts_per_day: s.restarts_per_day,
+                    overlap_node_hours: s.overlap_node_hours,
                 })
                 .collect(),
         });

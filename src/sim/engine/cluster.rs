@@ -2,10 +2,11 @@
 //! invariant and the metrics.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::Binding;
+use super::repack::RepackMove;
 use crate::model::slice::{Slice, SliceNeed};
 use crate::model::{
     Catalog, DemandItem, Requirement, Resources, Sharing, Taint, labels, tolerates_all,
@@ -22,7 +23,8 @@ pub(super) const ARRIVAL: u8 = 1;
 pub(super) const READY: u8 = 2;
 pub(super) const BATCH: u8 = 3;
 pub(super) const CONSOLIDATE: u8 = 4;
-pub(super) const SAMPLE: u8 = 5;
+pub(super) const REPACK: u8 = 5;
+pub(super) const SAMPLE: u8 = 6;
 
 /// Arrivals and departures of a workload (the unit of progress).
 pub(super) fn workload_events(w: &Workload) -> usize {
@@ -177,6 +179,8 @@ pub(super) struct Node {
     pub disrupting: bool,
     /// The nodes this one replaces (consolidation); its pods move here when it is ready.
     pub replaces: Vec<usize>,
+    /// A replacement launched by the repack move of this index, until the move ends.
+    pub in_move: Option<usize>,
 }
 
 /// A node as the state callback sees it.
@@ -226,6 +230,16 @@ pub struct Cluster<'a> {
     pub(super) epoch: u64,
     /// The (epoch, candidates) at which multi-node consolidation last found nothing.
     pub(super) multi_fail: Option<(u64, Vec<usize>)>,
+    /// gpu-slicer's repack moves, by index (finished ones included).
+    pub(super) moves: Vec<RepackMove>,
+    /// (start, nodes replaced) of the repack moves of the last hour: the rate limit.
+    pub(super) repacked: VecDeque<(u64, usize)>,
+    pub(super) repack_moves: usize,
+    pub(super) repack_rollbacks: usize,
+    pub(super) pods_restarted: usize,
+    /// Seconds replacement nodes ran beside the nodes they replace.
+    pub(super) overlap_s: u64,
+    t0: u64,
     cost: f64,
     gpu_hours_used: f64,
     gpu_hours_paid: f64,
@@ -260,6 +274,7 @@ pub(super) fn run(
                     c.consolidate();
                 }
             }
+            REPACK => c.repack(),
             _ => c.sample(),
         }
         c.peak_nodes = c.peak_nodes.max(c.live.len());
@@ -344,6 +359,14 @@ impl<'a> Cluster<'a> {
         if cfg.sample_every_s > 0 && !jobs.is_empty() {
             heap.push(Reverse((t0, SAMPLE, 0)));
         }
+        let first_repack = t0.saturating_add(cfg.repack_interval_s);
+        if strategy == Strategy::GpuSlicer
+            && cfg.repack_interval_s > 0
+            && !jobs.is_empty()
+            && first_repack <= t_end
+        {
+            heap.push(Reverse((first_repack, REPACK, 0)));
+        }
         Cluster {
             catalog,
             jobs,
@@ -382,6 +405,13 @@ impl<'a> Cluster<'a> {
             last_pass: None,
             epoch: 0,
             multi_fail: None,
+            moves: Vec::new(),
+            repacked: VecDeque::new(),
+            repack_moves: 0,
+            repack_rollbacks: 0,
+            pods_restarted: 0,
+            overlap_s: 0,
+            t0,
             cost: 0.0,
             gpu_hours_used: 0.0,
             gpu_hours_paid: 0.0,
@@ -396,6 +426,11 @@ impl<'a> Cluster<'a> {
     /// Seconds of virtual time.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// The end `T` of the replay (see the module docs).
+    pub(super) fn t_end(&self) -> u64 {
+        self.t_end
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -525,7 +560,7 @@ impl<'a> Cluster<'a> {
         self.sched_fits_with(p, n, self.nodes[n].used)
     }
 
-    fn push(&mut self, t: u64, kind: u8, id: usize) {
+    pub(super) fn push(&mut self, t: u64, kind: u8, id: usize) {
         self.heap.push(Reverse((t, kind, id)));
     }
 
@@ -700,6 +735,7 @@ impl<'a> Cluster<'a> {
             fail_epoch: None,
             disrupting: false,
             replaces: Vec::new(),
+            in_move: None,
         });
         self.live.push(id);
         self.nodes_launched += 1;
@@ -715,9 +751,18 @@ impl<'a> Cluster<'a> {
         self.nodes[n].ready = true;
         self.epoch += 1;
         self.changed(n);
+        if let Some(m) = self.nodes[n].in_move {
+            // A repack replacement (no reservations): the move, then the scheduler.
+            self.repack_replacement_ready(m);
+            return;
+        }
         let replaced = std::mem::take(&mut self.nodes[n].replaces);
         if !replaced.is_empty() {
-            self.finish_replacement(n, &replaced);
+            let launched = self.nodes[n].launched;
+            if let Some(moved) = self.finish_replacement(&[n], &replaced) {
+                self.disruptions += moved;
+            }
+            self.overlap_s += self.now - launched;
         }
         self.schedule_onto(n);
         let left = std::mem::take(&mut self.nodes[n].reserved);
@@ -822,6 +867,15 @@ impl<'a> Cluster<'a> {
             share_violations,
             memory_violations,
             disruptions: self.disruptions,
+            repack_moves: self.repack_moves,
+            repack_rollbacks: self.repack_rollbacks,
+            pods_restarted: self.pods_restarted,
+            restarts_per_day: if self.t_end > self.t0 {
+                self.pods_restarted as f64 * 86_400.0 / (self.t_end - self.t0) as f64
+            } else {
+                0.0
+            },
+            overlap_node_hours: self.overlap_s as f64 / 3600.0,
             pending_times_s: pending_times,
             series: self.series.clone(),
         }

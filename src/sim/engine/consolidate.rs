@@ -137,7 +137,11 @@ impl Cluster<'_> {
 
     /// First fit of the pods of `set` (largest first) onto `targets` in order: the moves,
     /// and the pods that fit nowhere.
-    fn plan_moves(&self, set: &[usize], targets: &[usize]) -> (Vec<(usize, usize)>, Vec<usize>) {
+    pub(super) fn plan_moves(
+        &self,
+        set: &[usize],
+        targets: &[usize],
+    ) -> (Vec<(usize, usize)>, Vec<usize>) {
         let mut used: Vec<Use> = targets.iter().map(|&m| self.nodes[m].used).collect();
         let mut pods: Vec<usize> = set
             .iter()
@@ -171,14 +175,7 @@ impl Cluster<'_> {
     fn execute(&mut self, set: &[usize], d: Decision) {
         match d.replacement {
             None => {
-                for (p, to) in d.moves {
-                    self.unbind(p);
-                    self.bind(p, to);
-                    self.disruptions += 1;
-                }
-                for &n in set {
-                    self.remove_node(n);
-                }
+                self.disruptions += self.move_and_remove(set, d.moves);
             }
             Some((ty, r)) => {
                 let labels = self.karpenter_labels(ty, r);
@@ -191,38 +188,53 @@ impl Cluster<'_> {
         }
     }
 
-    /// The replacement `n` is ready: the replaced nodes' pods move onto the other ready
-    /// nodes that run pods, then onto `n` (first fit, largest first), and the replaced
-    /// nodes go. If some pod fits nowhere now (capacity was taken meanwhile), nothing
-    /// moves: the replaced nodes take pods again and `n` is consolidated like any node.
-    pub(super) fn finish_replacement(&mut self, n: usize, replaced: &[usize]) {
+    /// Moves pods (unbind, bind: the scheduler's slice-fit bookkeeping) and removes
+    /// `set`, which the moves empty. Returns the pods moved.
+    fn move_and_remove(&mut self, set: &[usize], moves: Vec<(usize, usize)>) -> usize {
+        let moved = moves.len();
+        for (p, to) in moves {
+            self.unbind(p);
+            self.bind(p, to);
+        }
+        for &n in set {
+            self.remove_node(n);
+        }
+        moved
+    }
+
+    /// The replacements `new` are all ready: the replaced nodes' pods move onto the
+    /// other ready nodes that run pods, then onto `new` in order (first fit, largest
+    /// first), and the replaced nodes go; returns the pods moved. If some pod fits
+    /// nowhere now (capacity was taken meanwhile), nothing moves (`None`): the replaced
+    /// nodes take pods again and `new` are consolidated like any node. Karpenter's
+    /// replace consolidation calls it with its one replacement, repack with a move's.
+    pub(super) fn finish_replacement(
+        &mut self,
+        new: &[usize],
+        replaced: &[usize],
+    ) -> Option<usize> {
         let mut targets: Vec<usize> = self
             .live
             .iter()
             .copied()
             .filter(|&m| {
-                m != n
+                !new.contains(&m)
                     && !replaced.contains(&m)
                     && self.nodes[m].ready
                     && !self.nodes[m].bound.is_empty()
             })
             .collect();
-        targets.push(n);
+        targets.extend_from_slice(new);
         let (moves, rest) = self.plan_moves(replaced, &targets);
         if rest.is_empty() {
-            self.execute(
-                replaced,
-                Decision {
-                    moves,
-                    replacement: None,
-                },
-            );
+            Some(self.move_and_remove(replaced, moves))
         } else {
             self.epoch += 1;
             for &m in replaced {
                 self.nodes[m].disrupting = false;
                 self.schedule_onto(m);
             }
+            None
         }
     }
 }

@@ -3,12 +3,12 @@
 //! (strategy d). See the module docs of `engine` for the algorithm.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::cluster::{Cluster, Use};
 use crate::model::slice::Slice;
 use crate::model::{DemandItem, Operator, Pool, Resources, labels};
-use crate::planner::{self, effective_pools};
+use crate::planner::{self, PlannedNode, effective_pools};
 use crate::reconcile::round::{FleetNode, Used, assign_in_flight};
 use crate::sim::{OVERLAY_SAFE_REPLICAS, Strategy};
 
@@ -197,7 +197,9 @@ impl Cluster<'_> {
             .live
             .iter()
             .copied()
-            .filter(|&n| !self.nodes[n].ready)
+            // In-flight nodes, not repack's replacements (their room is for the pods
+            // they replace).
+            .filter(|&n| !self.nodes[n].ready && self.nodes[n].in_move.is_none())
             .map(|n| {
                 let node = &self.nodes[n];
                 FleetNode {
@@ -239,13 +241,9 @@ impl Cluster<'_> {
                 self.pods[p].unprovisionable = true;
             }
         }
-        let by_pool: HashMap<&str, &Pool> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
         for pn in &plan.nodes {
             let ids: Vec<usize> = pn.pods.iter().filter_map(|s| s.parse().ok()).collect();
-            let (Some(&ty), Some(pool)) = (
-                self.ty_by_name.get(&pn.instance_type),
-                by_pool.get(pn.node_pool.as_str()),
-            ) else {
+            let Some(n) = self.launch_planned(pn, &pools) else {
                 // Not a type this simulation launches (cannot happen with the capacity
                 // type forced): its pods are not provisioned.
                 for p in ids {
@@ -253,27 +251,47 @@ impl Cluster<'_> {
                 }
                 continue;
             };
-            let mut node_labels = pool_labels(pool, self.catalog.types.first());
-            let usable = self.tys[ty]
-                .gpu_mem
-                .saturating_sub(pool.gpu_memory_headroom_mib);
-            for (k, v) in Slice::new(usable, pn.replicas_per_gpu).labels() {
-                node_labels.insert(k.to_string(), v);
-            }
-            if let Some(z) = &pn.zone {
-                node_labels.insert(labels::ZONE.to_string(), z.clone());
-            }
-            let n = self.launch(
-                ty,
-                pn.replicas_per_gpu,
-                node_labels,
-                pool.taints.clone(),
-                pool.name.clone(),
-            );
             for p in ids {
                 self.reserve(p, n);
             }
         }
+    }
+
+    /// The type and pool of a planned node, if this simulation launches that type and
+    /// the pool is among `pools`.
+    pub(super) fn planned_type<'p>(
+        &self,
+        pn: &PlannedNode,
+        pools: &'p [Pool],
+    ) -> Option<(usize, &'p Pool)> {
+        let ty = *self.ty_by_name.get(&pn.instance_type)?;
+        let pool = pools.iter().find(|p| p.name == pn.node_pool)?;
+        Some((ty, pool))
+    }
+
+    /// Launches a node the planner planned, as the controller would: its instance type
+    /// and R, its pool's labels and taints, the slice labels (the type's GPU memory less
+    /// the pool's headroom, at its R) and its zone. Reserves nothing. `None` (nothing
+    /// launched) when [`Cluster::planned_type`] finds no type or pool.
+    pub(super) fn launch_planned(&mut self, pn: &PlannedNode, pools: &[Pool]) -> Option<usize> {
+        let (ty, pool) = self.planned_type(pn, pools)?;
+        let mut node_labels = pool_labels(pool, self.catalog.types.first());
+        let usable = self.tys[ty]
+            .gpu_mem
+            .saturating_sub(pool.gpu_memory_headroom_mib);
+        for (k, v) in Slice::new(usable, pn.replicas_per_gpu).labels() {
+            node_labels.insert(k.to_string(), v);
+        }
+        if let Some(z) = &pn.zone {
+            node_labels.insert(labels::ZONE.to_string(), z.clone());
+        }
+        Some(self.launch(
+            ty,
+            pn.replicas_per_gpu,
+            node_labels,
+            pool.taints.clone(),
+            pool.name.clone(),
+        ))
     }
 }
 

@@ -21,7 +21,11 @@ fn admission_keeps_gpu_slicer_pods_off_unsafe_slices() {
     let w = workload(vec![job("a", 0, 3600), with_share("b", 2, 600)]);
     // Without admission the scheduler binds B onto the R = 10 node at 91 (a free slice):
     // a share violation; B's own node becomes ready empty at 93 and goes at 123.
-    let (kube, nodes) = run(&w, Strategy::GpuSlicer, &no_admission());
+    let kube_cfg = SimConfig {
+        repack_interval_s: 0,
+        ..no_admission()
+    };
+    let (kube, nodes) = run(&w, Strategy::GpuSlicer, &kube_cfg);
     assert_eq!(
         nodes.into_iter().collect::<Vec<_>>(),
         vec![(0, "one.gpu".into(), 10), (1, "one.gpu".into(), 1)]
@@ -36,7 +40,7 @@ fn admission_keeps_gpu_slicer_pods_off_unsafe_slices() {
     );
     // With admission B carries `slice-share-milli Gt 599`: the R = 10 node's label is
     // 100, so B waits for its own node (ready 93): 91 s, no violation.
-    let (adm, _) = run(&w, Strategy::GpuSlicer, &SimConfig::default());
+    let (adm, _) = run(&w, Strategy::GpuSlicer, &no_repack());
     assert_eq!(adm.pending_times_s, vec![91, 91]);
     assert_eq!((adm.share_violations, adm.memory_violations), (0, 0));
     assert!(adm.safe);

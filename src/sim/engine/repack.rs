@@ -1,0 +1,225 @@
+//! gpu-slicer's defragmentation ("repack") in the replay (pure, on the replay's state):
+//! every `SimConfig::repack_interval_s` the fleet's ready nodes are handed to the
+//! controller's own decision, `reconcile::repack::propose`, and the move it chooses is
+//! carried out as the controller would: replacements launched, replaced nodes tainted
+//! until every replacement is ready, then the pods moved and the replaced nodes removed,
+//! or the move rolled back. See the module docs of `engine`, "Repack".
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::cluster::{Cluster, REPACK};
+use crate::model::{Resources, labels};
+use crate::planner::{PlanOptions, effective_pools};
+use crate::reconcile::repack::{self, Inputs, Node, RunningPod, Settings};
+use crate::reconcile::round::{FleetNode, Used};
+
+/// The rate limit's window, seconds (`--repack-max-nodes-per-hour`).
+const HOUR_S: u64 = 3600;
+
+/// A repack move in the replay.
+#[derive(Debug, Clone)]
+pub(super) struct RepackMove {
+    /// The nodes it replaces (tainted `disrupting` while it runs).
+    pub replaced: Vec<usize>,
+    /// The nodes it launched.
+    pub replacements: Vec<usize>,
+    /// Still running: some replacement is not ready yet.
+    pub open: bool,
+}
+
+impl Cluster<'_> {
+    /// One repack round (the `REPACK` event): the next round is queued, then at most one
+    /// move is proposed and started.
+    pub(super) fn repack(&mut self) {
+        let next = self.now().saturating_add(self.cfg.repack_interval_s);
+        if next <= self.t_end() {
+            self.push(next, REPACK, 0);
+        }
+        let now = self.now();
+        while self
+            .repacked
+            .front()
+            .is_some_and(|&(t, _)| t.saturating_add(HOUR_S) <= now)
+        {
+            self.repacked.pop_front();
+        }
+        let recent: usize = self.repacked.iter().map(|&(_, k)| k).sum();
+        let allowance = self.cfg.repack_max_nodes_per_hour.saturating_sub(recent);
+        if allowance == 0 {
+            return;
+        }
+        let nodes = self.repack_nodes();
+        if nodes.is_empty() {
+            return;
+        }
+        let pools = effective_pools(&self.plan_opts);
+        let plan = PlanOptions {
+            pools: pools.clone(),
+            ..self.plan_opts.clone()
+        };
+        let budgets = self.repack_budgets();
+        let settings = Settings {
+            min_saving: self.cfg.repack_min_saving,
+            min_pod_age_s: self.cfg.repack_min_pod_age_s,
+        };
+        let proposal = repack::propose(
+            &Inputs {
+                catalog: self.catalog,
+                nodes: &nodes,
+                pools: &pools,
+                plan: &plan,
+                budgets: &budgets,
+                allowance,
+            },
+            &settings,
+        );
+        let Some(chosen) = proposal.chosen else {
+            return;
+        };
+        let replaced: Vec<usize> = chosen
+            .replaced
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        // Every replacement must be launchable (it always is: the planner plans only the
+        // simulation's types and pools); a move that is not is dropped whole.
+        if replaced.len() != chosen.replaced.len()
+            || chosen
+                .plan
+                .nodes
+                .iter()
+                .any(|pn| self.planned_type(pn, &pools).is_none())
+        {
+            return;
+        }
+        let m = self.moves.len();
+        let mut replacements = Vec::with_capacity(chosen.plan.nodes.len());
+        for pn in &chosen.plan.nodes {
+            if let Some(n) = self.launch_planned(pn, &pools) {
+                self.nodes[n].in_move = Some(m);
+                replacements.push(n);
+            }
+        }
+        for &n in &replaced {
+            self.nodes[n].disrupting = true;
+        }
+        self.repacked.push_back((now, replaced.len()));
+        self.moves.push(RepackMove {
+            replaced,
+            replacements,
+            open: true,
+        });
+        if self.moves[m].replacements.is_empty() {
+            // Every pod fits the nodes that stay: nothing to wait for.
+            self.repack_replacement_ready(m);
+        }
+    }
+
+    /// The fleet as repacking sees it: ready nodes not part of a move, with their bound
+    /// pods (id = pod index, age = time since the pod was last bound).
+    fn repack_nodes(&self) -> Vec<Node> {
+        let now = self.now();
+        let ct = self.cfg.capacity_type;
+        self.live
+            .iter()
+            .copied()
+            .filter(|&n| {
+                let node = &self.nodes[n];
+                node.ready && !node.disrupting && node.in_move.is_none()
+            })
+            .map(|n| {
+                let node = &self.nodes[n];
+                let pods = node
+                    .bound
+                    .iter()
+                    .map(|&p| {
+                        let mut item = self.item(p).clone();
+                        item.id = p.to_string();
+                        RunningPod {
+                            item,
+                            age_s: now.saturating_sub(self.pods[p].bound_since),
+                            do_not_disrupt: false,
+                            unmovable: None,
+                        }
+                    })
+                    .collect();
+                Node {
+                    fleet: FleetNode {
+                        name: n.to_string(),
+                        pool: node.pool.clone(),
+                        instance_type: self.catalog.types[self.tys[node.ty].cat].name.clone(),
+                        capacity_type: ct,
+                        replicas: node.r,
+                        zone: node.labels.get(labels::ZONE).cloned(),
+                        in_flight: false,
+                        used: Used {
+                            slices: node.used.slices,
+                            requests: Resources::new(node.used.cpu, node.used.mem),
+                            pods: u32::try_from(node.used.pods).unwrap_or(u32::MAX),
+                        },
+                        labels: node.labels.clone(),
+                        taints: node.taints.clone(),
+                    },
+                    claim: Some(n.to_string()),
+                    nodepool: Some(node.pool.clone()),
+                    pods,
+                    moving: false,
+                }
+            })
+            .collect()
+    }
+
+    /// Karpenter's default disruption budget per pool (`10%` of its ready nodes, rounded
+    /// up, less those being replaced now): what a NodePool without `budgets` allows.
+    fn repack_budgets(&self) -> BTreeMap<String, u32> {
+        let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for &n in &self.live {
+            let node = &self.nodes[n];
+            if node.ready {
+                let e = count.entry(node.pool.as_str()).or_default();
+                e.0 += 1;
+                e.1 += usize::from(node.disrupting);
+            }
+        }
+        let default_pool = json!({"spec": {}});
+        count
+            .into_iter()
+            .map(|(pool, (nodes, disrupting))| {
+                // No budgets in the spec cannot fail to read; 0 (no move) if it did.
+                let allowed =
+                    repack::allowed_disruptions(&default_pool, nodes, disrupting).unwrap_or(0);
+                (pool.to_string(), allowed)
+            })
+            .collect()
+    }
+
+    /// A replacement of move `m` became ready (or the move has none). Once all are, the
+    /// replaced nodes' pods move by the scheduler's rules and the replaced nodes go, or,
+    /// if some pod fits nowhere now, the move rolls back; then the scheduler's pass runs
+    /// on the replacements. Their readiness comes in one second (they launched together),
+    /// so pending pods do not take their room before the move.
+    pub(super) fn repack_replacement_ready(&mut self, m: usize) {
+        let mv = &self.moves[m];
+        if !mv.open || mv.replacements.iter().any(|&n| !self.nodes[n].ready) {
+            return;
+        }
+        let (replaced, replacements) = (mv.replaced.clone(), mv.replacements.clone());
+        self.moves[m].open = false;
+        for &n in &replacements {
+            self.nodes[n].in_move = None;
+            self.overlap_s += self.now() - self.nodes[n].launched;
+        }
+        match self.finish_replacement(&replacements, &replaced) {
+            Some(moved) => {
+                self.repack_moves += 1;
+                self.pods_restarted += moved;
+            }
+            None => self.repack_rollbacks += 1,
+        }
+        for n in replacements {
+            self.schedule_onto(n);
+        }
+    }
+}
