@@ -16,7 +16,7 @@ use fake_api::{FakeApi, Seen, object_path};
 use gpu_slicer::controller::metrics::Metrics;
 use gpu_slicer::controller::repack::{Io, RepackConfig, Repacker};
 use gpu_slicer::controller::writer::{LeaderFlag, Writer, WriterConfig};
-use gpu_slicer::model::ReplicaPolicy;
+use gpu_slicer::model::{ReplicaPolicy, profile_name};
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::{
     Cache, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
@@ -25,7 +25,7 @@ use gpu_slicer::reconcile::guard::Budget;
 use gpu_slicer::reconcile::repack::{
     DO_NOT_DISRUPT, MOVE_LABEL, MOVE_SIZE_ANNOTATION, REPLACES_ANNOTATION,
 };
-use gpu_slicer::reconcile::round::Settings;
+use gpu_slicer::reconcile::round::{self, Settings};
 use gpu_slicer::render::{MANAGED_BY, MANAGER, POOL_LABEL, RenderOptions, SLICING_PENDING_TAINT};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -134,14 +134,14 @@ fn pod(name: &str, node: &str, annotations: Value) -> Value {
         "status": {"phase": "Running", "startTime": ts(now_s() - 3600)}})
 }
 
-/// `n` half-empty g4dn.2xlarge nodes at R = 4 with one 2 GiB pod each, their NodeClaims
+/// `n` half-empty g4dn.2xlarge nodes at R = 2 with one 2 GiB pod each, their NodeClaims
 /// (of `nodepool`), and the NodePools.
 fn fleet(api: &FakeApi, n: usize, nodepool: &str, budgets: Option<Value>, pod_ann: Value) {
     api.insert(owned_nodepool(NODEPOOL, budgets));
     api.insert(users_nodepool());
     for i in 0..n {
         let name = format!("n{i}");
-        api.insert(node(&name, "g4dn.2xlarge", 4, Some(nodepool), true, false));
+        api.insert(node(&name, "g4dn.2xlarge", 2, Some(nodepool), true, false));
         api.insert(claim(&format!("c-n{i}"), &name, "g4dn.2xlarge", nodepool));
         api.insert(pod(&format!("p{i}"), &name, pod_ann.clone()));
     }
@@ -371,6 +371,55 @@ async fn a_move_that_saves_launches_then_deletes_the_old_claims() {
         &r.metrics,
         "gpu_slicer_repack_moves_total{outcome=\"started\"} 1"
     ));
+
+    // The next round counts the replacements (in flight, pinned by their requirements):
+    // the device-plugin ConfigMap gets their profile, and nothing of theirs is deleted.
+    let snap = cache_of(&api)
+        .lock()
+        .expect("lock")
+        .snapshot(&SnapshotSettings::default());
+    let cat = gpu_slicer::catalog::embedded().expect("catalog");
+    let round = round::round(
+        &round::Inputs {
+            catalog: &cat,
+            pending: &snap.pending,
+            fleet: &snap.fleet,
+            pools: &snap.pools,
+            ec2nodeclasses: &snap.ec2nodeclasses,
+            device_plugin: snap.device_plugin.as_ref(),
+            live: &snap.live,
+            nodes_of: &|_| 0,
+        },
+        &settings(),
+    );
+    let cm = round
+        .actions
+        .apply
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .expect("the device-plugin ConfigMap");
+    for c in replacements_in(&api) {
+        let r: u32 = c["metadata"]["labels"]["gpu-slicer.io/replicas"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("replicas label");
+        assert_ne!(r, 2, "the old nodes' R: the check would not bite");
+        assert!(
+            cm["data"].get(profile_name(r)).is_some(),
+            "{} missing from {}",
+            profile_name(r),
+            cm["data"]
+        );
+    }
+    assert!(
+        round
+            .actions
+            .delete
+            .iter()
+            .all(|d| d.key.kind != "NodeClaim"),
+        "{:?}",
+        round.actions.delete
+    );
 
     // The same names for the same move, and no second move while this one runs.
     api.clear_seen();
