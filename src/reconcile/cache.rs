@@ -208,10 +208,14 @@ pub fn pod_entry(pod: &Pod) -> Option<PodEntry> {
     })
 }
 
-/// Keeps what the controller reads of a Node.
+/// Keeps what the controller reads of a Node (of its annotations, only
+/// `karpenter.sh/do-not-disrupt`, which repacking honours).
 pub fn trim_node(mut n: Node) -> Node {
     n.metadata.managed_fields = None;
-    n.metadata.annotations = None;
+    n.metadata.annotations = n.metadata.annotations.take().and_then(|a| {
+        a.get(repack::DO_NOT_DISRUPT)
+            .map(|v| BTreeMap::from([(repack::DO_NOT_DISRUPT.to_string(), v.clone())]))
+    });
     if let Some(s) = n.status.as_mut() {
         s.images = None;
         s.volumes_attached = None;
@@ -444,6 +448,30 @@ impl Cache {
         {
             let node = self.nodes.get(&f.name);
             let claim = claim_of.get(f.name.as_str()).copied();
+            // Karpenter's do-not-disrupt on the Node or its NodeClaim pins the node like a
+            // pod's: repack::Node has no field for it, so it stands as an annotated
+            // pseudo-pod `node/<name>` (never planned: its node is never a candidate).
+            let pinned = node
+                .and_then(|n| n.metadata.annotations.as_ref())
+                .and_then(|a| a.get(repack::DO_NOT_DISRUPT))
+                .is_some_and(|v| v == "true")
+                || claim
+                    .and_then(|c| c.pointer("/metadata/annotations"))
+                    .and_then(|a| a.get(repack::DO_NOT_DISRUPT))
+                    .and_then(Value::as_str)
+                    == Some("true");
+            let mut pods = pods_of.remove(f.name.as_str()).unwrap_or_default();
+            if pinned {
+                pods.insert(
+                    0,
+                    repack::RunningPod {
+                        item: DemandItem::shared(format!("node/{}", f.name), Resources::ZERO),
+                        age_s: u64::MAX,
+                        do_not_disrupt: true,
+                        unmovable: None,
+                    },
+                );
+            }
             let claim_name = claim
                 .and_then(|c| c.pointer("/metadata/name"))
                 .and_then(Value::as_str);
@@ -460,7 +488,7 @@ impl Cache {
                     .and_then(|n| n.metadata.labels.as_ref())
                     .and_then(|l| l.get(labels::NODEPOOL))
                     .cloned(),
-                pods: pods_of.remove(f.name.as_str()).unwrap_or_default(),
+                pods,
                 moving: deleting || claim_name.is_some_and(|n| moving.contains(n)),
             });
         }
@@ -1065,6 +1093,23 @@ pub(crate) mod tests {
             .find(|f| f.name == "r1")
             .expect("r1 in the fleet");
         assert!(r1.in_flight);
+        // Karpenter's do-not-disrupt on a Node pins it too (trim_node keeps that one
+        // annotation).
+        let mut n1 = node("n1", true, false);
+        n1.metadata.annotations = Some(BTreeMap::from([
+            (repack::DO_NOT_DISRUPT.to_string(), "true".to_string()),
+            ("other".to_string(), "dropped".to_string()),
+        ]));
+        let n1 = trim_node(n1);
+        assert_eq!(n1.metadata.annotations.as_ref().map(BTreeMap::len), Some(1));
+        c.nodes.apply("n1".into(), n1);
+        let s = c.snapshot(&SnapshotSettings {
+            repack_now_s: Some(4_600),
+            ..SnapshotSettings::default()
+        });
+        let n1 = s.repack.iter().find(|r| r.fleet.name == "n1").expect("n1");
+        assert!(n1.pods[0].do_not_disrupt && n1.pods[0].item.id == "node/n1");
+        c.nodes.apply("n1".into(), node("n1", true, false));
         // Once r1's node is Ready and c2 is gone, the move is over: nothing is moving.
         c.object_store("NodeClaim").expect("kind").delete("c2");
         let s = c.snapshot(&SnapshotSettings {
