@@ -199,3 +199,116 @@ fn a_small_trace_writes_the_report_folder() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The gpu-slicer row of a report.
+fn gpu_slicer(report: &serde_json::Value) -> &serde_json::Value {
+    report["strategies"]
+        .as_array()
+        .expect("strategies")
+        .iter()
+        .find(|s| s["strategy"] == "gpu-slicer")
+        .expect("gpu-slicer row")
+}
+
+#[test]
+fn repack_flags_reach_the_replay() {
+    let dir = std::env::temp_dir().join(format!("gpu-slicer-sim-repack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Eight pods at once get one node planned for all of them; seven leave at 600 s and
+    // the survivor (until 20,000 s) is left on a node sized for eight: the first repack
+    // round (3,600 s) replaces it by a smaller one.
+    let trace = dir.join("w.csv");
+    let mut csv = String::from("name,arrival,departure,cpu,memory,gpus,gpu_share\n");
+    for i in 0..8 {
+        let leave = if i == 0 { 20_000 } else { 600 };
+        csv.push_str(&format!("p{i},0,{leave},3,8Gi,1,0.1\n"));
+    }
+    std::fs::write(&trace, csv).expect("write");
+    let out = dir.join("out");
+    let replay = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "simulate",
+            "--trace",
+            trace.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--strategies",
+            "gpu-slicer",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{extra:?}: {stderr}");
+        serde_json::from_str(&stdout).expect("report JSON")
+    };
+    let on = replay(&[]);
+    let on = gpu_slicer(&on);
+    assert_eq!(on["repackMoves"], 1, "{on}");
+    assert_eq!(on["podsRestarted"], 1, "{on}");
+    assert!(
+        on["overlapNodeHours"].as_f64().expect("overlap") > 0.0,
+        "{on}"
+    );
+    assert_eq!(
+        (
+            on["shareViolations"].clone(),
+            on["memoryViolations"].clone()
+        ),
+        (0.into(), 0.into())
+    );
+    let summary = std::fs::read_to_string(out.join("summary.txt")).expect("summary");
+    assert!(
+        summary.contains("gpu-slicer repack: every 3600 s, min saving 5 %")
+            && summary.contains("RESTARTS/DAY"),
+        "{summary}"
+    );
+    let off = replay(&["--repack-interval", "0s"]);
+    let off = gpu_slicer(&off);
+    assert_eq!(off["repackMoves"], 0, "{off}");
+    assert!(
+        on["cost"].as_f64().expect("cost") < off["cost"].as_f64().expect("cost"),
+        "{on} {off}"
+    );
+    // A minimum pod age of 6 h: the survivor (bound at 91 s) is too young at every round
+    // before it leaves (20,000 s). Rounds every 5 h: the move comes at 18,000 s instead.
+    let old = replay(&["--repack-min-pod-age", "6h"]);
+    assert_eq!(gpu_slicer(&old)["repackMoves"], 0);
+    let late = replay(&["--repack-interval", "5h"]);
+    let late = gpu_slicer(&late);
+    assert_eq!(late["repackMoves"], 1);
+    assert!(late["cost"].as_f64() > on["cost"].as_f64(), "{late} {on}");
+    // A saving threshold above any move on offer.
+    let strict = replay(&["--repack-min-saving", "0.99"]);
+    assert_eq!(gpu_slicer(&strict)["repackMoves"], 0);
+    // A rate limit of one node an hour still allows the one move.
+    let slow = replay(&["--repack-max-nodes-per-hour", "1"]);
+    assert_eq!(gpu_slicer(&slow)["repackMoves"], 1);
+    for (flag, value, says) in [
+        (
+            "--repack-min-saving",
+            "1.5",
+            "--repack-min-saving must be a fraction",
+        ),
+        ("--repack-min-saving", "lots", "--repack-min-saving"),
+        (
+            "--repack-max-nodes-per-hour",
+            "0",
+            "--repack-max-nodes-per-hour must be at least 1",
+        ),
+        ("--repack-interval", "soon", "--repack-interval"),
+        ("--repack-min-pod-age", "old", "--repack-min-pod-age"),
+    ] {
+        let (code, _, stderr) = run(&[
+            "simulate",
+            "--trace",
+            trace.to_str().expect("utf-8"),
+            flag,
+            value,
+        ]);
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert!(stderr.contains(says), "{flag}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -126,6 +126,10 @@ pub struct SimulateArgs {
     /// Most nodes repacking replaces in any hour.
     #[arg(long, value_name = "N", default_value_t = 10)]
     repack_max_nodes_per_hour: u32,
+    /// The gpu-slicer NodePool's disruption budget, percent of its nodes (Karpenter's
+    /// default for a NodePool without budgets).
+    #[arg(long, value_name = "PERCENT", default_value_t = 10)]
+    repack_budget: u32,
     /// Folder for report.json, summary.txt and the plots (cost.svg, gpus.svg, pending-cdf.svg).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -432,6 +436,13 @@ fn repack_settings(a: &SimulateArgs, cfg: &mut SimConfig) -> Result<(), Failure>
     cfg.repack_min_saving = a.repack_min_saving;
     cfg.repack_min_pod_age_s = a.repack_min_pod_age.as_secs();
     cfg.repack_max_nodes_per_hour = a.repack_max_nodes_per_hour as usize;
+    if a.repack_budget > 100 {
+        return Err(usage(format!(
+            "--repack-budget must be a percentage from 0 to 100, not {}",
+            a.repack_budget
+        )));
+    }
+    cfg.repack_budget_pct = a.repack_budget;
     Ok(())
 }
 
@@ -557,11 +568,17 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
             "off".to_string()
         } else {
             format!(
-                "every {} s, min saving {:.0} %, min pod age {} s, at most {} nodes per hour, Karpenter's default budget (10 % of a pool's nodes)",
+                "every {} s, min saving {:.0} %, min pod age {} s, at most {} nodes per hour, disruption budget {} % of a pool's nodes{}",
                 cfg.repack_interval_s,
                 100.0 * cfg.repack_min_saving,
                 cfg.repack_min_pod_age_s,
-                cfg.repack_max_nodes_per_hour
+                cfg.repack_max_nodes_per_hour,
+                cfg.repack_budget_pct,
+                if cfg.repack_budget_pct == 10 {
+                    " (Karpenter's default)"
+                } else {
+                    ""
+                }
             )
         }
     );

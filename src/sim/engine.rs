@@ -138,9 +138,11 @@
 //! ready gpu-slicer nodes that are not part of a move, each with its real usage and its
 //! bound pods (a pod's age is the time since it was last bound: arrival to bind, or its
 //! last move), with `SimConfig::planner_options()` over the effective pools,
-//! `repack_min_saving` and `repack_min_pod_age_s`. Its budgets are Karpenter's default for
-//! a NodePool without `disruption.budgets` (`10%` of the pool's ready nodes, rounded up,
-//! less its nodes being replaced), what a user gets in a real cluster; its allowance is
+//! `repack_min_saving` and `repack_min_pod_age_s`. Its budget is the NodePool's
+//! `disruption.budgets: [{nodes: "<repack_budget_pct>%"}]` read by
+//! `reconcile::repack::allowed_disruptions` (that percentage of the pool's ready nodes,
+//! rounded up, less its nodes being replaced); the default, 10 %, is Karpenter's for a
+//! NodePool without budgets, what a user gets in a real cluster. Its allowance is
 //! `repack_max_nodes_per_hour` less the nodes that moves started in the last 3,600 s
 //! replaced (rolled-back moves count).
 //!
@@ -291,6 +293,7 @@ impl Default for SimConfig {
             repack_min_saving: 0.05,
             repack_min_pod_age_s: 300,
             repack_max_nodes_per_hour: 10,
+            repack_budget_pct: 10,
         }
     }
 }

@@ -193,6 +193,9 @@ pub struct SimConfig {
     pub repack_min_pod_age_s: u64,
     /// Nodes a repack may replace in any hour (the controller's default: 10).
     pub repack_max_nodes_per_hour: usize,
+    /// The gpu-slicer NodePool's disruption budget, percent of its nodes (Karpenter's
+    /// default when a NodePool has no `disruption.budgets`: 10).
+    pub repack_budget_pct: u32,
 }
 
 /// One point of a strategy's time series.

@@ -2,8 +2,9 @@
 //! of the settings and prints, per combination, each strategy's cost over the floor and
 //! rank (safe strategies first). Prints to stdout; writes nothing.
 //!
-//! Keys (durations): `launch-delay`, `consolidate-after`, and gpu-slicer's
-//! `repack-interval` and `repack-min-pod-age`. The floors depend on none of them (only the
+//! Keys: durations `launch-delay`, `consolidate-after`, and gpu-slicer's
+//! `repack-interval` and `repack-min-pod-age`; percentages (plain numbers, e.g. `2,5,10`)
+//! `repack-min-saving` and `repack-budget`. The floors depend on none of them (only the
 //! end of a replay whose jobs lack a departure depends on the launch delay), so they are
 //! computed once per distinct end. The JSON rows also carry each strategy's pending
 //! p50/p95, repack moves and restarts per day.
@@ -27,6 +28,8 @@ pub enum Key {
     ConsolidateAfter,
     RepackInterval,
     RepackMinPodAge,
+    RepackMinSaving,
+    RepackBudget,
 }
 
 impl Key {
@@ -36,7 +39,21 @@ impl Key {
             Key::ConsolidateAfter => "consolidate-after",
             Key::RepackInterval => "repack-interval",
             Key::RepackMinPodAge => "repack-min-pod-age",
+            Key::RepackMinSaving => "repack-min-saving",
+            Key::RepackBudget => "repack-budget",
         }
+    }
+
+    /// The unit its values are printed with.
+    fn unit(&self) -> &'static str {
+        match self {
+            Key::RepackMinSaving | Key::RepackBudget => "%",
+            _ => "s",
+        }
+    }
+
+    fn is_percent(&self) -> bool {
+        self.unit() == "%"
     }
 
     fn set(&self, cfg: &mut SimConfig, secs: u64) {
@@ -45,6 +62,8 @@ impl Key {
             Key::ConsolidateAfter => cfg.consolidate_after_s = secs,
             Key::RepackInterval => cfg.repack_interval_s = secs,
             Key::RepackMinPodAge => cfg.repack_min_pod_age_s = secs,
+            Key::RepackMinSaving => cfg.repack_min_saving = secs as f64 / 100.0,
+            Key::RepackBudget => cfg.repack_budget_pct = u32::try_from(secs).unwrap_or(100),
         }
     }
 }
@@ -63,9 +82,11 @@ pub fn parse(args: &[String]) -> Result<Vec<(Key, Vec<u64>)>, Failure> {
             "consolidate-after" => Key::ConsolidateAfter,
             "repack-interval" => Key::RepackInterval,
             "repack-min-pod-age" => Key::RepackMinPodAge,
+            "repack-min-saving" => Key::RepackMinSaving,
+            "repack-budget" => Key::RepackBudget,
             other => {
                 return Err(usage(format!(
-                    "--sweep: unknown key {other:?} (launch-delay, consolidate-after, repack-interval, repack-min-pod-age)"
+                    "--sweep: unknown key {other:?} (launch-delay, consolidate-after, repack-interval, repack-min-pod-age, repack-min-saving, repack-budget)"
                 )));
             }
         };
@@ -74,6 +95,21 @@ pub fn parse(args: &[String]) -> Result<Vec<(Key, Vec<u64>)>, Failure> {
         }
         let mut values = Vec::new();
         for v in vs.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            if key.is_percent() {
+                let pct = v
+                    .trim_end_matches('%')
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--sweep {}: {v:?} is not a percentage from 0 to 100",
+                            key.as_str()
+                        ))
+                    })?;
+                values.push(pct);
+                continue;
+            }
             let d =
                 parse_duration(v).map_err(|e| usage(format!("--sweep {}: {e}", key.as_str())))?;
             values.push(d.as_secs());
@@ -202,7 +238,7 @@ pub fn run(
 fn describe(combo: &[(Key, u64)]) -> String {
     combo
         .iter()
-        .map(|(k, v)| format!("{}={v}s", k.as_str()))
+        .map(|(k, v)| format!("{}={v}{}", k.as_str(), k.unit()))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -224,7 +260,12 @@ fn table(workload: &Workload, sweep: &[(Key, Vec<u64>)], rows: &[Row]) -> String
     }
     let mut t = vec![head];
     for r in rows {
-        let mut line: Vec<String> = r.settings.iter().map(|(_, v)| format!("{v}s")).collect();
+        let mut line: Vec<String> = r
+            .settings
+            .iter()
+            .zip(sweep)
+            .map(|((_, v), (k, _))| format!("{v}{}", k.unit()))
+            .collect();
         line.push(format!("{:.0}", r.floor));
         line.extend(r.strategies.iter().map(|c| {
             format!(
@@ -273,5 +314,44 @@ mod tests {
             assert!(e.message.starts_with("--sweep"), "{bad}: {}", e.message);
         }
         assert!(parse(&["launch-delay=1s".into(), "launch-delay=2s".into()]).is_err());
+    }
+
+    #[test]
+    fn repack_keys_set_the_replay_and_take_percentages() {
+        let s = parse(&[
+            "repack-interval=0s,30m".into(),
+            "repack-min-saving=2,5%".into(),
+            "repack-budget=10,100".into(),
+            "repack-min-pod-age=1m".into(),
+        ])
+        .expect("parses");
+        assert_eq!(s[0].1, vec![0, 1800]);
+        assert_eq!(s[1].1, vec![2, 5]);
+        assert_eq!(s[2].1, vec![10, 100]);
+        let mut cfg = SimConfig::default();
+        for (k, v) in [
+            (Key::RepackInterval, 1800),
+            (Key::RepackMinSaving, 2),
+            (Key::RepackBudget, 100),
+            (Key::RepackMinPodAge, 60),
+        ] {
+            k.set(&mut cfg, v);
+        }
+        assert_eq!(cfg.repack_interval_s, 1800);
+        assert!((cfg.repack_min_saving - 0.02).abs() < 1e-12);
+        assert_eq!(cfg.repack_budget_pct, 100);
+        assert_eq!(cfg.repack_min_pod_age_s, 60);
+        assert_eq!(
+            describe(&[(Key::RepackBudget, 50), (Key::RepackInterval, 600)]),
+            "repack-budget=50% repack-interval=600s"
+        );
+        for bad in [
+            "repack-budget=101",
+            "repack-min-saving=5s",
+            "repack-min-saving=-1",
+        ] {
+            let e = parse(&[bad.into()]).expect_err(bad);
+            assert_eq!(e.code, 2, "{bad}");
+        }
     }
 }

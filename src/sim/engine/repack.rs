@@ -171,8 +171,9 @@ impl Cluster<'_> {
             .collect()
     }
 
-    /// Karpenter's default disruption budget per pool (`10%` of its ready nodes, rounded
-    /// up, less those being replaced now): what a NodePool without `budgets` allows.
+    /// The disruption budget per pool: `repack_budget_pct` % of its ready nodes, rounded
+    /// up, less those being replaced now (10 %: Karpenter's default, what a NodePool
+    /// without `budgets` allows).
     fn repack_budgets(&self) -> BTreeMap<String, u32> {
         let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for &n in &self.live {
@@ -183,13 +184,15 @@ impl Cluster<'_> {
                 e.1 += usize::from(node.disrupting);
             }
         }
-        let default_pool = json!({"spec": {}});
+        let nodepool = json!({"spec": {"disruption": {"budgets": [
+            {"nodes": format!("{}%", self.cfg.repack_budget_pct)}
+        ]}}});
         count
             .into_iter()
             .map(|(pool, (nodes, disrupting))| {
-                // No budgets in the spec cannot fail to read; 0 (no move) if it did.
+                // A percentage budget cannot fail to read; 0 (no move) if it did.
                 let allowed =
-                    repack::allowed_disruptions(&default_pool, nodes, disrupting).unwrap_or(0);
+                    repack::allowed_disruptions(&nodepool, nodes, disrupting).unwrap_or(0);
                 (pool.to_string(), allowed)
             })
             .collect()
