@@ -163,7 +163,10 @@
 //! is in `cost` already, since every node is billed while it runs: the replacements from
 //! their launch, the replaced nodes until their removal; `overlap_node_hours` reports the
 //! part paid twice (replacements' hours from launch until the move finished or rolled
-//! back). Not modelled: the eviction's and the pods' restart delay (the pods move in the
+//! back). `repack_steer` (off by default; a sensitivity knob, the controller does not do
+//! it) first tries the move's own plan (each pod onto the node the plan chose, checked
+//! by the scheduler's rules) before first fit. Not modelled: the eviction's and the
+//! pods' restart delay (the pods move in the
 //! second the replacements are ready), PDBs, the controller's ready timeout (a
 //! replacement here is always ready after `launch_delay_s`).
 //!
@@ -294,6 +297,7 @@ impl Default for SimConfig {
             repack_min_pod_age_s: 300,
             repack_max_nodes_per_hour: 10,
             repack_budget_pct: 10,
+            repack_steer: false,
         }
     }
 }

@@ -196,6 +196,11 @@ pub struct SimConfig {
     /// The gpu-slicer NodePool's disruption budget, percent of its nodes (Karpenter's
     /// default when a NodePool has no `disruption.budgets`: 10).
     pub repack_budget_pct: u32,
+    /// Off (the default): a move's pods are re-placed by the scheduler's first fit. On: they
+    /// go where the move's plan put them (as if the controller pinned each re-created pod
+    /// to its planned node), first fit only if that no longer fits. A sensitivity knob: the
+    /// controller does not pin pods today.
+    pub repack_steer: bool,
 }
 
 /// One point of a strategy's time series.

@@ -4,10 +4,11 @@
 //!
 //! Keys: durations `launch-delay`, `consolidate-after`, and gpu-slicer's
 //! `repack-interval` and `repack-min-pod-age`; percentages (plain numbers, e.g. `2,5,10`)
-//! `repack-min-saving` and `repack-budget`. The floors depend on none of them (only the
-//! end of a replay whose jobs lack a departure depends on the launch delay), so they are
-//! computed once per distinct end. The JSON rows also carry each strategy's pending
-//! p50/p95, repack moves and restarts per day.
+//! `repack-min-saving` and `repack-budget`; the switch `repack-steer` (0, 1). The floors
+//! depend on none of them (only the end of a replay whose jobs lack a departure depends
+//! on the launch delay), so they are computed once per distinct end. The JSON rows also
+//! carry each strategy's pending p50/p95, repack moves, rollbacks, restarts per day and
+//! overlap node-hours.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -30,6 +31,7 @@ pub enum Key {
     RepackMinPodAge,
     RepackMinSaving,
     RepackBudget,
+    RepackSteer,
 }
 
 impl Key {
@@ -41,6 +43,7 @@ impl Key {
             Key::RepackMinPodAge => "repack-min-pod-age",
             Key::RepackMinSaving => "repack-min-saving",
             Key::RepackBudget => "repack-budget",
+            Key::RepackSteer => "repack-steer",
         }
     }
 
@@ -48,12 +51,14 @@ impl Key {
     fn unit(&self) -> &'static str {
         match self {
             Key::RepackMinSaving | Key::RepackBudget => "%",
+            Key::RepackSteer => "",
             _ => "s",
         }
     }
 
+    /// Plain numbers (percentages, or 0/1 for a switch), not durations.
     fn is_percent(&self) -> bool {
-        self.unit() == "%"
+        self.unit() != "s"
     }
 
     fn set(&self, cfg: &mut SimConfig, secs: u64) {
@@ -64,6 +69,7 @@ impl Key {
             Key::RepackMinPodAge => cfg.repack_min_pod_age_s = secs,
             Key::RepackMinSaving => cfg.repack_min_saving = secs as f64 / 100.0,
             Key::RepackBudget => cfg.repack_budget_pct = u32::try_from(secs).unwrap_or(100),
+            Key::RepackSteer => cfg.repack_steer = secs != 0,
         }
     }
 }
@@ -84,9 +90,10 @@ pub fn parse(args: &[String]) -> Result<Vec<(Key, Vec<u64>)>, Failure> {
             "repack-min-pod-age" => Key::RepackMinPodAge,
             "repack-min-saving" => Key::RepackMinSaving,
             "repack-budget" => Key::RepackBudget,
+            "repack-steer" => Key::RepackSteer,
             other => {
                 return Err(usage(format!(
-                    "--sweep: unknown key {other:?} (launch-delay, consolidate-after, repack-interval, repack-min-pod-age, repack-min-saving, repack-budget)"
+                    "--sweep: unknown key {other:?} (launch-delay, consolidate-after, repack-interval, repack-min-pod-age, repack-min-saving, repack-budget, repack-steer)"
                 )));
             }
         };

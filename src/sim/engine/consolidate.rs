@@ -190,7 +190,7 @@ impl Cluster<'_> {
 
     /// Moves pods (unbind, bind: the scheduler's slice-fit bookkeeping) and removes
     /// `set`, which the moves empty. Returns the pods moved.
-    fn move_and_remove(&mut self, set: &[usize], moves: Vec<(usize, usize)>) -> usize {
+    pub(super) fn move_and_remove(&mut self, set: &[usize], moves: Vec<(usize, usize)>) -> usize {
         let moved = moves.len();
         for (p, to) in moves {
             self.unbind(p);

@@ -27,6 +27,9 @@ pub(super) struct RepackMove {
     pub replacements: Vec<usize>,
     /// Still running: some replacement is not ready yet.
     pub open: bool,
+    /// Where the move's plan put each pod: (pod, node), onto nodes that stay and onto the
+    /// replacements.
+    pub planned: Vec<(usize, usize)>,
 }
 
 impl Cluster<'_> {
@@ -96,10 +99,16 @@ impl Cluster<'_> {
         }
         let m = self.moves.len();
         let mut replacements = Vec::with_capacity(chosen.plan.nodes.len());
+        let mut planned: Vec<(usize, usize)> = chosen
+            .onto_kept
+            .iter()
+            .filter_map(|(p, n)| Some((p.parse().ok()?, n.parse().ok()?)))
+            .collect();
         for pn in &chosen.plan.nodes {
             if let Some(n) = self.launch_planned(pn, &pools) {
                 self.nodes[n].in_move = Some(m);
                 replacements.push(n);
+                planned.extend(pn.pods.iter().filter_map(|p| Some((p.parse().ok()?, n))));
             }
         }
         for &n in &replaced {
@@ -110,6 +119,7 @@ impl Cluster<'_> {
             replaced,
             replacements,
             open: true,
+            planned,
         });
         if self.moves[m].replacements.is_empty() {
             // Every pod fits the nodes that stay: nothing to wait for.
@@ -214,6 +224,16 @@ impl Cluster<'_> {
             self.nodes[n].in_move = None;
             self.overlap_s += self.now() - self.nodes[n].launched;
         }
+        if self.cfg.repack_steer
+            && let Some(moves) = self.steered(m)
+        {
+            self.repack_moves += 1;
+            self.pods_restarted += self.move_and_remove(&replaced, moves);
+            for n in replacements {
+                self.schedule_onto(n);
+            }
+            return;
+        }
         match self.finish_replacement(&replacements, &replaced) {
             Some(moved) => {
                 self.repack_moves += 1;
@@ -224,5 +244,26 @@ impl Cluster<'_> {
         for n in replacements {
             self.schedule_onto(n);
         }
+    }
+
+    /// `repack_steer`: the replaced nodes' pods onto the nodes the move's plan chose, if
+    /// each still fits there by the scheduler's rules (labels, slice labels, every
+    /// dimension) with the pods placed before it.
+    fn steered(&self, m: usize) -> Option<Vec<(usize, usize)>> {
+        let mv = &self.moves[m];
+        let mut used: BTreeMap<usize, super::cluster::Use> = BTreeMap::new();
+        let mut moves = Vec::new();
+        for &r in &mv.replaced {
+            for &p in &self.nodes[r].bound {
+                let &(_, to) = mv.planned.iter().find(|&&(q, _)| q == p)?;
+                let u = *used.entry(to).or_insert(self.nodes[to].used);
+                if !self.sched_fits_with(p, to, u) {
+                    return None;
+                }
+                used.insert(to, u.plus(super::cluster::Use::of(self.item(p))));
+                moves.push((p, to));
+            }
+        }
+        Some(moves)
     }
 }
