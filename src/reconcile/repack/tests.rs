@@ -211,9 +211,14 @@ fn budgets_rate_limit_and_opt_out_are_honoured() {
             .iter()
             .all(|(_, b)| *b == Blocked::Budget("np".into()))
     );
-    // One allowed: one node moves.
+    // One allowed: the move is not capped (its deletions are paced), both may go.
     let one = BTreeMap::from([("np".to_string(), 1)]);
     let m = propose_on(&nodes, &one, 10).chosen.expect("a move");
+    assert!(!m.replaced.is_empty());
+    // The rate limit caps the move: one node this hour.
+    let m = propose_on(&nodes, &BTreeMap::new(), 1)
+        .chosen
+        .expect("a move");
     assert_eq!(m.replaced.len(), 1);
     // The rate limit: nothing this hour.
     assert!(propose_on(&nodes, &BTreeMap::new(), 0).chosen.is_none());
@@ -386,4 +391,24 @@ fn only_owned_claims_or_claims_of_owned_nodepools_may_be_deleted() {
     assert!(!may_delete(&theirs, &live));
     assert!(may_delete(&standalone, &live));
     assert!(!may_delete(&claim("d", false, json!({}), json!({})), &live));
+}
+
+#[test]
+fn deletions_are_paced_by_each_nodepools_budget() {
+    let claims = vec![
+        claim("a", false, json!({labels::NODEPOOL: "np1"}), json!({})),
+        claim("b", false, json!({labels::NODEPOOL: "np1"}), json!({})),
+        claim("c", false, json!({labels::NODEPOOL: "np1"}), json!({})),
+        claim("d", false, json!({labels::NODEPOOL: "np2"}), json!({})),
+        claim("e", true, json!({}), json!({})),
+    ];
+    let del: Vec<Deletion> = claims.iter().filter_map(deletion).collect();
+    let budgets = BTreeMap::from([("np1".to_string(), 2), ("np2".to_string(), 0)]);
+    let names: Vec<String> = pace(del.clone(), &claims, &budgets)
+        .into_iter()
+        .map(|d| d.key.name)
+        .collect();
+    // Two of np1's, none of np2's, the standalone claim (no NodePool budget).
+    assert_eq!(names, ["a", "b", "e"]);
+    assert_eq!(pace(del, &claims, &BTreeMap::new()).len(), 5);
 }
