@@ -299,6 +299,11 @@ fn repack_flags_reach_the_replay() {
         ),
         ("--repack-interval", "soon", "--repack-interval"),
         ("--repack-min-pod-age", "old", "--repack-min-pod-age"),
+        (
+            "--repack-budget",
+            "101",
+            "--repack-budget must be a percentage",
+        ),
     ] {
         let (code, _, stderr) = run(&[
             "simulate",
