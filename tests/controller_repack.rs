@@ -771,3 +771,49 @@ async fn dry_run_proposes_and_writes_nothing() {
         "gpu_slicer_repack_moves_total{outcome=\"proposed_dry_run\"} 1"
     ));
 }
+
+#[tokio::test]
+async fn a_budget_of_one_paces_the_deletions_in_waves() {
+    // Karpenter's budgets bound the nodes being deleted at once: the move replaces all
+    // three nodes, and their claims go one per loop.
+    let api = FakeApi::default();
+    fleet(&api, 3, NODEPOOL, Some(json!([{"nodes": "1"}])), json!({}));
+    let mut r = Replica::new(&api, false);
+    let out = r.propose(&api).await;
+    let id = out.started.clone().expect("a move started");
+    let m = out
+        .proposal
+        .as_ref()
+        .and_then(|p| p.chosen.as_ref())
+        .expect("chosen");
+    assert_eq!(m.replaced.len(), 3, "the budget does not cap the move");
+    launch_replacements(&api, true, false);
+    let mut waves = Vec::new();
+    for _ in 0..4 {
+        api.clear_seen();
+        let p = r.progress(&api, now_s()).await;
+        let deletes = claim_writes(&api)
+            .iter()
+            .filter(|w| w.method == "DELETE")
+            .count();
+        waves.push(deletes);
+        if p.finished.is_empty() && deletes == 0 {
+            break;
+        }
+        assert!(p.finished.is_empty() || p.finished == std::slice::from_ref(&id));
+    }
+    assert_eq!(&waves[..3], [1, 1, 1], "one claim per wave: {waves:?}");
+    assert_eq!(
+        claims_in(&api).len(),
+        m.plan.nodes.len(),
+        "only the new claims are left"
+    );
+    assert!(metric(
+        &r.metrics,
+        "gpu_slicer_repack_pods_restarted_total 3"
+    ));
+    assert!(metric(
+        &r.metrics,
+        "gpu_slicer_repack_moves_total{outcome=\"finished\"} 1"
+    ));
+}

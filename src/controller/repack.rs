@@ -191,6 +191,7 @@ impl Repacker {
                 .filter(|o| is_owned(o))
                 .cloned()
                 .collect();
+            let paced = deletion_budgets(&nodepools, c.objects_of("NodeClaim"));
             let mut todo = Vec::new();
             for step in steps {
                 let (id, finish, delete, why) = match step {
@@ -199,7 +200,14 @@ impl Repacker {
                         continue;
                     }
                     Step::Done { .. } => continue,
-                    Step::Finish { id, delete } => (id, true, delete, String::new()),
+                    // The budgets bound the deletions at once: a wave now, the rest once
+                    // these are gone.
+                    Step::Finish { id, delete } => (
+                        id,
+                        true,
+                        repack::pace(delete, &claims, &paced),
+                        String::new(),
+                    ),
                     Step::RollBack { id, delete, why } => (id, false, delete, why),
                 };
                 let replaced: Vec<String> = claims
@@ -290,9 +298,10 @@ impl Repacker {
                 out.finished.push(t.id.clone());
                 tracing::info!(move_id = %t.id, deleted = ?names, pods = t.pods,
                     "repack: replacements Ready and sliced; replaced NodeClaims deleted");
+                // Pods on the claims deleted now (a wave, when budgets pace the move).
+                io.metrics.repack_pods_restarted.inc_by(t.pods as u64);
                 if self.noted.insert((t.id.clone(), "RepackFinished")) {
                     io.count("finished");
-                    io.metrics.repack_pods_restarted.inc_by(t.pods as u64);
                 }
                 for k in &res.deleted {
                     let note = format!(
@@ -682,4 +691,34 @@ impl Repacker {
             .inc_by(m.pods_restarted as u64);
         true
     }
+}
+
+/// What each owned NodePool's budgets allow to be deleted now: `allowed_disruptions` with
+/// its NodeClaims counted and those already being deleted subtracted (an unreadable budget
+/// allows none; [`Repacker::propose`] reports it with an Event).
+fn deletion_budgets<'a>(
+    nodepools: &[Value],
+    claims: impl Iterator<Item = &'a Value>,
+) -> BTreeMap<String, u32> {
+    let mut per: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for c in claims {
+        if let Some(np) = c
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(crate::model::labels::NODEPOOL))
+            .and_then(Value::as_str)
+        {
+            let e = per.entry(np).or_default();
+            e.0 += 1;
+            e.1 += usize::from(c.pointer("/metadata/deletionTimestamp").is_some());
+        }
+    }
+    nodepools
+        .iter()
+        .filter_map(|np| {
+            let name = name_of(np)?;
+            let (count, deleting) = per.get(name).copied().unwrap_or((0, 0));
+            let allowed = repack::allowed_disruptions(np, count, deleting).unwrap_or(0);
+            Some((name.to_string(), allowed))
+        })
+        .collect()
 }
