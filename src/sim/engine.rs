@@ -142,7 +142,10 @@
 //! `disruption.budgets: [{nodes: "<repack_budget_pct>%"}]` read by
 //! `reconcile::repack::allowed_disruptions` (that percentage of the pool's ready nodes,
 //! rounded up, less its nodes being replaced); the default, 10 %, is Karpenter's for a
-//! NodePool without budgets, what a user gets in a real cluster. Its allowance is
+//! NodePool without budgets, what a user gets in a real cluster. `propose` lets a pool whose
+//! budget is 0 now keep its nodes, and a larger budget only paces a finished move's
+//! deletions (`repack::pace`): the replay removes them in the second the move finishes (it
+//! models no drain time, so the waves would all end then). Its allowance is
 //! `repack_max_nodes_per_hour` less the nodes that moves started in the last 3,600 s
 //! replaced (rolled-back moves count).
 //!

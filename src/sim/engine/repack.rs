@@ -183,7 +183,7 @@ impl Cluster<'_> {
 
     /// The disruption budget per pool: `repack_budget_pct` % of its ready nodes, rounded
     /// up, less those being replaced now (10 %: Karpenter's default, what a NodePool
-    /// without `budgets` allows).
+    /// without `budgets` allows). `propose` reads 0 as "pinned".
     fn repack_budgets(&self) -> BTreeMap<String, u32> {
         let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for &n in &self.live {
