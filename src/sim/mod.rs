@@ -196,10 +196,13 @@ pub struct SimConfig {
     /// The gpu-slicer NodePool's disruption budget, percent of its nodes (Karpenter's
     /// default when a NodePool has no `disruption.budgets`: 10).
     pub repack_budget_pct: u32,
-    /// Off (the default): a move's pods are re-placed by the scheduler's first fit. On: they
-    /// go where the move's plan put them (as if the controller pinned each re-created pod
-    /// to its planned node), first fit only if that no longer fits. A sensitivity knob: the
-    /// controller does not pin pods today.
+    /// On (the default): a move's pods go where the move's plan put them (each checked by
+    /// the scheduler's rules), first fit only if that no longer fits: a move is carried out
+    /// as it was decided, as every Karpenter-like move is (those decide with first fit and
+    /// execute with it). The controller cannot pin re-created pods; the kube-scheduler's
+    /// default scoring (`NodeResourcesFit`, `LeastAllocated`) prefers the empty
+    /// replacements, which is what the plan filled. Off (`--sweep repack-steer=0`): first
+    /// fit from the old nodes on, the pessimistic reading; see `engine`'s "Repack".
     pub repack_steer: bool,
 }
 
