@@ -552,6 +552,7 @@ mod tests {
             "gpu-slicer.io/gpu-memory-headroom": "512Mi",
             "gpu-slicer.io/max-hourly-cost": "12.5",
             "gpu-slicer.io/emission": "overlay",
+            "gpu-slicer.io/repack": "false",
             "karpenter.sh/do-not-disrupt": "true"
         }));
         let pool = pool_from_nodepool(&np).unwrap().unwrap();
@@ -560,6 +561,7 @@ mod tests {
         assert_eq!(pool.gpu_memory_headroom_mib, 512);
         assert_eq!(pool.max_hourly_cost, Some(12.5));
         assert_eq!(pool.emission.as_deref(), Some("overlay"));
+        assert!(!pool.repack);
         assert_eq!(pool.labels.get("team").map(String::as_str), Some("ml"));
         assert_eq!(pool.requirements.len(), 6);
         assert_eq!(
@@ -599,6 +601,7 @@ mod tests {
         assert_eq!(pool.gpu_memory_headroom_mib, 0);
         assert_eq!(pool.max_hourly_cost, None);
         assert_eq!(pool.emission, None);
+        assert!(pool.repack, "repacking is on unless the pool says false");
 
         let pool = pool_from_nodepool(&nodepool(json!({
             "gpu-slicer.io/enabled": "true",
@@ -675,6 +678,11 @@ mod tests {
                 json!({"gpu-slicer.io/enabled": "yes"}),
                 f(ENABLED),
                 "must be \"true\" or \"false\", got \"yes\"",
+            ),
+            (
+                on(REPACK, "off"),
+                f(REPACK),
+                "must be \"true\" or \"false\", got \"off\"",
             ),
             (
                 json!({"gpu-slicer.io/enabled": true}),
@@ -774,22 +782,22 @@ mod tests {
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replica": "4"}),
                 f("gpu-slicer.io/replica"),
-                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission)",
+                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack)",
             ),
             (
                 json!({"gpu-slicer.io/enable": "true"}),
                 f("gpu-slicer.io/enable"),
-                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission)",
+                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack)",
             ),
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/colour": "blue"}),
                 f("gpu-slicer.io/colour"),
-                "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission)",
+                "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack)",
             ),
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/gpu-memory": "4Gi"}),
                 f("gpu-slicer.io/gpu-memory"),
-                "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission",
+                "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack",
             ),
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replicas": 4}),
