@@ -656,14 +656,7 @@ impl Repacker {
                 if !repack::may_delete(c, &snap.live) {
                     return None;
                 }
-                Some(Deletion {
-                    key: ObjectKey::of(c)?,
-                    api_version: c.get("apiVersion")?.as_str()?.to_string(),
-                    uid: c
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                })
+                Deletion::of(c)
             })
             .collect();
         if delete.is_empty() {

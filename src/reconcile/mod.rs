@@ -99,6 +99,21 @@ pub struct Deletion {
     pub uid: Option<String>,
 }
 
+impl Deletion {
+    /// The deletion of a live object: its key, the apiVersion it was read in, its uid as
+    /// the precondition (`None` without a kind, name or apiVersion).
+    pub fn of(obj: &Value) -> Option<Deletion> {
+        Some(Deletion {
+            key: ObjectKey::of(obj)?,
+            api_version: obj.get("apiVersion")?.as_str()?.to_string(),
+            uid: obj
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+}
+
 /// What one round writes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Actions {

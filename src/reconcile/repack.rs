@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::round::{FleetNode, assign_in_flight};
-use super::{Deletion, ObjectKey, is_owned};
+use super::{Deletion, is_owned};
 use crate::catalog;
 use crate::model::{Catalog, DemandItem, Pool, labels};
 use crate::planner::{self, Plan, PlanOptions};
@@ -579,13 +579,13 @@ pub fn progress(
         if let Some(why) = why {
             steps.push(Step::RollBack {
                 id,
-                delete: live_reps.iter().filter_map(|c| deletion(c)).collect(),
+                delete: live_reps.iter().filter_map(|c| Deletion::of(c)).collect(),
                 why,
             });
         } else if live_reps.iter().all(|c| node_of(c) == ClaimNode::Ready) {
             steps.push(Step::Finish {
                 id,
-                delete: old.iter().filter_map(|c| deletion(c)).collect(),
+                delete: old.iter().filter_map(|c| Deletion::of(c)).collect(),
             });
         } else {
             steps.push(Step::Wait { id });
@@ -629,18 +629,6 @@ pub fn pace(
 /// Annotation on replacement NodeClaims: how many replacements the move launched (so a
 /// replacement that vanished is noticed).
 pub const MOVE_SIZE_ANNOTATION: &str = "gpu-slicer.io/repack-size";
-
-/// The deletion of a live object (uid as precondition).
-fn deletion(c: &Value) -> Option<Deletion> {
-    Some(Deletion {
-        key: ObjectKey::of(c)?,
-        api_version: c.get("apiVersion")?.as_str()?.to_string(),
-        uid: c
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    })
-}
 
 /// May gpu-slicer delete this NodeClaim for a move? Only one it created (ownership label),
 /// or one Karpenter launched for a NodePool gpu-slicer owns (`karpenter.sh/nodepool`

@@ -402,7 +402,7 @@ fn deletions_are_paced_by_each_nodepools_budget() {
         claim("d", false, json!({labels::NODEPOOL: "np2"}), json!({})),
         claim("e", true, json!({}), json!({})),
     ];
-    let del: Vec<Deletion> = claims.iter().filter_map(deletion).collect();
+    let del: Vec<Deletion> = claims.iter().filter_map(Deletion::of).collect();
     let budgets = BTreeMap::from([("np1".to_string(), 2), ("np2".to_string(), 0)]);
     let names: Vec<String> = pace(del.clone(), &claims, &budgets)
         .into_iter()
