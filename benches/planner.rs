@@ -86,7 +86,57 @@ fn run_with(label: &str, items: &[DemandItem], reps: usize, effort: Effort) {
     );
 }
 
+/// `cargo bench --bench planner -- curve [N] [MS,MS,..]`: the gap against the deadline for
+/// N synthetic pods (default 10,000), median of 3 runs per deadline.
+fn curve(args: &[String]) {
+    let cat = catalog::embedded().expect("catalog");
+    let (items, _) = load("default");
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let deadlines: Vec<u64> = args
+        .get(3)
+        .map(|a| a.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![25, 50, 100, 200, 500, 1000, 2000, 5000]);
+    let items = sample_demand(&items, n, 7);
+    println!(
+        "{:>9} {:>11} {:>11} {:>8} {:>10} {:>9} {:>6} {:>10}",
+        "deadline", "$/h", "bound $/h", "gap %", "bound", "stopped", "rnds", "median ms"
+    );
+    for ms in deadlines {
+        let opts = PlanOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            deadline: Some(Duration::from_millis(ms)),
+            ..PlanOptions::default()
+        };
+        let mut times = Vec::new();
+        let mut plan = None;
+        for _ in 0..3 {
+            let t = Instant::now();
+            plan = Some(planner::plan(&cat, &items, &opts));
+            times.push(t.elapsed());
+        }
+        let p = plan.expect("three runs");
+        assert!(planner::check::check(&p, &cat, &items, &opts).is_empty());
+        let s = &p.summary;
+        println!(
+            "{:>7}ms {:>11.2} {:>11.2} {:>8.3} {:>10} {:>9} {:>6} {:>10.1}",
+            ms,
+            s.hourly_cost,
+            s.lower_bound_hourly_cost,
+            100.0 * p.solver.gap,
+            format!("{:?}", p.solver.bound_kind),
+            format!("{:?}", p.solver.stopped_by),
+            p.solver.rounds,
+            median(times).as_secs_f64() * 1000.0,
+        );
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "curve") {
+        curve(&args);
+        return;
+    }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     println!(
         "{:<27} {:>7} {:>5} {:>6} {:>6} {:>11} {:>11} {:>7} {:>11} {:>5} {:>9}",

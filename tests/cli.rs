@@ -192,3 +192,53 @@ spec:
     assert_eq!(replicas(&[]), 2);
     assert_eq!(replicas(&["--gpu-memory-headroom", "1Gi"]), 1);
 }
+
+#[test]
+fn small_examples_are_proven_optimal_and_the_json_says_how() {
+    // The seed, examples/mixed and the 22 vLLM/TGI/TEI pods of examples/genai are the
+    // controller's common case: small enough for the exact integer programme.
+    for ex in ["examples/seed", "examples/mixed", "examples/genai"] {
+        let (code, out, err) = run(&["plan", "-f", &root(ex), "-o", "json"]);
+        assert_eq!(code, 0, "{ex}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        let solver = &v["solver"];
+        assert_eq!(solver["provenOptimal"], true, "{ex}: {solver}");
+        assert_eq!(solver["boundKind"], "optimal", "{ex}: {solver}");
+        assert_eq!(solver["stoppedBy"], "optimal", "{ex}: {solver}");
+        assert_eq!(solver["gap"], 0.0, "{ex}: {solver}");
+        assert!(solver["elapsedSeconds"].as_f64().is_some_and(|t| t >= 0.0));
+        let s = &v["summary"];
+        let (cost, lb) = (
+            s["hourlyCost"].as_f64().expect("cost"),
+            s["lowerBoundHourlyCost"].as_f64().expect("bound"),
+        );
+        assert!(lb <= cost && cost - lb < 1e-5, "{ex}: {cost} vs bound {lb}");
+    }
+}
+
+#[test]
+fn gap_and_deadline_flags_are_checked() {
+    let seed = root("examples/seed");
+    for bad in [
+        ["--gap", "1.5"],
+        ["--gap", "x"],
+        ["--plan-deadline", "soon"],
+    ] {
+        let (code, _, err) = run(&["plan", "-f", &seed, bad[0], bad[1]]);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+    let (code, out, err) = run(&[
+        "plan",
+        "-f",
+        &seed,
+        "--gap",
+        "0.05",
+        "--plan-deadline",
+        "200ms",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(v["summary"]["hourlyCost"], 0.526);
+}

@@ -207,10 +207,30 @@ struct Policy {
     /// Namespace of that ConfigMap in the cluster (--from-cluster and run).
     #[arg(long, value_name = "NS", default_value = "kube-system")]
     device_plugin_namespace: String,
-    /// Planner effort: full (column generation, LP bound) or fast (greedy, weaker bound).
-    /// Default: full for plan and render, fast for run.
-    #[arg(long, value_enum)]
-    effort: Option<EffortArg>,
+    /// Planner effort, a tuning knob: full (the anytime planner, to --gap or
+    /// --plan-deadline) or fast (its first step only: the greedy cover, a weaker bound).
+    #[arg(long, value_enum, default_value = "full")]
+    effort: EffortArg,
+    /// Stop once the plan is proven within this fraction of the optimum (0.01 = 1 %).
+    /// Small demands are solved to proven optimality regardless.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01, value_parser = parse_gap)]
+    gap: f64,
+    /// ... or once planning has taken this long: the best plan so far, with its proven
+    /// gap. Default: 30s for plan and render, 1s for run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    plan_deadline: Option<Duration>,
+}
+
+/// `--gap`: a fraction in [0, 1).
+pub(super) fn parse_gap(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a fraction like 0.01"))?;
+    if !(0.0..1.0).contains(&v) {
+        return Err(format!("{s:?}: the gap must be at least 0 and below 1"));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -342,6 +362,11 @@ fn repack_config(a: &RunArgs) -> Result<crate::controller::repack::RepackConfig,
         ready_timeout: a.repack_ready_timeout,
     })
 }
+
+/// The planner's deadline for `plan` and `render` ...
+const PLAN_DEADLINE: Duration = Duration::from_secs(30);
+/// ... and for `run` (and `simulate`, see `sim::SimConfig`).
+const RUN_PLAN_DEADLINE: Duration = Duration::from_secs(1);
 
 /// `1s`, `500ms`, `10m`, `2h`, or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -704,10 +729,11 @@ fn plan_options(a: &Policy, r: &Resolved, inputs: &Inputs) -> PlanOptions {
     }
     PlanOptions {
         effort: match a.effort {
-            Some(EffortArg::Fast) => planner::Effort::Fast,
-            Some(EffortArg::Full) => planner::Effort::Full,
-            None => planner::Effort::Full,
+            EffortArg::Fast => planner::Effort::Fast,
+            EffortArg::Full => planner::Effort::Full,
         },
+        gap: a.gap,
+        deadline: Some(a.plan_deadline.unwrap_or(PLAN_DEADLINE)),
         capacity_types: vec![r.capacity],
         instance_types: a.instance_types.clone(),
         families: a.families.clone(),
@@ -821,10 +847,8 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         std::env::var("HOSTNAME").unwrap_or_else(|_| format!("gpu-slicer-{}", std::process::id()))
     });
     let mut plan = plan_options(&a.policy, &r, &Inputs::default());
-    // The controller's hot path plans greedily unless told otherwise.
-    if a.policy.effort.is_none() {
-        plan.effort = planner::Effort::Fast;
-    }
+    // The controller re-plans every batch: a short deadline unless told otherwise.
+    plan.deadline = Some(a.policy.plan_deadline.unwrap_or(RUN_PLAN_DEADLINE));
     // The dedicated comparison is for reports; the controller does not need it.
     plan.dedicated = false;
     let cfg = crate::controller::run::RunConfig {

@@ -171,17 +171,27 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         usd(s.lower_bound_hourly_cost),
         String::new(),
         String::new(),
-        format!(
-            "plan is within {} of any valid plan",
-            if s.lower_bound_hourly_cost > 0.0 {
-                pct(
-                    s.hourly_cost - s.lower_bound_hourly_cost,
-                    s.lower_bound_hourly_cost,
-                )
-            } else {
-                "-".into()
-            }
-        ),
+        if plan.solver.proven_optimal {
+            format!(
+                "plan is proven optimal ({:.2} s)",
+                plan.solver.elapsed_seconds
+            )
+        } else {
+            format!(
+                "plan is within {} of any valid plan ({} bound, stopped by {}, {:.2} s)",
+                if s.lower_bound_hourly_cost > 0.0 {
+                    pct(
+                        s.hourly_cost - s.lower_bound_hourly_cost,
+                        s.lower_bound_hourly_cost,
+                    )
+                } else {
+                    "-".into()
+                },
+                plan.solver.bound_kind.as_str(),
+                plan.solver.stopped_by.as_str(),
+                plan.solver.elapsed_seconds
+            )
+        },
     ]);
     cost.push(vec![
         format!("dedicated ({ct}, no sharing)"),

@@ -130,6 +130,13 @@ pub struct SimulateArgs {
     /// default for a NodePool without budgets).
     #[arg(long, value_name = "PERCENT", default_value_t = 10)]
     repack_budget: u32,
+    /// gpu-slicer's planner stops once its plan is proven within this fraction of the
+    /// optimum (as `run --gap`).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01, value_parser = super::parse_gap)]
+    gap: f64,
+    /// ... or after this long per batch (as `run --plan-deadline`).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    plan_deadline: Duration,
     /// Folder for report.json, summary.txt and the plots (cost.svg, gpus.svg, pending-cdf.svg).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -372,6 +379,8 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
     cfg.plan.default_replicas = crate::model::ReplicaPolicy::Auto {
         max: a.max_replicas,
     };
+    cfg.plan.gap = a.gap;
+    cfg.plan.deadline = Some(a.plan_deadline);
     repack_settings(&a, &mut cfg)?;
 
     if !sweep.is_empty() {

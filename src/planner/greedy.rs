@@ -1,5 +1,5 @@
-//! The fast planner (`Effort::Fast`, the controller's hot path): a greedy cover with a
-//! cheap but proven lower bound, instead of column generation.
+//! The greedy cover: the anytime planner's first plan (and all of `Effort::Fast`), with a
+//! cheap but proven lower bound.
 //!
 //! 1. Every class gets a per-pod weight `w_c`: the cheapest price per pod on a node that
 //!    holds only that class (its best homogeneous node).
@@ -16,16 +16,15 @@
 //!    feasible dual of the pattern LP, so `Σ y_c d_c` is a proven lower bound (weak
 //!    duality), as is the cheapest configuration whenever any pod is placed.
 
-use super::lp::{Pattern, downsize, weights};
+use super::pattern::{Pattern, downsize, fill, fractional_bound};
 use super::space::Space;
 
 const EPS: f64 = 1e-12;
 
-/// A configuration's greedy fill: its value and (class, count) pairs.
-type Fill = (f64, Vec<(usize, u32)>);
+use super::pattern::Fill;
 
 /// The cheapest price per pod of each class on a node holding only that class.
-fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
+pub(crate) fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
     let mut w = vec![f64::INFINITY; sp.classes.len()];
     for q in &sp.configs {
         for &(c, max) in &q.eligible {
@@ -44,101 +43,6 @@ fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
         }
     }
     w
-}
-
-/// Share of the configuration's tightest dimension one pod of class `c` takes.
-fn bottleneck(sp: &Space, cap: &[u64; 4], c: usize) -> f64 {
-    let wt = weights(sp, c);
-    (0..4)
-        .map(|d| {
-            if wt[d] == 0 {
-                0.0
-            } else if cap[d] == 0 {
-                f64::INFINITY
-            } else {
-                wt[d] as f64 / cap[d] as f64
-            }
-        })
-        .fold(0.0, f64::max)
-}
-
-/// Greedy fill of configuration `qi` with the remaining demand: (value, counts).
-fn fill(sp: &Space, qi: usize, w: &[f64], remaining: &[u32]) -> Fill {
-    let q = &sp.configs[qi];
-    let mut order: Vec<(f64, usize, u32)> = q
-        .eligible
-        .iter()
-        .filter(|&&(c, _)| remaining[c] > 0 && w[c] > 0.0)
-        .map(|&(c, max)| {
-            let b = bottleneck(sp, &q.cap, c);
-            let density = if b > 0.0 { w[c] / b } else { f64::INFINITY };
-            (density, c, max.min(remaining[c]))
-        })
-        .collect();
-    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut left = q.cap;
-    let mut value = 0.0;
-    let mut counts = Vec::new();
-    for (_, c, max) in order {
-        let wt = weights(sp, c);
-        let mut n = u64::from(max);
-        for d in 0..4 {
-            if let Some(fit) = left[d].checked_div(wt[d]) {
-                n = n.min(fit);
-            }
-        }
-        if n == 0 {
-            continue;
-        }
-        for d in 0..4 {
-            left[d] -= wt[d] * n;
-        }
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        value += w[c] * f64::from(n);
-        counts.push((c, n));
-    }
-    counts.sort_unstable();
-    (value, counts)
-}
-
-/// Upper bound on `Σ w_c x_c` over the patterns of configuration `qi`: the smallest of
-/// the four single-dimension fractional bounded knapsacks.
-fn value_bound(sp: &Space, qi: usize, w: &[f64]) -> f64 {
-    let q = &sp.configs[qi];
-    let mut best = f64::INFINITY;
-    for d in 0..4 {
-        let mut items: Vec<(f64, u64, u32, f64)> = q
-            .eligible
-            .iter()
-            .filter(|&&(c, _)| w[c] > 0.0)
-            .map(|&(c, max)| {
-                let wd = weights(sp, c)[d];
-                let ratio = if wd == 0 {
-                    f64::INFINITY
-                } else {
-                    w[c] / wd as f64
-                };
-                (ratio, wd, max, w[c])
-            })
-            .collect();
-        items.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut left = q.cap[d] as f64;
-        let mut v = 0.0;
-        for (_, wd, max, wc) in items {
-            if wd == 0 {
-                v += wc * f64::from(max);
-                continue;
-            }
-            let n = (left / wd as f64).min(f64::from(max));
-            if n <= 0.0 {
-                break;
-            }
-            v += wc * n;
-            left -= n * wd as f64;
-        }
-        best = best.min(v);
-    }
-    best
 }
 
 /// Greedy cover of `demand` (per class): the nodes, and a proven lower bound on the cost
@@ -253,7 +157,7 @@ fn cover(sp: &Space, demand: &[u32], w: &[f64]) -> Vec<Pattern> {
 fn bound(sp: &Space, demand: &[u32], w: &[f64]) -> f64 {
     let theta = (0..sp.configs.len())
         .filter(|&qi| sp.configs[qi].price > 0.0)
-        .map(|qi| value_bound(sp, qi, w) / sp.configs[qi].price)
+        .map(|qi| fractional_bound(sp, qi, w, demand) / sp.configs[qi].price)
         .fold(0.0, f64::max);
     let dual: f64 = if theta > 0.0 {
         w.iter()

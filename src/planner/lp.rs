@@ -13,27 +13,18 @@
 //! at convergence (`ρ ≤ 1`) it equals the LP relaxation.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem};
 
+use super::PlanOptions;
 use super::knapsack::{self, Item};
-use super::space::{Config, Space};
-use super::{Packing, PlanOptions, PlannedNode, SolverStats, Unplaced};
-use crate::model::slice::Slice;
-use crate::model::{Catalog, DemandItem, Pool, profile_name};
-
-/// A node pattern: a configuration and how many pods of each class it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Pattern {
-    pub(crate) config: usize,
-    /// (class, count > 0), sorted by class.
-    pub(crate) counts: Vec<(usize, u32)>,
-}
+use super::pattern::{Pattern, fractional_bound, homogeneous, take, trim, weights};
+use super::space::Space;
 
 /// Search nodes per knapsack while generating columns (the final pass uses the
 /// option's larger budget to prove the bound).
 const HEURISTIC_NODES: usize = 512;
-const EPS: f64 = 1e-9;
 /// Relative tolerance of pricing: a pattern is only searched for where it could beat
 /// its configuration's price by more than this (the bound gives up at most as much).
 const PRICING_TOLERANCE: f64 = 0.003;
@@ -79,28 +70,6 @@ enum Phase {
     Final,
 }
 
-pub(crate) fn weights(sp: &Space, c: usize) -> [u64; 4] {
-    let cl = &sp.classes[c];
-    [cl.cpu, cl.mem, 1, u64::from(cl.gpus)]
-}
-
-fn pattern_fits(sp: &Space, cfg: &Config, counts: &[(usize, u32)]) -> bool {
-    let mut used = [0u64; 4];
-    for &(c, n) in counts {
-        let Some(&(_, max)) = cfg.eligible.iter().find(|(ec, _)| *ec == c) else {
-            return false;
-        };
-        if n > max {
-            return false;
-        }
-        let w = weights(sp, c);
-        for d in 0..4 {
-            used[d] += w[d] * u64::from(n);
-        }
-    }
-    (0..4).all(|d| used[d] <= cfg.cap[d])
-}
-
 /// A pattern found by pricing: its value under the pricing weights and its counts.
 type Found = (f64, Vec<(usize, u32)>);
 
@@ -117,6 +86,12 @@ fn price(
     mip: bool,
 ) -> (f64, Vec<Found>) {
     let cfg = &sp.configs[cfg_idx];
+    // Heuristic first, exact only to certify: the one-dimension fractional bound settles
+    // most configurations at the duals in microseconds (no pattern can beat the price).
+    let quick = fractional_bound(sp, cfg_idx, y, limit);
+    if quick <= cfg.price * (1.0 + PRICING_TOLERANCE) {
+        return (quick, Vec::new());
+    }
     let items: Vec<Item> = cfg
         .eligible
         .iter()
@@ -168,37 +143,75 @@ fn price(
     };
     let mut found = vec![(s.value, sparse(&s.counts))];
     found.extend(s.alternatives.iter().map(|(v, c)| (*v, sparse(c))));
-    (s.upper_bound, found)
+    (s.upper_bound.min(quick), found)
 }
 
-struct ColGen {
-    patterns: Vec<Pattern>,
+/// What column generation reached.
+pub(crate) struct ColGen {
+    /// Every column of the master (the seed's, trimmed, then the generated ones).
+    pub(crate) patterns: Vec<Pattern>,
     seen: HashSet<Pattern>,
-    y: Vec<f64>,
-    lower_bound: f64,
-    lp_value: f64,
-    rounds: usize,
-    converged: bool,
+    /// The duals of the best bound (`lower_bound = Σ y_c d_c / ρ`).
+    pub(crate) y: Vec<f64>,
+    /// The best proven lower bound (Farley), 0 before the first complete pricing round.
+    pub(crate) lower_bound: f64,
+    /// The master LP's value (an upper bound on the LP relaxation).
+    pub(crate) lp_value: f64,
+    pub(crate) rounds: usize,
+    /// Pricing proved the master optimal: `lower_bound` is the LP relaxation.
+    pub(crate) converged: bool,
+    /// The deadline stopped it.
+    pub(crate) timed_out: bool,
 }
 
-fn homogeneous(sp: &Space, c: usize, limit: u32) -> Option<Pattern> {
-    let mut best: Option<(f64, usize, u32)> = None;
-    for (qi, q) in sp.configs.iter().enumerate() {
-        if let Some(&(_, max)) = q.eligible.iter().find(|(ec, _)| *ec == c) {
-            let n = max.min(limit);
-            if n == 0 {
-                continue;
-            }
-            let per = q.price / f64::from(n);
-            if best.is_none_or(|(b, _, _)| per < b - EPS) {
-                best = Some((per, qi, n));
-            }
+impl ColGen {
+    /// Duals scaled to be feasible for every pattern: `y_f · d = lower_bound`, and no
+    /// pattern's value at `y_f` exceeds its price (what the Farley bound proves).
+    pub(crate) fn feasible_duals(&self, demand: &[u32]) -> Vec<f64> {
+        let dual: f64 = self
+            .y
+            .iter()
+            .zip(demand)
+            .map(|(y, d)| y * f64::from(*d))
+            .sum();
+        if dual <= 0.0 || self.lower_bound <= 0.0 {
+            return vec![0.0; demand.len()];
+        }
+        let s = self.lower_bound / dual;
+        self.y.iter().map(|y| y * s).collect()
+    }
+}
+
+/// When column generation may stop before it converges.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) deadline: Option<Instant>,
+    /// Cost of the best plan already known: stop once the bound is within `gap` of it.
+    pub(crate) incumbent: f64,
+    pub(crate) gap: f64,
+}
+
+impl Limits {
+    pub(crate) fn none() -> Limits {
+        Limits {
+            deadline: None,
+            incumbent: f64::INFINITY,
+            gap: 0.0,
         }
     }
-    best.map(|(_, qi, n)| Pattern {
-        config: qi,
-        counts: vec![(c, n)],
-    })
+
+    pub(crate) fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The master's value is this close to the bound: more rounds buy little.
+    fn master_tolerance(&self) -> f64 {
+        if self.gap > 0.0 {
+            (self.gap / 2.0).min(GAP_TOLERANCE)
+        } else {
+            GAP_TOLERANCE
+        }
+    }
 }
 
 /// Prices the configurations `todo` with up to `threads` scoped threads (configurations
@@ -237,17 +250,15 @@ where
     out.into_iter().flatten().collect()
 }
 
-/// Pods per class.
-fn class_demand(sp: &Space) -> Vec<u32> {
-    sp.classes
-        .iter()
-        .map(|c| u32::try_from(c.items.len()).unwrap_or(u32::MAX))
-        .collect()
-}
-
 /// Column generation for covering `demand`, starting from `seed` (trimmed to it) and the
 /// homogeneous patterns.
-fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pattern]) -> ColGen {
+pub(crate) fn column_generation(
+    sp: &Space,
+    opts: &PlanOptions,
+    demand: &[u32],
+    seed: &[Pattern],
+    limits: Limits,
+) -> ColGen {
     let nc = sp.classes.len();
     let mut cg = ColGen {
         patterns: Vec::new(),
@@ -257,6 +268,7 @@ fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pat
         lp_value: 0.0,
         rounds: 0,
         converged: false,
+        timed_out: false,
     };
     for p in seed {
         if let Some(t) = trim(p, demand)
@@ -307,6 +319,10 @@ fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pat
     // Master values of the cheap rounds since the last full search (tailing-off test).
     let mut cheap_values: Vec<f64> = Vec::new();
     loop {
+        if limits.expired() {
+            cg.timed_out = true;
+            break;
+        }
         cg.rounds += 1;
         let y_lp: Vec<f64> = vars.iter().map(|v| sol.var_value(*v).max(0.0)).collect();
         cg.lp_value = sol.objective();
@@ -336,8 +352,13 @@ fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pat
                     || (qi + cg.rounds).is_multiple_of(PARTIAL_ROTATION)
             })
             .collect();
+        // Past the deadline the rest of the round is skipped: ρ = ∞, no bound from it.
         let priced = price_all(&todo, opts.threads, |qi| {
-            price(sp, qi, &y, demand, nodes, exact, mip)
+            if limits.expired() {
+                (f64::INFINITY, Vec::new())
+            } else {
+                price(sp, qi, &y, demand, nodes, exact, mip)
+            }
         });
         for (&qi, (ub, found)) in todo.iter().zip(priced) {
             let q = &sp.configs[qi];
@@ -379,8 +400,10 @@ fn column_generation(sp: &Space, opts: &PlanOptions, demand: &[u32], seed: &[Pat
             break;
         }
         // The master's value bounds the LP optimum from above: stop once the proven
-        // bound is within the tolerance of it.
-        if cg.lp_value <= cg.lower_bound * (1.0 + GAP_TOLERANCE) {
+        // bound is within the tolerance of it, or of a plan already in hand.
+        if cg.lp_value <= cg.lower_bound * (1.0 + limits.master_tolerance())
+            || limits.incumbent <= cg.lower_bound * (1.0 + limits.gap)
+        {
             break;
         }
         if closing {
@@ -496,38 +519,29 @@ fn primal(sp: &Space, patterns: &[Pattern], residual: &[u32]) -> Option<Vec<f64>
     Some(xs.iter().map(|x| sol.var_value(*x)).collect())
 }
 
-fn trim(p: &Pattern, residual: &[u32]) -> Option<Pattern> {
-    let counts: Vec<(usize, u32)> = p
-        .counts
-        .iter()
-        .map(|&(c, n)| (c, n.min(residual[c])))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    (!counts.is_empty()).then_some(Pattern {
-        config: p.config,
-        counts,
-    })
-}
-
-fn take(p: &Pattern, residual: &mut [u32]) -> Option<Pattern> {
-    let t = trim(p, residual)?;
-    for &(c, n) in &t.counts {
-        residual[c] -= n;
-    }
-    Some(t)
-}
-
 /// Diving: fix whole copies of patterns from the LP solution, re-solve the residual,
 /// and when nothing is whole, fix one copy of the largest fractional pattern.
 /// After each of the first fixing steps, columns are generated again for what is left
 /// (cheap pricing only), since the leftovers mix in ways the full demand's columns may not.
-fn round(sp: &Space, patterns: &[Pattern], opts: &PlanOptions) -> Vec<Pattern> {
-    let mut residual = class_demand(sp);
+/// Returns the fixed nodes and what is left uncovered: everything is covered unless the
+/// deadline passed or an LP failed, and the caller repairs the rest.
+pub(crate) fn round(
+    sp: &Space,
+    patterns: &[Pattern],
+    demand: &[u32],
+    opts: &PlanOptions,
+    deadline: Option<Instant>,
+) -> (Vec<Pattern>, Vec<u32>) {
+    let limits = Limits {
+        deadline,
+        ..Limits::none()
+    };
+    let mut residual = demand.to_vec();
     let mut refreshes = 0usize;
     let mut chosen = Vec::new();
     let mut pool: Vec<Pattern> = patterns.to_vec();
     let mut guard = 0usize;
-    while residual.iter().any(|r| *r > 0) {
+    while residual.iter().any(|r| *r > 0) && !limits.expired() {
         guard += 1;
         // Trim the pool to the residual, add homogeneous patterns, dedupe.
         let mut seen = HashSet::new();
@@ -553,15 +567,6 @@ fn round(sp: &Space, patterns: &[Pattern], opts: &PlanOptions) -> Vec<Pattern> {
             None
         };
         let Some(x) = x else {
-            // Fallback: cover what is left with homogeneous nodes (always valid).
-            for c in 0..residual.len() {
-                while residual[c] > 0 {
-                    match homogeneous(sp, c, residual[c]) {
-                        Some(h) => chosen.extend(take(&h, &mut residual)),
-                        None => residual[c] = 0,
-                    }
-                }
-            }
             break;
         };
         let mut order: Vec<usize> = (0..cur.len()).collect();
@@ -587,153 +592,10 @@ fn round(sp: &Space, patterns: &[Pattern], opts: &PlanOptions) -> Vec<Pattern> {
             let mut o = opts.clone();
             o.prove_bound = false;
             o.max_rounds = RESIDUAL_ROUNDS;
-            let cg = column_generation(sp, &o, &residual, &cur);
+            let cg = column_generation(sp, &o, &residual, &cur, limits);
             cur.extend(cg.patterns);
         }
         pool = cur;
     }
-    chosen
-}
-
-/// Moves every node to the cheapest configuration that holds the same pods.
-pub(crate) fn downsize(sp: &Space, nodes: &mut [Pattern]) {
-    for n in nodes.iter_mut() {
-        let mut best = n.config;
-        let mut best_price = sp.configs[n.config].price;
-        for (qi, q) in sp.configs.iter().enumerate() {
-            if q.price < best_price - EPS && pattern_fits(sp, q, &n.counts) {
-                best = qi;
-                best_price = q.price;
-            }
-        }
-        n.config = best;
-    }
-}
-
-pub(crate) fn solve(
-    sp: &Space,
-    catalog: &Catalog,
-    items: &[DemandItem],
-    pools: &[Pool],
-    opts: &PlanOptions,
-) -> Packing {
-    let mut unplaced: Vec<Unplaced> = sp
-        .unplaced
-        .iter()
-        .map(|(i, r)| Unplaced {
-            pod: items[*i].id.clone(),
-            reason: r.clone(),
-        })
-        .collect();
-    unplaced.sort_by(|a, b| a.pod.cmp(&b.pod));
-    if sp.classes.is_empty() {
-        return Packing {
-            nodes: Vec::new(),
-            unplaced,
-            lower_bound: 0.0,
-            stats: SolverStats {
-                configurations: sp.configs.len(),
-                ..SolverStats::default()
-            },
-        };
-    }
-    let (mut chosen, cg) = match opts.effort {
-        super::Effort::Fast => {
-            let (chosen, bound) = super::greedy::solve(sp, &class_demand(sp));
-            let cg = ColGen {
-                patterns: Vec::new(),
-                seen: HashSet::new(),
-                y: Vec::new(),
-                lower_bound: bound,
-                lp_value: 0.0,
-                rounds: 0,
-                converged: false,
-            };
-            (chosen, cg)
-        }
-        super::Effort::Full => {
-            let cg = column_generation(sp, opts, &class_demand(sp), &[]);
-            let chosen = round(sp, &cg.patterns, opts);
-            (chosen, cg)
-        }
-    };
-    downsize(sp, &mut chosen);
-
-    // Deterministic node order, then hand out concrete pods class by class.
-    let key = |p: &Pattern| {
-        let q = &sp.configs[p.config];
-        let k = &sp.kinds[q.kind];
-        (
-            k.pool,
-            catalog.types[k.ty].name.clone(),
-            k.ct,
-            k.zone.clone(),
-            p.counts.clone(),
-        )
-    };
-    chosen.sort_by_key(key);
-    let mut next: Vec<usize> = vec![0; sp.classes.len()];
-    let mut nodes = Vec::with_capacity(chosen.len());
-    for p in &chosen {
-        let q = &sp.configs[p.config];
-        let k = &sp.kinds[q.kind];
-        let t = &catalog.types[k.ty];
-        // The largest R every pod on the node tolerates (≥ the configuration's R).
-        let r = p
-            .counts
-            .iter()
-            .map(|&(c, _)| sp.classes[c].r[q.kind])
-            .min()
-            .unwrap_or(q.r)
-            .max(q.r);
-        let mut pods = Vec::new();
-        for &(c, n) in &p.counts {
-            let cl = &sp.classes[c];
-            for _ in 0..n {
-                if let Some(&i) = cl.items.get(next[c]) {
-                    pods.push(items[i].id.clone());
-                    next[c] += 1;
-                }
-            }
-        }
-        let slice = Slice::new(k.gpu_mem_mib, r);
-        nodes.push(PlannedNode {
-            instance_type: t.name.clone(),
-            capacity_type: k.ct,
-            gpus: t.gpu_count,
-            gpu_model: t.gpu_name.clone(),
-            gpu_memory_mib: t.gpu_memory_mib,
-            replicas_per_gpu: r,
-            slice_gpu_memory_mib: slice.gpu_memory_mib,
-            slice_share_milli: slice.share_milli,
-            profile: profile_name(r),
-            hourly_price: k.price,
-            pods,
-            node_pool: pools[k.pool].name.clone(),
-            zone: k.zone.clone(),
-            spot_hourly_price: k.spot_price,
-        });
-    }
-    // Any class member not handed out (should not happen) is reported, never dropped.
-    for (c, cl) in sp.classes.iter().enumerate() {
-        for &i in &cl.items[next[c].min(cl.items.len())..] {
-            unplaced.push(Unplaced {
-                pod: items[i].id.clone(),
-                reason: "internal: not covered by the rounded plan".to_string(),
-            });
-        }
-    }
-    Packing {
-        nodes,
-        unplaced,
-        lower_bound: cg.lower_bound,
-        stats: SolverStats {
-            classes: sp.classes.len(),
-            configurations: sp.configs.len(),
-            rounds: cg.rounds,
-            columns: cg.patterns.len(),
-            lp_value: cg.lp_value,
-            converged: cg.converged,
-        },
-    }
+    (chosen, residual)
 }

@@ -9,17 +9,31 @@
 //!    allowed R values; exclusive pods need R = 1), or that it cannot go there.
 //! 2. Identical pods form classes. A configuration is (kind, R); its capacity is the
 //!    kind's allocatable cpu, memory, pod slots and `GPUs × R` slices.
-//! 3. Column generation over node patterns gives the LP relaxation of the set-cover
-//!    formulation and, through the Farley bound with exact (or bounded) pricing, a
-//!    proven lower bound at every iteration.
-//! 4. The LP solution is rounded by diving (fix whole patterns, re-solve the residual),
-//!    then every node is moved to the cheapest configuration that still holds its pods.
+//!    Configurations dominated by another (no cheaper, no smaller in any dimension,
+//!    admitting a superset of the classes) are dropped.
+//! 3. [`pack`], the one dispatch, runs the anytime planner (`anytime.rs`): a greedy cover,
+//!    column generation warm-started from it (the Farley bound at every round, the LP
+//!    relaxation at convergence), and an integer step (exact for small demands, diving and
+//!    a restricted-master integer programme otherwise), until the proven gap reaches
+//!    [`PlanOptions::gap`] or [`PlanOptions::deadline`] passes.
+//! 4. Every node is moved to the cheapest configuration that still holds its pods.
+//!
+//! Modules: `pattern` (node patterns and their conversion to nodes), `greedy`, `lp`
+//! (column generation and diving), `exact` (the integer programmes), `anytime` (the
+//! order they run in). Only `anytime` calls the others; none of them call each other
+//! except through `pattern`.
 
+mod anytime;
 pub mod check;
+mod exact;
+mod fluid;
 mod greedy;
 pub mod knapsack;
 mod lp;
+mod pattern;
 mod space;
+
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,22 +68,77 @@ pub struct PlanOptions {
     /// Threads that price configurations in parallel (1 = on the caller's thread). The
     /// plan does not depend on it.
     pub threads: usize,
-    /// How hard to try: column generation with a proven LP bound, or a greedy cover with a
-    /// cheaper (weaker, still proven) bound for the controller's hot path.
+    /// A tuning knob: `Full` (the default) runs the anytime planner; `Fast` stops after
+    /// its first step, the greedy cover.
     pub effort: Effort,
+    /// The planner stops once the plan is proven within this fraction of the optimum
+    /// (`cost ≤ bound × (1 + gap)`). Small demands are solved to proven optimality anyway.
+    pub gap: f64,
+    /// ... or once this much time has passed (the best plan so far is returned, with its
+    /// proven gap). `None`: no time limit, the plan depends only on the input. With the
+    /// dedicated comparison on, the main plan gets three quarters of it.
+    pub deadline: Option<Duration>,
 }
 
-/// How the planner searches.
+/// How far the planner may search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Effort {
-    /// Column generation over node patterns: the LP relaxation's bound, plans within about
-    /// 1-2 % of it. Seconds for thousands of pods.
+    /// The anytime planner, to [`PlanOptions::gap`] or [`PlanOptions::deadline`].
     #[default]
     Full,
-    /// Greedy cover: milliseconds, plans typically a few percent above the full planner's,
-    /// with a weaker bound (see `greedy.rs`).
+    /// Only the greedy cover: a millisecond plan a few percent dearer, with a weak bound.
     Fast,
+}
+
+/// What the reported lower bound is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoundKind {
+    /// The plan is proven optimal: the bound is its cost.
+    Optimal,
+    /// The LP relaxation over node patterns, solved to optimality.
+    #[serde(rename = "lp-optimum")]
+    Lp,
+    /// A Farley bound from column generation's duals (stopped before the LP optimum).
+    Farley,
+    /// The assignment ("fluid") LP's optimum: pods may split across nodes (a little
+    /// below the pattern LP).
+    #[serde(rename = "assignment-lp")]
+    Fluid,
+    /// The greedy cover's Lagrangian bound (column generation did not run or improve it).
+    #[default]
+    Lagrangian,
+}
+
+impl BoundKind {
+    /// The name in the plan JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoundKind::Optimal => "optimal",
+            BoundKind::Lp => "lp-optimum",
+            BoundKind::Farley => "farley",
+            BoundKind::Fluid => "assignment-lp",
+            BoundKind::Lagrangian => "lagrangian",
+        }
+    }
+}
+
+/// Why the planner stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoppedBy {
+    /// The plan is proven optimal.
+    Optimal,
+    /// The proven gap reached [`PlanOptions::gap`].
+    Gap,
+    /// [`PlanOptions::deadline`] passed.
+    Deadline,
+    /// [`Effort::Fast`]: only the greedy cover ran.
+    Effort,
+    /// Every step ran without reaching the gap.
+    #[default]
+    Exhausted,
 }
 
 impl Default for PlanOptions {
@@ -87,6 +156,21 @@ impl Default for PlanOptions {
             prove_bound: true,
             threads: 1,
             effort: Effort::Full,
+            gap: 0.01,
+            deadline: None,
+        }
+    }
+}
+
+impl StoppedBy {
+    /// The name in the plan JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoppedBy::Optimal => "optimal",
+            StoppedBy::Gap => "gap",
+            StoppedBy::Deadline => "deadline",
+            StoppedBy::Effort => "effort",
+            StoppedBy::Exhausted => "exhausted",
         }
     }
 }
@@ -161,8 +245,20 @@ pub struct SolverStats {
     pub columns: usize,
     /// LP relaxation value reached by column generation (the master's optimum).
     pub lp_value: f64,
-    /// True when column generation proved the LP optimum (the bound equals it).
+    /// True when column generation proved the LP optimum.
     pub converged: bool,
+    /// The proven gap: `cost / bound − 1` (0 when proven optimal).
+    #[serde(default)]
+    pub gap: f64,
+    #[serde(default)]
+    pub bound_kind: BoundKind,
+    #[serde(default)]
+    pub stopped_by: StoppedBy,
+    #[serde(default)]
+    pub proven_optimal: bool,
+    /// Wall time of the whole plan (its dedicated comparison included), seconds.
+    #[serde(default)]
+    pub elapsed_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,11 +280,19 @@ pub(crate) struct Packing {
 
 /// Plans the demand. Pure and deterministic: the same inputs give the same plan.
 pub fn plan(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Plan {
-    let main = pack(catalog, items, opts);
+    let start = Instant::now();
+    let main = if opts.dedicated {
+        let mut o = opts.clone();
+        o.deadline = opts.deadline.map(|d| d.mul_f64(0.75));
+        pack(catalog, items, &o)
+    } else {
+        pack(catalog, items, opts)
+    };
     let dedicated = if opts.dedicated {
         let ded_items: Vec<DemandItem> = items.iter().map(dedicated_item).collect();
         let mut ded_opts = opts.clone();
         ded_opts.prove_bound = false;
+        ded_opts.deadline = opts.deadline.map(|d| d.saturating_sub(start.elapsed()));
         ded_opts.pools = effective_pools(opts)
             .into_iter()
             .map(|mut p| {
@@ -229,7 +333,10 @@ pub fn plan(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Plan
         },
         nodes: main.nodes,
         unplaced: main.unplaced,
-        solver: main.stats,
+        solver: SolverStats {
+            elapsed_seconds: start.elapsed().as_secs_f64(),
+            ..main.stats
+        },
     }
 }
 
@@ -279,10 +386,11 @@ pub fn effective_pools(opts: &PlanOptions) -> Vec<Pool> {
     }
 }
 
+/// The one dispatch: the search space, then the anytime planner over it.
 fn pack(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Packing {
     let pools = effective_pools(opts);
     let sp = space::Space::build(catalog, items, &pools, opts);
-    lp::solve(&sp, catalog, items, &pools, opts)
+    anytime::solve(&sp, catalog, items, &pools, opts)
 }
 
 #[cfg(test)]

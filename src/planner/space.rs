@@ -494,6 +494,7 @@ impl Space {
                 }
             }
         }
+        let configs = undominated(configs, classes.len());
         Space {
             kinds,
             classes,
@@ -501,4 +502,44 @@ impl Space {
             unplaced,
         }
     }
+}
+
+/// Drops every configuration another one dominates: costs no more, is no smaller in any
+/// dimension, and admits a superset of its classes, as many of each. Any node of the
+/// dominated one fits the other at no more cost, so no plan or bound gets worse. Of equal
+/// configurations the first is kept. R values need no separate pruning: configurations
+/// exist only for R values some class tolerates at most.
+fn undominated(configs: Vec<Config>, classes: usize) -> Vec<Config> {
+    let words = classes.div_ceil(64).max(1);
+    let sets: Vec<Vec<u64>> = configs
+        .iter()
+        .map(|q| {
+            let mut b = vec![0u64; words];
+            for &(c, _) in &q.eligible {
+                b[c / 64] |= 1 << (c % 64);
+            }
+            b
+        })
+        .collect();
+    let dominates = |k: usize, j: usize| -> bool {
+        let (a, b) = (&configs[k], &configs[j]);
+        a.price <= b.price
+            && (0..4).all(|d| a.cap[d] >= b.cap[d])
+            && sets[j].iter().zip(&sets[k]).all(|(x, y)| x & !y == 0)
+            && b.eligible.iter().all(|&(c, m)| {
+                a.eligible
+                    .binary_search_by_key(&c, |e| e.0)
+                    .is_ok_and(|i| a.eligible[i].1 >= m)
+            })
+    };
+    let keep: Vec<bool> = (0..configs.len())
+        .map(|j| {
+            !(0..configs.len()).any(|k| k != j && dominates(k, j) && (k < j || !dominates(j, k)))
+        })
+        .collect();
+    configs
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(q, k)| k.then_some(q))
+        .collect()
 }

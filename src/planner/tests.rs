@@ -134,9 +134,14 @@ fn deterministic() {
         d.requests = Resources::new(8000, 30 * 1024 * MIB);
         d.sharing = Sharing::Exclusive;
     }));
+    // Everything but the time it took.
+    let timeless = |mut p: Plan| {
+        p.solver.elapsed_seconds = 0.0;
+        p
+    };
     let opts = PlanOptions::default();
-    let p1 = plan(&cat, &items, &opts);
-    let p2 = plan(&cat, &items, &opts);
+    let p1 = timeless(plan(&cat, &items, &opts));
+    let p2 = timeless(plan(&cat, &items, &opts));
     assert_eq!(p1, p2);
     assert_valid(&p1, &cat, &items, &opts);
     // Parallel pricing merges results in configuration order: same plan.
@@ -144,7 +149,7 @@ fn deterministic() {
         threads: 3,
         ..PlanOptions::default()
     };
-    assert_eq!(plan(&cat, &items, &threaded), p1);
+    assert_eq!(timeless(plan(&cat, &items, &threaded)), p1);
 }
 
 #[test]
@@ -325,5 +330,250 @@ fn admitted_affinity_changes_nothing_in_the_plan() {
         if n.pods.iter().any(|p| p.starts_with("default/share")) {
             assert!(n.replicas_per_gpu <= 2, "{n:?}");
         }
+    }
+}
+
+/// The cheapest single node (type × R) that holds `block`, by the independent checker.
+fn cheapest_node(cat: &Catalog, block: &[DemandItem], opts: &PlanOptions) -> Option<f64> {
+    let pool = &effective_pools(opts)[0];
+    let mut best: Option<f64> = None;
+    for t in &cat.types {
+        if !opts.instance_types.is_empty() && !opts.instance_types.contains(&t.name) {
+            continue;
+        }
+        let Some(price) = t.price(CapacityType::OnDemand) else {
+            continue;
+        };
+        for r in std::iter::once(1).chain(pool.replicas.allowed()) {
+            let slice = crate::model::slice::Slice::new(t.gpu_memory_mib, r);
+            let node = PlannedNode {
+                instance_type: t.name.clone(),
+                capacity_type: CapacityType::OnDemand,
+                gpus: t.gpu_count,
+                gpu_model: t.gpu_name.clone(),
+                gpu_memory_mib: t.gpu_memory_mib,
+                replicas_per_gpu: r,
+                slice_gpu_memory_mib: slice.gpu_memory_mib,
+                slice_share_milli: slice.share_milli,
+                profile: crate::model::profile_name(r),
+                hourly_price: price,
+                pods: block.iter().map(|i| i.id.clone()).collect(),
+                node_pool: pool.name.clone(),
+                zone: None,
+                spot_hourly_price: None,
+            };
+            let plan = Plan {
+                nodes: vec![node],
+                unplaced: Vec::new(),
+                summary: Summary {
+                    pods: block.len(),
+                    placed_pods: block.len(),
+                    nodes: 1,
+                    hourly_cost: price,
+                    lower_bound_hourly_cost: 0.0,
+                    dedicated_hourly_cost: 0.0,
+                    dedicated_nodes: 0,
+                    spot_hourly_cost: None,
+                    dedicated_spot_hourly_cost: None,
+                    gpus: t.gpu_count,
+                    dedicated_gpus: 0,
+                },
+                solver: SolverStats::default(),
+            };
+            if check(&plan, cat, block, opts).is_empty() && best.is_none_or(|b| price < b) {
+                best = Some(price);
+            }
+        }
+    }
+    best
+}
+
+/// The optimum by brute force: the cheapest node of every subset, then the cheapest
+/// partition of all pods into subsets (dynamic programme over bitmasks).
+fn brute_force_optimum(cat: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Option<f64> {
+    let n = items.len();
+    let full = (1usize << n) - 1;
+    let node: Vec<Option<f64>> = (0..=full)
+        .map(|m| {
+            let block: Vec<DemandItem> = (0..n)
+                .filter(|i| m & (1 << i) != 0)
+                .map(|i| items[i].clone())
+                .collect();
+            if block.is_empty() {
+                Some(0.0)
+            } else {
+                cheapest_node(cat, &block, opts)
+            }
+        })
+        .collect();
+    let mut best = vec![None::<f64>; full + 1];
+    best[0] = Some(0.0);
+    for m in 1..=full {
+        // The subset holding the lowest pod of `m`, and the best of the rest.
+        let low = m & m.wrapping_neg();
+        let rest = m & !low;
+        let mut s = rest;
+        loop {
+            let block = s | low;
+            if let (Some(a), Some(b)) = (node[block], best[m & !block])
+                && best[m].is_none_or(|x| a + b < x)
+            {
+                best[m] = Some(a + b);
+            }
+            if s == 0 {
+                break;
+            }
+            s = (s - 1) & rest;
+        }
+    }
+    best[full]
+}
+
+/// A small deterministic generator (no seed files, no extra dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn small_random_demands_are_proven_optimal_and_match_brute_force() {
+    let cat = catalog();
+    let opts = PlanOptions {
+        instance_types: [
+            "g4dn.xlarge",
+            "g4dn.2xlarge",
+            "g4dn.12xlarge",
+            "g5.xlarge",
+            "g6.xlarge",
+        ]
+        .map(String::from)
+        .to_vec(),
+        default_replicas: ReplicaPolicy::Auto { max: 4 },
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let mut rng = Lcg(2026);
+    let mut proven = 0;
+    for case in 0..200 {
+        let n = 1 + rng.next(6) as usize;
+        let items: Vec<DemandItem> = (0..n)
+            .map(|i| {
+                let mut d = DemandItem::shared(
+                    format!("default/c{case}-{i}"),
+                    Resources {
+                        cpu_milli: 500 * (1 + rng.next(12)),
+                        memory_bytes: (1 + rng.next(24)) * 1024 * MIB,
+                    },
+                );
+                match rng.next(5) {
+                    0 => d.gpu_memory_mib = Some(1024 * (2 + rng.next(10))),
+                    1 => d.gpu_share_milli = Some(200 + 100 * rng.next(4) as u32),
+                    2 => {
+                        d.sharing = Sharing::Exclusive;
+                        d.gpus = 1 + rng.next(2) as u32;
+                    }
+                    _ => {}
+                }
+                d
+            })
+            .collect();
+        let p = plan(&cat, &items, &opts);
+        assert_valid(&p, &cat, &items, &opts);
+        let Some(opt) = brute_force_optimum(&cat, &items, &opts) else {
+            assert!(
+                !p.unplaced.is_empty(),
+                "case {case}: brute force found no plan"
+            );
+            continue;
+        };
+        if !p.unplaced.is_empty() {
+            continue;
+        }
+        assert!(
+            p.summary.hourly_cost <= opt + 1e-6,
+            "case {case}: plan {} > optimum {opt}\n{items:#?}\n{p:#?}",
+            p.summary.hourly_cost
+        );
+        assert!(
+            p.summary.hourly_cost >= opt - 1e-6,
+            "case {case}: below the optimum?"
+        );
+        assert!(p.solver.proven_optimal, "case {case}: {:?}", p.solver);
+        assert_eq!(p.solver.bound_kind, BoundKind::Optimal);
+        assert!(p.summary.lower_bound_hourly_cost >= opt - 1e-5);
+        proven += 1;
+    }
+    assert!(proven >= 150, "only {proven} of 200 cases were placeable");
+}
+
+#[test]
+fn the_gap_and_its_kind_are_reported_and_hold() {
+    // 2,000 trace pods: not small, so the anytime path (assignment LP, column generation,
+    // the integer step) runs; the reported gap must be what the plan and bound say.
+    let cat = catalog();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/simulations/data/alibaba-gpu-2023/openb_pod_list_gpushare60.csv"
+    );
+    let text = std::fs::read_to_string(path).expect("trace");
+    let pods = crate::trace::parse_alibaba_pods(path, &text).expect("parses");
+    let items: Vec<DemandItem> = pods
+        .iter()
+        .filter_map(|p| crate::trace::alibaba_demand(p, "gpushare60"))
+        .collect();
+    let items = crate::trace::sample_demand(&items, 2000, 3);
+    let opts = PlanOptions {
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    let s = &p.solver;
+    assert!(!s.proven_optimal);
+    assert_ne!(s.bound_kind, BoundKind::Lagrangian, "{s:?}");
+    let ratio = p.summary.hourly_cost / p.summary.lower_bound_hourly_cost;
+    assert!((ratio - 1.0 - s.gap).abs() < 1e-4, "{ratio} vs {s:?}");
+    assert!(s.elapsed_seconds > 0.0);
+    // No deadline: it stops at the 1 % gap or having tried everything.
+    assert!(
+        s.stopped_by == StoppedBy::Gap && s.gap <= 0.01 || s.stopped_by == StoppedBy::Exhausted,
+        "{s:?}"
+    );
+    // A deadline of zero still gives a valid plan, with the greedy's bound.
+    let quick = PlanOptions {
+        deadline: Some(std::time::Duration::ZERO),
+        ..opts.clone()
+    };
+    let q = plan(&cat, &items, &quick);
+    assert_valid(&q, &cat, &items, &quick);
+    assert_eq!(q.solver.stopped_by, StoppedBy::Deadline, "{:?}", q.solver);
+    assert!(q.summary.hourly_cost >= p.summary.hourly_cost - 1e-6);
+}
+
+#[test]
+fn solver_names_in_the_json_are_the_documented_ones() {
+    for k in [
+        BoundKind::Optimal,
+        BoundKind::Lp,
+        BoundKind::Farley,
+        BoundKind::Fluid,
+        BoundKind::Lagrangian,
+    ] {
+        assert_eq!(serde_json::to_value(k).ok(), Some(k.as_str().into()));
+    }
+    for s in [
+        StoppedBy::Optimal,
+        StoppedBy::Gap,
+        StoppedBy::Deadline,
+        StoppedBy::Effort,
+        StoppedBy::Exhausted,
+    ] {
+        assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
     }
 }

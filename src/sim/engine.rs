@@ -265,7 +265,7 @@ pub use cluster::{Cluster, NodeView};
 
 use super::{Report, SimConfig, StrategyReport, Variant, Workload};
 use crate::model::{CapacityType, Catalog};
-use crate::planner::{Effort, PlanOptions};
+use crate::planner::PlanOptions;
 
 impl SimConfig {
     /// The planner's options as every part of the replay uses them: the simulation's
@@ -295,8 +295,8 @@ impl Default for SimConfig {
             floor_threads: 1,
             binding: Binding::default(),
             plan: PlanOptions {
-                effort: Effort::Fast,
                 dedicated: false,
+                deadline: Some(std::time::Duration::from_secs(1)),
                 ..PlanOptions::default()
             },
             repack_interval_s: 3600,

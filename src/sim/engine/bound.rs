@@ -36,10 +36,15 @@ pub(super) fn floor(
     cfg: &SimConfig,
     progress: &mut dyn FnMut(usize),
 ) -> (f64, Vec<(u64, f64)>) {
-    let fast = cfg.planner_options();
-    let mut full = fast.clone();
+    let mut fast = cfg.planner_options();
+    fast.effort = Effort::Fast;
+    let mut full = cfg.planner_options();
     full.effort = Effort::Full;
     full.prove_bound = true;
+    // The floor wants the tightest bound the LP proves, the same on every machine: no
+    // stop at a gap, no deadline.
+    full.gap = 0.0;
+    full.deadline = None;
     let (_, t_end) = window(workload, cfg);
     // Each job's demand class: equal demands (names aside) share a class, so windows
     // with the same multiset of classes share one planner call.
@@ -176,7 +181,8 @@ pub(super) fn weak_floor(
     cfg: &SimConfig,
     progress: &mut dyn FnMut(usize),
 ) -> (f64, Vec<(u64, f64)>) {
-    let opts = cfg.planner_options();
+    let mut opts = cfg.planner_options();
+    opts.effort = Effort::Fast;
     let (t0, t_end) = window(workload, cfg);
     // (time, 0 = departure / 1 = arrival, job): departures first within a second.
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(workload.jobs.len() * 2);
