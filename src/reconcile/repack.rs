@@ -49,6 +49,9 @@ use crate::catalog;
 use crate::model::{Catalog, DemandItem, Pool, labels};
 use crate::planner::{self, Plan, PlanOptions};
 
+/// The planner's deadline for each candidate move.
+const MOVE_PLAN_DEADLINE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Label on replacement NodeClaims: the id of the move they belong to.
 pub const MOVE_LABEL: &str = "gpu-slicer.io/repack-move";
 /// Annotation on replacement NodeClaims: the NodeClaims the move replaces, comma-separated.
@@ -366,8 +369,15 @@ fn try_move(inp: &Inputs<'_>, set: &[usize]) -> Option<Move> {
         inp.pools,
         inp.plan.daemonset_overhead,
     );
+    // A move is tried for several prefixes each round and only has to prove a saving of
+    // `min_saving`, not the last percent: each plan gets a share of the deadline.
     let opts = PlanOptions {
         dedicated: false,
+        deadline: Some(
+            inp.plan
+                .deadline
+                .map_or(MOVE_PLAN_DEADLINE, |d| d.min(MOVE_PLAN_DEADLINE)),
+        ),
         ..inp.plan.clone()
     };
     let plan = planner::plan(inp.catalog, &rest, &opts);
