@@ -131,10 +131,55 @@ fn curve(args: &[String]) {
     }
 }
 
+/// `cargo bench --bench planner -- small`: controller-sized demands (1–50 pods drawn from
+/// each trace, 20 samples per size): how often they are proven optimal and how long it takes.
+fn small() {
+    let cat = catalog::embedded().expect("catalog");
+    println!(
+        "{:<12} {:>5} {:>8} {:>9} {:>11} {:>11}",
+        "trace", "pods", "samples", "optimal", "median ms", "max ms"
+    );
+    for name in TRACES {
+        let (items, _) = load(name);
+        let sizes: Vec<usize> = std::env::var("SIZES")
+            .ok()
+            .map_or(vec![1, 3, 10, 25, 50], |v| {
+                v.split(',').filter_map(|x| x.parse().ok()).collect()
+            });
+        for n in sizes {
+            let opts = PlanOptions {
+                dedicated: false,
+                deadline: Some(Duration::from_secs(1)),
+                ..PlanOptions::default()
+            };
+            let mut times = Vec::new();
+            let mut optimal = 0;
+            for seed in 1..=20u64 {
+                let demand = sample_demand(&items, n, seed);
+                let t = Instant::now();
+                let p = planner::plan(&cat, &demand, &opts);
+                times.push(t.elapsed());
+                optimal += usize::from(p.solver.proven_optimal);
+            }
+            let max = times.iter().max().copied().unwrap_or_default();
+            println!(
+                "{name:<12} {n:>5} {:>8} {optimal:>9} {:>11.2} {:>11.2}",
+                times.len(),
+                median(times).as_secs_f64() * 1000.0,
+                max.as_secs_f64() * 1000.0
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "curve") {
         curve(&args);
+        return;
+    }
+    if args.get(1).is_some_and(|a| a == "small") {
+        small();
         return;
     }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));

@@ -8,9 +8,10 @@
 //!    as soon as the bound is within `gap` of the plan in hand, or at 60 % of the deadline
 //!    (the integer step needs the rest).
 //! 3. The integer step:
-//!    - small demands (`exact::is_small`): every pattern that can be in a better plan is
-//!      enumerated and the integer programme over them solved, which proves the plan
-//!      optimal (`exact.rs`);
+//!    - small demands (`exact::is_small`): column generation to the LP optimum, diving
+//!      for a better plan, then every pattern that can be in a better plan is enumerated
+//!      and the integer programme over them solved, which proves the plan optimal
+//!      (`exact.rs`) when the enumeration stays short and branch and bound finishes;
 //!    - otherwise diving over the generated columns (fix whole patterns, re-solve), the
 //!      rest repaired by the greedy cover, then the restricted-master integer programme
 //!      warm-started from the best plan, while time is left.
@@ -28,8 +29,9 @@ use super::{BoundKind, Effort, Packing, PlanOptions, SolverStats, StoppedBy};
 use super::{exact, fluid, greedy, lp};
 use crate::model::{Catalog, DemandItem, Pool};
 
-/// Branch-and-bound nodes of the integer programme: small demands ...
-const EXACT_NODES: u64 = 50_000;
+/// Branch-and-bound nodes of the integer programme: small demands (microlp's search is
+/// slow on thousands of columns: a larger budget mostly spends the deadline) ...
+const EXACT_NODES: u64 = 2_000;
 /// ... and the restricted master of a large one (its LP is already tight: a few dives).
 const MASTER_NODES: u64 = 200;
 /// Share of the deadline column generation may use; the integer step gets the rest.
@@ -123,6 +125,8 @@ pub(crate) fn solve(
             deadline: opts.deadline.map(|d| start + d.mul_f64(COLUMN_SHARE)),
             incumbent: best.cost,
             gap: if small { 0.0 } else { opts.gap },
+            // Small demands want the LP optimum: its duals keep the enumeration short.
+            master_tolerance: small.then_some(1e-6),
         };
         let mut cg_opts = opts.clone();
         cg_opts.prove_bound |= small;
@@ -140,6 +144,15 @@ pub(crate) fn solve(
             };
         }
         let mut proven = best.cost <= bound + 1e-9;
+        if small && !proven && !expired() {
+            // A better plan first: it shrinks the allowance, hence the enumeration.
+            let (mut nodes, residual) = lp::round(sp, &cg.patterns, &demand, opts, deadline);
+            if residual.iter().any(|r| *r > 0) {
+                nodes.extend(repair(sp, &residual));
+            }
+            best.offer(sp, nodes);
+            proven = best.cost <= bound + 1e-9;
+        }
         if small && !proven && !expired() {
             let y = cg.feasible_duals(&demand);
             let allowance = best.cost - cg.lower_bound.max(0.0);

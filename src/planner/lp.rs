@@ -189,6 +189,9 @@ pub(crate) struct Limits {
     /// Cost of the best plan already known: stop once the bound is within `gap` of it.
     pub(crate) incumbent: f64,
     pub(crate) gap: f64,
+    /// Stop once the master's value is within this fraction of the bound (more rounds
+    /// would buy little); `None`: half the gap, at most 0.5 %.
+    pub(crate) master_tolerance: Option<f64>,
 }
 
 impl Limits {
@@ -197,6 +200,7 @@ impl Limits {
             deadline: None,
             incumbent: f64::INFINITY,
             gap: 0.0,
+            master_tolerance: None,
         }
     }
 
@@ -206,7 +210,9 @@ impl Limits {
 
     /// The master's value is this close to the bound: more rounds buy little.
     fn master_tolerance(&self) -> f64 {
-        if self.gap > 0.0 {
+        if let Some(t) = self.master_tolerance {
+            t
+        } else if self.gap > 0.0 {
             (self.gap / 2.0).min(GAP_TOLERANCE)
         } else {
             GAP_TOLERANCE
