@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use gpu_slicer::catalog;
 use gpu_slicer::model::{DemandItem, ReplicaPolicy, Sharing};
-use gpu_slicer::planner::{Effort, PlanOptions};
+use gpu_slicer::planner::{Columns, PlanOptions};
 use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, pod_entry, pod_key, trim_node};
 use gpu_slicer::reconcile::guard::Budget;
 use gpu_slicer::reconcile::repack;
@@ -213,8 +213,9 @@ fn main() {
     let filled = rss_kib("VmRSS:").unwrap_or(0);
 
     let settings = Settings {
+        // `run`'s defaults: the anytime planner with a 1 s deadline, no dedicated plan.
         plan: PlanOptions {
-            effort: Effort::Fast,
+            deadline: Some(Duration::from_secs(1)),
             dedicated: false,
             default_replicas: ReplicaPolicy::Auto { max: 10 },
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -230,6 +231,9 @@ fn main() {
     let mut snap_times = Vec::new();
     let mut round_times = Vec::new();
     let mut last = None;
+    // Columns carried from round to round, as the controller does.
+    let mut columns = Columns::default();
+    let mut gaps = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         let snap = cache.snapshot(&snap_settings);
@@ -247,8 +251,9 @@ fn main() {
             live: &snap.live,
             nodes_of: &nodes_of,
         };
-        let out = round::round(&inputs, &settings);
+        let out = round::round_with(&inputs, &settings, &mut columns);
         round_times.push(t.elapsed());
+        gaps.push(format!("{:.2} %", 100.0 * out.plan.solver.gap));
         last = Some((snap.pending.len(), snap.fleet.len(), out));
     }
     let repack_times = repack_rounds(&cache, &all, &cat, &settings.plan);
@@ -267,6 +272,7 @@ fn main() {
         median(snap_times).as_secs_f64() * 1000.0,
         median(round_times).as_secs_f64() * 1000.0
     );
+    println!("proven gap, round by round: {}", gaps.join(", "));
     println!(
         "plan: {} new nodes, ${:.2}/h, bound ${:.2}/h, {} objects to apply, {} unplaced",
         out.plan.nodes.len(),

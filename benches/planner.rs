@@ -172,8 +172,79 @@ fn small() {
     }
 }
 
+/// `cargo bench --bench planner -- replan [N] [MS,..]`: re-planning similar demand with the
+/// columns of the previous plan (`planner::Columns`, as the controller keeps them across
+/// rounds): N pods (default 10,000) planned once without a deadline to fill the cache, then
+/// a different sample of the same trace planned at each deadline, without and with it.
+fn replan(args: &[String]) {
+    let cat = catalog::embedded().expect("catalog");
+    let (items, _) = load("default");
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let deadlines: Vec<u64> = args
+        .get(3)
+        .map(|a| a.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 300, 1000, 3000]);
+    let first = sample_demand(&items, n, 7);
+    let next = sample_demand(&items, n, 8);
+    let base = PlanOptions {
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let mut warm = planner::Columns::default();
+    let t = Instant::now();
+    let p0 = planner::plan_with(&cat, &first, &base, &mut warm);
+    println!(
+        "first plan: {:.2} $/h, gap {:.3} %, {} columns kept, {:.1} s",
+        p0.summary.hourly_cost,
+        100.0 * p0.solver.gap,
+        warm.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:>9} {:>6} {:>11} {:>11} {:>8} {:>6} {:>10}",
+        "deadline", "cache", "$/h", "bound $/h", "gap %", "rnds", "median ms"
+    );
+    for ms in deadlines {
+        let opts = PlanOptions {
+            deadline: Some(Duration::from_millis(ms)),
+            ..base.clone()
+        };
+        for cached in [false, true] {
+            let mut times = Vec::new();
+            let mut plan = None;
+            for _ in 0..3 {
+                let mut cols = if cached {
+                    warm.clone()
+                } else {
+                    planner::Columns::default()
+                };
+                let t = Instant::now();
+                plan = Some(planner::plan_with(&cat, &next, &opts, &mut cols));
+                times.push(t.elapsed());
+            }
+            let p = plan.expect("three runs");
+            assert!(planner::check::check(&p, &cat, &next, &opts).is_empty());
+            println!(
+                "{:>7}ms {:>6} {:>11.2} {:>11.2} {:>8.3} {:>6} {:>10.1}",
+                ms,
+                if cached { "warm" } else { "cold" },
+                p.summary.hourly_cost,
+                p.summary.lower_bound_hourly_cost,
+                100.0 * p.solver.gap,
+                p.solver.rounds,
+                median(times).as_secs_f64() * 1000.0,
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "replan") {
+        replan(&args);
+        return;
+    }
     if args.get(1).is_some_and(|a| a == "curve") {
         curve(&args);
         return;

@@ -338,6 +338,9 @@ struct LoopState {
     object_notes: BTreeMap<(String, String), String>,
     /// Nodes already reported as not sliced in time.
     timed_out: BTreeSet<String>,
+    /// The planner's columns from earlier rounds: re-planning similar demand starts from
+    /// them (`planner::Columns`).
+    columns: crate::planner::Columns,
 }
 
 fn pod_ref(id: &str) -> ObjectReference {
@@ -480,6 +483,7 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
     let nodes_per_pool = snap.nodes_per_nodepool.clone();
     let snap = Arc::new(snap);
     let snap2 = snap.clone();
+    let mut columns = std::mem::take(&mut state.columns);
     let outcome = tokio::task::spawn_blocking(move || {
         let nodes_of = |k: &ObjectKey| nodes_per_pool.get(&k.name).copied().unwrap_or(0);
         let inputs = round::Inputs {
@@ -492,13 +496,15 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
             live: &snap2.live,
             nodes_of: &nodes_of,
         };
-        round::round(&inputs, &settings)
+        let out = round::round_with(&inputs, &settings, &mut columns);
+        (out, columns)
     })
     .await;
-    let Ok(out) = outcome else {
+    let Ok((out, columns)) = outcome else {
         tracing::error!("planning round panicked");
         return;
     };
+    state.columns = columns;
     let m = &shared.metrics;
     m.rounds.inc();
     m.pending_gpu_pods

@@ -31,7 +31,7 @@ use crate::model::{Catalog, DemandItem, Pool};
 
 /// Branch-and-bound nodes of the integer programme: small demands (microlp's search is
 /// slow on thousands of columns: a larger budget mostly spends the deadline) ...
-const EXACT_NODES: u64 = 2_000;
+const EXACT_NODES: u64 = 500;
 /// ... and the restricted master of a large one (its LP is already tight: a few dives).
 const MASTER_NODES: u64 = 200;
 /// Share of the deadline column generation may use; the integer step gets the rest.
@@ -72,6 +72,7 @@ pub(crate) fn solve(
     items: &[DemandItem],
     pools: &[Pool],
     opts: &PlanOptions,
+    cached: &[Pattern],
 ) -> Packing {
     let start = Instant::now();
     let deadline = opts.deadline.map(|d| start + d);
@@ -107,6 +108,7 @@ pub(crate) fn solve(
         bound = f;
         kind = BoundKind::Fluid;
     }
+    let mut columns = Vec::new();
     let mut stopped = if opts.effort == Effort::Fast {
         Some(StoppedBy::Effort)
     } else if best.cost <= bound + 1e-9 {
@@ -130,7 +132,11 @@ pub(crate) fn solve(
         };
         let mut cg_opts = opts.clone();
         cg_opts.prove_bound |= small;
-        let cg = lp::column_generation(sp, &cg_opts, &demand, &best.nodes, limits);
+        // Seeds: the greedy's nodes, then the columns of earlier plans (`Columns`).
+        let mut seed = best.nodes.clone();
+        seed.extend_from_slice(cached);
+        let cg = lp::column_generation(sp, &cg_opts, &demand, &seed, limits);
+        columns = cg.patterns.clone();
         stats.rounds = cg.rounds;
         stats.columns = cg.patterns.len();
         stats.lp_value = cg.lp_value;
@@ -144,7 +150,8 @@ pub(crate) fn solve(
             };
         }
         let mut proven = best.cost <= bound + 1e-9;
-        if small && !proven && !expired() {
+        let integer = opts.integer_step;
+        if integer && small && !proven && !expired() {
             // A better plan first: it shrinks the allowance, hence the enumeration.
             let (mut nodes, residual) = lp::round(sp, &cg.patterns, &demand, opts, deadline);
             if residual.iter().any(|r| *r > 0) {
@@ -153,7 +160,7 @@ pub(crate) fn solve(
             best.offer(sp, nodes);
             proven = best.cost <= bound + 1e-9;
         }
-        if small && !proven && !expired() {
+        if integer && small && !proven && !expired() {
             let y = cg.feasible_duals(&demand);
             let allowance = best.cost - cg.lower_bound.max(0.0);
             if let Some(patterns) = exact::enumerate(sp, &demand, &y, allowance, deadline)
@@ -171,7 +178,7 @@ pub(crate) fn solve(
                     proven = true;
                 }
             }
-        } else if !small && !within(best.cost, bound) && !expired() {
+        } else if integer && !small && !within(best.cost, bound) && !expired() {
             let (mut nodes, residual) = lp::round(sp, &cg.patterns, &demand, opts, deadline);
             if residual.iter().any(|r| *r > 0) {
                 nodes.extend(repair(sp, &residual));
@@ -220,5 +227,7 @@ pub(crate) fn solve(
         0.0
     };
     stats.elapsed_seconds = start.elapsed().as_secs_f64();
-    into_packing(sp, catalog, items, pools, best.nodes, bound, stats)
+    let mut packing = into_packing(sp, catalog, items, pools, best.nodes, bound, stats);
+    packing.columns = columns;
+    packing
 }

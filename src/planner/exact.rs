@@ -31,7 +31,7 @@ const SMALL_PODS: u64 = 50;
 const SMALL_CLASSES: usize = 12;
 /// Patterns the enumeration may produce before the proof counts as too big (beyond a
 /// few thousand columns microlp's branch and bound rarely finishes within a second).
-const MAX_PATTERNS: usize = 3_000;
+const MAX_PATTERNS: usize = 1_500;
 /// Search nodes of the enumeration before it gives up.
 const MAX_SEARCH: u64 = 2_000_000;
 

@@ -78,6 +78,10 @@ pub struct PlanOptions {
     /// proven gap). `None`: no time limit, the plan depends only on the input. With the
     /// dedicated comparison on, the main plan gets three quarters of it.
     pub deadline: Option<Duration>,
+    /// Run the integer step (the exact programme for small demands, diving otherwise).
+    /// Off, the plan is the greedy cover and only the bound is worked on: for callers
+    /// that want the bound alone (the replay's floor).
+    pub integer_step: bool,
 }
 
 /// How far the planner may search.
@@ -158,6 +162,7 @@ impl Default for PlanOptions {
             effort: Effort::Full,
             gap: 0.01,
             deadline: None,
+            integer_step: true,
         }
     }
 }
@@ -276,17 +281,111 @@ pub(crate) struct Packing {
     pub unplaced: Vec<Unplaced>,
     pub lower_bound: f64,
     pub stats: SolverStats,
+    /// The columns column generation used, for [`Columns`].
+    pub columns: Vec<pattern::Pattern>,
+}
+
+/// Columns kept from one plan to the next (the controller keeps one across rounds), so
+/// re-planning similar demand starts column generation where the last plan left it.
+/// Patterns are stored by what their classes and configuration are (hashed requests,
+/// sharing, selectors and tolerations; pool, type, capacity type, zone and R), not by
+/// index, and checked again against the new demand's capacities before use, so a stale
+/// or mismatched entry can only be useless, never wrong. Prices are not stored: a column
+/// costs what its configuration costs now.
+#[derive(Debug, Clone, Default)]
+pub struct Columns {
+    /// (configuration key, (class key, count)), oldest first.
+    entries: std::collections::VecDeque<(u64, Vec<(u64, u32)>)>,
+    seen: std::collections::HashSet<(u64, Vec<(u64, u32)>)>,
+}
+
+impl Columns {
+    /// Columns kept at most; the oldest go first.
+    pub const CAPACITY: usize = 5_000;
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The stored columns that exist in `sp` and fit there.
+    fn lookup(&self, sp: &space::Space) -> Vec<pattern::Pattern> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
+        let config: std::collections::HashMap<u64, usize> = sp
+            .config_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i))
+            .collect();
+        let class: std::collections::HashMap<u64, usize> = sp
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.key, i))
+            .collect();
+        self.entries
+            .iter()
+            .filter_map(|(q, counts)| {
+                let qi = *config.get(q)?;
+                let mut mapped: Vec<(usize, u32)> = counts
+                    .iter()
+                    .map(|(c, n)| class.get(c).map(|&ci| (ci, *n)))
+                    .collect::<Option<_>>()?;
+                mapped.sort_unstable();
+                pattern::fits(sp, &sp.configs[qi], &mapped).then_some(pattern::Pattern {
+                    config: qi,
+                    counts: mapped,
+                })
+            })
+            .collect()
+    }
+
+    fn remember(&mut self, sp: &space::Space, patterns: &[pattern::Pattern]) {
+        for p in patterns {
+            let e = (
+                sp.config_keys[p.config],
+                p.counts
+                    .iter()
+                    .map(|&(c, n)| (sp.classes[c].key, n))
+                    .collect::<Vec<_>>(),
+            );
+            if self.seen.insert(e.clone()) {
+                self.entries.push_back(e);
+            }
+        }
+        while self.entries.len() > Self::CAPACITY {
+            if let Some(old) = self.entries.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+    }
 }
 
 /// Plans the demand. Pure and deterministic: the same inputs give the same plan.
 pub fn plan(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Plan {
+    plan_with(catalog, items, opts, &mut Columns::default())
+}
+
+/// [`plan`], starting column generation from `columns` and leaving this plan's columns
+/// there. With the same `columns` content, the same input gives the same plan.
+pub fn plan_with(
+    catalog: &Catalog,
+    items: &[DemandItem],
+    opts: &PlanOptions,
+    columns: &mut Columns,
+) -> Plan {
     let start = Instant::now();
     let main = if opts.dedicated {
         let mut o = opts.clone();
         o.deadline = opts.deadline.map(|d| d.mul_f64(0.75));
-        pack(catalog, items, &o)
+        pack(catalog, items, &o, columns)
     } else {
-        pack(catalog, items, opts)
+        pack(catalog, items, opts, columns)
     };
     let dedicated = if opts.dedicated {
         let ded_items: Vec<DemandItem> = items.iter().map(dedicated_item).collect();
@@ -300,7 +399,12 @@ pub fn plan(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Plan
                 p
             })
             .collect();
-        Some(pack(catalog, &ded_items, &ded_opts))
+        Some(pack(
+            catalog,
+            &ded_items,
+            &ded_opts,
+            &mut Columns::default(),
+        ))
     } else {
         None
     };
@@ -387,10 +491,18 @@ pub fn effective_pools(opts: &PlanOptions) -> Vec<Pool> {
 }
 
 /// The one dispatch: the search space, then the anytime planner over it.
-fn pack(catalog: &Catalog, items: &[DemandItem], opts: &PlanOptions) -> Packing {
+fn pack(
+    catalog: &Catalog,
+    items: &[DemandItem],
+    opts: &PlanOptions,
+    columns: &mut Columns,
+) -> Packing {
     let pools = effective_pools(opts);
     let sp = space::Space::build(catalog, items, &pools, opts);
-    anytime::solve(&sp, catalog, items, &pools, opts)
+    let cached = columns.lookup(&sp);
+    let mut packing = anytime::solve(&sp, catalog, items, &pools, opts, &cached);
+    columns.remember(&sp, &std::mem::take(&mut packing.columns));
+    packing
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ pub(crate) fn into_packing(
         unplaced,
         lower_bound,
         stats,
+        columns: Vec::new(),
     }
 }
 

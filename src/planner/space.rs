@@ -41,6 +41,9 @@ pub(crate) struct Class {
     pub gpus: u32,
     /// Per kind: the largest allowed replicas per GPU this class tolerates there, 0 = cannot go.
     pub r: Vec<u32>,
+    /// What makes the class (requests, sharing, selectors, tolerations), hashed: the same
+    /// in every plan, for the column cache ([`super::Columns`]).
+    pub key: u64,
 }
 
 /// A kind run with a given number of replicas per GPU.
@@ -59,6 +62,8 @@ pub(crate) struct Space {
     pub kinds: Vec<Kind>,
     pub classes: Vec<Class>,
     pub configs: Vec<Config>,
+    /// Per configuration: (pool, type, capacity type, zone, R) hashed, for the column cache.
+    pub config_keys: Vec<u64>,
     /// Items that fit nowhere, with the reason.
     pub unplaced: Vec<(usize, String)>,
 }
@@ -402,6 +407,7 @@ impl Space {
         // Group identical pods.
         let mut index: HashMap<ClassKey<'_>, usize> = HashMap::new();
         let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut keys: Vec<u64> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let key = ClassKey {
                 requests: it.requests,
@@ -414,16 +420,18 @@ impl Space {
                 tolerations: &it.tolerations,
             };
             let next = groups.len();
+            let hashed = stable_hash(&key);
             let g = *index.entry(key).or_insert(next);
             if g == next {
                 groups.push(Vec::new());
+                keys.push(hashed);
             }
             groups[g].push(i);
         }
 
         let mut classes = Vec::new();
         let mut unplaced = Vec::new();
-        for g in groups {
+        for (g, key) in groups.into_iter().zip(keys) {
             let it = &items[g[0]];
             let r: Vec<u32> = kinds
                 .iter()
@@ -454,6 +462,7 @@ impl Space {
                 gpus: it.gpus,
                 items: g,
                 r,
+                key,
             });
         }
 
@@ -495,13 +504,35 @@ impl Space {
             }
         }
         let configs = undominated(configs, classes.len());
+        let config_keys = configs
+            .iter()
+            .map(|q| {
+                let k = &kinds[q.kind];
+                stable_hash(&(
+                    &pools[k.pool].name,
+                    &catalog.types[k.ty].name,
+                    k.ct.as_str(),
+                    &k.zone,
+                    q.r,
+                ))
+            })
+            .collect();
         Space {
             kinds,
             classes,
             configs,
+            config_keys,
             unplaced,
         }
     }
+}
+
+/// A hash that is the same in every run (std's SipHash with its fixed default keys).
+fn stable_hash<T: std::hash::Hash>(t: &T) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
 }
 
 /// Drops every configuration another one dominates: costs no more, is no smaller in any

@@ -577,3 +577,51 @@ fn solver_names_in_the_json_are_the_documented_ones() {
         assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
     }
 }
+
+#[test]
+fn columns_carry_across_plans_and_stale_ones_are_harmless() {
+    let cat = catalog();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/simulations/data/alibaba-gpu-2023/openb_pod_list_default.csv"
+    );
+    let text = std::fs::read_to_string(path).expect("trace");
+    let pods = crate::trace::parse_alibaba_pods(path, &text).expect("parses");
+    let all: Vec<DemandItem> = pods
+        .iter()
+        .filter_map(|p| crate::trace::alibaba_demand(p, "default"))
+        .collect();
+    let opts = PlanOptions {
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let mut columns = Columns::default();
+    let first = crate::trace::sample_demand(&all, 300, 1);
+    let p1 = plan_with(&cat, &first, &opts, &mut columns);
+    assert_valid(&p1, &cat, &first, &opts);
+    assert!(!columns.is_empty() && columns.len() <= Columns::CAPACITY);
+    // Similar demand from the kept columns: valid, and the same with the same columns.
+    let next = crate::trace::sample_demand(&all, 300, 2);
+    let mut a = columns.clone();
+    let mut b = columns.clone();
+    let timeless = |mut p: Plan| {
+        p.solver.elapsed_seconds = 0.0;
+        p
+    };
+    let pa = timeless(plan_with(&cat, &next, &opts, &mut a));
+    assert_valid(&pa, &cat, &next, &opts);
+    assert_eq!(pa, timeless(plan_with(&cat, &next, &opts, &mut b)));
+    // Columns of a wider catalog, offered to a plan restricted to one family: those that
+    // do not exist or do not fit there are dropped, the plan stays valid.
+    let g4dn = PlanOptions {
+        families: vec!["g4dn".into()],
+        ..opts.clone()
+    };
+    let pg = plan_with(&cat, &next, &g4dn, &mut columns);
+    assert_valid(&pg, &cat, &next, &g4dn);
+    assert!(
+        pg.nodes
+            .iter()
+            .all(|n| n.instance_type.starts_with("g4dn."))
+    );
+}

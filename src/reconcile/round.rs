@@ -91,6 +91,15 @@ pub struct Outcome {
 
 /// Runs one round.
 pub fn round(inp: &Inputs<'_>, settings: &Settings) -> Outcome {
+    round_with(inp, settings, &mut planner::Columns::default())
+}
+
+/// [`round`], planning from the columns of earlier rounds and keeping this round's.
+pub fn round_with(
+    inp: &Inputs<'_>,
+    settings: &Settings,
+    columns: &mut planner::Columns,
+) -> Outcome {
     let pools: Vec<Pool> = if inp.pools.is_empty() {
         crate::planner::effective_pools(&settings.plan)
     } else {
@@ -107,7 +116,7 @@ pub fn round(inp: &Inputs<'_>, settings: &Settings) -> Outcome {
     if !inp.pools.is_empty() {
         plan_opts.pools = pools.clone();
     }
-    let plan = planner::plan(inp.catalog, &remaining, &plan_opts);
+    let plan = planner::plan_with(inp.catalog, &remaining, &plan_opts, columns);
     let mut out = Outcome {
         plan,
         onto_fleet,

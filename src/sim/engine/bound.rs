@@ -45,6 +45,7 @@ pub(super) fn floor(
     // stop at a gap, no deadline.
     full.gap = 0.0;
     full.deadline = None;
+    full.integer_step = false;
     let (_, t_end) = window(workload, cfg);
     // Each job's demand class: equal demands (names aside) share a class, so windows
     // with the same multiset of classes share one planner call.

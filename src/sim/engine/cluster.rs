@@ -213,6 +213,8 @@ pub struct Cluster<'a> {
     needs: Vec<Vec<Requirement>>,
     /// The planner's options (capacity type forced to the simulation's).
     pub(super) plan_opts: PlanOptions,
+    /// gpu-slicer's planner columns across batches, as the controller keeps them.
+    pub(super) columns: crate::planner::Columns,
     pub(super) tys: Vec<Ty>,
     pub(super) ty_by_name: HashMap<String, usize>,
     now: u64,
@@ -377,6 +379,7 @@ impl<'a> Cluster<'a> {
             admission,
             needs,
             plan_opts,
+            columns: crate::planner::Columns::default(),
             tys,
             ty_by_name,
             now: t0,

@@ -235,7 +235,7 @@ impl Cluster<'_> {
         if rest.is_empty() {
             return;
         }
-        let plan = planner::plan(self.catalog, &rest, &self.plan_opts);
+        let plan = planner::plan_with(self.catalog, &rest, &self.plan_opts, &mut self.columns);
         for u in &plan.unplaced {
             if let Ok(p) = u.pod.parse::<usize>() {
                 self.pods[p].unprovisionable = true;
