@@ -389,6 +389,8 @@ fn schema_and_template_refuse_bad_values() {
             "capacityType",
         ),
         (&["clusterName=x", "planner.effort=medium"], "effort"),
+        (&["clusterName=x", "planner.gap=1.5"], "gap"),
+        (&["clusterName=x", "planner.planDeadline=soon"], "planDeadline"),
         (&["clusterName=x", "controller.logFormat=xml"], "logFormat"),
         (&["clusterName=x", "aws.livePrices=sometimes"], "livePrices"),
         (&["clusterName=x", "aws.maxAttempts=0"], "maxAttempts"),
@@ -1380,7 +1382,9 @@ fn values_map_to_their_flags() {
         ("capacity-type", "spot"),
         ("device-plugin-configmap", "time-slicing-config"),
         ("device-plugin-namespace", "nvidia-device-plugin"),
-        ("effort", "full"),
+        ("effort", "fast"),
+        ("gap", "0.02"),
+        ("plan-deadline", "500ms"),
         ("max-hourly-cost", "125.5"),
         ("max-nodes", "40"),
         ("namespaces", "ml,inference"),
@@ -1451,7 +1455,9 @@ fn values_map_to_their_flags() {
         );
     }
     assert_eq!(arg(&flags, "live-prices", ctx), "auto");
-    assert_eq!(arg(&flags, "effort", ctx), "fast");
+    assert_eq!(arg(&flags, "effort", ctx), "full");
+    assert_eq!(arg(&flags, "gap", ctx), "0.01");
+    assert_eq!(arg(&flags, "plan-deadline", ctx), "1s");
     assert_eq!(arg(&flags, "lease-namespace", ctx), helm::NAMESPACE);
     assert_eq!(arg(&flags, "lease-name", ctx), "gs-gpu-slicer");
     assert_eq!(arg(&flags, "configmap-namespace", ctx), "kube-system");

@@ -143,6 +143,8 @@ when true; empty optional values leave their flag out.
 - {{ printf "--device-plugin-configmap=%s" $v.devicePlugin.configmap | quote }}
 - {{ printf "--device-plugin-namespace=%s" $v.devicePlugin.namespace | quote }}
 - {{ printf "--effort=%s" $v.planner.effort | quote }}
+- {{ printf "--gap=%v" $v.planner.gap | quote }}
+- {{ printf "--plan-deadline=%s" $v.planner.planDeadline | quote }}
 {{- $cost := float64 $v.planner.maxHourlyCost }}
 {{- if gt $cost 0.0 }}
 {{- /* whole dollars as an integer: %v would print 1e+06 */}}
