@@ -127,8 +127,9 @@ pub(crate) fn solve(
             deadline: opts.deadline.map(|d| start + d.mul_f64(COLUMN_SHARE)),
             incumbent: best.cost,
             gap: if small { 0.0 } else { opts.gap },
-            // Small demands want the LP optimum: its duals keep the enumeration short.
-            master_tolerance: small.then_some(1e-6),
+            // Small demands want the LP optimum: its duals keep the enumeration short
+            // (not when only the bound was asked for: the usual tolerance then).
+            master_tolerance: (small && opts.integer_step).then_some(1e-6),
         };
         let mut cg_opts = opts.clone();
         cg_opts.prove_bound |= small;
