@@ -390,7 +390,10 @@ fn schema_and_template_refuse_bad_values() {
         ),
         (&["clusterName=x", "planner.effort=medium"], "effort"),
         (&["clusterName=x", "planner.gap=1.5"], "gap"),
-        (&["clusterName=x", "planner.planDeadline=soon"], "planDeadline"),
+        (
+            &["clusterName=x", "planner.planDeadline=soon"],
+            "planDeadline",
+        ),
         (&["clusterName=x", "controller.logFormat=xml"], "logFormat"),
         (&["clusterName=x", "aws.livePrices=sometimes"], "livePrices"),
         (&["clusterName=x", "aws.maxAttempts=0"], "maxAttempts"),
