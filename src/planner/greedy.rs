@@ -24,7 +24,7 @@ const EPS: f64 = 1e-12;
 use super::pattern::Fill;
 
 /// The cheapest price per pod of each class on a node holding only that class.
-pub(crate) fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
+fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
     let mut w = vec![f64::INFINITY; sp.classes.len()];
     for q in &sp.configs {
         for &(c, max) in &q.eligible {
