@@ -10,6 +10,10 @@
 //!    fill takes, so most rounds touch a handful of configurations. Four passes move the
 //!    weights 80 % of the way towards what each class's pods really cost in the previous
 //!    cover (node prices shared in proportion to weight); the cheapest cover is kept.
+//!    Every pass's nodes are also returned (distinct patterns, in a fixed order): column
+//!    generation starts from all of them, which put its first master 0.7 % lower at
+//!    10,000 trace pods, and the plan after one second 1.3 % (10k pods) and 0.8 % (100k)
+//!    cheaper, than starting from the cheapest cover alone.
 //! 3. The bound: for any pattern `x` on configuration `k`, `Σ w_c x_c ≤ U_k`, where `U_k`
 //!    is the smallest, over the four dimensions, fractional bounded knapsack of the
 //!    weights on that dimension alone. With `θ = max_k U_k / price_k`, `y = w / θ` is a
@@ -45,17 +49,28 @@ fn class_weights(sp: &Space, demand: &[u32]) -> Vec<f64> {
     w
 }
 
-/// Greedy cover of `demand` (per class): the nodes, and a proven lower bound on the cost
-/// of any plan for the same pods.
-pub(crate) fn solve(sp: &Space, demand: &[u32]) -> (Vec<Pattern>, f64) {
+/// The greedy's result.
+pub(crate) struct Greedy {
+    /// The cheapest cover's nodes.
+    pub(crate) nodes: Vec<Pattern>,
+    /// A proven lower bound on the cost of any plan for the same pods.
+    pub(crate) bound: f64,
+    /// The distinct patterns of every pass's cover (columns to start from).
+    pub(crate) patterns: Vec<Pattern>,
+}
+
+/// Greedy cover of `demand` (per class).
+pub(crate) fn solve(sp: &Space, demand: &[u32]) -> Greedy {
     let w0 = class_weights(sp, demand);
     let mut w = w0.clone();
     let mut best: Option<(f64, Vec<Pattern>)> = None;
     // Every weight vector gives a valid bound: keep the best.
     let mut lower = 0.0f64;
+    let mut patterns: Vec<Pattern> = Vec::new();
     for _ in 0..REFINEMENTS {
         lower = lower.max(bound(sp, demand, &w));
         let chosen = cover(sp, demand, &w);
+        patterns.extend(chosen.iter().cloned());
         let cost: f64 = chosen.iter().map(|p| sp.configs[p.config].price).sum();
         let realised = realised_weights(sp, &chosen, &w, demand);
         if best.as_ref().is_none_or(|(b, _)| cost < *b - 1e-9) {
@@ -65,8 +80,13 @@ pub(crate) fn solve(sp: &Space, demand: &[u32]) -> (Vec<Pattern>, f64) {
             *x = 0.2 * *x + 0.8 * r;
         }
     }
-    let chosen = best.map(|(_, c)| c).unwrap_or_default();
-    (chosen, lower)
+    patterns.sort_unstable_by(|a, b| (a.config, &a.counts).cmp(&(b.config, &b.counts)));
+    patterns.dedup();
+    Greedy {
+        nodes: best.map(|(_, c)| c).unwrap_or_default(),
+        bound: lower,
+        patterns,
+    }
 }
 
 /// Greedy passes with refined weights; the cheapest cover is kept (four gave 1-2 % cheaper
