@@ -326,8 +326,14 @@ pub(crate) fn column_generation(
     let mut force_full = true;
     // Master values of the cheap rounds since the last full search (tailing-off test).
     let mut cheap_values: Vec<f64> = Vec::new();
+    // A round that would end past the deadline, judged by the last one, is not started,
+    // so the integer step keeps its share.
+    let mut round_start = Instant::now();
     'rounds: loop {
-        if limits.expired() {
+        let now = Instant::now();
+        let last_round = now - round_start;
+        round_start = now;
+        if limits.expired() || limits.deadline.is_some_and(|d| now + last_round > d) {
             cg.timed_out = true;
             break;
         }
@@ -543,7 +549,9 @@ pub(crate) fn round(
     let mut chosen = Vec::new();
     let mut pool: Vec<Pattern> = patterns.to_vec();
     let mut guard = 0usize;
-    while residual.iter().any(|r| *r > 0) && !limits.expired() {
+    // The first fixing step runs even past the deadline: it is what turns the LP into a
+    // plan (without it a late column generation left the greedy cover's plan).
+    while residual.iter().any(|r| *r > 0) && (guard == 0 || !limits.expired()) {
         guard += 1;
         // Trim the pool to the residual, add homogeneous patterns, dedupe.
         let mut seen = HashSet::new();
