@@ -76,7 +76,8 @@ pub struct PlanOptions {
     pub gap: f64,
     /// ... or once this much time has passed (the best plan so far is returned, with its
     /// proven gap). `None`: no time limit, the plan depends only on the input. With the
-    /// dedicated comparison on, the main plan gets three quarters of it.
+    /// dedicated comparison on, it gets a quarter of the deadline: beside the main plan
+    /// when `threads > 1`, after it (which then gets three quarters) otherwise.
     pub deadline: Option<Duration>,
     /// Run the integer step (the exact programme for small demands, diving otherwise).
     /// Off, the plan is the greedy cover and only the bound is worked on: for callers
@@ -380,18 +381,11 @@ pub fn plan_with(
     columns: &mut Columns,
 ) -> Plan {
     let start = Instant::now();
-    let main = if opts.dedicated {
-        let mut o = opts.clone();
-        o.deadline = opts.deadline.map(|d| d.mul_f64(0.75));
-        pack(catalog, items, &o, columns)
-    } else {
-        pack(catalog, items, opts, columns)
-    };
-    let dedicated = if opts.dedicated {
+    let dedicated_plan = |deadline: Option<Duration>| {
         let ded_items: Vec<DemandItem> = items.iter().map(dedicated_item).collect();
         let mut ded_opts = opts.clone();
         ded_opts.prove_bound = false;
-        ded_opts.deadline = opts.deadline.map(|d| d.saturating_sub(start.elapsed()));
+        ded_opts.deadline = deadline;
         ded_opts.pools = effective_pools(opts)
             .into_iter()
             .map(|mut p| {
@@ -399,14 +393,27 @@ pub fn plan_with(
                 p
             })
             .collect();
-        Some(pack(
-            catalog,
-            &ded_items,
-            &ded_opts,
-            &mut Columns::default(),
-        ))
+        pack(catalog, &ded_items, &ded_opts, &mut Columns::default())
+    };
+    let (main, dedicated) = if !opts.dedicated {
+        (pack(catalog, items, opts, columns), None)
+    } else if opts.threads > 1 {
+        // With threads to spare the comparison runs beside the plan, with a quarter of
+        // the deadline, and the plan keeps all of it. Each result depends only on its own
+        // input (and deadline), so the pair is the same as one after the other.
+        std::thread::scope(|s| {
+            let ded = s.spawn(|| dedicated_plan(opts.deadline.map(|d| d.mul_f64(0.25))));
+            let main = pack(catalog, items, opts, columns);
+            // The comparison only panics on a bug; re-raise it on the caller's thread.
+            let ded = ded.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (main, Some(ded))
+        })
     } else {
-        None
+        let mut o = opts.clone();
+        o.deadline = opts.deadline.map(|d| d.mul_f64(0.75));
+        let main = pack(catalog, items, &o, columns);
+        let ded = dedicated_plan(opts.deadline.map(|d| d.saturating_sub(start.elapsed())));
+        (main, Some(ded))
     };
     let hourly_cost = sum_price(&main.nodes);
     let spot_hourly_cost = spot_cost(&main.nodes);
