@@ -52,6 +52,21 @@ fn repair(sp: &Space, residual: &[u32]) -> Vec<Pattern> {
     rest
 }
 
+/// Diving over `patterns` (`lp::round`), whatever it leaves repaired: a whole plan.
+fn dive(
+    sp: &Space,
+    patterns: &[Pattern],
+    demand: &[u32],
+    opts: &PlanOptions,
+    deadline: Option<Instant>,
+) -> Vec<Pattern> {
+    let (mut nodes, residual) = lp::round(sp, patterns, demand, opts, deadline);
+    if residual.iter().any(|r| *r > 0) {
+        nodes.extend(repair(sp, &residual));
+    }
+    nodes
+}
+
 struct Best {
     nodes: Vec<Pattern>,
     cost: f64,
@@ -104,7 +119,7 @@ pub(crate) fn solve(
         cost: cost(sp, &greedy_nodes),
         nodes: greedy_nodes,
     };
-    let small = exact::is_small(&demand);
+    let small = opts.prove_small && exact::is_small(&demand);
     if opts.effort == Effort::Full
         && !small
         && !within(best.cost, bound)
@@ -162,11 +177,7 @@ pub(crate) fn solve(
         let integer = opts.integer_step;
         if integer && small && !proven && !expired() {
             // A better plan first: it shrinks the allowance, hence the enumeration.
-            let (mut nodes, residual) = lp::round(sp, &cg.patterns, &demand, opts, deadline);
-            if residual.iter().any(|r| *r > 0) {
-                nodes.extend(repair(sp, &residual));
-            }
-            best.offer(sp, nodes);
+            best.offer(sp, dive(sp, &cg.patterns, &demand, opts, deadline));
             proven = best.cost <= bound + 1e-9;
         }
         if integer && small && !proven && !expired() {
@@ -188,11 +199,7 @@ pub(crate) fn solve(
                 }
             }
         } else if integer && !small && !within(best.cost, bound) && !expired() {
-            let (mut nodes, residual) = lp::round(sp, &cg.patterns, &demand, opts, deadline);
-            if residual.iter().any(|r| *r > 0) {
-                nodes.extend(repair(sp, &residual));
-            }
-            best.offer(sp, nodes);
+            best.offer(sp, dive(sp, &cg.patterns, &demand, opts, deadline));
             if !within(best.cost, bound)
                 && !expired()
                 && let Some((nodes, _)) = exact::integer_master(

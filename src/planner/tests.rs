@@ -21,6 +21,25 @@ fn assert_valid(plan: &Plan, cat: &Catalog, items: &[DemandItem], opts: &PlanOpt
     assert!(errs.is_empty(), "invalid plan: {errs:#?}\n{plan:#?}");
 }
 
+/// Every pod of one of the repository's Alibaba trace files, as demand.
+fn trace_items(name: &str) -> Vec<DemandItem> {
+    let path = format!(
+        "{}/simulations/data/alibaba-gpu-2023/openb_pod_list_{name}.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("trace");
+    let pods = crate::trace::parse_alibaba_pods(&path, &text).expect("parses");
+    pods.iter()
+        .filter_map(|p| crate::trace::alibaba_demand(p, name))
+        .collect()
+}
+
+/// The plan less the time it took (the only field that may differ between equal runs).
+fn timeless(mut p: Plan) -> Plan {
+    p.solver.elapsed_seconds = 0.0;
+    p
+}
+
 #[test]
 fn seed_scenario_fits_one_small_gpu() {
     // The seed guide: 10 pods × 1 nvidia.com/gpu, time-slicing replicas 10.
@@ -134,11 +153,6 @@ fn deterministic() {
         d.requests = Resources::new(8000, 30 * 1024 * MIB);
         d.sharing = Sharing::Exclusive;
     }));
-    // Everything but the time it took.
-    let timeless = |mut p: Plan| {
-        p.solver.elapsed_seconds = 0.0;
-        p
-    };
     let opts = PlanOptions::default();
     let p1 = timeless(plan(&cat, &items, &opts));
     let p2 = timeless(plan(&cat, &items, &opts));
@@ -194,16 +208,7 @@ fn check_catches_a_pod_on_a_node_its_affinity_excludes() {
 #[test]
 fn fast_effort_is_valid_bounded_and_close_on_a_trace_sample() {
     let cat = catalog();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/simulations/data/alibaba-gpu-2023/openb_pod_list_default.csv"
-    );
-    let text = std::fs::read_to_string(path).expect("trace");
-    let pods = crate::trace::parse_alibaba_pods(path, &text).expect("parses");
-    let all: Vec<DemandItem> = pods
-        .iter()
-        .filter_map(|p| crate::trace::alibaba_demand(p, "default"))
-        .collect();
+    let all = trace_items("default");
     let items = crate::trace::sample_demand(&all, 300, 3);
     let full = PlanOptions {
         dedicated: false,
@@ -517,17 +522,7 @@ fn the_gap_and_its_kind_are_reported_and_hold() {
     // 2,000 trace pods: not small, so the anytime path (assignment LP, column generation,
     // the integer step) runs; the reported gap must be what the plan and bound say.
     let cat = catalog();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/simulations/data/alibaba-gpu-2023/openb_pod_list_gpushare60.csv"
-    );
-    let text = std::fs::read_to_string(path).expect("trace");
-    let pods = crate::trace::parse_alibaba_pods(path, &text).expect("parses");
-    let items: Vec<DemandItem> = pods
-        .iter()
-        .filter_map(|p| crate::trace::alibaba_demand(p, "gpushare60"))
-        .collect();
-    let items = crate::trace::sample_demand(&items, 2000, 3);
+    let items = crate::trace::sample_demand(&trace_items("gpushare60"), 2000, 3);
     let opts = PlanOptions {
         dedicated: false,
         ..PlanOptions::default()
@@ -581,16 +576,7 @@ fn solver_names_in_the_json_are_the_documented_ones() {
 #[test]
 fn columns_carry_across_plans_and_stale_ones_are_harmless() {
     let cat = catalog();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/simulations/data/alibaba-gpu-2023/openb_pod_list_default.csv"
-    );
-    let text = std::fs::read_to_string(path).expect("trace");
-    let pods = crate::trace::parse_alibaba_pods(path, &text).expect("parses");
-    let all: Vec<DemandItem> = pods
-        .iter()
-        .filter_map(|p| crate::trace::alibaba_demand(p, "default"))
-        .collect();
+    let all = trace_items("default");
     let opts = PlanOptions {
         dedicated: false,
         ..PlanOptions::default()
@@ -604,10 +590,6 @@ fn columns_carry_across_plans_and_stale_ones_are_harmless() {
     let next = crate::trace::sample_demand(&all, 300, 2);
     let mut a = columns.clone();
     let mut b = columns.clone();
-    let timeless = |mut p: Plan| {
-        p.solver.elapsed_seconds = 0.0;
-        p
-    };
     let pa = timeless(plan_with(&cat, &next, &opts, &mut a));
     assert_valid(&pa, &cat, &next, &opts);
     assert_eq!(pa, timeless(plan_with(&cat, &next, &opts, &mut b)));
