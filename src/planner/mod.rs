@@ -83,6 +83,10 @@ pub struct PlanOptions {
     /// Off, the plan is the greedy cover and only the bound is worked on: for callers
     /// that want the bound alone (the replay's floor).
     pub integer_step: bool,
+    /// Solve small demands (`≤ 50 pods or ≤ 12 classes`) to a proof of optimality, past
+    /// `gap`. Off, they stop at the gap like any other demand: for callers that only
+    /// need a good plan fast (repack's candidate moves, which only have to show a saving).
+    pub prove_small: bool,
 }
 
 /// How far the planner may search.
@@ -164,6 +168,7 @@ impl Default for PlanOptions {
             gap: 0.01,
             deadline: None,
             integer_step: true,
+            prove_small: true,
         }
     }
 }

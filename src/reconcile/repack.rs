@@ -370,9 +370,11 @@ fn try_move(inp: &Inputs<'_>, set: &[usize]) -> Option<Move> {
         inp.plan.daemonset_overhead,
     );
     // A move is tried for several prefixes each round and only has to prove a saving of
-    // `min_saving`, not the last percent: each plan gets a share of the deadline.
+    // `min_saving`, not the last percent: each plan gets a share of the deadline and
+    // stops at the gap, small or not.
     let opts = PlanOptions {
         dedicated: false,
+        prove_small: false,
         deadline: Some(
             inp.plan
                 .deadline
