@@ -21,6 +21,7 @@
 //! result depends only on the input; a deadline that stops the search makes it depend on
 //! the machine's speed too, which is what a time limit means.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use super::pattern::{Pattern, class_demand, cost, cover_homogeneous, downsize, into_packing};
@@ -157,10 +158,22 @@ pub(crate) fn solve(
         // Seeds: the greedy's nodes and every pattern of its passes, then the columns of
         // earlier plans (`Columns`).
         let mut seed = best.nodes.clone();
-        seed.extend(greedy_patterns);
+        seed.extend_from_slice(&greedy_patterns);
         seed.extend_from_slice(cached);
         let cg = lp::column_generation(sp, &cg_opts, &demand, &seed, limits);
-        columns = cg.patterns.clone();
+        // The columns kept for later plans leave out the greedy's extra patterns: the
+        // greedy makes them again in milliseconds, and the cache (`Columns`) is for what
+        // pricing found.
+        let extra: HashSet<&Pattern> = greedy_patterns
+            .iter()
+            .filter(|p| !best.nodes.contains(p) && !cached.contains(p))
+            .collect();
+        columns = cg
+            .patterns
+            .iter()
+            .filter(|p| !extra.contains(p))
+            .cloned()
+            .collect();
         stats.rounds = cg.rounds;
         stats.columns = cg.patterns.len();
         stats.lp_value = cg.lp_value;

@@ -305,6 +305,7 @@ pub fn solve_dp(
     lambda: [f64; DIMS],
     target: f64,
     state_limit: usize,
+    deadline: Option<std::time::Instant>,
 ) -> Solution {
     /// A partial packing. Its picks are a chain in `arena` (`node`, 0 = none), plus the
     /// pick of the current layer (`n` copies of the layer's item) not yet in the arena,
@@ -367,6 +368,15 @@ pub fn solve_dp(
     let mut nodes = 0usize;
     let mut open_bound = 0.0f64;
     for (j, &idx) in order.iter().enumerate() {
+        // Past the deadline the search stops here: every live packing is still a packing
+        // (offered below), and their bounds over the layers not searched keep the upper
+        // bound valid.
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            for st in &states {
+                open_bound = open_bound.max(st.value + slack(&st.used) + suffix[j]);
+            }
+            break;
+        }
         let it = &input[idx];
         let threshold = best.value.max(target) * (1.0 + 1e-12);
         next.clear();
@@ -663,7 +673,7 @@ mod tests {
             // a tiny state budget still bounds the optimum.
             let lambda = lp_multipliers(&items, cap).map_or([0.0; DIMS], |(l, _)| l);
             for l in [lambda, [0.0; DIMS]] {
-                let d = solve_dp(&items, cap, l, 0.0, 1_000_000);
+                let d = solve_dp(&items, cap, l, 0.0, 1_000_000, None);
                 assert!((d.value - exact).abs() < 1e-9, "dp {} vs {exact}", d.value);
                 let dv: f64 = items
                     .iter()
@@ -679,12 +689,22 @@ mod tests {
                         .sum();
                     assert!(used <= *c);
                 }
-                let t = solve_dp(&items, cap, l, 0.0, 1);
+                let t = solve_dp(&items, cap, l, 0.0, 1, None);
                 assert!(
                     t.upper_bound + 1e-9 >= exact,
                     "dp bound {} < {exact}",
                     t.upper_bound
                 );
+                // Stopped by a deadline before its first layer: still a valid bound, and
+                // what it offers is a packing.
+                let past = Some(std::time::Instant::now());
+                let e = solve_dp(&items, cap, l, 0.0, 1_000_000, past);
+                assert!(
+                    e.upper_bound + 1e-9 >= exact,
+                    "stopped dp bound {} < {exact}",
+                    e.upper_bound
+                );
+                assert!(e.value <= exact + 1e-9);
             }
             // A tiny node budget still gives a valid upper bound.
             let t = solve(&items, cap, 1);

@@ -72,6 +72,16 @@ enum Phase {
     Final,
 }
 
+/// How one pricing call searches: search nodes, the full search (to prove), the MILP
+/// fallback, and when the dynamic programme must stop (its bound then covers the rest).
+#[derive(Debug, Clone, Copy)]
+struct Search {
+    nodes: usize,
+    exact: bool,
+    mip: bool,
+    deadline: Option<Instant>,
+}
+
 /// A pattern found by pricing: its value under the pricing weights and its counts.
 type Found = (f64, Vec<(usize, u32)>);
 
@@ -83,10 +93,14 @@ fn price(
     cfg_idx: usize,
     y: &[f64],
     limit: &[u32],
-    nodes: usize,
-    exact: bool,
-    mip: bool,
+    search: Search,
 ) -> (f64, Vec<Found>) {
+    let Search {
+        nodes,
+        exact,
+        mip,
+        deadline,
+    } = search;
     let cfg = &sp.configs[cfg_idx];
     // Heuristic first, exact only to certify: the one-dimension fractional bound settles
     // most configurations at the duals in microseconds (no pattern can beat the price).
@@ -117,7 +131,7 @@ fn price(
         // while generating columns, a wide one to prove the bound).
         Some(l) if few_slices => {
             let states = if exact { DP_STATES } else { DP_BEAM };
-            knapsack::solve_dp(&items, cfg.cap, l, target, states)
+            knapsack::solve_dp(&items, cfg.cap, l, target, states, deadline)
         }
         _ => knapsack::solve_with(&items, cfg.cap, nodes, lambda, target),
     };
@@ -371,7 +385,18 @@ pub(crate) fn column_generation(
             if limits.expired() {
                 (f64::INFINITY, Vec::new())
             } else {
-                price(sp, qi, &y, demand, nodes, exact, mip)
+                price(
+                    sp,
+                    qi,
+                    &y,
+                    demand,
+                    Search {
+                        nodes,
+                        exact,
+                        mip,
+                        deadline: limits.deadline,
+                    },
+                )
             }
         });
         for (&qi, (ub, found)) in todo.iter().zip(priced) {
@@ -481,6 +506,10 @@ pub(crate) fn column_generation(
         cands.sort_by(|a, b| b.0.total_cmp(&a.0));
         cands.truncate(nc.clamp(8, 64));
         for (_, p) in cands {
+            // Each added row re-optimises the master: past the deadline the rest wait.
+            if limits.expired() {
+                break;
+            }
             if !cg.seen.insert(p.clone()) {
                 continue;
             }
