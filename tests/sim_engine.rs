@@ -110,7 +110,12 @@ fn capacity_holds_after_every_event_on_an_alibaba_sample() {
 #[test]
 fn the_floor_holds_the_weak_floor_and_the_ranking_is_honest_on_trace_samples() {
     let cat = catalog::embedded().expect("catalog");
-    let cfg = SimConfig::default();
+    // The floor's windows on every core (the result does not depend on it): this is the
+    // suite's longest test, and the others in this binary finish early.
+    let cfg = SimConfig {
+        floor_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..SimConfig::default()
+    };
     for name in ["default", "gpushare60"] {
         // The first 800 jobs, as they come: the trace's own concurrency. (On a sparse
         // every-k-th sample, with one or two pods per window, the windows' lost edges can
