@@ -164,9 +164,10 @@ pub(crate) fn solve(
         // The columns kept for later plans leave out the greedy's extra patterns: the
         // greedy makes them again in milliseconds, and the cache (`Columns`) is for what
         // pricing found.
+        let kept: HashSet<&Pattern> = best.nodes.iter().chain(cached).collect();
         let extra: HashSet<&Pattern> = greedy_patterns
             .iter()
-            .filter(|p| !best.nodes.contains(p) && !cached.contains(p))
+            .filter(|p| !kept.contains(p))
             .collect();
         columns = cg
             .patterns
