@@ -51,15 +51,15 @@ pub(crate) fn solve(sp: &Space, demand: &[u32], deadline: Option<Instant>) -> Op
     let mut by_class: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); demand.len()];
     for (qi, q) in sp.configs.iter().enumerate() {
         let mut rows: [Vec<(microlp::Variable, f64)>; 4] = Default::default();
-        let mut zq: Vec<(usize, microlp::Variable)> = Vec::new();
+        let mut zq: Vec<(microlp::Variable, [u64; 4])> = Vec::new();
         for &(c, _) in &q.eligible {
             if demand[c] == 0 {
                 continue;
             }
             let v = prob.add_var(0.0, (0.0, f64::from(demand[c])));
             by_class[c].push((v, 1.0));
-            zq.push((c, v));
             let w = weights(sp, c);
+            zq.push((v, w));
             for d in 0..4 {
                 if w[d] > 0 && q.cap[d] > 0 {
                     // Scaled by the capacity: coefficients ≤ 1, whatever the unit.
@@ -81,10 +81,9 @@ pub(crate) fn solve(sp: &Space, demand: &[u32], deadline: Option<Instant>) -> Op
                 }
                 let mut r: Vec<(microlp::Variable, f64)> = Vec::new();
                 let mut differs = false;
-                for &(c, v) in &zq {
-                    let w = weights(sp, c)[d];
-                    let x = w as f64 / q.cap[d] as f64;
-                    let f = dff(w, q.cap[d], k);
+                for &(v, w) in &zq {
+                    let x = w[d] as f64 / q.cap[d] as f64;
+                    let f = dff(w[d], q.cap[d], k);
                     differs |= (f - x).abs() > 1e-12;
                     if f > 0.0 {
                         r.push((v, f));
