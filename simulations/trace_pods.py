@@ -20,7 +20,12 @@ TRACES = ["default", "gpushare60", "gpuspec33", "multigpu30"]
 
 
 def main() -> None:
-    want = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
+    try:
+        want = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
+    except ValueError:
+        sys.exit(f"trace_pods.py: the pod count must be a whole number, not {sys.argv[1]!r}")
+    if want < 0:
+        sys.exit(f"trace_pods.py: the pod count must not be negative, not {want}")
     here = os.path.join(os.path.dirname(__file__), "data", "alibaba-gpu-2023")
     docs = []
     for name in TRACES:

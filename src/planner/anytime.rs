@@ -3,7 +3,8 @@
 //! 1. The greedy cover (`greedy.rs`): a plan in milliseconds, with a weak proven bound;
 //!    then, for demands that are not small, the assignment LP (`fluid.rs`): a bound
 //!    0.1–1 % below the pattern LP without any pricing.
-//! 2. Column generation warm-started from the greedy's nodes (`lp.rs`): the master's duals
+//! 2. Column generation warm-started from the greedy's nodes and every pattern of its
+//!    passes (`lp.rs`; not kept in the column cache): the master's duals
 //!    give the Farley bound at every round and the LP relaxation at convergence. It stops
 //!    as soon as the bound is within `gap` of the plan in hand, or at 75 % of the deadline
 //!    (the integer step needs the rest).
