@@ -398,17 +398,23 @@ pub fn plan_with(
                 p
             })
             .collect();
-        pack(catalog, &ded_items, &ded_opts, &mut Columns::default())
+        pack(
+            catalog,
+            &ded_items,
+            &ded_opts,
+            &mut Columns::default(),
+            start,
+        )
     };
     let (main, dedicated) = if !opts.dedicated {
-        (pack(catalog, items, opts, columns), None)
+        (pack(catalog, items, opts, columns, start), None)
     } else if opts.threads > 1 {
         // With threads to spare the comparison runs beside the plan, with a quarter of
         // the deadline, and the plan keeps all of it. Each result depends only on its own
         // input (and deadline), so the pair is the same as one after the other.
         std::thread::scope(|s| {
             let ded = s.spawn(|| dedicated_plan(opts.deadline.map(|d| d.mul_f64(0.25))));
-            let main = pack(catalog, items, opts, columns);
+            let main = pack(catalog, items, opts, columns, start);
             // The comparison only panics on a bug; re-raise it on the caller's thread.
             let ded = ded.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             (main, Some(ded))
@@ -416,8 +422,8 @@ pub fn plan_with(
     } else {
         let mut o = opts.clone();
         o.deadline = opts.deadline.map(|d| d.mul_f64(0.75));
-        let main = pack(catalog, items, &o, columns);
-        let ded = dedicated_plan(opts.deadline.map(|d| d.saturating_sub(start.elapsed())));
+        let main = pack(catalog, items, &o, columns, start);
+        let ded = dedicated_plan(opts.deadline);
         (main, Some(ded))
     };
     let hourly_cost = sum_price(&main.nodes);
@@ -503,16 +509,19 @@ pub fn effective_pools(opts: &PlanOptions) -> Vec<Pool> {
 }
 
 /// The one dispatch: the search space, then the anytime planner over it.
+/// Plans `items`; `opts.deadline` counts from `started` (the plan's start), so building
+/// the classes of a large demand is inside it.
 fn pack(
     catalog: &Catalog,
     items: &[DemandItem],
     opts: &PlanOptions,
     columns: &mut Columns,
+    started: Instant,
 ) -> Packing {
     let pools = effective_pools(opts);
     let sp = space::Space::build(catalog, items, &pools, opts);
     let cached = columns.lookup(&sp);
-    let mut packing = anytime::solve(&sp, catalog, items, &pools, opts, &cached);
+    let mut packing = anytime::solve(&sp, catalog, items, &pools, opts, &cached, started);
     columns.remember(&sp, &std::mem::take(&mut packing.columns));
     packing
 }

@@ -2,10 +2,12 @@
 //! replicas per GPU) and how many pods of each class it holds. Shared by the greedy cover,
 //! column generation and the exact solver, and turned into [`PlannedNode`]s here, once.
 
+use std::collections::HashMap;
+
 use super::space::{Config, Space};
 use super::{Packing, PlannedNode, SolverStats, Unplaced};
 use crate::model::slice::Slice;
-use crate::model::{Catalog, DemandItem, Pool, profile_name};
+use crate::model::{CapacityType, Catalog, DemandItem, Pool, profile_name};
 
 const EPS: f64 = 1e-9;
 
@@ -110,18 +112,33 @@ pub(crate) fn cover_homogeneous(sp: &Space, residual: &mut [u32], chosen: &mut V
     }
 }
 
-/// Moves every node to the cheapest configuration that holds the same pods.
+/// Moves every node to the cheapest configuration that holds the same pods (the first in
+/// configuration order among equally cheap ones). Plans repeat patterns by the thousand
+/// (100,000 pods: ~34,000 nodes), so each distinct pattern is looked up once, and only
+/// configurations cheaper than its own are tried, cheapest first.
 pub(crate) fn downsize(sp: &Space, nodes: &mut [Pattern]) {
+    let mut by_price: Vec<usize> = (0..sp.configs.len()).collect();
+    by_price.sort_by(|&a, &b| {
+        sp.configs[a]
+            .price
+            .total_cmp(&sp.configs[b].price)
+            .then(a.cmp(&b))
+    });
+    let mut memo: HashMap<Pattern, usize> = HashMap::new();
     for n in nodes.iter_mut() {
-        let mut best = n.config;
-        let mut best_price = sp.configs[n.config].price;
-        for (qi, q) in sp.configs.iter().enumerate() {
-            if q.price < best_price - EPS && fits(sp, q, &n.counts) {
-                best = qi;
-                best_price = q.price;
-            }
+        if let Some(&to) = memo.get(n) {
+            n.config = to;
+            continue;
         }
-        n.config = best;
+        let own = sp.configs[n.config].price;
+        let to = by_price
+            .iter()
+            .copied()
+            .take_while(|&qi| sp.configs[qi].price < own - EPS)
+            .find(|&qi| fits(sp, &sp.configs[qi], &n.counts))
+            .unwrap_or(n.config);
+        memo.insert(n.clone(), to);
+        n.config = to;
     }
 }
 
@@ -145,18 +162,27 @@ pub(crate) fn into_packing(
         })
         .collect();
     unplaced.sort_by(|a, b| a.pod.cmp(&b.pod));
-    let key = |p: &Pattern| {
+    // Borrowed keys: a plan of 100,000 pods has ~34,000 nodes to order.
+    /// Pool, type name, capacity type, zone, counts.
+    type Key<'a> = (
+        usize,
+        &'a str,
+        CapacityType,
+        &'a Option<String>,
+        &'a [(usize, u32)],
+    );
+    fn key<'a>(sp: &'a Space, catalog: &'a Catalog, p: &'a Pattern) -> Key<'a> {
         let q = &sp.configs[p.config];
         let k = &sp.kinds[q.kind];
         (
             k.pool,
-            catalog.types[k.ty].name.clone(),
+            catalog.types[k.ty].name.as_str(),
             k.ct,
-            k.zone.clone(),
-            p.counts.clone(),
+            &k.zone,
+            p.counts.as_slice(),
         )
-    };
-    chosen.sort_by_key(key);
+    }
+    chosen.sort_by(|a, b| key(sp, catalog, a).cmp(&key(sp, catalog, b)));
     let mut next: Vec<usize> = vec![0; sp.classes.len()];
     let mut nodes = Vec::with_capacity(chosen.len());
     for p in &chosen {
