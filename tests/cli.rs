@@ -77,11 +77,11 @@ fn stdin_and_flags() {
 
 #[test]
 fn unplaced_pods_are_listed_with_exit_zero() {
-    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations: {gpu-slicer.io/gpu-memory: 96Gi}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources: {limits: {nvidia.com/gpu: 1}}\n";
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations: {gpu-slicer.io/gpu-memory: 300Gi}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources: {limits: {nvidia.com/gpu: 1}}\n";
     let (code, out, err) = run_stdin(&["plan", "-f", "-"], pod);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("default/big: needs 96 GiB GPU memory; largest GPU allowed has 80 GiB"),
+        out.contains("default/big: needs 300 GiB GPU memory; largest GPU allowed has 268.59 GiB"),
         "{out}"
     );
 }
@@ -126,11 +126,11 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn catalog_lists_38_types_and_rejects_bad_csv() {
+fn catalog_lists_67_types_and_rejects_bad_csv() {
     let (code, out, err) = run(&["catalog", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(v["types"].as_array().map(Vec::len), Some(38));
+    assert_eq!(v["types"].as_array().map(Vec::len), Some(67));
     assert_eq!(v["source"]["observed"], "2026-07-20");
     let (code, out, _) = run(&["catalog"]);
     assert_eq!(code, 0);
@@ -147,7 +147,15 @@ fn catalog_lists_38_types_and_rejects_bad_csv() {
     std::fs::write(&bad, csv).expect("write");
     let (code, _, err) = run(&["catalog", "--catalog", &bad.display().to_string()]);
     assert_eq!(code, 1);
-    assert!(err.contains("bad.csv:9: column `vcpus`"), "{err}");
+    let line = gpu_slicer::catalog::EMBEDDED_CSV
+        .lines()
+        .position(|l| l.starts_with("g4dn.xlarge,"))
+        .expect("g4dn.xlarge row")
+        + 1;
+    assert!(
+        err.contains(&format!("bad.csv:{line}: column `vcpus`")),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -30,6 +30,8 @@ fn arb_type(i: usize) -> impl Strategy<Value = InstanceType> {
                 vcpus,
                 memory_mib,
                 gpu_count: gpus,
+                gpu_fraction_milli: 1000,
+                gpu_label_count: gpus,
                 gpu_name,
                 gpu_manufacturer: "nvidia".into(),
                 gpu_memory_mib: gmem,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{CallError, Clients, Reason};
-use crate::catalog::live::{self, DataKind, Fetched, LiveData, Merged};
+use crate::catalog::live::{self, DataKind, Ec2Type, Fetched, LiveData, Merged};
 use crate::model::Catalog;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -68,7 +68,7 @@ pub async fn refresh(
 
     if due(data, DataKind::InstanceTypes) {
         match clients.instance_types(&fams).await {
-            Ok(v) if v.iter().any(|t| t.gpu_count > 0) => {
+            Ok(v) if v.iter().any(Ec2Type::has_gpu) => {
                 data.instances = Some(Fetched {
                     fetched_at: now,
                     data: v,
@@ -86,7 +86,7 @@ pub async fn refresh(
         Some(f) => f
             .data
             .iter()
-            .filter(|t| t.gpu_count > 0)
+            .filter(|t| t.has_gpu())
             .map(|t| t.name.clone())
             .collect(),
         None => base.types.iter().map(|t| t.name.clone()).collect(),

@@ -291,9 +291,7 @@ fn ec2_type(info: &aws_sdk_ec2::types::InstanceTypeInfo) -> Option<Ec2Type> {
             gpu.and_then(|g| g.memory_info())
                 .and_then(|m| m.size_in_mib()),
         )),
-        fractional: gpu
-            .and_then(|g| g.gpu_partition_size())
-            .is_some_and(|p| p < 1.0),
+        gpu_partition_size: gpu.and_then(|g| g.gpu_partition_size()),
         max_enis: enis,
         ipv4_per_eni: count(net.and_then(|n| n.ipv4_addresses_per_interface())),
         architectures: info

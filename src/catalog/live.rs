@@ -11,8 +11,9 @@
 //!
 //! 1. **Which types.** With live instance data, the types are the NVIDIA GPU types EC2
 //!    returns whose family is a family of the base catalog: new sizes of known families
-//!    are picked up, unknown families (p2, g3, fractional-GPU g6f, …) are not planned until
-//!    a catalog row names the family. Their shape (vCPU, memory, GPUs, GPU memory, ENI
+//!    are picked up, unknown families (p2, g3, …) are not planned until a catalog row
+//!    names the family. Fractional types (g6f, gr6f: a count of 0 and the slice's
+//!    memory, or a partition size below 1) become one device of that share. Their shape (vCPU, memory, GPUs, GPU memory, ENI
 //!    limits → max pods, architecture) comes from EC2. Without it, the base types.
 //! 2. **Where.** With offerings, a type offered in no availability zone of the region is
 //!    dropped.
@@ -110,7 +111,7 @@ pub struct Fetched<T> {
 }
 
 /// One instance type as `DescribeInstanceTypes` reports it (the fields gpu-slicer uses).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ec2Type {
     pub name: String,
     pub vcpus: u32,
@@ -123,9 +124,10 @@ pub struct Ec2Type {
     pub gpu_manufacturer: String,
     /// Memory of one GPU, MiB.
     pub gpu_memory_mib: u64,
-    /// A fractional GPU (`GpuPartitionSize` < 1, as on g6f): never planned.
-    #[serde(default)]
-    pub fractional: bool,
+    /// `GpuInfo.Gpus[0].GpuPartitionSize`: the share of one physical GPU, where EC2 gives
+    /// it (below 1 on the fractional g6f/gr6f).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_partition_size: Option<f64>,
     /// ENIs of the default network card (`NetworkCards[DefaultNetworkCardIndex]
     /// .MaximumNetworkInterfaces`, else `NetworkInfo.MaximumNetworkInterfaces`), as
     /// Karpenter counts them.
@@ -154,6 +156,41 @@ impl Ec2Type {
         } else {
             None
         }
+    }
+
+    /// An NVIDIA device of some kind: a whole GPU, or a fractional one, which EC2 reports
+    /// with a count of 0 and the slice's memory.
+    pub fn has_gpu(&self) -> bool {
+        self.gpu_count > 0 || self.gpu_memory_mib > 0
+    }
+
+    /// The share of a physical GPU, thousandths, for a fractional type: EC2's partition
+    /// size where it gives one, else the base catalog's row, else the slice's memory over
+    /// the memory of a whole GPU of the same model in the base catalog (2861 / 22888 MiB
+    /// = 1/8 for g6f.large). `Some(1000)` for a whole GPU; `None` when it cannot be told.
+    fn fraction_milli(&self, base: &Catalog) -> Option<u32> {
+        let partition = self
+            .gpu_partition_size
+            .filter(|p| p.is_finite() && *p > 0.0 && *p < 1.0);
+        if self.gpu_count > 0 && partition.is_none() {
+            return Some(1000);
+        }
+        if let Some(p) = partition {
+            // p ∈ (0, 1): the product is in (0, 1000).
+            return Some(((p * 1000.0).round() as u32).clamp(1, 999));
+        }
+        if let Some(b) = base.types.iter().find(|t| t.name == self.name) {
+            return Some(b.gpu_fraction_milli);
+        }
+        let name = label_value(&self.gpu_name);
+        let whole = base
+            .types
+            .iter()
+            .filter(|t| t.gpu_name == name && !t.is_fractional())
+            .map(|t| t.gpu_memory_mib)
+            .max()?;
+        let milli = u128::from(self.gpu_memory_mib) * 1000 / u128::from(whole);
+        u32::try_from(milli).ok().filter(|m| (1..1000).contains(m))
     }
 
     fn family(&self) -> &str {
@@ -313,15 +350,19 @@ pub fn merge(base: &Catalog, live: &LiveData, now: i64, ttls: &Ttls) -> Merged {
             let mut fresh: Vec<(InstanceType, Origin)> = Vec::new();
             for e in &f.data {
                 if !families.contains(e.family())
-                    || e.gpu_count == 0
+                    || !e.has_gpu()
                     || !e.gpu_manufacturer.eq_ignore_ascii_case("nvidia")
                 {
                     continue;
                 }
-                if e.fractional {
-                    notes.push(format!("{}: a fractional GPU; skipped", e.name));
+                let Some(gpu_fraction_milli) = e.fraction_milli(base) else {
+                    notes.push(format!(
+                        "{}: a fractional GPU of unknown size (no partition size, and no \
+                         whole {} in the catalog to compare its memory with); skipped",
+                        e.name, e.gpu_name
+                    ));
                     continue;
-                }
+                };
                 let Some(arch) = e.kube_arch() else {
                     notes.push(format!(
                         "{}: architectures {:?} are neither x86_64 nor arm64; skipped",
@@ -344,7 +385,10 @@ pub fn merge(base: &Catalog, live: &LiveData, now: i64, ttls: &Ttls) -> Merged {
                     family: e.family().to_string(),
                     vcpus: e.vcpus,
                     memory_mib: e.memory_mib,
-                    gpu_count: e.gpu_count,
+                    // A fractional type is one device to the guest, whatever EC2 counts.
+                    gpu_count: e.gpu_count.max(1),
+                    gpu_fraction_milli,
+                    gpu_label_count: e.gpu_count,
                     mig_supported: base_row
                         .map_or_else(|| mig_capable(&gpu_name), |b| b.mig_supported),
                     gpu_name,

@@ -9,8 +9,11 @@
 //! A header row names the columns; columns are found by name (any order, extra columns
 //! ignored). Required: `instance_type`, `family`, `vcpus`, `memory_gib`, `gpu_count`,
 //! `gpu_model`, `gpu_memory_mib_per_gpu`, `on_demand_usd_per_hour_us_east_1`,
-//! `eni_max_pods`, `mig_supported`. Optional: `spot_usd_per_hour` (empty cell = unknown)
-//! and `arch` (default `amd64`). Cells are plain (no quoting); surrounding whitespace is
+//! `eni_max_pods`, `mig_supported`. Optional: `spot_usd_per_hour` (empty cell = unknown),
+//! `arch` (default `amd64`), `gpu_fraction` (the share of one physical GPU the type
+//! gets, in (0, 1] with at most three decimals; default `1`; below 1 only with one GPU)
+//! and `gpu_label_count` (Karpenter's `instance-gpu-count` label, at most `gpu_count`;
+//! default `gpu_count`; 0 for AWS's fractional g6f/gr6f). Cells are plain (no quoting); surrounding whitespace is
 //! trimmed; blank lines are skipped. Allocatable is always computed with
 //! [`karpenter_allocatable`], never read from the file.
 
@@ -25,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Catalog, InstanceType, MIB, PriceSource, Resources};
 
-/// The embedded catalog (38 AWS GPU instance types, us-east-1 on-demand prices).
+/// The embedded catalog (67 AWS NVIDIA instance types, us-east-1 on-demand prices).
 pub const EMBEDDED_CSV: &str = include_str!("aws-gpu-instances.csv");
 
 /// The name the embedded CSV has in error messages.
@@ -55,6 +58,8 @@ pub mod columns {
     pub const MIG: &str = "mig_supported";
     pub const SPOT: &str = "spot_usd_per_hour";
     pub const ARCH: &str = "arch";
+    pub const GPU_FRACTION: &str = "gpu_fraction";
+    pub const GPU_LABEL_COUNT: &str = "gpu_label_count";
 
     /// Columns every CSV must have, in the order they are checked.
     pub const REQUIRED: [&str; 10] = [
@@ -79,7 +84,7 @@ pub fn embedded_price_source() -> PriceSource {
     }
 }
 
-/// The embedded catalog (38 types, in file order).
+/// The embedded catalog (67 types, in file order).
 pub fn embedded() -> Result<Catalog, CatalogError> {
     parse_csv(EMBEDDED_SOURCE_NAME, EMBEDDED_CSV, embedded_price_source())
 }
@@ -272,6 +277,8 @@ pub fn parse_csv(source: &str, text: &str, prices: PriceSource) -> Result<Catalo
         mig: required(columns::MIG)?,
         spot: position.get(columns::SPOT).copied(),
         arch: position.get(columns::ARCH).copied(),
+        gpu_fraction: position.get(columns::GPU_FRACTION).copied(),
+        gpu_label_count: position.get(columns::GPU_LABEL_COUNT).copied(),
     };
 
     let mut types: Vec<InstanceType> = Vec::new();
@@ -337,6 +344,8 @@ struct Columns {
     mig: usize,
     spot: Option<usize>,
     arch: Option<usize>,
+    gpu_fraction: Option<usize>,
+    gpu_label_count: Option<usize>,
 }
 
 /// A cell error: the column's header name and the message.
@@ -407,6 +416,29 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
         }
     };
 
+    let gpu_fraction_milli = match cols.gpu_fraction.map(cell) {
+        None | Some("") => 1000,
+        Some(s) => parse_fraction_milli(s).map_err(at(columns::GPU_FRACTION))?,
+    };
+    if gpu_fraction_milli < 1000 && gpu_count > 1 {
+        return Err((
+            columns::GPU_FRACTION,
+            format!(
+                "a fraction of a GPU ({}) needs `gpu_count` 1, found {gpu_count}",
+                shown(cell(cols.gpu_fraction.unwrap_or(usize::MAX)))
+            ),
+        ));
+    }
+    let gpu_label_count = match cols.gpu_label_count.map(cell) {
+        None | Some("") => gpu_count,
+        Some(s) => parse_u32(s).map_err(at(columns::GPU_LABEL_COUNT))?,
+    };
+    if gpu_label_count > gpu_count {
+        return Err((
+            columns::GPU_LABEL_COUNT,
+            format!("{gpu_label_count} is more than `gpu_count` ({gpu_count})"),
+        ));
+    }
     let allocatable = karpenter_allocatable_for_arch(&arch, vcpus, memory_mib, max_pods);
     Ok(InstanceType {
         name: name.to_string(),
@@ -419,6 +451,8 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
         gpu_memory_mib,
         max_pods,
         arch,
+        gpu_fraction_milli,
+        gpu_label_count,
         mig_supported,
         on_demand_price,
         spot_price,
@@ -566,6 +600,34 @@ fn parse_price(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A fraction of a GPU in (0, 1] with at most three decimals (`1`, `0.5`, `0.125`), in
+/// thousandths.
+fn parse_fraction_milli(s: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "expected a fraction of a GPU in (0, 1] with at most three decimals, such as \
+             `0.125`, found `{}`",
+            shown(s)
+        )
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
+    let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+    if !digits(int) || !digits(frac) {
+        return Err(bad());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 3 || int.len() > 3 {
+        return Err(bad());
+    }
+    let int: u32 = int.parse().map_err(|_| bad())?;
+    let frac_milli: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+    let milli = int * 1000 + frac_milli;
+    if milli == 0 || milli > 1000 {
+        return Err(bad());
+    }
+    Ok(milli)
+}
+
 fn parse_bool(s: &str) -> Result<bool, String> {
     match s {
         "true" => Ok(true),
@@ -583,7 +645,12 @@ fn parse_gpu_model(s: &str) -> Result<(String, String), String> {
     }
     let mut words = s.split_whitespace();
     let manufacturer = words.next().unwrap_or("").to_ascii_lowercase();
-    let name = words.collect::<Vec<_>>().join("-").to_ascii_lowercase();
+    let mut name = words.collect::<Vec<_>>().join("-").to_ascii_lowercase();
+    // The table writes g7e's GPU as `RTX PRO 6000 Server`; EC2 calls it `RTX PRO Server
+    // 6000`, so Karpenter's label is `rtx-pro-server-6000` (shared/data/README.md).
+    if name == "rtx-pro-6000-server" {
+        name = "rtx-pro-server-6000".to_string();
+    }
     if name.is_empty() {
         return Err(format!(
             "expected `<manufacturer> <model>` such as `NVIDIA T4`, found `{}`",

@@ -52,15 +52,15 @@ fn err_of(text: &str) -> CatalogError {
 }
 
 #[test]
-fn embedded_csv_has_header_and_38_rows() {
+fn embedded_csv_has_header_and_67_rows() {
     assert!(EMBEDDED_CSV.starts_with("instance_type,family,vcpus,memory_gib,"));
-    assert_eq!(EMBEDDED_CSV.lines().count(), 39);
+    assert_eq!(EMBEDDED_CSV.lines().count(), 68);
 }
 
 #[test]
-fn embedded_parses_38_types_in_file_order() {
+fn embedded_parses_67_types_in_file_order() {
     let c = load();
-    assert_eq!(c.types.len(), 38);
+    assert_eq!(c.types.len(), 67);
     assert_eq!(c.source, embedded_price_source());
     assert_eq!(c.source.observed, "2026-07-20");
     let (header, rows) = raw_table();
@@ -69,9 +69,35 @@ fn embedded_parses_38_types_in_file_order() {
     let expected: Vec<&str> = rows.iter().map(|r| r[name]).collect();
     assert_eq!(names, expected);
     assert_eq!(names.first(), Some(&"p3.2xlarge"));
-    assert_eq!(names.last(), Some(&"g6e.48xlarge"));
-    for t in &c.types {
-        assert_eq!(t.arch, "amd64");
+    assert_eq!(names.last(), Some(&"g7e.48xlarge"));
+    let (arch, fraction, label_count) = (
+        col(&header, "arch"),
+        col(&header, "gpu_fraction"),
+        col(&header, "gpu_label_count"),
+    );
+    for (t, row) in c.types.iter().zip(&rows) {
+        assert_eq!(t.arch, row[arch], "{}", t.name);
+        assert_eq!(
+            f64::from(t.gpu_fraction_milli) / 1000.0,
+            row[fraction].parse::<f64>().expect("fraction"),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            t.gpu_label_count.to_string(),
+            row[label_count],
+            "{}",
+            t.name
+        );
+        // Only the fractional g6f/gr6f have no GPU in Karpenter's label, and they are
+        // single devices.
+        assert_eq!(t.gpu_label_count == 0, t.is_fractional(), "{}", t.name);
+        assert_eq!(
+            t.family.starts_with("g5g"),
+            t.arch == "arm64",
+            "{}: only Graviton is arm64",
+            t.name
+        );
         assert_eq!(t.gpu_manufacturer, "nvidia");
         assert_eq!(t.spot_price, None);
         assert!(t.on_demand_price > 0.0);
@@ -93,7 +119,8 @@ fn allocatable_matches_karpenter_columns_on_all_rows() {
         col(&header, "karpenter_allocatable_memory_mib"),
     );
     let c = load();
-    assert_eq!(rows.len(), 38);
+    assert_eq!(rows.len(), 67);
+    let arch = col(&header, "arch");
     let mut mismatches = Vec::new();
     for (row, t) in rows.iter().zip(&c.types) {
         let num = |i: usize| -> u64 {
@@ -105,7 +132,7 @@ fn allocatable_matches_karpenter_columns_on_all_rows() {
         let memory_mib = num(mem) * 1024;
         let vcpus = u32::try_from(num(vc)).unwrap_or(u32::MAX);
         let max_pods = u32::try_from(num(pods)).unwrap_or(u32::MAX);
-        let got = karpenter_allocatable(vcpus, memory_mib, max_pods);
+        let got = karpenter_allocatable_for_arch(row[arch], vcpus, memory_mib, max_pods);
         let want = Resources::new(num(want_cpu), num(want_mem) * MIB);
         if got != want || t.allocatable != want || t.memory_mib != memory_mib {
             mismatches.push(format!(
@@ -199,6 +226,24 @@ fn labels_of_embedded_types() {
     let g6e = get(&c, "g6e.12xlarge");
     assert_eq!(l(g6e, labels::INSTANCE_GPU_NAME).as_deref(), Some("l40s"));
     assert_eq!(l(g6e, labels::INSTANCE_GPU_COUNT).as_deref(), Some("4"));
+    // Karpenter's labels for the 2026 types, as in its v1.14 instance-type docs.
+    for (ty, gpu) in [
+        ("g7e.2xlarge", "rtx-pro-server-6000"),
+        ("g7.2xlarge", "rtx-pro-4500"),
+        ("g5g.xlarge", "t4g"),
+        ("p5en.48xlarge", "h200"),
+        ("p6-b300.48xlarge", "b300"),
+        ("g6f.large", "l4"),
+    ] {
+        assert_eq!(
+            l(get(&c, ty), labels::INSTANCE_GPU_NAME).as_deref(),
+            Some(gpu)
+        );
+    }
+    assert_eq!(
+        l(get(&c, "g5g.xlarge"), labels::ARCH).as_deref(),
+        Some("arm64")
+    );
     let metal = get(&c, "g4dn.metal");
     assert_eq!(l(metal, labels::INSTANCE_SIZE).as_deref(), Some("metal"));
     assert_eq!(l(metal, labels::INSTANCE_GPU_NAME).as_deref(), Some("t4"));
@@ -264,6 +309,48 @@ fn gpu_model_and_memory_parsing() {
 fn malformed_cases() -> Vec<(&'static str, String, &'static str)> {
     let row = mini;
     vec![
+        (
+            "gpu_fraction 0",
+            format!(
+                "{MINI_HEADER},gpu_fraction,gpu_label_count\ng6f.large,g6f,2,8,1,NVIDIA L4,2861,0.202,20,false,0,0\n"
+            ),
+            "t.csv:2: column `gpu_fraction`: expected a fraction of a GPU in (0, 1] with at most three decimals, such as `0.125`, found `0`",
+        ),
+        (
+            "gpu_fraction above 1",
+            format!(
+                "{MINI_HEADER},gpu_fraction,gpu_label_count\ng6f.large,g6f,2,8,1,NVIDIA L4,2861,0.202,20,false,1.5,0\n"
+            ),
+            "t.csv:2: column `gpu_fraction`: expected a fraction of a GPU in (0, 1] with at most three decimals, such as `0.125`, found `1.5`",
+        ),
+        (
+            "gpu_fraction negative",
+            format!(
+                "{MINI_HEADER},gpu_fraction,gpu_label_count\ng6f.large,g6f,2,8,1,NVIDIA L4,2861,0.202,20,false,-0.5,0\n"
+            ),
+            "t.csv:2: column `gpu_fraction`: expected a fraction of a GPU in (0, 1] with at most three decimals, such as `0.125`, found `-0.5`",
+        ),
+        (
+            "gpu_fraction too fine",
+            format!(
+                "{MINI_HEADER},gpu_fraction,gpu_label_count\ng6f.large,g6f,2,8,1,NVIDIA L4,2861,0.202,20,false,0.1234,0\n"
+            ),
+            "t.csv:2: column `gpu_fraction`: expected a fraction of a GPU in (0, 1] with at most three decimals, such as `0.125`, found `0.1234`",
+        ),
+        (
+            "gpu_fraction below 1 with two GPUs",
+            format!(
+                "{MINI_HEADER},gpu_fraction,gpu_label_count\ng6f.large,g6f,2,8,2,NVIDIA L4,2861,0.202,20,false,0.5,0\n"
+            ),
+            "t.csv:2: column `gpu_fraction`: a fraction of a GPU (0.5) needs `gpu_count` 1, found 2",
+        ),
+        (
+            "gpu_label_count above gpu_count",
+            format!(
+                "{MINI_HEADER},gpu_fraction,gpu_label_count\ng4dn.xlarge,g4dn,4,16,1,NVIDIA T4,16384,0.526,29,false,1,2\n"
+            ),
+            "t.csv:2: column `gpu_label_count`: 2 is more than `gpu_count` (1)",
+        ),
         (
             "empty file",
             String::new(),
@@ -681,4 +768,37 @@ mod props {
             prop_assert_eq!(c.types[0].memory_mib, gib * 1024 + if half { 512 } else { 0 });
         }
     }
+}
+
+#[test]
+fn files_without_the_new_columns_load_with_whole_gpus() {
+    // A catalog written before `arch`, `gpu_fraction` and `gpu_label_count` existed.
+    let c = parse(&mini(MINI_ROW)).expect("loads");
+    let t = &c.types[0];
+    assert_eq!(
+        (t.arch.as_str(), t.gpu_fraction_milli, t.gpu_label_count),
+        ("amd64", 1000, 1)
+    );
+    assert!(!t.is_fractional());
+    // Empty cells read as the defaults too; `0.125` and `1.000` are exact.
+    let c = parse(&format!(
+        "{MINI_HEADER},gpu_fraction,gpu_label_count\n\
+         g4dn.12xlarge,g4dn,48,192,4,NVIDIA T4,16384,3.912,234,false,,\n\
+         g6f.large,g6f,2,8,1,NVIDIA L4,2861,0.202,20,false,0.125,0\n\
+         g6.xlarge,g6,4,16,1,NVIDIA L4,22888,0.8048,58,false,1.000,1\n"
+    ))
+    .expect("loads");
+    let got: Vec<(u32, u32, u32)> = c
+        .types
+        .iter()
+        .map(|t| (t.gpu_count, t.gpu_fraction_milli, t.gpu_label_count))
+        .collect();
+    assert_eq!(got, [(4, 1000, 4), (1, 125, 0), (1, 1000, 1)]);
+    // Karpenter's label follows EC2's count: no GPU on the fractional type.
+    assert_eq!(
+        c.types[1]
+            .label(crate::model::labels::INSTANCE_GPU_COUNT)
+            .as_deref(),
+        Some("0")
+    );
 }

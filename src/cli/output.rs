@@ -345,7 +345,12 @@ pub fn catalog_table(
         let (alloc, pods) = overhead.remaining(t);
         let mut row = vec![
             t.name.clone(),
-            t.gpu_count.to_string(),
+            // A fractional GPU shows its share of one (`1/8`).
+            if t.is_fractional() {
+                fraction(t.gpu_fraction_milli)
+            } else {
+                t.gpu_count.to_string()
+            },
             t.gpu_name.clone(),
             t.gpu_memory_mib.to_string(),
             t.vcpus.to_string(),
@@ -384,4 +389,13 @@ pub fn catalog_table(
         }
     }
     out
+}
+
+/// A share of a GPU in thousandths as a fraction in lowest terms (`125` → `1/8`).
+fn fraction(milli: u32) -> String {
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let g = gcd(milli, 1000).max(1);
+    format!("{}/{}", milli / g, 1000 / g)
 }

@@ -131,6 +131,10 @@ pub struct PriceSource {
     pub observed: String,
 }
 
+fn whole_gpu() -> u32 {
+    1000
+}
+
 /// One EC2 instance type as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceType {
@@ -148,6 +152,13 @@ pub struct InstanceType {
     /// Max pods Karpenter uses for the type (ENI-limited, no prefix delegation).
     pub max_pods: u32,
     pub arch: String,
+    /// Share of one physical GPU the type gets, thousandths: 1000 for whole GPUs, 125 for
+    /// AWS's `g6f.large` (1/8 of an L4). Below 1000 only with `gpu_count` 1.
+    #[serde(default = "whole_gpu")]
+    pub gpu_fraction_milli: u32,
+    /// Karpenter's `instance-gpu-count` label (EC2's `GpuInfo` count): `gpu_count`, or 0
+    /// for the fractional types, which Karpenter cannot launch for GPU pods on its own.
+    pub gpu_label_count: u32,
     pub mig_supported: bool,
     /// On-demand USD per hour.
     pub on_demand_price: f64,
@@ -159,6 +170,12 @@ pub struct InstanceType {
 
 impl InstanceType {
     /// Price for a capacity type, if known.
+    /// True for AWS's hardware-fractional GPU types (g6f, gr6f): one device that is a
+    /// fixed part of a physical GPU.
+    pub fn is_fractional(&self) -> bool {
+        self.gpu_fraction_milli < 1000
+    }
+
     pub fn price(&self, ct: CapacityType) -> Option<f64> {
         match ct {
             CapacityType::OnDemand => Some(self.on_demand_price),
@@ -180,7 +197,7 @@ impl InstanceType {
             INSTANCE_MEMORY => self.memory_mib.to_string(),
             INSTANCE_GPU_NAME => self.gpu_name.clone(),
             INSTANCE_GPU_MANUFACTURER => self.gpu_manufacturer.clone(),
-            INSTANCE_GPU_COUNT => self.gpu_count.to_string(),
+            INSTANCE_GPU_COUNT => self.gpu_label_count.to_string(),
             INSTANCE_GPU_MEMORY => self.gpu_memory_mib.to_string(),
             _ => return None,
         })

@@ -28,6 +28,13 @@ pub(crate) struct Kind {
     /// Node labels beyond the instance type's own (pool template labels, pool name,
     /// single-valued pool requirements on custom keys).
     pub labels: BTreeMap<String, String>,
+    /// The pool's requirements name `kubernetes.io/arch` (and this type satisfies them).
+    pub arch_named: bool,
+}
+
+/// True for the architecture label, GA or beta.
+fn is_arch_key(k: &str) -> bool {
+    k == labels::ARCH || k == labels::ARCH_BETA
 }
 
 /// Pods that are interchangeable for placement.
@@ -127,7 +134,13 @@ impl Kind {
         }
     }
 
+    /// The pod's node selector and required node affinity allow this kind. A type of
+    /// another architecture than `amd64` (arm64 `g5g`) is only for pods or pools that
+    /// name `kubernetes.io/arch` and allow it: images are amd64 unless said otherwise,
+    /// and Karpenter would otherwise launch a Graviton node for a pod that cannot run.
     fn matches_pod(&self, catalog: &Catalog, it: &DemandItem) -> bool {
+        let other_arch = catalog.types[self.ty].arch != "amd64";
+        let named = self.arch_named || it.node_selector.keys().any(|k| is_arch_key(k));
         let sel = it.node_selector.iter().all(|(k, v)| {
             self.satisfies(
                 catalog,
@@ -138,11 +151,14 @@ impl Kind {
                 },
             )
         });
-        sel && (it.affinity_terms.is_empty()
-            || it
-                .affinity_terms
-                .iter()
-                .any(|t| t.iter().all(|r| self.satisfies(catalog, r))))
+        sel && if it.affinity_terms.is_empty() {
+            !other_arch || named
+        } else {
+            it.affinity_terms.iter().any(|t| {
+                t.iter().all(|r| self.satisfies(catalog, r))
+                    && (!other_arch || named || t.iter().any(|r| is_arch_key(&r.key)))
+            })
+        }
     }
 }
 
@@ -200,7 +216,10 @@ fn build_kinds(
             if !opts.families.is_empty() && !opts.families.contains(&t.family) {
                 continue;
             }
-            if t.gpu_count == 0 {
+            // Fractional GPUs (g6f, gr6f) are in the catalog but not planned yet: a pod
+            // there gets a fixed part of an L4 (its share, not a time slice), which the
+            // slice-fit rule and the emitted objects do not express yet (issue 16).
+            if t.gpu_count == 0 || t.is_fractional() {
                 continue;
             }
             for &ct in &opts.capacity_types {
@@ -223,6 +242,7 @@ fn build_kinds(
                             .gpu_memory_mib
                             .saturating_sub(pool.gpu_memory_headroom_mib),
                         labels: extra.clone(),
+                        arch_named: pool.requirements.iter().any(|r| is_arch_key(&r.key)),
                     };
                     if pool.requirements.iter().all(|r| k.satisfies(catalog, r)) {
                         kinds.push(k);

@@ -93,11 +93,20 @@ fn exclusive_pods_get_whole_gpus_and_big_ones_are_explained() {
         d.sharing = Sharing::Exclusive;
         d.gpus = 16;
     }));
+    // 96 GiB: the RTX PRO 6000 (g7e) and the H200/B200/B300 have it.
     items.extend(pods("bigmem", 1, |d| d.gpu_memory_mib = Some(96 * 1024)));
+    // More than the largest GPU of 2026 (B300, 275,040 MiB).
+    items.extend(pods("hugemem", 1, |d| d.gpu_memory_mib = Some(300 * 1024)));
     let opts = PlanOptions::default();
     let plan = plan(&cat, &items, &opts);
     assert_valid(&plan, &cat, &items, &opts);
-    assert_eq!(plan.summary.placed_pods, 2);
+    assert_eq!(plan.summary.placed_pods, 3);
+    let big = plan
+        .nodes
+        .iter()
+        .find(|n| n.pods.iter().any(|p| p == "default/bigmem-0"))
+        .expect("bigmem placed");
+    assert!(big.slice_gpu_memory_mib >= 96 * 1024, "{big:#?}");
     let reasons: Vec<(&str, &str)> = plan
         .unplaced
         .iter()
@@ -107,12 +116,12 @@ fn exclusive_pods_get_whole_gpus_and_big_ones_are_explained() {
         reasons,
         vec![
             (
-                "default/bigmem-0",
-                "needs 96 GiB GPU memory; largest GPU allowed has 80 GiB"
-            ),
-            (
                 "default/huge-0",
                 "needs 16 whole GPUs on one node; the largest allowed type has 8"
+            ),
+            (
+                "default/hugemem-0",
+                "needs 300 GiB GPU memory; largest GPU allowed has 268.59 GiB"
             ),
         ]
     );
@@ -606,4 +615,85 @@ fn columns_carry_across_plans_and_stale_ones_are_harmless() {
             .iter()
             .all(|n| n.instance_type.starts_with("g4dn."))
     );
+}
+
+#[test]
+fn arm64_and_fractional_types_only_where_allowed() {
+    let cat = catalog();
+    // One small T4 pod: g5g.xlarge (arm64 T4G, $0.42/h) is cheaper than g4dn.xlarge
+    // ($0.526/h), and g6f.large (1/8 of an L4, $0.202/h) cheaper still.
+    let small = |d: &mut DemandItem| d.requests = Resources::new(500, 1024 * MIB);
+    let opts = PlanOptions::default();
+    let types = |plan: &Plan| -> Vec<String> {
+        plan.nodes.iter().map(|n| n.instance_type.clone()).collect()
+    };
+    // No architecture named anywhere: amd64 only, and no fractional type (not planned
+    // yet): the T4.
+    let items = pods("plain", 1, small);
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert_eq!(types(&p), ["g4dn.xlarge"]);
+    // The pod asks for arm64: the Graviton T4G.
+    let items = pods("arm", 1, |d| {
+        small(d);
+        d.node_selector
+            .insert("kubernetes.io/arch".into(), "arm64".into());
+    });
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert_eq!(types(&p), ["g5g.xlarge"]);
+    // An affinity term that allows both: the cheaper arm64 node.
+    let items = pods("either", 1, |d| {
+        small(d);
+        d.affinity_terms = vec![vec![Requirement {
+            key: "kubernetes.io/arch".into(),
+            operator: Operator::In,
+            values: vec!["amd64".into(), "arm64".into()],
+        }]];
+    });
+    let p = plan(&cat, &items, &opts);
+    assert_eq!(types(&p), ["g5g.xlarge"]);
+    // A term that does not name the architecture keeps the pod on amd64, even when
+    // another term of the same pod names it but excludes every GPU type.
+    let items = pods("other-term", 1, |d| {
+        small(d);
+        d.affinity_terms = vec![
+            vec![Requirement {
+                key: "karpenter.k8s.aws/instance-gpu-name".into(),
+                operator: Operator::In,
+                values: vec!["t4".into(), "t4g".into()],
+            }],
+            vec![Requirement {
+                key: "kubernetes.io/arch".into(),
+                operator: Operator::In,
+                values: vec!["s390x".into()],
+            }],
+        ];
+    });
+    let p = plan(&cat, &items, &opts);
+    assert_eq!(types(&p), ["g4dn.xlarge"]);
+    // A pool that names the architecture opens arm64 to pods that name none.
+    let mut pool = crate::model::Pool::default_pool(PlanOptions::default().default_replicas);
+    pool.requirements = vec![Requirement {
+        key: "kubernetes.io/arch".into(),
+        operator: Operator::In,
+        values: vec!["arm64".into(), "amd64".into()],
+    }];
+    let opts = PlanOptions {
+        pools: vec![pool],
+        ..PlanOptions::default()
+    };
+    let items = pods("pool", 1, small);
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert_eq!(types(&p), ["g5g.xlarge"]);
+    // Asked for by name, a fractional type is still not planned: the pod is unplaced,
+    // with the catalog named in the reason.
+    let opts = PlanOptions {
+        instance_types: vec!["g6f.large".into()],
+        ..PlanOptions::default()
+    };
+    let p = plan(&cat, &items, &opts);
+    assert!(p.nodes.is_empty(), "{p:#?}");
+    assert_eq!(p.unplaced.len(), 1);
 }

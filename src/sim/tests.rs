@@ -26,6 +26,8 @@ fn ty(name: &str, gpus: u32, price: f64) -> InstanceType {
         vcpus: 8 * gpus,
         memory_mib: 32 * 1024 * u64::from(gpus),
         gpu_count: gpus,
+        gpu_fraction_milli: 1000,
+        gpu_label_count: gpus,
         gpu_name: "t4".to_string(),
         gpu_manufacturer: "nvidia".to_string(),
         gpu_memory_mib: 16 * 1024,

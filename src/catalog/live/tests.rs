@@ -12,7 +12,7 @@ fn ec2(name: &str, gpus: u32, gpu: &str, gpu_mib: u64, vcpus: u32, mem_mib: u64)
         gpu_name: gpu.to_string(),
         gpu_manufacturer: "NVIDIA".to_string(),
         gpu_memory_mib: gpu_mib,
-        fractional: false,
+        gpu_partition_size: None,
         max_enis: 3,
         ipv4_per_eni: 10,
         architectures: vec!["x86_64".to_string()],
@@ -56,8 +56,14 @@ fn live_shapes_replace_the_base_ones_and_new_sizes_are_added() {
     let mut g4 = ec2("g4dn.xlarge", 1, "T4", 16384, 4, 16384);
     g4.architectures = vec!["i386".into(), "x86_64".into()];
     let new_size = ec2("g6.96xlarge", 16, "L4", 22888, 384, 1_572_864);
-    let mut fractional = ec2("g6.xlarge", 1, "L4", 2861, 4, 16384);
-    fractional.fractional = true;
+    // A new fractional size, as EC2 reports g6f: a count of 0 and the slice's memory,
+    // no partition size: 2861 / 22888 MiB of the catalog's whole L4 = 1/8.
+    let fractional = ec2("g6f.8xlarge", 0, "L4", 2861, 32, 131_072);
+    // One with a partition size: that is its share.
+    let mut partitioned = ec2("g6f.12xlarge", 0, "L4", 5722, 48, 196_608);
+    partitioned.gpu_partition_size = Some(0.25);
+    // A fraction of a GPU the catalog has no whole one of, and no partition size.
+    let unknown_fraction = ec2("g6f.16xlarge", 0, "Z1", 4096, 64, 262_144);
     let amd = Ec2Type {
         gpu_manufacturer: "AMD".into(),
         ..ec2("g5.2xlarge", 1, "Radeon", 8192, 8, 32768)
@@ -65,13 +71,49 @@ fn live_shapes_replace_the_base_ones_and_new_sizes_are_added() {
     let unknown_family = ec2("g3.4xlarge", 1, "M60", 8192, 16, 124_928);
     let live = LiveData {
         region: "eu-west-1".into(),
-        instances: fetched(vec![g4, new_size, fractional, amd, unknown_family], 60),
-        on_demand: fetched(BTreeMap::from([("g6.96xlarge".to_string(), 26.0)]), 60),
+        instances: fetched(
+            vec![
+                g4,
+                new_size,
+                fractional,
+                partitioned,
+                unknown_fraction,
+                amd,
+                unknown_family,
+            ],
+            60,
+        ),
+        on_demand: fetched(
+            BTreeMap::from([
+                ("g6.96xlarge".to_string(), 26.0),
+                ("g6f.8xlarge".to_string(), 1.9),
+                ("g6f.12xlarge".to_string(), 2.8),
+            ]),
+            60,
+        ),
         ..LiveData::default()
     };
     let m = merge(&base, &live, NOW, &Ttls::default());
     let names: Vec<&str> = m.catalog.types.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["g4dn.xlarge", "g6.96xlarge"], "{:?}", m.notes);
+    assert_eq!(
+        names,
+        ["g4dn.xlarge", "g6.96xlarge", "g6f.12xlarge", "g6f.8xlarge"],
+        "{:?}",
+        m.notes
+    );
+    for (name, share) in [("g6f.8xlarge", 125), ("g6f.12xlarge", 250)] {
+        let f = find(&m.catalog, name).expect(name);
+        assert_eq!(
+            (f.gpu_count, f.gpu_label_count, f.gpu_fraction_milli),
+            (1, 0, share),
+            "{name}"
+        );
+        assert!(f.is_fractional());
+        assert_eq!(
+            f.label(crate::model::labels::INSTANCE_GPU_COUNT).as_deref(),
+            Some("0")
+        );
+    }
 
     let t = find(&m.catalog, "g4dn.xlarge").expect("g4dn.xlarge");
     assert_eq!(
@@ -103,7 +145,10 @@ fn live_shapes_replace_the_base_ones_and_new_sizes_are_added() {
     assert!(!n.mig_supported, "L4 has no MIG");
 
     let notes = m.notes.join("\n");
-    assert!(notes.contains("g6.xlarge: a fractional GPU"), "{notes}");
+    assert!(
+        notes.contains("g6f.16xlarge: a fractional GPU of unknown size"),
+        "{notes}"
+    );
     assert!(
         notes.contains("not returned by DescribeInstanceTypes in eu-west-1"),
         "{notes}"
