@@ -13,8 +13,9 @@
 //!    returns whose family is a family of the base catalog: new sizes of known families
 //!    are picked up, unknown families (p2, g3, …) are not planned until a catalog row
 //!    names the family. Fractional types (g6f, gr6f: a count of 0 and the slice's
-//!    memory, or a partition size below 1) become one device of that share. Their shape (vCPU, memory, GPUs, GPU memory, ENI
-//!    limits → max pods, architecture) comes from EC2. Without it, the base types.
+//!    memory, or a partition size below 1) become one device of that share. Their shape
+//!    (vCPU, memory, GPUs, GPU memory, ENI limits → max pods, architecture) comes from
+//!    EC2. Without it, the base types.
 //! 2. **Where.** With offerings, a type offered in no availability zone of the region is
 //!    dropped.
 //! 3. **On-demand price:** the Pricing API's, else the base catalog's; a type with neither

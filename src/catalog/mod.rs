@@ -13,8 +13,8 @@
 //! `arch` (default `amd64`), `gpu_fraction` (the share of one physical GPU the type
 //! gets, in (0, 1] with at most three decimals; default `1`; below 1 only with one GPU)
 //! and `gpu_label_count` (Karpenter's `instance-gpu-count` label, at most `gpu_count`;
-//! default `gpu_count`; 0 for AWS's fractional g6f/gr6f). Cells are plain (no quoting); surrounding whitespace is
-//! trimmed; blank lines are skipped. Allocatable is always computed with
+//! default `gpu_count`; 0 for AWS's fractional g6f/gr6f). Cells are plain (no quoting);
+//! surrounding whitespace is trimmed; blank lines are skipped. Allocatable is always computed with
 //! [`karpenter_allocatable`], never read from the file.
 
 pub mod live;
@@ -406,7 +406,7 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
         Some(s) => Some(parse_price(s).map_err(at(columns::SPOT))?),
     };
     let arch = match cols.arch.map(cell) {
-        None | Some("") => "amd64".to_string(),
+        None | Some("") => crate::model::DEFAULT_ARCH.to_string(),
         Some(s) if is_label_value(s) => s.to_string(),
         Some(s) => {
             return Err((
@@ -416,16 +416,18 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
         }
     };
 
-    let gpu_fraction_milli = match cols.gpu_fraction.map(cell) {
-        None | Some("") => 1000,
-        Some(s) => parse_fraction_milli(s).map_err(at(columns::GPU_FRACTION))?,
+    let fraction = cols.gpu_fraction.map_or("", cell);
+    let gpu_fraction_milli = if fraction.is_empty() {
+        1000
+    } else {
+        parse_fraction_milli(fraction).map_err(at(columns::GPU_FRACTION))?
     };
     if gpu_fraction_milli < 1000 && gpu_count > 1 {
         return Err((
             columns::GPU_FRACTION,
             format!(
                 "a fraction of a GPU ({}) needs `gpu_count` 1, found {gpu_count}",
-                shown(cell(cols.gpu_fraction.unwrap_or(usize::MAX)))
+                shown(fraction)
             ),
         ));
     }

@@ -131,6 +131,10 @@ pub struct PriceSource {
     pub observed: String,
 }
 
+/// The architecture of a catalog row without an `arch` cell, and the only one a pod
+/// that names none is planned on (container images are amd64 unless built otherwise).
+pub const DEFAULT_ARCH: &str = "amd64";
+
 fn whole_gpu() -> u32 {
     1000
 }
@@ -169,13 +173,26 @@ pub struct InstanceType {
 }
 
 impl InstanceType {
-    /// Price for a capacity type, if known.
     /// True for AWS's hardware-fractional GPU types (g6f, gr6f): one device that is a
     /// fixed part of a physical GPU.
     pub fn is_fractional(&self) -> bool {
         self.gpu_fraction_milli < 1000
     }
 
+    /// Whether the planner and the replay may put pods on this type at all: whole GPUs
+    /// only. Fractional GPUs (g6f, gr6f) are listed but not planned yet: a pod there gets
+    /// a fixed part of an L4 (its share, not a time slice), which the slice-fit rule and
+    /// the emitted objects do not express yet (issue 16).
+    pub fn is_plannable(&self) -> bool {
+        self.gpu_count > 0 && !self.is_fractional()
+    }
+
+    /// True for [`DEFAULT_ARCH`] nodes: what a pod that names no architecture may use.
+    pub fn is_default_arch(&self) -> bool {
+        self.arch == DEFAULT_ARCH
+    }
+
+    /// Price for a capacity type, if known.
     pub fn price(&self, ct: CapacityType) -> Option<f64> {
         match ct {
             CapacityType::OnDemand => Some(self.on_demand_price),

@@ -139,7 +139,7 @@ impl Kind {
     /// name `kubernetes.io/arch` and allow it: images are amd64 unless said otherwise,
     /// and Karpenter would otherwise launch a Graviton node for a pod that cannot run.
     fn matches_pod(&self, catalog: &Catalog, it: &DemandItem) -> bool {
-        let other_arch = catalog.types[self.ty].arch != "amd64";
+        let other_arch = !catalog.types[self.ty].is_default_arch();
         let named = self.arch_named || it.node_selector.keys().any(|k| is_arch_key(k));
         let sel = it.node_selector.iter().all(|(k, v)| {
             self.satisfies(
@@ -216,10 +216,7 @@ fn build_kinds(
             if !opts.families.is_empty() && !opts.families.contains(&t.family) {
                 continue;
             }
-            // Fractional GPUs (g6f, gr6f) are in the catalog but not planned yet: a pod
-            // there gets a fixed part of an L4 (its share, not a time slice), which the
-            // slice-fit rule and the emitted objects do not express yet (issue 16).
-            if t.gpu_count == 0 || t.is_fractional() {
+            if !t.is_plannable() {
                 continue;
             }
             for &ct in &opts.capacity_types {

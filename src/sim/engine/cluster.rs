@@ -313,12 +313,11 @@ impl<'a> Cluster<'a> {
             let Some(price) = t.price(cfg.capacity_type) else {
                 continue;
             };
-            // Trace pods name no architecture and no fractional GPU: like the planner
-            // (`planner/space.rs`), every strategy leaves arm64 and g6f/gr6f types out.
-            if t.gpu_count == 0
-                || t.is_fractional()
-                || t.arch != "amd64"
-                || !(price.is_finite() && price > 0.0)
+            // Trace pods name no architecture: like the planner (`planner/space.rs`),
+            // every strategy keeps to the plannable types of the default architecture.
+            let usable =
+                t.is_plannable() && t.is_default_arch() && price.is_finite() && price > 0.0;
+            if !usable
                 || (!cfg.plan.instance_types.is_empty()
                     && !cfg.plan.instance_types.contains(&t.name))
                 || (!cfg.plan.families.is_empty() && !cfg.plan.families.contains(&t.family))
