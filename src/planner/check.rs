@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::{Plan, PlanOptions};
-use crate::model::{Catalog, DemandItem, MIB, Operator, Sharing};
+use crate::model::{Catalog, DEFAULT_ARCH, DemandItem, MIB, Operator, Sharing, labels};
 
 /// Zone label value standing for "not pinned" (never a real zone name).
 const UNPINNED: &str = "<unpinned>";
@@ -16,7 +16,9 @@ const UNPINNED: &str = "<unpinned>";
 /// Checks that every pod is placed exactly once or explained, that no node is over
 /// capacity in cpu, memory, pod slots or GPU slices, that replicas are 1 or 2..=48 and
 /// safe for the GPU memory and share of every pod on the node, that exclusive pods are
-/// on unsliced nodes, and that the summary's cost is the node prices' sum and is no
+/// on unsliced nodes, that no node is of a fractional-GPU type (not planned yet), that a
+/// node of another architecture than amd64 holds only pods whose requirements or pool
+/// name `kubernetes.io/arch`, and that the summary's cost is the node prices' sum and is no
 /// lower than the reported lower bound. Returns every violation found.
 pub fn check(
     plan: &Plan,
@@ -61,6 +63,14 @@ pub fn check(
         } else {
             errs.push(format!("node {ni}: unknown pool {}", n.node_pool));
         }
+        if t.gpu_fraction_milli < 1000 {
+            errs.push(format!(
+                "node {ni}: {} is a fractional GPU, which is not planned",
+                t.name
+            ));
+        }
+        let arch_key = |k: &str| k == labels::ARCH || k == labels::ARCH_BETA;
+        let pool_names_arch = pool.is_some_and(|p| p.requirements.iter().any(|r| arch_key(&r.key)));
         let usable = t.gpu_memory_mib.saturating_sub(headroom);
         if r >= 1
             && (n.slice_gpu_memory_mib != usable / u64::from(r) || n.slice_share_milli != 1000 / r)
@@ -83,6 +93,14 @@ pub fn check(
             cpu += it.requests.cpu_milli;
             mem += it.requests.memory_bytes;
             slices += u64::from(it.gpus);
+            let pod_names_arch = it.node_selector.keys().any(|k| arch_key(k))
+                || it.affinity_terms.iter().flatten().any(|r| arch_key(&r.key));
+            if t.arch != DEFAULT_ARCH && !pool_names_arch && !pod_names_arch {
+                errs.push(format!(
+                    "node {ni}: pod {pod} names no architecture but the node is {}",
+                    t.arch
+                ));
+            }
             if it.sharing == Sharing::Exclusive && r != 1 {
                 errs.push(format!(
                     "node {ni}: exclusive pod {pod} on a node with R={r}"

@@ -633,7 +633,33 @@ fn arm64_and_fractional_types_only_where_allowed() {
     let p = plan(&cat, &items, &opts);
     assert_valid(&p, &cat, &items, &opts);
     assert_eq!(types(&p), ["g4dn.xlarge"]);
-    // The pod asks for arm64: the Graviton T4G.
+    // The independent check objects to that pod on the cheaper Graviton node.
+    let mut moved = p.clone();
+    let g5g = crate::catalog::find(&cat, "g5g.xlarge").expect("g5g.xlarge");
+    moved.nodes[0].instance_type = g5g.name.clone();
+    moved.nodes[0].gpu_model = g5g.gpu_name.clone();
+    moved.nodes[0].hourly_price = g5g.on_demand_price;
+    moved.summary.hourly_cost = g5g.on_demand_price;
+    moved.summary.lower_bound_hourly_cost = 0.0;
+    assert_eq!(
+        check(&moved, &cat, &items, &opts),
+        ["node 0: pod default/plain-0 names no architecture but the node is arm64"]
+    );
+    // ... and to it on a fractional L4, which is not planned.
+    let mut moved = p.clone();
+    let g6f = crate::catalog::find(&cat, "g6f.large").expect("g6f.large");
+    let n = &mut moved.nodes[0];
+    n.instance_type = g6f.name.clone();
+    n.gpu_model = g6f.gpu_name.clone();
+    n.gpu_memory_mib = g6f.gpu_memory_mib;
+    n.slice_gpu_memory_mib = g6f.gpu_memory_mib / u64::from(n.replicas_per_gpu);
+    n.hourly_price = g6f.on_demand_price;
+    moved.summary.hourly_cost = g6f.on_demand_price;
+    moved.summary.lower_bound_hourly_cost = 0.0;
+    assert_eq!(
+        check(&moved, &cat, &items, &opts),
+        ["node 0: g6f.large is a fractional GPU, which is not planned"]
+    );
     let items = pods("arm", 1, |d| {
         small(d);
         d.node_selector
