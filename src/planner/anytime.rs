@@ -1,21 +1,27 @@
 //! The one planner, anytime: every command plans through here.
 //!
-//! 1. The greedy cover (`greedy.rs`): a plan in milliseconds, with a weak proven bound;
-//!    then, for demands that are not small, the assignment LP (`fluid.rs`): a bound
-//!    0.1–1 % below the pattern LP without any pricing.
-//! 2. Column generation warm-started from the greedy's nodes and every pattern of its
-//!    passes (`lp.rs`; not kept in the column cache): the master's duals
-//!    give the Farley bound at every round and the LP relaxation at convergence. It stops
-//!    as soon as the bound is within `gap` of the plan in hand, or at 75 % of the deadline
-//!    (the integer step needs the rest).
-//! 3. The integer step:
-//!    - small demands (`exact::is_small`): column generation to the LP optimum, diving
-//!      for a better plan, then every pattern that can be in a better plan is enumerated
-//!      and the integer programme over them solved, which proves the plan optimal
-//!      (`exact.rs`) when the enumeration stays short and branch and bound finishes;
-//!    - otherwise diving over the generated columns (fix whole patterns, re-solve), the
-//!      rest repaired by the greedy cover, then the restricted-master integer programme
-//!      warm-started from the best plan, while time is left.
+//! 1. The greedy cover (`greedy.rs`): a plan in milliseconds, with a weak proven bound.
+//! 2. For demands that are not small, the assignment bound (`fluid.rs`), ~0.8 % below
+//!    the pattern LP on 10,000 trace pods and 30–100 ms to prove. Under a deadline it runs
+//!    on a thread of its own when there are two, and everything below reads it when it
+//!    decides whether to stop; without one it runs first, so that the plan depends only
+//!    on the input.
+//! 3. Column generation warm-started from the greedy's nodes and every pattern of its
+//!    passes (`lp.rs`, the dense simplex of `simplex.rs` as its master), with cheap
+//!    pricing that widens as it runs dry, until it runs dry at its widest or 75 % of the
+//!    deadline passes.
+//! 4. The integer step:
+//!    - small demands (`exact::is_small`): column generation went to the LP optimum; a
+//!      dive for a better plan, then every pattern that can be in a better plan is
+//!      enumerated and the integer programme over them solved, which proves the plan
+//!      optimal (`exact.rs`) when the enumeration stays short and branch and bound
+//!      finishes;
+//!    - otherwise a dive over the generated columns (fix whole patterns, re-solve), the
+//!      rest repaired by the greedy cover. If that plan is not within `gap` of the best
+//!      bound, column generation resumes with exact rounds (Farley bounds, and the columns
+//!      the cheap search missed) until 85 % of the deadline, a new dive follows where the
+//!      LP moved, and the restricted-master integer programme warm-started from the best
+//!      plan runs while time is left.
 //!
 //! The cheapest plan found is kept, with the best bound, its kind, the gap between them
 //! and why the search stopped. Without a deadline (or with one that is not reached) the
@@ -40,6 +46,9 @@ const MASTER_NODES: u64 = 200;
 /// (0.75 gave 0.2 % cheaper plans than 0.6 and 0.45 at 1 s on 10,000 trace pods: diving
 /// over the columns needs ~200 ms whatever its share).
 const COLUMN_SHARE: f64 = 0.75;
+/// Share of the deadline the proving rounds (after the first plan) may use; the last
+/// plan from their columns gets the rest.
+const PROOF_SHARE: f64 = 0.85;
 /// Time kept back from the deadline per pod for turning the plan into nodes.
 const OUTPUT_PER_POD: Duration = Duration::from_nanos(500);
 
@@ -102,7 +111,6 @@ pub(crate) fn solve(
         let pods = u32::try_from(items.len()).unwrap_or(u32::MAX);
         start + d.saturating_sub((OUTPUT_PER_POD * pods).min(d / 10))
     });
-    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut stats = SolverStats {
         classes: sp.classes.len(),
         configurations: sp.configs.len(),
@@ -116,145 +124,82 @@ pub(crate) fn solve(
         return into_packing(sp, catalog, items, pools, Vec::new(), 0.0, stats);
     }
     let demand = class_demand(sp);
-    let within = |cost: f64, bound: f64| cost <= bound * (1.0 + opts.gap) + 1e-9;
-
-    let greedy::Greedy {
-        nodes: greedy_nodes,
-        mut bound,
-        patterns: greedy_patterns,
-    } = greedy::solve(sp, &demand);
-    let mut kind = BoundKind::Lagrangian;
-    let mut best = Best {
-        cost: cost(sp, &greedy_nodes),
-        nodes: greedy_nodes,
-    };
+    let greedy = greedy::solve(sp, &demand);
     let small = opts.prove_small && exact::is_small(&demand);
-    if opts.effort == Effort::Full
-        && !small
-        && !within(best.cost, bound)
-        && let Some(f) = fluid::solve(sp, &demand, deadline)
-        && f > bound
-    {
-        bound = f;
-        kind = BoundKind::Fluid;
-    }
-    let mut columns = Vec::new();
-    let mut stopped = if opts.effort == Effort::Fast {
-        Some(StoppedBy::Effort)
-    } else if best.cost <= bound + 1e-9 {
-        Some(StoppedBy::Optimal)
-    } else if within(best.cost, bound) && !small {
-        Some(StoppedBy::Gap)
-    } else if expired() {
-        Some(StoppedBy::Deadline)
-    } else {
-        None
+    let within = |cost: f64, bound: f64| cost <= bound * (1.0 + opts.gap) + 1e-9;
+    let greedy_cost = cost(sp, &greedy.nodes);
+    // The assignment bound (`fluid.rs`) for demands that are not small, on a thread of its
+    // own beside column generation when there are threads to spare; it starts from the
+    // configurations of the greedy's passes.
+    let wants_fluid = opts.effort == Effort::Full && !small && !within(greedy_cost, greedy.bound);
+    let mut configs: Vec<usize> = greedy
+        .nodes
+        .iter()
+        .chain(&greedy.patterns)
+        .map(|p| p.config)
+        .collect();
+    configs.sort_unstable();
+    configs.dedup();
+    let shared = lp::SharedBound::default();
+    let fluid_bound = || {
+        let f = fluid::bound(sp, &demand, &configs, deadline);
+        if let Some(f) = f {
+            shared.raise(f);
+        }
+        f
     };
-
-    if stopped.is_none() {
-        // Small demands aim at the proof, so they do not stop at the gap.
-        let limits = lp::Limits {
-            deadline: deadline.map(|d| start + (d - start).mul_f64(COLUMN_SHARE)),
-            incumbent: best.cost,
-            gap: if small { 0.0 } else { opts.gap },
-            // Small demands want the LP optimum: its duals keep the enumeration short
-            // (not when only the bound was asked for: the usual tolerance then).
-            master_tolerance: (small && opts.integer_step).then_some(1e-6),
-        };
-        let mut cg_opts = opts.clone();
-        cg_opts.prove_bound |= small;
-        // Seeds: the greedy's nodes and every pattern of its passes, then the columns of
-        // earlier plans (`Columns`).
-        let mut seed = best.nodes.clone();
-        seed.extend_from_slice(&greedy_patterns);
-        seed.extend_from_slice(cached);
-        let cg = lp::column_generation(sp, &cg_opts, &demand, &seed, limits);
-        // The columns kept for later plans leave out the greedy's extra patterns: the
-        // greedy makes them again in milliseconds, and the cache (`Columns`) is for what
-        // pricing found.
-        let kept: HashSet<&Pattern> = best.nodes.iter().chain(cached).collect();
-        let extra: HashSet<&Pattern> = greedy_patterns
-            .iter()
-            .filter(|p| !kept.contains(p))
-            .collect();
-        columns = cg
-            .patterns
-            .iter()
-            .filter(|p| !extra.contains(p))
-            .cloned()
-            .collect();
-        stats.rounds = cg.rounds;
-        stats.columns = cg.patterns.len();
-        stats.lp_value = cg.lp_value;
-        stats.converged = cg.converged;
-        if cg.lower_bound >= bound {
-            bound = cg.lower_bound;
-            kind = if cg.converged {
-                BoundKind::Lp
-            } else {
-                BoundKind::Farley
-            };
+    // Without a deadline the plan must not depend on when the bound arrives: it is
+    // computed first.
+    let beside = opts.threads > 1 && opts.deadline.is_some();
+    let (fluid, mut outcome) = std::thread::scope(|s| {
+        let helper = (wants_fluid && beside).then(|| s.spawn(fluid_bound));
+        let mut fluid = None;
+        if wants_fluid && helper.is_none() {
+            fluid = fluid_bound();
         }
-        let mut proven = best.cost <= bound + 1e-9;
-        let integer = opts.integer_step;
-        if integer && small && !proven && !expired() {
-            // A better plan first: it shrinks the allowance, hence the enumeration.
-            best.offer(sp, dive(sp, &cg.patterns, &demand, opts, deadline));
-            proven = best.cost <= bound + 1e-9;
+        // Pricing keeps every thread: the bound's thread is done within ~100 ms.
+        let outcome = search(
+            sp, opts, &demand, greedy, cached, small, &shared, start, deadline,
+        );
+        if let Some(h) = helper {
+            // The bound's thread only panics on a bug; re-raise it here.
+            fluid = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         }
-        if integer && small && !proven && !expired() {
-            let y = cg.feasible_duals(&demand);
-            let allowance = best.cost - cg.lower_bound.max(0.0);
-            if let Some(patterns) = exact::enumerate(sp, &demand, &y, allowance, deadline)
-                && let Some((nodes, optimal)) = exact::integer_master(
-                    sp,
-                    &patterns,
-                    &demand,
-                    &best.nodes,
-                    EXACT_NODES,
-                    deadline,
-                )
-            {
-                best.offer(sp, nodes);
-                if optimal {
-                    proven = true;
-                }
-            }
-        } else if integer && !small && !within(best.cost, bound) && !expired() {
-            best.offer(sp, dive(sp, &cg.patterns, &demand, opts, deadline));
-            if !within(best.cost, bound)
-                && !expired()
-                && let Some((nodes, _)) = exact::integer_master(
-                    sp,
-                    &cg.patterns,
-                    &demand,
-                    &best.nodes,
-                    MASTER_NODES,
-                    deadline,
-                )
-            {
-                best.offer(sp, nodes);
-            }
-        }
-        proven |= best.cost <= bound + 1e-9;
-        if proven {
-            bound = best.cost;
-            kind = BoundKind::Optimal;
-        }
-        stopped = Some(if proven {
-            StoppedBy::Optimal
-        } else if within(best.cost, bound) {
-            StoppedBy::Gap
-        } else if expired() || cg.timed_out {
-            StoppedBy::Deadline
-        } else {
-            StoppedBy::Exhausted
-        });
+        (fluid, outcome)
+    });
+    if let Some(f) = fluid
+        && f > outcome.bound
+        && outcome.kind != BoundKind::Optimal
+    {
+        outcome.bound = f;
+        outcome.kind = BoundKind::Fluid;
     }
-    let stopped = stopped.unwrap_or(StoppedBy::Exhausted);
-    if stopped == StoppedBy::Optimal {
+    let Outcome {
+        best,
+        mut bound,
+        mut kind,
+        columns,
+        cg,
+        ended,
+    } = outcome;
+    if best.cost <= bound + 1e-9 {
         bound = best.cost;
         kind = BoundKind::Optimal;
+    }
+    let stopped = if kind == BoundKind::Optimal {
+        StoppedBy::Optimal
+    } else if opts.effort == Effort::Fast {
+        StoppedBy::Effort
+    } else if within(best.cost, bound) {
+        StoppedBy::Gap
+    } else {
+        ended
+    };
+    if let Some(cg) = cg {
+        stats.rounds = cg.rounds;
+        stats.columns = cg.columns;
+        stats.lp_value = cg.lp_value;
+        stats.converged = cg.converged;
     }
     stats.bound_kind = kind;
     stats.stopped_by = stopped;
@@ -268,4 +213,201 @@ pub(crate) fn solve(
     let mut packing = into_packing(sp, catalog, items, pools, best.nodes, bound, stats);
     packing.columns = columns;
     packing
+}
+
+/// What column generation reported, for the plan's statistics.
+struct CgStats {
+    rounds: usize,
+    columns: usize,
+    lp_value: f64,
+    converged: bool,
+}
+
+/// The search's result: the best plan, the best bound it proved itself and its kind,
+/// the columns to keep for later plans, and why it stopped short of the gap.
+struct Outcome {
+    best: Best,
+    bound: f64,
+    kind: BoundKind,
+    columns: Vec<Pattern>,
+    cg: Option<CgStats>,
+    ended: StoppedBy,
+}
+
+/// Everything after the greedy cover: column generation and the integer step. `shared`
+/// holds the best bound proven elsewhere (the assignment bound's thread), read at each
+/// decision.
+#[allow(clippy::too_many_arguments)]
+fn search(
+    sp: &Space,
+    opts: &PlanOptions,
+    demand: &[u32],
+    greedy: greedy::Greedy,
+    cached: &[Pattern],
+    small: bool,
+    shared: &lp::SharedBound,
+    start: Instant,
+    deadline: Option<Instant>,
+) -> Outcome {
+    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
+    let within = |cost: f64, bound: f64| cost <= bound * (1.0 + opts.gap) + 1e-9;
+    let greedy::Greedy {
+        nodes: greedy_nodes,
+        bound: greedy_bound,
+        patterns: greedy_patterns,
+    } = greedy;
+    let mut best = Best {
+        cost: cost(sp, &greedy_nodes),
+        nodes: greedy_nodes,
+    };
+    let mut own = (greedy_bound, BoundKind::Lagrangian);
+    let bound_now = |own: (f64, BoundKind)| {
+        let s = shared.get();
+        if s > own.0 {
+            (s, BoundKind::Fluid)
+        } else {
+            own
+        }
+    };
+    let done = |best: &Best, own: (f64, BoundKind)| {
+        let b = bound_now(own).0;
+        best.cost <= b + 1e-9 || (within(best.cost, b) && !small)
+    };
+    let outcome = |best: Best, own: (f64, BoundKind), columns, cg, ended| {
+        let (bound, kind) = bound_now(own);
+        Outcome {
+            best,
+            bound,
+            kind,
+            columns,
+            cg,
+            ended,
+        }
+    };
+    if opts.effort == Effort::Fast {
+        return outcome(best, own, Vec::new(), None, StoppedBy::Effort);
+    }
+    if done(&best, own) {
+        return outcome(best, own, Vec::new(), None, StoppedBy::Gap);
+    }
+    if expired() {
+        return outcome(best, own, Vec::new(), None, StoppedBy::Deadline);
+    }
+    // Small demands aim at the proof, so they do not stop at the gap.
+    let limits = lp::Limits {
+        deadline: deadline.map(|d| start + (d - start).mul_f64(COLUMN_SHARE)),
+        incumbent: best.cost,
+        gap: if small { 0.0 } else { opts.gap },
+        // Small demands want the LP optimum: its duals keep the enumeration short
+        // (not when only the bound was asked for: the usual tolerance then).
+        master_tolerance: (small && opts.integer_step).then_some(1e-6),
+        shared: (!small).then_some(shared),
+    };
+    // Two phases for demands that are not small and want a plan: columns for the plan
+    // first (cheap pricing until it runs dry), a plan from them, and only if that plan is
+    // not yet within the gap, the exact rounds that raise the bound (and find the columns
+    // the cheap search missed), then a plan again. Small demands want the proof at once,
+    // and the replay's floor only the bound.
+    let two_phase = !small && opts.integer_step;
+    let mut cg_opts = opts.clone();
+    cg_opts.prove_bound = small || (opts.prove_bound && !two_phase);
+    // Seeds: the greedy's nodes and every pattern of its passes, then the columns of
+    // earlier plans (`Columns`).
+    let mut seed = best.nodes.clone();
+    let greedy_len = seed.len();
+    seed.extend_from_slice(&greedy_patterns);
+    seed.extend_from_slice(cached);
+    let mut cg = lp::column_generation(sp, &cg_opts, demand, &seed, limits);
+    let mut rounds = cg.rounds;
+    let raise = |own: &mut (f64, BoundKind), cg: &lp::ColGen| {
+        if cg.lower_bound >= own.0 {
+            *own = (
+                cg.lower_bound,
+                if cg.converged {
+                    BoundKind::Lp
+                } else {
+                    BoundKind::Farley
+                },
+            );
+        }
+    };
+    raise(&mut own, &cg);
+    let mut proven = best.cost <= bound_now(own).0 + 1e-9;
+    let integer = opts.integer_step;
+    if integer && small && !proven && !expired() {
+        // A better plan first: it shrinks the allowance, hence the enumeration.
+        best.offer(sp, dive(sp, &cg.patterns, demand, opts, deadline));
+        proven = best.cost <= own.0 + 1e-9;
+    }
+    if integer && small && !proven && !expired() {
+        let y = cg.feasible_duals(demand);
+        let allowance = best.cost - cg.lower_bound.max(0.0);
+        if let Some(patterns) = exact::enumerate(sp, demand, &y, allowance, deadline)
+            && let Some((nodes, optimal)) =
+                exact::integer_master(sp, &patterns, demand, &best.nodes, EXACT_NODES, deadline)
+        {
+            best.offer(sp, nodes);
+            if optimal {
+                proven = true;
+            }
+        }
+    } else if integer && !small && !done(&best, own) && !expired() {
+        best.offer(sp, dive(sp, &cg.patterns, demand, opts, deadline));
+        if two_phase && opts.prove_bound && !done(&best, own) && !expired() {
+            let proving = lp::Limits {
+                deadline: deadline.map(|d| start + (d - start).mul_f64(PROOF_SHARE)),
+                incumbent: best.cost,
+                ..limits
+            };
+            let first = cg.lp_value;
+            cg = lp::column_generation(sp, opts, demand, &cg.patterns, proving);
+            rounds += cg.rounds;
+            raise(&mut own, &cg);
+            if cg.lp_value < first * (1.0 - 1e-6) && !done(&best, own) && !expired() {
+                best.offer(sp, dive(sp, &cg.patterns, demand, opts, deadline));
+            }
+        }
+        if !done(&best, own)
+            && !expired()
+            && let Some((nodes, _)) = exact::integer_master(
+                sp,
+                &cg.patterns,
+                demand,
+                &best.nodes,
+                MASTER_NODES,
+                deadline,
+            )
+        {
+            best.offer(sp, nodes);
+        }
+    }
+    // The columns kept for later plans leave out the greedy's extra patterns: the
+    // greedy makes them again in milliseconds, and the cache (`Columns`) is for what
+    // pricing found.
+    let kept: HashSet<&Pattern> = seed[..greedy_len].iter().chain(cached).collect();
+    let extra: HashSet<&Pattern> = greedy_patterns
+        .iter()
+        .filter(|p| !kept.contains(p))
+        .collect();
+    let columns: Vec<Pattern> = cg
+        .patterns
+        .iter()
+        .filter(|p| !extra.contains(p))
+        .cloned()
+        .collect();
+    if proven {
+        own = (best.cost, BoundKind::Optimal);
+    }
+    let ended = if expired() || cg.timed_out {
+        StoppedBy::Deadline
+    } else {
+        StoppedBy::Exhausted
+    };
+    let stats = CgStats {
+        rounds,
+        columns: cg.patterns.len(),
+        lp_value: cg.lp_value,
+        converged: cg.converged,
+    };
+    outcome(best, own, columns, Some(stats), ended)
 }

@@ -12,7 +12,7 @@
 pub const DIMS: usize = 4;
 
 /// Packings besides the best that the dynamic programme returns.
-const ALTERNATIVES: usize = 4;
+const ALTERNATIVES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -488,6 +488,239 @@ pub fn solve_dp(
     }
 }
 
+/// Branch and bound for pricing configurations whose GPU slices are few and whose pods
+/// are many kinds (a 4-GPU node holds 4 pods of 116 classes): the bound relaxes cpu,
+/// memory and pod slots with multipliers `lambda` (dimensions 0–2; any `λ ≥ 0` is valid,
+/// the root LP's are tight) but keeps the slices exact. At a node that fixed the counts of
+/// the first `j` items (by reduced value `v − λ·w`, decreasing), the rest can add at most
+/// `λ·(cap − used)` plus the best reduced value of items `j..` within the slices left, a
+/// bounded knapsack over slices alone, tabulated once per call (`g[j][s]`). Counting the
+/// slices exactly is what the fractional and Lagrangian bounds of [`solve_with`] and
+/// [`solve_dp`] give up, and with few slices it is most of the gap: on the trace's 4- and
+/// 8-GPU shapes this search proves optimality in well under a millisecond where the
+/// dynamic programme's 50,000 states took 15–900 ms and did not always close.
+///
+/// Subtrees that cannot beat `max(best, target)` are skipped; with at most `node_limit`
+/// nodes (or past `deadline`) the rest are bounded, so `upper_bound` always holds. The
+/// best packings found above `target` besides the best are returned as alternatives.
+/// `None` when the table would be too large (more than [`SLICE_TABLE`] cells).
+pub fn solve_slices(
+    input: &[Item],
+    cap: [u64; DIMS],
+    lambda: [f64; DIMS],
+    target: f64,
+    node_limit: usize,
+    deadline: Option<std::time::Instant>,
+) -> Option<Solution> {
+    let slices = usize::try_from(cap[3]).ok()?;
+    let reduced = |it: &Item| {
+        it.value
+            - (0..3)
+                .map(|k| lambda[k].max(0.0) * it.weight[k] as f64)
+                .sum::<f64>()
+    };
+    let mut order: Vec<usize> = (0..input.len())
+        .filter(|&i| input[i].value > 0.0 && input[i].max_count > 0)
+        .filter(|&i| input[i].weight.iter().zip(&cap).all(|(w, c)| w <= c))
+        .collect();
+    order.sort_by(|&a, &b| {
+        reduced(&input[b])
+            .total_cmp(&reduced(&input[a]))
+            .then(a.cmp(&b))
+    });
+    let n = order.len();
+    if (n + 1).saturating_mul(slices + 1) > SLICE_TABLE {
+        return None;
+    }
+    // g[j * (S+1) + s]: best Σ (v − λ·w)⁺ x of items order[j..] in at most s slices,
+    // bounded counts by binary splitting.
+    let width = slices + 1;
+    let mut g = vec![0.0f64; (n + 1) * width];
+    for j in (0..n).rev() {
+        let (head, tail) = g.split_at_mut((j + 1) * width);
+        let row = &mut head[j * width..];
+        let next = &tail[..width];
+        row.copy_from_slice(next);
+        let it = &input[order[j]];
+        let r = reduced(it);
+        if r <= 0.0 {
+            continue;
+        }
+        let sl = usize::try_from(it.weight[3]).unwrap_or(usize::MAX);
+        let mut left = it.max_count;
+        let mut chunk = 1u32;
+        while left > 0 {
+            let k = chunk.min(left);
+            left -= k;
+            chunk = chunk.saturating_mul(2);
+            let w = sl.saturating_mul(k as usize);
+            let v = r * f64::from(k);
+            if w == 0 {
+                for x in row.iter_mut() {
+                    *x += v;
+                }
+                continue;
+            }
+            for s in (w..width).rev() {
+                let cand = row[s - w] + v;
+                if cand > row[s] {
+                    row[s] = cand;
+                }
+            }
+        }
+    }
+    struct Walk<'a> {
+        input: &'a [Item],
+        order: &'a [usize],
+        g: &'a [f64],
+        width: usize,
+        cap: [u64; DIMS],
+        lambda: [f64; 3],
+        target: f64,
+        counts: Vec<u32>,
+        best_value: f64,
+        best_counts: Vec<u32>,
+        alternatives: Vec<(f64, Vec<u32>)>,
+        nodes: usize,
+        limit: usize,
+        open_bound: f64,
+        deadline: Option<std::time::Instant>,
+        stopped: bool,
+    }
+    impl Walk<'_> {
+        fn bound(&self, j: usize, used: &[u64; DIMS], value: f64) -> f64 {
+            let slack: f64 = (0..3)
+                .map(|k| self.lambda[k] * (self.cap[k] - used[k]) as f64)
+                .sum();
+            let s = usize::try_from(self.cap[3] - used[3]).unwrap_or(usize::MAX);
+            value + slack + self.g[j * self.width + s.min(self.width - 1)]
+        }
+        fn offer(&mut self, value: f64) {
+            if value > self.best_value {
+                if self.best_value > self.target {
+                    let old = std::mem::replace(&mut self.best_counts, self.counts.clone());
+                    self.alternatives.insert(0, (self.best_value, old));
+                    self.alternatives.truncate(ALTERNATIVES);
+                } else {
+                    self.best_counts.clone_from(&self.counts);
+                }
+                self.best_value = value;
+            }
+        }
+        fn dfs(&mut self, j: usize, used: [u64; DIMS], value: f64) {
+            let threshold = self.best_value.max(self.target) * (1.0 + 1e-12);
+            let b = self.bound(j, &used, value);
+            if b <= threshold {
+                return;
+            }
+            if self.stopped || self.nodes >= self.limit {
+                self.open_bound = self.open_bound.max(b);
+                return;
+            }
+            self.nodes += 1;
+            if self.nodes.is_multiple_of(4096)
+                && self
+                    .deadline
+                    .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                self.stopped = true;
+            }
+            if j == self.order.len() {
+                return;
+            }
+            let idx = self.order[j];
+            let it = &self.input[idx];
+            let mut most = it.max_count;
+            for ((c, u), w) in self.cap.iter().zip(&used).zip(&it.weight) {
+                if let Some(m) = (c - u).checked_div(*w) {
+                    most = most.min(u32::try_from(m).unwrap_or(u32::MAX));
+                }
+            }
+            for c in (0..=most).rev() {
+                let mut u = used;
+                for (uk, wk) in u.iter_mut().zip(&it.weight) {
+                    *uk += wk * u64::from(c);
+                }
+                self.counts[idx] = c;
+                let v = value + it.value * f64::from(c);
+                if c > 0 {
+                    self.offer(v);
+                }
+                self.dfs(j + 1, u, v);
+            }
+            self.counts[idx] = 0;
+        }
+    }
+    let mut w = Walk {
+        input,
+        order: &order,
+        g: &g,
+        width,
+        cap,
+        lambda: [lambda[0].max(0.0), lambda[1].max(0.0), lambda[2].max(0.0)],
+        target,
+        counts: vec![0; input.len()],
+        best_value: 0.0,
+        best_counts: vec![0; input.len()],
+        alternatives: Vec::new(),
+        nodes: 0,
+        limit: node_limit.max(1),
+        open_bound: 0.0,
+        deadline,
+        stopped: false,
+    };
+    let root = w.bound(0, &[0; DIMS], 0.0);
+    w.dfs(0, [0; DIMS], 0.0);
+    let upper_bound = w.best_value.max(w.open_bound).max(target.min(root));
+    Some(Solution {
+        value: w.best_value,
+        counts: w.best_counts,
+        upper_bound,
+        nodes: w.nodes,
+        alternatives: w.alternatives,
+    })
+}
+
+/// Marks the items a search may skip: item `a` is dominated by item `b` when `b` is worth
+/// at least as much, weighs no more in any dimension, and is not limited below how many
+/// of it fit on an empty node (any packing with copies of `a` then stays a packing, worth
+/// no less, with those copies replaced by `b`). Of equal items the first is kept.
+/// Returns, per item, whether it is kept.
+pub fn undominated(input: &[Item], cap: [u64; DIMS]) -> Vec<bool> {
+    let fit = |it: &Item| -> u32 {
+        cap.iter()
+            .zip(&it.weight)
+            .filter_map(|(c, w)| c.checked_div(*w))
+            .map(|m| u32::try_from(m).unwrap_or(u32::MAX))
+            .fold(u32::MAX, u32::min)
+    };
+    let live: Vec<bool> = input
+        .iter()
+        .map(|it| {
+            it.value > 0.0 && it.max_count > 0 && it.weight.iter().zip(&cap).all(|(w, c)| w <= c)
+        })
+        .collect();
+    (0..input.len())
+        .map(|a| {
+            live[a]
+                && !(0..input.len()).any(|b| {
+                    if b == a || !live[b] {
+                        return false;
+                    }
+                    let (x, y) = (&input[a], &input[b]);
+                    let no_worse =
+                        y.value >= x.value && (0..DIMS).all(|k| y.weight[k] <= x.weight[k]);
+                    let strictly =
+                        y.value > x.value || (0..DIMS).any(|k| y.weight[k] < x.weight[k]) || b < a;
+                    no_worse && strictly && y.max_count >= fit(y)
+                })
+        })
+        .collect()
+}
+
+/// Cells of [`solve_slices`]'s table beyond which it declines (items × slices).
+const SLICE_TABLE: usize = 1 << 20;
+
 /// Multipliers for the Lagrangian bound: the optimal dual of the root LP relaxation
 /// `max Σ v_i x_i, Σ_i w_ik x_i ≤ cap_k, 0 ≤ x_i ≤ u_i`, i.e.
 /// `min λ·cap + Σ_i u_i μ_i` s.t. `λ·w_i + μ_i ≥ v_i`, `λ, μ ≥ 0`; with its value,
@@ -705,6 +938,46 @@ mod tests {
                     e.upper_bound
                 );
                 assert!(e.value <= exact + 1e-9);
+            }
+            // The slice-exact search agrees, with and without multipliers, and a tiny
+            // budget still bounds the optimum.
+            for l in [lambda, [0.0; DIMS]] {
+                let e = solve_slices(&items, cap, l, 0.0, 1_000_000, None).unwrap();
+                assert!(
+                    (e.value - exact).abs() < 1e-9,
+                    "slices {} vs {exact}",
+                    e.value
+                );
+                assert!(e.upper_bound + 1e-9 >= exact);
+                let ev: f64 = items
+                    .iter()
+                    .zip(&e.counts)
+                    .map(|(it, c)| it.value * f64::from(*c))
+                    .sum();
+                assert!((ev - e.value).abs() < 1e-9);
+                for (k, c) in cap.iter().enumerate() {
+                    let used: u64 = items
+                        .iter()
+                        .zip(&e.counts)
+                        .map(|(it, c)| it.weight[k] * u64::from(*c))
+                        .sum();
+                    assert!(used <= *c);
+                }
+                for (av, ac) in &e.alternatives {
+                    let v: f64 = items
+                        .iter()
+                        .zip(ac)
+                        .map(|(it, c)| it.value * f64::from(*c))
+                        .sum();
+                    assert!((v - av).abs() < 1e-9 && *av <= e.value + 1e-12);
+                }
+                let t = solve_slices(&items, cap, l, 0.0, 1, None).unwrap();
+                assert!(
+                    t.upper_bound + 1e-9 >= exact,
+                    "slices bound {} < {exact}",
+                    t.upper_bound
+                );
+                assert!(t.value <= exact + 1e-9);
             }
             // A tiny node budget still gives a valid upper bound.
             let t = solve(&items, cap, 1);

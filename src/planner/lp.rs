@@ -1,43 +1,35 @@
 //! Column generation for the LP relaxation and its lower bound, and rounding to a plan.
 //!
-//! Master LP (set cover over node patterns): `min Σ_p cost_p x_p` s.t.
-//! `Σ_p a_pc x_p ≥ d_c` for every pod class `c`, `x ≥ 0`. We solve its dual,
-//! `max Σ_c d_c y_c` s.t. `Σ_c a_pc y_c ≤ cost_p`, `y ≥ 0`, adding one row per
-//! generated pattern (a cutting-plane loop that microlp re-optimises from the previous
-//! basis). Pricing is a bounded multi-dimensional knapsack per configuration.
+//! Master LP (set cover over node patterns, `master.rs`): `min Σ_p cost_p x_p` s.t.
+//! `Σ_p a_pc x_p ≥ d_c` for every pod class `c`, `x ≥ 0`; its duals `y` price new
+//! patterns, a bounded multi-dimensional knapsack per configuration (`pricing.rs`).
 //!
 //! Lower bound (Farley): for any `y ≥ 0`, let `ρ ≥ max_p (Σ_c a_pc y_c) / cost_p` over
 //! ALL feasible patterns (an upper bound from the knapsack search). Every valid plan
 //! covers each class exactly `d_c` times, so `cost(plan) ≥ Σ_c d_c y_c / ρ`. This holds
 //! whatever the LP solver's accuracy, because `y` is only used as a vector of weights;
 //! at convergence (`ρ ≤ 1`) it equals the LP relaxation.
+//!
+//! Rounds: cheap pricing (partial, a narrow search) generates columns; a full, exact
+//! round proves a Farley bound. Exact rounds cost 0.1–0.5 s on 10,000 trace pods (the
+//! 8-GPU shapes with a hundred classes), so one is only started while twice the last one
+//! (half the column budget before the first) still fits before the deadline: at a 1 s
+//! deadline the time goes to the plan, whose bound then comes from the assignment LP
+//! (`fluid.rs`), and at 3 s and up the exact rounds tighten it.
 
 use std::collections::HashSet;
-use std::time::Instant;
-
-use microlp::{ComparisonOp, OptimizationDirection, Problem};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::PlanOptions;
-use super::knapsack::{self, Item};
-use super::pattern::{Pattern, fractional_bound, homogeneous, take, trim, weights};
+use super::master::{self, Master};
+use super::pattern::{Pattern, homogeneous, take, trim};
+use super::pricing::{self, Search, price, price_all};
 use super::space::Space;
 
 /// Search nodes per knapsack while generating columns (the final pass uses the
 /// option's larger budget to prove the bound).
 const HEURISTIC_NODES: usize = 512;
-/// Relative tolerance of pricing: a pattern is only searched for where it could beat
-/// its configuration's price by more than this (the bound gives up at most as much).
-const PRICING_TOLERANCE: f64 = 0.003;
-/// Configurations with at most this many GPU slices are priced by dynamic programming.
-const DP_MAX_SLICES: u64 = 16;
-/// Partial packings the dynamic programme keeps alive when proving the bound.
-const DP_STATES: usize = 50_000;
-/// ... and while generating columns (10,000 trace pods, gap at a 1 s / 3 s deadline:
-/// 1,000 states 3.0 / 2.0 %, 300 2.7 / 1.6 %, 100 2.6 / 1.5 %, 30 2.7 / 1.7 %: a narrow
-/// beam finds columns nearly as good in a fraction of the time, so more rounds fit).
-const DP_BEAM: usize = 100;
-/// Branch-and-bound nodes for the MILP fallback of one pricing problem.
-const MIP_NODES: u64 = 2_000;
 /// Bound-proving passes that may still find columns before the loop stays exact.
 const MAX_EXACT_PASSES: usize = 4;
 /// Final passes (with the MILP fallback) that may still add columns.
@@ -57,10 +49,19 @@ const STALL_IMPROVEMENT: f64 = 0.0005;
 const STALL_ROUNDS: usize = 10;
 /// Column-generation rounds for the residual demand while rounding.
 const RESIDUAL_ROUNDS: usize = 40;
-/// Diving steps after which columns are generated for the residual.
-const RESIDUAL_REFRESHES: usize = 3;
+/// Diving steps after which columns are generated for the residual (10,000 trace pods
+/// at 1 s: none 8,534 $/h in 19 ms, one 8,528 in 95 ms, three 8,528 in 210 ms).
+const RESIDUAL_REFRESHES: usize = 1;
 /// Weight of the best-bound duals in the pricing point.
 const SMOOTHING: f64 = 0.5;
+/// Columns added to the master per round at most, per class in demand.
+const COLUMNS_PER_CLASS: usize = 4;
+/// The cheap searches widen by this factor each time they run dry or tail off, up to
+/// [`MAX_DEPTH`] (narrow searches give more rounds early, wide ones the last columns:
+/// 10,000 trace pods at 300 ms / 1 s: 2,000 slice-search nodes 1.25 / 1.04 %, 20,000
+/// 1.41 / 1.01 %, 100,000 1.57 / 0.97 %).
+const WIDEN: usize = 4;
+const MAX_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -70,96 +71,6 @@ enum Phase {
     Exact,
     /// As `Exact`, plus the MILP fallback where the search cannot close the gap.
     Final,
-}
-
-/// How one pricing call searches: search nodes, the full search (to prove), the MILP
-/// fallback, and when the dynamic programme must stop (its bound then covers the rest).
-#[derive(Debug, Clone, Copy)]
-struct Search {
-    nodes: usize,
-    exact: bool,
-    mip: bool,
-    deadline: Option<Instant>,
-}
-
-/// A pattern found by pricing: its value under the pricing weights and its counts.
-type Found = (f64, Vec<(usize, u32)>);
-
-/// Pricing of one configuration under weights `y` and per-class bounds `limit`: the
-/// proven upper bound on any pattern's value, and the best patterns found (value, counts),
-/// best first.
-fn price(
-    sp: &Space,
-    cfg_idx: usize,
-    y: &[f64],
-    limit: &[u32],
-    search: Search,
-) -> (f64, Vec<Found>) {
-    let Search {
-        nodes,
-        exact,
-        mip,
-        deadline,
-    } = search;
-    let cfg = &sp.configs[cfg_idx];
-    // Heuristic first, exact only to certify: the one-dimension fractional bound settles
-    // most configurations at the duals in microseconds (no pattern can beat the price).
-    let quick = fractional_bound(sp, cfg_idx, y, limit);
-    if quick <= cfg.price * (1.0 + PRICING_TOLERANCE) {
-        return (quick, Vec::new());
-    }
-    let items: Vec<Item> = cfg
-        .eligible
-        .iter()
-        .map(|&(c, max)| Item {
-            value: y[c],
-            weight: weights(sp, c),
-            max_count: max.min(limit[c]),
-        })
-        .collect();
-    let few_slices = cfg.cap[3] <= DP_MAX_SLICES;
-    let lambda = if exact || few_slices {
-        knapsack::lp_multipliers(&items, cfg.cap).map(|(l, _)| l)
-    } else {
-        None
-    };
-    // Subtrees that cannot beat the price by more than the tolerance are not searched:
-    // column generation is then ε-optimal and the bound loses at most ε.
-    let target = cfg.price * (1.0 + PRICING_TOLERANCE);
-    let mut s = match lambda {
-        // Few slices, many classes: dynamic programming with dominance (a narrow beam
-        // while generating columns, a wide one to prove the bound).
-        Some(l) if few_slices => {
-            let states = if exact { DP_STATES } else { DP_BEAM };
-            knapsack::solve_dp(&items, cfg.cap, l, target, states, deadline)
-        }
-        _ => knapsack::solve_with(&items, cfg.cap, nodes, lambda, target),
-    };
-    if mip && s.upper_bound > target && s.upper_bound > s.value * (1.0 + 1e-7) {
-        // The combinatorial search could not close the gap: let the MILP solver try.
-        if let Some(m) = knapsack::solve_mip(&items, cfg.cap, MIP_NODES, PRICING_TOLERANCE)
-            && m.upper_bound < s.upper_bound
-        {
-            s.upper_bound = m.upper_bound.max(s.value);
-            if m.value > s.value {
-                s.alternatives
-                    .insert(0, (s.value, std::mem::take(&mut s.counts)));
-                s.value = m.value;
-                s.counts = m.counts;
-            }
-        }
-    }
-    let sparse = |counts: &[u32]| -> Vec<(usize, u32)> {
-        cfg.eligible
-            .iter()
-            .zip(counts)
-            .filter(|(_, n)| **n > 0)
-            .map(|(&(c, _), &n)| (c, n))
-            .collect()
-    };
-    let mut found = vec![(s.value, sparse(&s.counts))];
-    found.extend(s.alternatives.iter().map(|(v, c)| (*v, sparse(c))));
-    (s.upper_bound.min(quick), found)
 }
 
 /// What column generation reached.
@@ -198,9 +109,34 @@ impl ColGen {
     }
 }
 
+/// A lower bound shared between threads (an `f64` in an atomic; 0 until one is known):
+/// the assignment bound, proven on another thread while column generation runs.
+#[derive(Debug, Default)]
+pub(crate) struct SharedBound(AtomicU64);
+
+impl SharedBound {
+    pub(crate) fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+
+    /// Raises the bound to `b` if that is higher.
+    pub(crate) fn raise(&self, b: f64) {
+        let mut cur = self.0.load(Ordering::Acquire);
+        while f64::from_bits(cur) < b {
+            match self
+                .0
+                .compare_exchange(cur, b.to_bits(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
 /// When column generation may stop before it converges.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct Limits<'a> {
     pub(crate) deadline: Option<Instant>,
     /// Cost of the best plan already known: stop once the bound is within `gap` of it.
     pub(crate) incumbent: f64,
@@ -208,15 +144,18 @@ pub(crate) struct Limits {
     /// Stop once the master's value is within this fraction of the bound (more rounds
     /// would buy little); `None`: half the gap, at most 0.5 %.
     pub(crate) master_tolerance: Option<f64>,
+    /// A bound proven elsewhere, counted in the stopping tests.
+    pub(crate) shared: Option<&'a SharedBound>,
 }
 
-impl Limits {
-    pub(crate) fn none() -> Limits {
+impl Limits<'_> {
+    pub(crate) fn none() -> Limits<'static> {
         Limits {
             deadline: None,
             incumbent: f64::INFINITY,
             gap: 0.0,
             master_tolerance: None,
+            shared: None,
         }
     }
 
@@ -234,42 +173,13 @@ impl Limits {
             GAP_TOLERANCE
         }
     }
-}
 
-/// Prices the configurations `todo` with up to `threads` scoped threads (configurations
-/// dealt round-robin); results come back in the order of `todo`, so the outcome does not
-/// depend on the number of threads.
-fn price_all<F>(todo: &[usize], threads: usize, f: F) -> Vec<(f64, Vec<Found>)>
-where
-    F: Fn(usize) -> (f64, Vec<Found>) + Sync,
-{
-    let threads = threads.clamp(1, todo.len().max(1));
-    if threads == 1 {
-        return todo.iter().map(|&qi| f(qi)).collect();
+    /// Whether a round expected to take `cost` should start: no deadline, or twice that
+    /// still fits before it.
+    fn affords(&self, cost: Duration) -> bool {
+        self.deadline
+            .is_none_or(|d| d.saturating_duration_since(Instant::now()) >= cost * 2)
     }
-    let mut out: Vec<Option<(f64, Vec<Found>)>> = vec![None; todo.len()];
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let f = &f;
-                scope.spawn(move || {
-                    (t..todo.len())
-                        .step_by(threads)
-                        .map(|i| (i, f(todo[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            // A pricing thread only panics on a bug; re-raise it on the caller's thread.
-            let part = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            for (i, r) in part {
-                out[i] = Some(r);
-            }
-        }
-    });
-    // Every index was dealt to exactly one thread above.
-    out.into_iter().flatten().collect()
 }
 
 /// Column generation for covering `demand`, starting from `seed` (trimmed to it) and the
@@ -279,9 +189,10 @@ pub(crate) fn column_generation(
     opts: &PlanOptions,
     demand: &[u32],
     seed: &[Pattern],
-    limits: Limits,
+    limits: Limits<'_>,
 ) -> ColGen {
     let nc = sp.classes.len();
+    let started = Instant::now();
     let mut cg = ColGen {
         patterns: Vec::new(),
         seen: HashSet::new(),
@@ -306,33 +217,31 @@ pub(crate) fn column_generation(
             cg.patterns.push(p);
         }
     }
-    // Dual LP.
-    let mut prob = Problem::new(OptimizationDirection::Maximize);
-    let vars: Vec<_> = demand
-        .iter()
-        .map(|d| prob.add_var(f64::from(*d), (0.0, f64::INFINITY)))
-        .collect();
-    let row = |p: &Pattern| -> Vec<(microlp::Variable, f64)> {
-        p.counts
-            .iter()
-            .map(|&(c, n)| (vars[c], f64::from(n)))
-            .collect()
-    };
-    for p in &cg.patterns {
-        prob.add_constraint(row(p), ComparisonOp::Le, sp.configs[p.config].price);
-    }
-    let Ok(mut sol) = prob.solve().and_then(|o| {
-        o.into_solution()
-            .map_err(|_| microlp::Error::InternalError("interrupted".into()))
-    }) else {
+    let Some(mut master) = Master::build(sp, demand, &cg.patterns) else {
         return cg;
     };
+    let bound_now = |cg: &ColGen| {
+        limits
+            .shared
+            .map_or(cg.lower_bound, |s| s.get().max(cg.lower_bound))
+    };
     let mut phase = Phase::Heuristic;
+    let multipliers = pricing::Multipliers::new(sp.configs.len());
+    let mut depth = 1usize;
     let mut smoothing = SMOOTHING;
     let mut closing = false;
     let mut full_rounds = 0usize;
     let mut exact_passes = 0usize;
     let mut final_passes = 0usize;
+    // An exact round costs what the last one did; before the first, half the budget.
+    let mut exact_cost: Option<Duration> = None;
+    let exact_affordable = |cost: Option<Duration>| {
+        limits.affords(cost.unwrap_or_else(|| {
+            limits
+                .deadline
+                .map_or(Duration::ZERO, |d| d.saturating_duration_since(started) / 4)
+        }))
+    };
     // Partial pricing: while generating columns cheaply, price only the configurations
     // that produced columns lately and a rotating share of the others; a round that
     // finds nothing is repeated with all of them before anything is concluded.
@@ -343,7 +252,7 @@ pub(crate) fn column_generation(
     // A round that would end past the deadline, judged by the last one, is not started,
     // so the integer step keeps its share.
     let mut round_start = Instant::now();
-    'rounds: loop {
+    loop {
         let now = Instant::now();
         let last_round = now - round_start;
         round_start = now;
@@ -352,8 +261,8 @@ pub(crate) fn column_generation(
             break;
         }
         cg.rounds += 1;
-        let y_lp: Vec<f64> = vars.iter().map(|v| sol.var_value(*v).max(0.0)).collect();
-        cg.lp_value = sol.objective();
+        let y_lp: Vec<f64> = master.duals();
+        cg.lp_value = master.value();
         // Wentges smoothing: price at a point between the LP duals and the duals of the
         // best bound so far; columns must still improve the LP at `y_lp`.
         let y: Vec<f64> = if smoothing > 0.0 && cg.lower_bound > 0.0 {
@@ -380,6 +289,7 @@ pub(crate) fn column_generation(
                     || (qi + cg.rounds).is_multiple_of(PARTIAL_ROTATION)
             })
             .collect();
+        let priced_at = Instant::now();
         // Past the deadline the rest of the round is skipped: ρ = ∞, no bound from it.
         let priced = price_all(&todo, opts.threads, |qi| {
             if limits.expired() {
@@ -392,6 +302,8 @@ pub(crate) fn column_generation(
                     demand,
                     Search {
                         nodes,
+                        depth,
+                        multipliers: Some((&multipliers, cg.rounds)),
                         exact,
                         mip,
                         deadline: limits.deadline,
@@ -399,6 +311,10 @@ pub(crate) fn column_generation(
                 )
             }
         });
+        if exact {
+            exact_cost = Some(priced_at.elapsed());
+        }
+
         for (&qi, (ub, found)) in todo.iter().zip(priced) {
             let q = &sp.configs[qi];
             rho = rho.max(ub / q.price);
@@ -440,18 +356,20 @@ pub(crate) fn column_generation(
         }
         // The master's value bounds the LP optimum from above: stop once the proven
         // bound is within the tolerance of it, or of a plan already in hand.
-        if cg.lp_value <= cg.lower_bound * (1.0 + limits.master_tolerance())
-            || limits.incumbent <= cg.lower_bound * (1.0 + limits.gap)
+        let proven = bound_now(&cg);
+        if cg.lp_value <= proven * (1.0 + limits.master_tolerance())
+            || limits.incumbent <= proven * (1.0 + limits.gap)
         {
             break;
         }
         if closing {
             break;
         }
+        let can_prove = opts.prove_bound && exact_affordable(exact_cost);
         if cg.rounds >= opts.max_rounds {
             // Out of rounds: one last pass with the full search (no new columns) so the
             // bound reflects the duals reached, not the cheap pricing's loose one.
-            if phase == Phase::Final || !opts.prove_bound {
+            if phase == Phase::Final || !can_prove {
                 break;
             }
             closing = true;
@@ -462,6 +380,9 @@ pub(crate) fn column_generation(
         if phase != Phase::Heuristic {
             full_rounds += 1;
             if full_rounds >= MAX_FULL_ROUNDS && phase == Phase::Exact {
+                if !can_prove {
+                    break;
+                }
                 // The full search's budget is spent: one closing pass with the fallback.
                 closing = true;
                 phase = Phase::Final;
@@ -479,8 +400,26 @@ pub(crate) fn column_generation(
         let n = cheap_values.len();
         let stalled = n > STALL_ROUNDS
             && cg.lp_value >= cheap_values[n - 1 - STALL_ROUNDS] * (1.0 - STALL_IMPROVEMENT);
-        phase = match (phase, cands.is_empty() || stalled) {
-            (Phase::Heuristic, true) if !opts.prove_bound => break,
+        let widen = phase == Phase::Heuristic && (cands.is_empty() || stalled) && depth < MAX_DEPTH;
+        if widen {
+            // Wider cheap searches before anything is concluded.
+            depth *= WIDEN;
+            cheap_values.clear();
+            if cands.is_empty() {
+                force_full = true;
+                continue;
+            }
+        }
+        phase = match (phase, (cands.is_empty() || stalled) && !widen) {
+            // Without time (or a wish) to prove: done when nothing more is found, else
+            // the cheap search goes on.
+            (Phase::Heuristic, true) if !can_prove => {
+                if cands.is_empty() {
+                    break;
+                }
+                cheap_values.clear();
+                Phase::Heuristic
+            }
             (Phase::Heuristic, true) => Phase::Exact,
             (Phase::Heuristic, false) => Phase::Heuristic,
             (Phase::Exact, true) => Phase::Final,
@@ -504,56 +443,29 @@ pub(crate) fn column_generation(
             continue;
         }
         cands.sort_by(|a, b| b.0.total_cmp(&a.0));
-        cands.truncate(nc.clamp(8, 64));
+        cands.truncate((COLUMNS_PER_CLASS * nc).max(64));
+        let mut failed = false;
         for (_, p) in cands {
-            // Each added row re-optimises the master: past the deadline the rest wait.
+            // Past the deadline the rest wait (the microlp master re-optimises per row).
             if limits.expired() {
                 break;
             }
             if !cg.seen.insert(p.clone()) {
                 continue;
             }
-            let r = row(&p);
-            let cost = sp.configs[p.config].price;
+            // A failed re-optimisation ends column generation, with the bound and values
+            // of the last good round.
+            if !master.add(sp, &p) {
+                failed = true;
+                break;
+            }
             cg.patterns.push(p);
-            // The master consumed by a failed re-optimisation ends column generation
-            // (with the bound and values of the last good round), so it is not cloned.
-            sol = match sol
-                .add_constraint(r, ComparisonOp::Le, cost)
-                .ok()
-                .and_then(|o| o.into_solution().ok())
-            {
-                Some(s) => s,
-                None => break 'rounds,
-            };
+        }
+        if failed || !master.reoptimize() {
+            break;
         }
     }
     cg
-}
-
-/// Solves the primal master over `patterns` trimmed to `residual`; returns x per pattern.
-fn primal(sp: &Space, patterns: &[Pattern], residual: &[u32]) -> Option<Vec<f64>> {
-    let mut prob = Problem::new(OptimizationDirection::Minimize);
-    let xs: Vec<_> = patterns
-        .iter()
-        .map(|p| prob.add_var(sp.configs[p.config].price, (0.0, f64::INFINITY)))
-        .collect();
-    let mut rows: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); residual.len()];
-    for (p, x) in patterns.iter().zip(&xs) {
-        for &(c, n) in &p.counts {
-            rows[c].push((*x, f64::from(n)));
-        }
-    }
-    for (c, r) in rows.into_iter().enumerate() {
-        if residual[c] > 0 {
-            if r.is_empty() {
-                return None;
-            }
-            prob.add_constraint(r, ComparisonOp::Ge, f64::from(residual[c]));
-        }
-    }
-    let sol = prob.solve().ok()?.into_solution().ok()?;
-    Some(xs.iter().map(|x| sol.var_value(*x)).collect())
 }
 
 /// Diving: fix whole copies of patterns from the LP solution, re-solve the residual,
@@ -601,7 +513,7 @@ pub(crate) fn round(
             }
         }
         let x = if guard < 10_000 {
-            primal(sp, &cur, &residual)
+            master::primal(sp, &cur, &residual)
         } else {
             None
         };

@@ -30,7 +30,10 @@ mod fluid;
 mod greedy;
 pub mod knapsack;
 mod lp;
+mod master;
 mod pattern;
+mod pricing;
+mod simplex;
 mod space;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,159 @@
+//! The master LP of column generation: the covering LP over node patterns, solved by the
+//! dense simplex (`simplex.rs`), or by microlp on its dual (one row per pattern) where
+//! the demand has too many classes for a dense inverse.
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem};
+
+use super::pattern::Pattern;
+use super::simplex;
+use super::space::Space;
+
+/// Pivots one re-optimisation of the dense master may take.
+const PIVOTS: usize = 100_000;
+
+pub(crate) enum Master {
+    Dense(simplex::Master),
+    /// The dual `max d·y` s.t. `a_p·y ≤ c_p`; `None` only while a row is being added.
+    Micro {
+        sol: Option<microlp::Solution>,
+        vars: Vec<microlp::Variable>,
+    },
+}
+
+fn column_of(sp: &Space, p: &Pattern) -> simplex::Column {
+    simplex::Column {
+        entries: p.counts.iter().map(|&(c, n)| (c, f64::from(n))).collect(),
+        cost: sp.configs[p.config].price,
+    }
+}
+
+impl Master {
+    /// The master over `patterns` (which must hold a pattern of a single class for every
+    /// class in demand), solved; `None` when no solver managed.
+    pub(crate) fn build(sp: &Space, demand: &[u32], patterns: &[Pattern]) -> Option<Master> {
+        Self::build_with(sp, demand, patterns, simplex::MAX_ROWS)
+    }
+
+    /// [`Master::build`] with the dense solver only up to `dense_rows` classes.
+    pub(crate) fn build_with(
+        sp: &Space,
+        demand: &[u32],
+        patterns: &[Pattern],
+        dense_rows: usize,
+    ) -> Option<Master> {
+        let d: Vec<f64> = demand.iter().map(|&x| f64::from(x)).collect();
+        if d.len() <= dense_rows {
+            let cols = patterns.iter().map(|p| column_of(sp, p)).collect();
+            if let Ok(mut m) = simplex::Master::new(&d, cols)
+                && m.solve(PIVOTS).is_ok()
+            {
+                return Some(Master::Dense(m));
+            }
+        }
+        let mut prob = Problem::new(OptimizationDirection::Maximize);
+        let vars: Vec<_> = d
+            .iter()
+            .map(|x| prob.add_var(*x, (0.0, f64::INFINITY)))
+            .collect();
+        for p in patterns {
+            let row: Vec<_> = p
+                .counts
+                .iter()
+                .map(|&(c, n)| (vars[c], f64::from(n)))
+                .collect();
+            prob.add_constraint(row, ComparisonOp::Le, sp.configs[p.config].price);
+        }
+        let sol = prob.solve().ok()?.into_solution().ok()?;
+        Some(Master::Micro {
+            sol: Some(sol),
+            vars,
+        })
+    }
+
+    /// The duals (non-negative).
+    pub(crate) fn duals(&self) -> Vec<f64> {
+        match self {
+            Master::Dense(m) => m.duals().into_iter().map(|y| y.max(0.0)).collect(),
+            Master::Micro { sol: Some(s), vars } => {
+                vars.iter().map(|v| s.var_value(*v).max(0.0)).collect()
+            }
+            Master::Micro { sol: None, vars } => vec![0.0; vars.len()],
+        }
+    }
+
+    /// The master's optimum (an upper bound on the LP relaxation).
+    pub(crate) fn value(&self) -> f64 {
+        match self {
+            Master::Dense(m) => m.objective(),
+            Master::Micro { sol, .. } => sol.as_ref().map_or(f64::INFINITY, |s| s.objective()),
+        }
+    }
+
+    /// Adds a column (microlp re-optimises at once); false when that failed.
+    pub(crate) fn add(&mut self, sp: &Space, p: &Pattern) -> bool {
+        match self {
+            Master::Dense(m) => {
+                m.add_column(column_of(sp, p));
+                true
+            }
+            Master::Micro { sol, vars } => {
+                let row: Vec<_> = p
+                    .counts
+                    .iter()
+                    .map(|&(c, n)| (vars[c], f64::from(n)))
+                    .collect();
+                let Some(s) = sol.take() else {
+                    return false;
+                };
+                *sol = s
+                    .add_constraint(row, ComparisonOp::Le, sp.configs[p.config].price)
+                    .ok()
+                    .and_then(|o| o.into_solution().ok());
+                sol.is_some()
+            }
+        }
+    }
+
+    /// Re-optimises after columns were added; false when that failed.
+    pub(crate) fn reoptimize(&mut self) -> bool {
+        match self {
+            Master::Dense(m) => m.solve(PIVOTS).is_ok(),
+            Master::Micro { sol, .. } => sol.is_some(),
+        }
+    }
+}
+
+/// The covering LP over `patterns` for demand `residual`, solved once: each pattern's
+/// value. `None` when a class in demand has no pattern or the solvers failed.
+pub(crate) fn primal(sp: &Space, patterns: &[Pattern], residual: &[u32]) -> Option<Vec<f64>> {
+    let d: Vec<f64> = residual.iter().map(|&x| f64::from(x)).collect();
+    if d.len() <= simplex::MAX_ROWS {
+        let cols = patterns.iter().map(|p| column_of(sp, p)).collect();
+        if let Ok(mut m) = simplex::Master::new(&d, cols)
+            && m.solve(PIVOTS).is_ok()
+        {
+            return Some(m.values());
+        }
+    }
+    let mut prob = Problem::new(OptimizationDirection::Minimize);
+    let xs: Vec<_> = patterns
+        .iter()
+        .map(|p| prob.add_var(sp.configs[p.config].price, (0.0, f64::INFINITY)))
+        .collect();
+    let mut rows: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); residual.len()];
+    for (p, x) in patterns.iter().zip(&xs) {
+        for &(c, n) in &p.counts {
+            rows[c].push((*x, f64::from(n)));
+        }
+    }
+    for (c, r) in rows.into_iter().enumerate() {
+        if residual[c] > 0 {
+            if r.is_empty() {
+                return None;
+            }
+            prob.add_constraint(r, ComparisonOp::Ge, f64::from(residual[c]));
+        }
+    }
+    let sol = prob.solve().ok()?.into_solution().ok()?;
+    Some(xs.iter().map(|x| sol.var_value(*x)).collect())
+}
