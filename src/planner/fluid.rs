@@ -355,10 +355,122 @@ fn dff(w: u64, cap: u64, k: usize) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::dff;
+    use super::*;
+    use crate::planner::{PlanOptions, effective_pools, pattern::class_demand};
     use proptest::prelude::*;
 
+    /// The assignment LP as written (primal, every configuration), for comparison.
+    fn primal(sp: &Space, demand: &[u32]) -> f64 {
+        let mut prob = Problem::new(OptimizationDirection::Minimize);
+        let mut by_class: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); demand.len()];
+        for qi in 0..sp.configs.len() {
+            let q = &sp.configs[qi];
+            let n = prob.add_var(q.price, (0.0, f64::INFINITY));
+            let z: Vec<_> = q
+                .eligible
+                .iter()
+                .map(|&(c, _)| {
+                    let v = prob.add_var(0.0, (0.0, f64::INFINITY));
+                    by_class[c].push((v, 1.0));
+                    v
+                })
+                .collect();
+            for r in rows(sp, qi) {
+                let mut e: Vec<_> = z
+                    .iter()
+                    .zip(&r)
+                    .filter(|(_, a)| **a > 0.0)
+                    .map(|(v, a)| (*v, *a))
+                    .collect();
+                e.push((n, -1.0));
+                prob.add_constraint(e, ComparisonOp::Le, 0.0);
+            }
+        }
+        for (c, r) in by_class.into_iter().enumerate() {
+            prob.add_constraint(r, ComparisonOp::Ge, f64::from(demand[c]));
+        }
+        prob.solve().unwrap().into_solution().unwrap().objective()
+    }
+
+    fn sample(name: &str, n: usize, seed: u64) -> Vec<crate::model::DemandItem> {
+        let path = format!(
+            "{}/simulations/data/alibaba-gpu-2023/openb_pod_list_{name}.csv",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let items: Vec<_> = crate::trace::parse_alibaba_pods(&path, &text)
+            .unwrap()
+            .iter()
+            .filter_map(|p| crate::trace::alibaba_demand(p, name))
+            .collect();
+        crate::trace::sample_demand(&items, n, seed)
+    }
+
+    /// Configuration generation on the dual reaches the assignment LP's optimum (it may
+    /// pass it slightly: outside the working set, a configuration's bound counts at most
+    /// as many pods of a class as are in demand, which the LP does not), starting from
+    /// one configuration as well as from a plan's.
+    #[test]
+    fn the_dual_by_configuration_generation_reaches_the_assignment_lp() {
+        let cat = crate::catalog::embedded().unwrap();
+        let opts = PlanOptions::default();
+        for (name, n) in [("default", 300), ("multigpu30", 300), ("gpuspec33", 300)] {
+            let items = sample(name, n, 5);
+            let sp = Space::build(&cat, &items, &effective_pools(&opts), &opts);
+            let demand = class_demand(&sp);
+            let lp = primal(&sp, &demand);
+            for start in [vec![0usize], (0..sp.configs.len()).step_by(7).collect()] {
+                let b = bound(&sp, &demand, &start, None).unwrap();
+                assert!(
+                    b >= lp * (1.0 - 1e-6),
+                    "{name}: bound {b} below the assignment LP {lp}"
+                );
+                assert!(
+                    b <= lp * 1.01,
+                    "{name}: bound {b} far above the assignment LP {lp}"
+                );
+            }
+            // A deadline already past: nothing is claimed.
+            assert!(bound(&sp, &demand, &[0], Some(Instant::now())).is_none());
+        }
+    }
+
     proptest! {
+        /// A configuration's own packing LP: the multipliers are dual feasible after
+        /// `certified`'s scaling and their total matches microlp's optimum.
+        #[test]
+        fn row_multipliers_solve_the_packing_lp(
+            rows_in in proptest::collection::vec(proptest::collection::vec(0u32..100, 6), 1..6),
+            values in proptest::collection::vec(0u32..50, 6),
+        ) {
+            let rows: Vec<Vec<f64>> = rows_in
+                .iter()
+                .map(|r| r.iter().map(|&a| f64::from(a) / 100.0).collect())
+                .collect();
+            let v: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
+            // Unbounded when a valued column uses no row.
+            let bounded = (0..6).all(|c| v[c] == 0.0 || rows.iter().any(|r| r[c] > 0.0));
+            prop_assume!(bounded);
+            let mut prob = Problem::new(OptimizationDirection::Maximize);
+            let z: Vec<_> = v.iter().map(|&x| prob.add_var(x, (0.0, f64::INFINITY))).collect();
+            for r in &rows {
+                prob.add_constraint(
+                    z.iter().zip(r).map(|(z, a)| (*z, *a)).collect::<Vec<_>>(),
+                    ComparisonOp::Le,
+                    1.0,
+                );
+            }
+            let want = prob.solve().unwrap().into_solution().unwrap().objective();
+            let mu = row_multipliers(&rows, &v).unwrap();
+            prop_assert!(mu.iter().all(|m| *m >= 0.0));
+            let total: f64 = mu.iter().sum();
+            prop_assert!((total - want).abs() <= 1e-6 * want.max(1.0), "{total} vs {want}");
+            for (c, &vc) in v.iter().enumerate() {
+                let paid: f64 = rows.iter().zip(&mu).map(|(r, m)| r[c] * m).sum();
+                prop_assert!(vc <= paid + 1e-6, "class {c}: {vc} > {paid}");
+            }
+        }
+
         /// A dual feasible function keeps every packing that fits a node fitting: the
         /// transformed rows cut off no plan.
         #[test]

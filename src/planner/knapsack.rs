@@ -979,6 +979,20 @@ mod tests {
                 );
                 assert!(t.value <= exact + 1e-9);
             }
+            // Dropping the dominated items keeps the optimum.
+            let keep = undominated(&items, cap);
+            let reduced: Vec<Item> = items
+                .iter()
+                .zip(&keep)
+                .map(|(it, k)| Item {
+                    max_count: if *k { it.max_count } else { 0 },
+                    ..it.clone()
+                })
+                .collect();
+            assert!(
+                (brute(&reduced, cap) - exact).abs() < 1e-9,
+                "dominance lost the optimum"
+            );
             // A tiny node budget still gives a valid upper bound.
             let t = solve(&items, cap, 1);
             assert!(t.upper_bound + 1e-9 >= exact, "{} < {exact}", t.upper_bound);

@@ -157,3 +157,76 @@ pub(crate) fn primal(sp: &Space, patterns: &[Pattern], residual: &[u32]) -> Opti
     let sol = prob.solve().ok()?.into_solution().ok()?;
     Some(xs.iter().map(|x| sol.var_value(*x)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::pattern::{class_demand, homogeneous};
+    use crate::planner::{PlanOptions, effective_pools};
+
+    /// The dense master and microlp's dual give the same optimum, with duals feasible for
+    /// every column, before and after columns are added.
+    #[test]
+    fn both_solvers_agree_on_a_trace_master() {
+        let cat = crate::catalog::embedded().unwrap();
+        let opts = PlanOptions::default();
+        let path = format!(
+            "{}/simulations/data/alibaba-gpu-2023/openb_pod_list_default.csv",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let all: Vec<_> = crate::trace::parse_alibaba_pods(&path, &text)
+            .unwrap()
+            .iter()
+            .filter_map(|p| crate::trace::alibaba_demand(p, "default"))
+            .collect();
+        let items = crate::trace::sample_demand(&all, 400, 3);
+        let sp = Space::build(&cat, &items, &effective_pools(&opts), &opts);
+        let demand = class_demand(&sp);
+        let homog: Vec<Pattern> = (0..demand.len())
+            .filter_map(|c| homogeneous(&sp, c, demand[c]))
+            .collect();
+        let greedy = crate::planner::greedy::solve(&sp, &demand);
+        let mut dense = Master::build(&sp, &demand, &homog).unwrap();
+        let mut micro = Master::build_with(&sp, &demand, &homog, 0).unwrap();
+        assert!(matches!(dense, Master::Dense(_)) && matches!(micro, Master::Micro { .. }));
+        let check = |m: &Master, cols: &[Pattern]| {
+            let y = m.duals();
+            for p in cols {
+                let v: f64 = p.counts.iter().map(|&(c, n)| y[c] * f64::from(n)).sum();
+                assert!(v <= sp.configs[p.config].price * (1.0 + 1e-6));
+            }
+            let dual: f64 = y.iter().zip(&demand).map(|(a, &d)| a * f64::from(d)).sum();
+            assert!((dual - m.value()).abs() <= 1e-6 * m.value());
+        };
+        assert!((dense.value() - micro.value()).abs() <= 1e-6 * dense.value());
+        check(&dense, &homog);
+        let before = dense.value();
+        let mut all_cols = homog.clone();
+        for p in greedy.patterns.iter().take(60) {
+            assert!(dense.add(&sp, p) && micro.add(&sp, p));
+            all_cols.push(p.clone());
+        }
+        assert!(dense.reoptimize() && micro.reoptimize());
+        assert!(
+            dense.value() < before * (1.0 - 1e-6),
+            "the greedy's patterns improve it"
+        );
+        assert!(
+            (dense.value() - micro.value()).abs() <= 1e-6 * dense.value(),
+            "{} vs {}",
+            dense.value(),
+            micro.value()
+        );
+        check(&dense, &all_cols);
+        check(&micro, &all_cols);
+        // The one-shot solve agrees with the incremental one.
+        let x = primal(&sp, &all_cols, &demand).unwrap();
+        let cost: f64 = all_cols
+            .iter()
+            .zip(&x)
+            .map(|(p, v)| sp.configs[p.config].price * v)
+            .sum();
+        assert!((cost - dense.value()).abs() <= 1e-6 * cost);
+    }
+}

@@ -521,6 +521,15 @@ fn small_random_demands_are_proven_optimal_and_match_brute_force() {
         assert!(p.solver.proven_optimal, "case {case}: {:?}", p.solver);
         assert_eq!(p.solver.bound_kind, BoundKind::Optimal);
         assert!(p.summary.lower_bound_hourly_cost >= opt - 1e-5);
+        // The assignment bound (not used for demands this small) is a bound too.
+        let sp = super::space::Space::build(&cat, &items, &super::effective_pools(&opts), &opts);
+        let demand = super::pattern::class_demand(&sp);
+        if let Some(b) = super::fluid::bound(&sp, &demand, &[0], None) {
+            assert!(
+                b <= opt + 1e-6,
+                "case {case}: assignment bound {b} > optimum {opt}"
+            );
+        }
         proven += 1;
     }
     assert!(proven >= 150, "only {proven} of 200 cases were placeable");
