@@ -72,7 +72,7 @@ fn run_with(label: &str, items: &[DemandItem], reps: usize, effort: Effort) {
         f64::NAN
     };
     println!(
-        "{label:<27} {:>7} {:>5} {:>6} {:>6} {:>11.2} {:>11.2} {:>7.4} {:>11.2} {:>5} {:>9.1}",
+        "{label:<27} {:>7} {:>5} {:>6} {:>6} {:>11.2} {:>11.2} {:>7.4} {:>13} {:>11.2} {:>5} {:>9.1}",
         s.pods,
         p.solver.classes,
         s.placed_pods,
@@ -80,6 +80,7 @@ fn run_with(label: &str, items: &[DemandItem], reps: usize, effort: Effort) {
         s.hourly_cost,
         s.lower_bound_hourly_cost,
         ratio,
+        p.solver.bound_kind.as_str(),
         s.dedicated_hourly_cost,
         p.solver.rounds,
         median(times).as_secs_f64() * 1000.0,
@@ -258,7 +259,7 @@ fn main() {
     }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     println!(
-        "{:<27} {:>7} {:>5} {:>6} {:>6} {:>11} {:>11} {:>7} {:>11} {:>5} {:>9}",
+        "{:<27} {:>7} {:>5} {:>6} {:>6} {:>11} {:>11} {:>7} {:>13} {:>11} {:>5} {:>9}",
         "demand",
         "pods",
         "cls",
@@ -267,6 +268,7 @@ fn main() {
         "$/h",
         "bound $/h",
         "ratio",
+        "bound",
         "dedic $/h",
         "rnds",
         "median ms"
