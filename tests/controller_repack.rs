@@ -488,14 +488,15 @@ fn launch_replacements_sliced(api: &FakeApi) {
     }
 }
 
-/// (ii) Nothing cheaper: one g4dn.xlarge (the cheapest GPU node) with one pod.
+/// (ii) Nothing cheaper: one g4dn.xlarge with one 12 GiB pod (the cheapest GPU node
+/// that holds it: a 2 GiB pod would move to a g6f.large part of an L4, $0.202/h).
 #[tokio::test]
 async fn a_move_that_does_not_save_writes_nothing() {
     let api = FakeApi::default();
     api.insert(owned_nodepool(NODEPOOL, Some(json!([{"nodes": "100%"}]))));
     api.insert(node("n0", "g4dn.xlarge", 4, Some(NODEPOOL), true, false));
     api.insert(claim("c-n0", "n0", "g4dn.xlarge", NODEPOOL));
-    api.insert(pod("p0", "n0", json!({})));
+    api.insert(pod("p0", "n0", json!({"gpu-slicer.io/gpu-memory": "12Gi"})));
     let mut r = Replica::new(&api, false);
     api.clear_seen();
     let out = r.propose(&api).await;

@@ -24,6 +24,14 @@ fn multi_document_yaml() {
             "default/gpu-timeslice-test-2",
             "ml/train-0",
             "ml/train-1",
+            "serving/llama-0",
+            "serving/llama-0-1",
+            "serving/llama-0-2",
+            "serving/llama-0-3",
+            "serving/llama-1",
+            "serving/llama-1-1",
+            "serving/llama-1-2",
+            "serving/llama-1-3",
         ]
     );
 
@@ -66,6 +74,20 @@ fn multi_document_yaml() {
     assert_eq!(j.gpus, 2);
     assert_eq!(j.sharing, Sharing::Exclusive);
     assert_eq!(j.gpu_memory_mib, Some(20 * 1024));
+
+    // LeaderWorkerSet: each group's leader from leaderTemplate, its workers from workerTemplate.
+    let leader = &inputs.items[6];
+    assert_eq!(leader.requests, Resources::new(4000, 16 * 1024 * MIB));
+    assert_eq!(leader.gpu_memory_mib, Some(14 * 1024));
+    let worker = &inputs.items[7];
+    assert_eq!(worker.requests, Resources::new(2000, 8 * 1024 * MIB));
+    assert_eq!(worker.gpus, 1);
+    assert_eq!(worker.gpu_memory_mib, None);
+    for (k, it) in inputs.items[6..].iter().enumerate() {
+        let expected = if k % 4 == 0 { leader } else { worker };
+        assert_eq!(it.requests, expected.requests, "{}", it.id);
+        assert_eq!(it.gpu_memory_mib, expected.gpu_memory_mib, "{}", it.id);
+    }
 
     // DaemonSet overhead.
     assert_eq!(inputs.daemonset_overhead.pods, 1);
@@ -129,7 +151,7 @@ fn sources_accumulate() {
     let opts = LoadOptions::default();
     load_str(&mut inputs, "mixed.yaml", MIXED, &opts).unwrap();
     load_str(&mut inputs, "list.json", LIST, &opts).unwrap();
-    assert_eq!(inputs.items.len(), 9);
+    assert_eq!(inputs.items.len(), 17);
     assert_eq!(inputs.warnings.len(), 2);
     // The same device-plugin ConfigMap twice is an error.
     let e = load_str(&mut inputs, "again.yaml", MIXED, &opts).unwrap_err();
@@ -147,4 +169,158 @@ fn device_plugin_configmap_name_is_an_option() {
     };
     load_str(&mut inputs, "mixed.yaml", MIXED, &opts).unwrap();
     assert!(inputs.device_plugin.is_none());
+}
+
+/// A LeaderWorkerSet with `spec` spliced in (`leaderWorkerTemplate` and `replicas`).
+fn lws(api: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: {api}\nkind: LeaderWorkerSet\nmetadata: {{name: lws, namespace: ml}}\nspec:\n{spec}"
+    )
+}
+
+fn template(role: &str, cpu: &str, gpus: u32) -> String {
+    format!(
+        "    {role}:
+      spec:
+        containers:
+        - name: c
+          resources:
+            requests: {{cpu: {cpu}}}
+            limits: {{nvidia.com/gpu: {gpus}}}
+"
+    )
+}
+
+fn load_lws(spec: &str) -> Result<Inputs, String> {
+    let mut inputs = Inputs::default();
+    let text = lws("leaderworkerset.x-k8s.io/v1", spec);
+    load_str(&mut inputs, "lws.yaml", &text, &LoadOptions::default()).map_err(|e| e.to_string())?;
+    Ok(inputs)
+}
+
+#[test]
+fn leader_worker_set_templates_and_sizes() {
+    let worker = template("workerTemplate", "\"2\"", 1);
+    let leader = template("leaderTemplate", "\"1\"", 1);
+
+    // No leaderTemplate: the leader is a worker; no replicas: one group.
+    let i = load_lws(&format!("  leaderWorkerTemplate:\n    size: 3\n{worker}")).unwrap();
+    assert_eq!(ids(&i), ["ml/lws-0", "ml/lws-0-1", "ml/lws-0-2"]);
+    assert!(i.items.iter().all(|x| x.requests.cpu_milli == 2000));
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+
+    // Size 1 (the default): leaders only, from the leaderTemplate.
+    for size in ["", "    size: 1\n"] {
+        let i = load_lws(&format!(
+            "  replicas: 3\n  leaderWorkerTemplate:\n{size}{leader}{worker}"
+        ))
+        .unwrap();
+        assert_eq!(ids(&i), ["ml/lws-0", "ml/lws-1", "ml/lws-2"]);
+        assert!(i.items.iter().all(|x| x.requests.cpu_milli == 1000));
+    }
+
+    // Zero groups: nothing.
+    let i = load_lws(&format!("  replicas: 0\n  leaderWorkerTemplate:\n{worker}")).unwrap();
+    assert!(i.items.is_empty());
+
+    // A leader without a GPU gives no item; its workers do.
+    let cpu_leader = template("leaderTemplate", "\"1\"", 0);
+    let i = load_lws(&format!(
+        "  replicas: 2\n  leaderWorkerTemplate:\n    size: 2\n{cpu_leader}{worker}"
+    ))
+    .unwrap();
+    assert_eq!(ids(&i), ["ml/lws-0-1", "ml/lws-1-1"]);
+    assert_eq!(
+        i.warnings,
+        [
+            "lws.yaml: document 1 (LeaderWorkerSet ml/lws): skipped its leader pods: they request no nvidia.com/gpu"
+        ]
+    );
+}
+
+#[test]
+fn leader_worker_set_errors() {
+    let worker = template("workerTemplate", "\"2\"", 1);
+    let leader = template("leaderTemplate", "\"1\"", 1);
+    let err = |spec: &str| load_lws(spec).unwrap_err();
+    const AT: &str = "lws.yaml: document 1 (LeaderWorkerSet ml/lws)";
+
+    assert_eq!(
+        err(&format!("  leaderWorkerTemplate:\n    size: 2\n{leader}")),
+        format!(
+            "{AT}: field `spec.leaderWorkerTemplate.workerTemplate`: required field is missing"
+        )
+    );
+    assert_eq!(
+        err("  replicas: 1\n"),
+        format!("{AT}: field `spec.leaderWorkerTemplate`: required field is missing")
+    );
+    assert_eq!(
+        err(&format!("  leaderWorkerTemplate:\n    size: 0\n{worker}")),
+        format!("{AT}: field `spec.leaderWorkerTemplate.size`: must be at least 1 (the leader)")
+    );
+    assert_eq!(
+        err(&format!("  leaderWorkerTemplate:\n    size: -2\n{worker}")),
+        format!("{AT}: field `spec.leaderWorkerTemplate.size`: must not be negative, got -2")
+    );
+    assert_eq!(
+        err(&format!(
+            "  replicas: 1000\n  leaderWorkerTemplate:\n    size: 1000\n{worker}"
+        )),
+        format!(
+            "{AT}: field `spec.replicas`: 1000 groups of 1000 pods (spec.leaderWorkerTemplate.size) \
+             is more than the limit of 100000 pods per workload"
+        )
+    );
+    // replicas × size overflows u64.
+    let huge = u64::MAX;
+    assert!(
+        err(&format!(
+            "  replicas: {huge}\n  leaderWorkerTemplate:\n    size: 4\n{worker}"
+        ))
+        .starts_with(&format!(
+            "{AT}: field `spec.replicas`: {huge} groups of 4 pods"
+        ))
+    );
+    // Field paths inside either template are the real ones.
+    let bad = "    workerTemplate:
+      spec:
+        containers:
+        - name: c
+          resources: {limits: {cpu: lots, nvidia.com/gpu: 1}}
+";
+    assert!(
+        err(&format!("  leaderWorkerTemplate:\n    size: 2\n{leader}{bad}")).starts_with(&format!(
+            "{AT}: field `spec.leaderWorkerTemplate.workerTemplate.spec.containers[0].resources.limits.cpu`:"
+        ))
+    );
+    let bad_leader = "    leaderTemplate:
+      metadata: {annotations: {gpu-slicer.io/gpu-memroy: 1Gi}}
+      spec: {containers: [{name: c, resources: {limits: {nvidia.com/gpu: 1}}}]}
+";
+    assert!(
+        err(&format!("  leaderWorkerTemplate:\n{bad_leader}{worker}")).starts_with(&format!(
+            "{AT}: field `spec.leaderWorkerTemplate.leaderTemplate.metadata.annotations"
+        ))
+    );
+}
+
+#[test]
+fn leader_worker_set_other_api_versions_are_skipped() {
+    let mut inputs = Inputs::default();
+    let text = lws(
+        "leaderworkerset.x-k8s.io/v1alpha1",
+        &format!(
+            "  leaderWorkerTemplate:\n{}",
+            template("workerTemplate", "1", 1)
+        ),
+    );
+    load_str(&mut inputs, "lws.yaml", &text, &LoadOptions::default()).unwrap();
+    assert!(inputs.items.is_empty());
+    assert_eq!(
+        inputs.warnings,
+        [
+            "lws.yaml: document 1 (LeaderWorkerSet ml/lws): skipped: apiVersion leaderworkerset.x-k8s.io/v1alpha1 of LeaderWorkerSet is not supported (supported: leaderworkerset.x-k8s.io/v1)"
+        ]
+    );
 }

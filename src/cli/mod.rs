@@ -5,6 +5,7 @@
 
 mod admit;
 mod live;
+mod memory;
 mod output;
 mod simulate;
 
@@ -809,10 +810,16 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
         for w in &inputs.warnings {
             eprintln!("warning: {w}");
         }
+        for n in &inputs.notes {
+            eprintln!("note: {n}");
+        }
         (inputs, Vec::new())
     };
     let opts = plan_options(&a.policy, &r, &inputs);
     let plan = planner::plan(&r.catalog, &inputs.items, &opts);
+    for w in memory::undeclared_memory_warnings(&inputs.items, &plan.nodes) {
+        eprintln!("warning: {w}");
+    }
     Ok(Planned {
         catalog: r.catalog,
         inputs,

@@ -78,6 +78,7 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         u32,
         String,
         String,
+        String,
     );
     let mut groups: BTreeMap<Key, (usize, usize, usize, f64)> = BTreeMap::new();
     for n in &plan.nodes {
@@ -90,6 +91,8 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
             n.gpu_model.clone(),
             n.replicas_per_gpu,
             n.profile.clone(),
+            // `gpu-slicer.io/sharing-strategy`: none, time-slicing, mps or fractional.
+            n.sharing.clone(),
             // The slice labels (`gpu-slicer.io/slice-gpu-memory-mib`, `-share-milli`).
             format!("{}Mi/{}m", n.slice_gpu_memory_mib, n.slice_share_milli),
         );
@@ -109,13 +112,16 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         "GPU".into(),
         "R".into(),
         "PROFILE".into(),
+        "SHARING".into(),
         "SLICE".into(),
         "NODES".into(),
         "PODS/NODE".into(),
         "$/H/NODE".into(),
         "$/H".into(),
     ]];
-    for ((pool, ty, ct, zone, gpus, gpu, r, profile, slice), (count, min, max, price)) in &groups {
+    for ((pool, ty, ct, zone, gpus, gpu, r, profile, sharing, slice), (count, min, max, price)) in
+        &groups
+    {
         rows.push(vec![
             pool.clone(),
             ty.clone(),
@@ -125,6 +131,7 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
             gpu.clone(),
             r.to_string(),
             profile.clone(),
+            sharing.clone(),
             slice.clone(),
             count.to_string(),
             if min == max {

@@ -1,7 +1,7 @@
 //! The `gpu-slicer.io/*` annotation keys and the parsers of their values that pods and
 //! NodePools share (CONTRACT.md, "Pod annotations" and "NodePool annotations").
 
-use crate::model::{MIB, Sharing, quantity};
+use crate::model::{Isolation, MIB, Sharing, quantity};
 
 use super::FieldError;
 use super::value::show;
@@ -15,6 +15,8 @@ pub const GPU_MEMORY: &str = "gpu-slicer.io/gpu-memory";
 pub const GPU_SHARE: &str = "gpu-slicer.io/gpu-share";
 /// Pod: `shared` or `exclusive`.
 pub const SHARING: &str = "gpu-slicer.io/sharing";
+/// Pod: `none` (default) or `memory`: never on a time-sliced GPU.
+pub const ISOLATION: &str = "gpu-slicer.io/isolation";
 
 /// NodePool: `true` opts the NodePool in.
 pub const ENABLED: &str = "gpu-slicer.io/enabled";
@@ -33,7 +35,7 @@ pub const EMISSION: &str = "gpu-slicer.io/emission";
 pub const REPACK: &str = "gpu-slicer.io/repack";
 
 /// The annotations a pod may carry.
-pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING];
+pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING, ISOLATION];
 /// The annotations a NodePool may carry.
 pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
     ENABLED,
@@ -198,9 +200,35 @@ pub fn parse_sharing(s: &str) -> Result<Sharing, FieldError> {
     }
 }
 
+/// `gpu-slicer.io/isolation`: `none` or `memory`.
+pub fn parse_isolation(s: &str) -> Result<Isolation, FieldError> {
+    match s {
+        "none" => Ok(Isolation::None),
+        "memory" => Ok(Isolation::Memory),
+        _ => Err(FieldError::new(
+            annotation_field(ISOLATION),
+            format!("must be \"none\" or \"memory\", got {}", show(s)),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isolation_values() {
+        assert_eq!(parse_isolation("memory").ok(), Some(Isolation::Memory));
+        assert_eq!(parse_isolation("none").ok(), Some(Isolation::None));
+        let e = parse_isolation("Memory").err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("gpu-slicer.io/isolation")
+                    && e.contains("\"none\" or \"memory\"")
+                    && e.contains("Memory")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn share_values() {

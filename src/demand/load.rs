@@ -4,9 +4,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use super::engines::StatedMemory;
+use super::pod::demand_and_memory;
 use super::pod::{effective_requests, string_map};
 use super::text::parse_documents;
-use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS, demand_from_pod_spec};
+use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS};
 use crate::config::value::{describe, opt_map, opt_str};
 use crate::config::{self, FieldError};
 use crate::model::{DemandItem, NVIDIA_GPU};
@@ -54,6 +56,7 @@ pub fn load_str(
         .saturating_add(staged.daemonset_overhead.resources);
     o.pods = o.pods.saturating_add(staged.daemonset_overhead.pods);
     inputs.warnings.extend(staged.warnings);
+    inputs.notes.extend(staged.notes);
     Ok(())
 }
 
@@ -73,6 +76,7 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("ReplicaSet", &["apps/v1"]),
     ("DaemonSet", &["apps/v1"]),
     ("Job", &["batch/v1"]),
+    ("LeaderWorkerSet", &["leaderworkerset.x-k8s.io/v1"]),
     ("ConfigMap", &["v1"]),
     ("NodePool", &["karpenter.sh/v1", "karpenter.sh/v1beta1"]),
     ("Provisioner", &["karpenter.sh/v1alpha5"]),
@@ -90,6 +94,7 @@ const NAMESPACED: &[&str] = &[
     "ReplicaSet",
     "DaemonSet",
     "Job",
+    "LeaderWorkerSet",
     "ConfigMap",
 ];
 
@@ -176,6 +181,25 @@ impl Loader<'_> {
             format!("{base}{}", e.field)
         };
         self.error(place, Some(&field), e.message)
+    }
+
+    /// A note on what a pod (or a workload's template at `template`, when that is not
+    /// `spec.template`) states of GPU memory; nothing when it states nothing. One per
+    /// object, not per replica.
+    fn note_memory(&mut self, place: &Place<'_>, template: Option<&str>, stated: &StatedMemory) {
+        let Some(text) = stated.note() else {
+            return;
+        };
+        let mut n = place
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("{}: document {}", self.source, place.document));
+        if let Some(t) = template.filter(|t| *t != "spec.template") {
+            n.push_str(&format!(": {t}"));
+        }
+        n.push_str(": ");
+        n.push_str(&text);
+        self.staged.notes.push(n);
     }
 
     fn warn(&mut self, place: &Place<'_>, message: &str) {
@@ -306,6 +330,9 @@ impl Loader<'_> {
                     "spec.parallelism",
                 )
             }
+            ("LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1") => {
+                self.leader_worker_set(&place, m, ns, name.unwrap_or_default())
+            }
             ("DaemonSet", "apps/v1") => self.daemonset(&place, m),
             ("NodePool", _) | ("Provisioner", _) if self.known_version(kind, api) => {
                 self.pool(&place, value)
@@ -435,10 +462,13 @@ impl Loader<'_> {
                 return Err(self.error(place, Some("metadata.name"), "required field is missing"));
             }
         };
-        match demand_from_pod_spec(id, &annotations, spec)
+        match demand_and_memory(id, &annotations, spec)
             .map_err(|e| self.field_error(place, "", e))?
         {
-            Some(item) => self.add_item(place, item),
+            Some((item, stated)) => {
+                self.note_memory(place, None, &stated);
+                self.add_item(place, item)
+            }
             None => {
                 self.not_gpu(place);
                 Ok(())
@@ -463,10 +493,9 @@ impl Loader<'_> {
                 format!("{pods} pods is more than the limit of {MAX_WORKLOAD_PODS} per workload"),
             ));
         }
-        let (annotations, pod_spec) = self.template(place, spec)?;
-        let item = demand_from_pod_spec(String::new(), &annotations, pod_spec)
-            .map_err(|e| self.field_error(place, "spec.template.", e))?;
-        let Some(item) = item else {
+        let template = required_object(spec, "template", "spec.template")
+            .map_err(|e| self.field_error(place, "", e))?;
+        let Some(item) = self.template_demand(place, template, "spec.template")? else {
             self.not_gpu(place);
             return Ok(());
         };
@@ -478,30 +507,121 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// A workload's `spec.template`: its annotations and its pod spec.
+    /// A LeaderWorkerSet: `spec.replicas` (default 1) groups of
+    /// `spec.leaderWorkerTemplate.size` (default 1) pods. Group `g` is its leader
+    /// `namespace/<name>-<g>`, from `leaderTemplate` (else `workerTemplate`), and its
+    /// workers `namespace/<name>-<g>-<w>`, `w` in 1..size, from `workerTemplate`; the names
+    /// the LWS controller gives them. A template without a GPU adds no items (warning).
+    fn leader_worker_set(
+        &mut self,
+        place: &Place<'_>,
+        m: &Map<String, Value>,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), InputError> {
+        const LWT: &str = "spec.leaderWorkerTemplate";
+        const SIZE: &str = "spec.leaderWorkerTemplate.size";
+        const WORKER: &str = "spec.leaderWorkerTemplate.workerTemplate";
+        const LEADER: &str = "spec.leaderWorkerTemplate.leaderTemplate";
+        let field = |e| self.field_error(place, "", e);
+        let spec = required_object(m, "spec", "spec").map_err(field)?;
+        let groups = opt_count(spec, "replicas", "spec.replicas")
+            .map_err(field)?
+            .unwrap_or(1);
+        let lwt = required_object(spec, "leaderWorkerTemplate", LWT).map_err(field)?;
+        let size = opt_count(lwt, "size", SIZE).map_err(field)?.unwrap_or(1);
+        if size == 0 {
+            return Err(self.error(place, Some(SIZE), "must be at least 1 (the leader)"));
+        }
+        if groups
+            .checked_mul(size)
+            .is_none_or(|pods| pods > MAX_WORKLOAD_PODS)
+        {
+            return Err(self.error(
+                place,
+                Some("spec.replicas"),
+                format!(
+                    "{groups} groups of {size} pods ({SIZE}) is more than the limit of \
+                     {MAX_WORKLOAD_PODS} pods per workload"
+                ),
+            ));
+        }
+        let worker_template = required_object(lwt, "workerTemplate", WORKER).map_err(field)?;
+        let worker = self.template_demand(place, worker_template, WORKER)?;
+        let leader = match opt_map(lwt, "leaderTemplate", LEADER)
+            .map_err(|e| self.field_error(place, "", e))?
+        {
+            Some(t) => self.template_demand(place, t, LEADER)?,
+            None => worker.clone(),
+        };
+        let no_gpu = |path: &str| format!("skipped its {path} pods: they request no {NVIDIA_GPU}");
+        match (&leader, &worker) {
+            (None, None) => self.not_gpu(place),
+            (None, Some(_)) if size == 1 => self.not_gpu(place),
+            (None, Some(_)) => self.warn(place, &no_gpu("leader")),
+            (Some(_), None) if size > 1 => self.warn(place, &no_gpu("worker")),
+            (Some(_), _) => {}
+        }
+        for g in 0..groups {
+            if let Some(item) = &leader {
+                let mut it = item.clone();
+                it.id = format!("{ns}/{name}-{g}");
+                self.add_item(place, it)?;
+            }
+            if let Some(item) = &worker {
+                for w in 1..size {
+                    let mut it = item.clone();
+                    it.id = format!("{ns}/{name}-{g}-{w}");
+                    self.add_item(place, it)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The GPU demand of the pod template at `path` (`spec.template`): `None` when it
+    /// requests no GPU. Field errors are prefixed with `path`. Notes the GPU memory its
+    /// containers state.
+    fn template_demand(
+        &mut self,
+        place: &Place<'_>,
+        template: &Map<String, Value>,
+        path: &str,
+    ) -> Result<Option<DemandItem>, InputError> {
+        let (annotations, pod_spec) = self.template(place, template, path)?;
+        let demand = demand_and_memory(String::new(), &annotations, pod_spec)
+            .map_err(|e| self.field_error(place, &format!("{path}."), e))?;
+        Ok(demand.map(|(item, stated)| {
+            self.note_memory(place, Some(path), &stated);
+            item
+        }))
+    }
+
+    /// The pod template at `path` (`spec.template`): its annotations and its pod spec.
     fn template<'v>(
         &self,
         place: &Place<'_>,
-        spec: &'v Map<String, Value>,
+        template: &'v Map<String, Value>,
+        path: &str,
     ) -> Result<(BTreeMap<String, String>, &'v Value), InputError> {
-        let template = required_object(spec, "template", "spec.template")
-            .map_err(|e| self.field_error(place, "", e))?;
-        let annotations = match opt_map(template, "metadata", "spec.template.metadata")
-            .map_err(|e| self.field_error(place, "", e))?
+        let field = |e| self.field_error(place, "", e);
+        let annotations = match opt_map(template, "metadata", &format!("{path}.metadata"))
+            .map_err(field)?
         {
-            Some(meta) => string_map(meta, "annotations", "spec.template.metadata.annotations")
-                .map_err(|e| self.field_error(place, "", e))?,
+            Some(meta) => string_map(meta, "annotations", &format!("{path}.metadata.annotations"))
+                .map_err(field)?,
             None => BTreeMap::new(),
         };
-        let pod_spec = required(template, "spec", "spec.template.spec")
-            .map_err(|e| self.field_error(place, "", e))?;
+        let pod_spec = required(template, "spec", &format!("{path}.spec")).map_err(field)?;
         Ok((annotations, pod_spec))
     }
 
     fn daemonset(&mut self, place: &Place<'_>, m: &Map<String, Value>) -> Result<(), InputError> {
         let spec =
             required_object(m, "spec", "spec").map_err(|e| self.field_error(place, "", e))?;
-        let (_, pod_spec) = self.template(place, spec)?;
+        let template = required_object(spec, "template", "spec.template")
+            .map_err(|e| self.field_error(place, "", e))?;
+        let (_, pod_spec) = self.template(place, template, "spec.template")?;
         let r = effective_requests(pod_spec, "spec.template.spec")
             .map_err(|e| self.field_error(place, "", e))?;
         let o = &mut self.staged.daemonset_overhead;

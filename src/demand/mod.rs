@@ -16,13 +16,16 @@
 //! | Pod | v1 | one item `namespace/name` (pending pods only) |
 //! | Deployment, StatefulSet, ReplicaSet | apps/v1 | `spec.replicas` (default 1) items `namespace/<name>-<i>` |
 //! | Job | batch/v1 | `min(parallelism (default 1), completions)` items; none while suspended |
+//! | LeaderWorkerSet | leaderworkerset.x-k8s.io/v1 | `spec.replicas` (default 1) groups of `spec.leaderWorkerTemplate.size` (default 1): leader `namespace/<name>-<g>` from `leaderTemplate` (else `workerTemplate`), workers `namespace/<name>-<g>-<w>`, w in 1..size, from `workerTemplate` |
 //! | DaemonSet | apps/v1 | adds its pod's requests and one pod to [`Inputs::daemonset_overhead`] |
 //! | NodePool | karpenter.sh/v1, v1beta1 | opted-in pools ([`crate::config::pool_from_nodepool`]) |
 //! | Provisioner | karpenter.sh/v1alpha5 | likewise |
 //! | EC2NodeClass | karpenter.k8s.aws/* | kept raw for `render` |
 //! | ConfigMap | v1 | the one named [`LoadOptions::device_plugin_configmap`] → [`Inputs::device_plugin`]; others ignored |
 //!
-//! Anything else is skipped with a warning.
+//! Anything else is skipped with a warning. Without a `gpu-slicer.io/gpu-memory`
+//! annotation, a pod's GPU memory is what its containers state (`engines`: vLLM, TGI,
+//! SGLang flags, the MPS limit), and [`Inputs::notes`] says what was read from where.
 //!
 //! # Errors
 //!
@@ -33,6 +36,7 @@
 //! `Kind namespace/name` (`Kind name` for cluster-scoped kinds). `field` is the path
 //! inside the document, so an item of a List has `items[3].` in front.
 
+mod engines;
 mod load;
 mod pod;
 pub(crate) mod text;
@@ -70,6 +74,9 @@ pub struct Inputs {
     pub daemonset_overhead: DaemonSetOverhead,
     /// What was skipped and why; each names source, document and object.
     pub warnings: Vec<String>,
+    /// What was read from where, one per object: the GPU memory a pod's containers state
+    /// (`Deployment default/vllm: GPU memory 0.90 of the GPU, from vLLM's default …`).
+    pub notes: Vec<String>,
 }
 
 /// How [`load_str`] reads its inputs.

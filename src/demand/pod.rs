@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::engines::{StatedMemory, stated_gpu_memory};
 use crate::config::value::{describe, join, list, opt_map, opt_str};
 use crate::config::{self, FieldError};
 use crate::model::quantity::{self, QuantityError};
 use crate::model::{
-    DemandItem, NVIDIA_GPU, Operator, Requirement, Resources, Sharing, TaintEffect, Toleration,
-    TolerationOperator,
+    DemandItem, Isolation, NVIDIA_GPU, Operator, Requirement, Resources, Sharing, TaintEffect,
+    Toleration, TolerationOperator,
 };
 
 /// Sanity limit on a CPU quantity: 100 000 cores, in millicores.
@@ -144,7 +145,7 @@ impl PodRequests {
 
 /// One container's requests: cpu and memory from `requests`, else from `limits`;
 /// `nvidia.com/gpu` from `limits` (a request, if given, must equal the limit).
-fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> {
+pub(super) fn container_requests(c: &Value, path: &str) -> Result<PodRequests, FieldError> {
     let Value::Object(c) = c else {
         return Err(FieldError::new(
             path,
@@ -542,11 +543,24 @@ pub(crate) fn check_annotation_keys(
 /// prefixes `spec.template.`.
 ///
 /// Unknown `gpu-slicer.io/*` annotation keys are an error even on a non-GPU pod.
+///
+/// GPU memory: the `gpu-slicer.io/gpu-memory` annotation, else what the GPU containers
+/// state (`demand::engines`: vLLM, TGI, SGLang flags, the MPS memory limit).
 pub fn demand_from_pod_spec(
     id: String,
     annotations: &BTreeMap<String, String>,
     spec: &Value,
 ) -> Result<Option<DemandItem>, FieldError> {
+    Ok(demand_and_memory(id, annotations, spec)?.map(|(item, _)| item))
+}
+
+/// [`demand_from_pod_spec`], and what the GPU containers state of GPU memory (empty when
+/// the annotation says it), for the loader's notes.
+pub(crate) fn demand_and_memory(
+    id: String,
+    annotations: &BTreeMap<String, String>,
+    spec: &Value,
+) -> Result<Option<(DemandItem, StatedMemory)>, FieldError> {
     check_annotation_keys(annotations)?;
     let requests = effective_requests(spec, "spec")?;
     if requests.gpus == 0 {
@@ -566,9 +580,16 @@ pub fn demand_from_pod_spec(
         None => Sharing::Exclusive,
         Some(s) => config::parse_sharing(s)?,
     };
-    let gpu_memory_mib = match annotations.get(config::GPU_MEMORY) {
-        None => None,
-        Some(s) => Some(config::parse_gpu_memory_mib(s)?),
+    // The annotation wins; the containers are read only without it.
+    let (gpu_memory_mib, stated) = match annotations.get(config::GPU_MEMORY) {
+        None => {
+            let stated = stated_gpu_memory(spec_map, "spec")?;
+            (stated.mib, stated)
+        }
+        Some(s) => (
+            Some(config::parse_gpu_memory_mib(s)?),
+            StatedMemory::default(),
+        ),
     };
     let gpu_share_milli = match annotations.get(config::GPU_SHARE) {
         None => None,
@@ -584,15 +605,23 @@ pub fn demand_from_pod_spec(
         }
     };
 
-    Ok(Some(DemandItem {
+    let isolation = match annotations.get(config::ISOLATION) {
+        None => Isolation::None,
+        Some(s) => config::parse_isolation(s)?,
+    };
+
+    let item = DemandItem {
         id,
         requests: requests.resources(),
         gpus,
         sharing,
         gpu_memory_mib,
         gpu_share_milli,
+        gpu_memory_fraction_milli: stated.fraction_milli,
+        isolation,
         node_selector: string_map(spec_map, "nodeSelector", "spec.nodeSelector")?,
         affinity_terms: affinity_terms(spec_map, "spec")?,
         tolerations: tolerations(spec_map, "spec")?,
-    }))
+    };
+    Ok(Some((item, stated)))
 }

@@ -227,7 +227,7 @@ fn annotation_errors() {
     let e = item(&[("gpu-slicer.io/gpu-mem", "4Gi")], gpu_spec(json!({}))).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "field `metadata.annotations[\"gpu-slicer.io/gpu-mem\"]`: unknown gpu-slicer.io annotation on a pod (known: gpu-slicer.io/gpu-memory, gpu-slicer.io/gpu-share, gpu-slicer.io/sharing)"
+        "field `metadata.annotations[\"gpu-slicer.io/gpu-mem\"]`: unknown gpu-slicer.io annotation on a pod (known: gpu-slicer.io/gpu-memory, gpu-slicer.io/gpu-share, gpu-slicer.io/sharing, gpu-slicer.io/isolation)"
     );
     assert!(
         item(

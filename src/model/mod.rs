@@ -179,12 +179,23 @@ impl InstanceType {
         self.gpu_fraction_milli < 1000
     }
 
-    /// Whether the planner and the replay may put pods on this type at all: whole GPUs
-    /// only. Fractional GPUs (g6f, gr6f) are listed but not planned yet: a pod there gets
-    /// a fixed part of an L4 (its share, not a time slice), which the slice-fit rule and
-    /// the emitted objects do not express yet (issue 16).
+    /// Whether the planner may put pods on this type at all: any type with a GPU,
+    /// hardware-fractional ones (g6f, gr6f) included (their one slice is their part of a
+    /// GPU, `model::slice::Slice::fractional`). The replay does not use fractional types
+    /// yet (`sim::engine`).
     pub fn is_plannable(&self) -> bool {
-        self.gpu_count > 0 && !self.is_fractional()
+        self.gpu_count > 0
+    }
+
+    /// The slice of this type at `replicas` per GPU with `headroom_mib` kept free on each
+    /// GPU (`model::slice`): a fractional type's one slice is its part of a GPU.
+    pub fn slice(&self, headroom_mib: u64, replicas: u32) -> slice::Slice {
+        let usable = self.gpu_memory_mib.saturating_sub(headroom_mib);
+        if self.is_fractional() {
+            slice::Slice::fractional(usable, self.gpu_fraction_milli)
+        } else {
+            slice::Slice::new(usable, replicas)
+        }
     }
 
     /// True for [`DEFAULT_ARCH`] nodes: what a pod that names no architecture may use.
@@ -379,6 +390,30 @@ pub enum Sharing {
     Exclusive,
 }
 
+/// `gpu-slicer.io/isolation`: whether a pod may share GPU memory unprotected.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Any slice the slice-fit rule allows, time-slicing included.
+    #[default]
+    None,
+    /// Never a time-sliced GPU: a hardware-fractional GPU, an MPS-shared GPU (whose
+    /// clients' memory is capped) or a dedicated GPU.
+    Memory,
+}
+
+impl Isolation {
+    /// The annotation's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::None => "none",
+            Isolation::Memory => "memory",
+        }
+    }
+}
+
 /// One pending pod, reduced to what placement needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemandItem {
@@ -393,6 +428,13 @@ pub struct DemandItem {
     pub gpu_memory_mib: Option<u64>,
     /// `gpu-slicer.io/gpu-share` in thousandths of a GPU, 1..=1000.
     pub gpu_share_milli: Option<u32>,
+    /// GPU memory stated as a share of whichever GPU the pod lands on, thousandths
+    /// (vLLM's `--gpu-memory-utilization` and the like), when no `gpu-memory` says it.
+    #[serde(default)]
+    pub gpu_memory_fraction_milli: Option<u32>,
+    /// `gpu-slicer.io/isolation`.
+    #[serde(default)]
+    pub isolation: Isolation,
     /// `spec.nodeSelector`.
     pub node_selector: BTreeMap<String, String>,
     /// Required node affinity: OR of terms, each an AND of requirements. Empty = none.
@@ -410,6 +452,8 @@ impl DemandItem {
             sharing: Sharing::Shared,
             gpu_memory_mib: None,
             gpu_share_milli: None,
+            gpu_memory_fraction_milli: None,
+            isolation: Isolation::None,
             node_selector: BTreeMap::new(),
             affinity_terms: Vec::new(),
             tolerations: Vec::new(),

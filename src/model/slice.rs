@@ -14,23 +14,36 @@
 //!
 //! - `gpu-slicer.io/slice-gpu-memory-mib` = ⌊(M − H) / R⌋,
 //! - `gpu-slicer.io/slice-share-milli` = ⌊1000 / R⌋,
-//! - `gpu-slicer.io/replicas` = R.
+//! - `gpu-slicer.io/replicas` = R,
+//! - `gpu-slicer.io/sharing-strategy` = `none` (R = 1) or `time-slicing`.
+//!
+//! A hardware-fractional GPU (AWS's g6f/gr6f: a fixed, memory-isolated part `f` of a
+//! GPU) has one slice, [`Slice::fractional`]: its own memory, share `1000 × f`, R = 1,
+//! strategy `fractional`.
 //!
 //! A pod ([`SliceNeed`]) fits a slice when its `gpu-memory` (if declared) ≤ the slice's
-//! memory, its `gpu-share` (if declared) ≤ the slice's share, and, for an exclusive pod,
-//! R = 1. Because memory and share are whole numbers, `need ≤ ⌊M/R⌋` ⇔ `need × R ≤ M`,
-//! and `share ≤ ⌊1000/R⌋` ⇔ `share × R ≤ 1000`: the labels lose nothing.
+//! memory, its `gpu-share` (if declared) ≤ the slice's share, and:
+//! - an exclusive pod: a whole, unshared GPU (strategy `none`);
+//! - a pod with `isolation: memory`: never time-slicing;
+//! - a pod whose GPU memory is a share `m` of whatever GPU it gets (vLLM's
+//!   `--gpu-memory-utilization`): `m × R ≤ 1` on a shared whole GPU (its neighbours get
+//!   the same GPU), any fractional GPU (the share is of the part it sees).
+//!
+//! Because memory and share are whole numbers, `need ≤ ⌊M/R⌋` ⇔ `need × R ≤ M`, and
+//! `share ≤ ⌊1000/R⌋` ⇔ `share × R ≤ 1000`: the labels lose nothing.
 //!
 //! # The affinity
 //!
 //! [`SliceNeed::requirements`] gives the node-selector requirements that match exactly
 //! the nodes whose slice labels satisfy the rule: `slice-gpu-memory-mib Gt need − 1`,
-//! `slice-share-milli Gt share − 1`, and `replicas In ["1"]` for exclusive pods (`Gt`
-//! because Kubernetes has no `Ge`). A pod that declares nothing and is shared needs no
-//! term: every slice is safe for it. A node without the labels never matches a term, so
+//! `slice-share-milli Gt share − 1`, `replicas In ["1"]` and `sharing-strategy In
+//! ["none"]` for exclusive pods, `sharing-strategy In ["fractional", "mps", "none"]` for
+//! isolated ones, and `replicas Lt ⌊1000 / m⌋ + 1` for a memory share `m` (`Gt` and `Lt`
+//! because Kubernetes has no `Ge` or `Le`). A pod that declares nothing and is shared
+//! needs no term: every slice is safe for it. A node without the labels never matches a term, so
 //! a pod with a need is never bound to a GPU node gpu-slicer did not slice.
 
-use super::{DemandItem, Operator, Requirement, Sharing};
+use super::{DemandItem, Isolation, Operator, Requirement, Sharing};
 
 /// Node label: GPU memory of one slice, MiB (⌊(GPU memory − headroom) / R⌋).
 pub const SLICE_GPU_MEMORY_LABEL: &str = "gpu-slicer.io/slice-gpu-memory-mib";
@@ -38,9 +51,57 @@ pub const SLICE_GPU_MEMORY_LABEL: &str = "gpu-slicer.io/slice-gpu-memory-mib";
 pub const SLICE_SHARE_LABEL: &str = "gpu-slicer.io/slice-share-milli";
 /// Node label: replicas per GPU.
 pub const REPLICAS_LABEL: &str = "gpu-slicer.io/replicas";
+/// Node label: how the node's GPUs are shared ([`NodeSharing`]).
+pub const SHARING_STRATEGY_LABEL: &str = "gpu-slicer.io/sharing-strategy";
 
 /// The node labels the slice-fit rule reads.
-pub const SLICE_LABELS: [&str; 3] = [SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL, REPLICAS_LABEL];
+pub const SLICE_LABELS: [&str; 4] = [
+    SLICE_GPU_MEMORY_LABEL,
+    SLICE_SHARE_LABEL,
+    REPLICAS_LABEL,
+    SHARING_STRATEGY_LABEL,
+];
+
+/// How a node's GPUs are shared: the `gpu-slicer.io/sharing-strategy` label and the plan's
+/// `sharing` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeSharing {
+    /// Whole GPUs, one pod each (R = 1).
+    None,
+    /// The device plugin's time-slicing: no memory isolation.
+    TimeSlicing,
+    /// The device plugin's MPS: each client's memory capped at GPU memory / R.
+    Mps,
+    /// A hardware-fractional GPU (g6f, gr6f): memory-isolated by the hardware.
+    Fractional,
+}
+
+impl NodeSharing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeSharing::None => "none",
+            NodeSharing::TimeSlicing => "time-slicing",
+            NodeSharing::Mps => "mps",
+            NodeSharing::Fractional => "fractional",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NodeSharing> {
+        [
+            NodeSharing::None,
+            NodeSharing::TimeSlicing,
+            NodeSharing::Mps,
+            NodeSharing::Fractional,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// True when neighbours on a GPU cannot touch each other's memory.
+    pub fn isolates_memory(self) -> bool {
+        self != NodeSharing::TimeSlicing
+    }
+}
 
 /// True for a label key the slice-fit rule reads.
 pub fn is_slice_key(key: &str) -> bool {
@@ -56,46 +117,74 @@ pub struct Slice {
     pub gpu_memory_mib: u64,
     /// Share of a GPU's time, thousandths.
     pub share_milli: u32,
+    pub sharing: NodeSharing,
 }
 
 impl Slice {
-    /// The slice of a GPU with `usable_gpu_memory_mib` (after headroom) at `replicas` per
-    /// GPU (0 is read as 1).
+    /// The time-sliced slice of a GPU with `usable_gpu_memory_mib` (after headroom) at
+    /// `replicas` per GPU (0 is read as 1; R = 1 is an unshared GPU).
     pub fn new(usable_gpu_memory_mib: u64, replicas: u32) -> Slice {
         let r = replicas.max(1);
         Slice {
             replicas: r,
             gpu_memory_mib: usable_gpu_memory_mib / u64::from(r),
             share_milli: 1000 / r,
+            sharing: if r > 1 {
+                NodeSharing::TimeSlicing
+            } else {
+                NodeSharing::None
+            },
+        }
+    }
+
+    /// The one slice of a hardware-fractional GPU: `usable_gpu_memory_mib` is the part's
+    /// own memory (after headroom), `fraction_milli` its share of the physical GPU.
+    pub fn fractional(usable_gpu_memory_mib: u64, fraction_milli: u32) -> Slice {
+        Slice {
+            replicas: 1,
+            gpu_memory_mib: usable_gpu_memory_mib,
+            share_milli: fraction_milli.min(1000),
+            sharing: NodeSharing::Fractional,
         }
     }
 
     /// The slice a node's labels describe; `None` when a label is absent or not a number.
+    /// A node without the strategy label (made before it existed) is read as `none` at
+    /// R = 1 and `time-slicing` above.
     pub fn from_labels(label: &dyn Fn(&str) -> Option<String>) -> Option<Slice> {
         let num = |k: &str| label(k).and_then(|v| v.parse::<u64>().ok());
+        let replicas = u32::try_from(num(REPLICAS_LABEL)?).ok()?.max(1);
+        let sharing = match label(SHARING_STRATEGY_LABEL) {
+            Some(v) => NodeSharing::parse(&v)?,
+            None if replicas > 1 => NodeSharing::TimeSlicing,
+            None => NodeSharing::None,
+        };
         Some(Slice {
-            replicas: u32::try_from(num(REPLICAS_LABEL)?).ok()?.max(1),
+            replicas,
             gpu_memory_mib: num(SLICE_GPU_MEMORY_LABEL)?,
             share_milli: u32::try_from(num(SLICE_SHARE_LABEL)?).ok()?,
+            sharing,
         })
     }
 
-    /// The value of one of the three slice labels; `None` for any other key.
+    /// The value of one of the slice labels; `None` for any other key.
     pub fn label(&self, key: &str) -> Option<String> {
         match key {
             SLICE_GPU_MEMORY_LABEL => Some(self.gpu_memory_mib.to_string()),
             SLICE_SHARE_LABEL => Some(self.share_milli.to_string()),
             REPLICAS_LABEL => Some(self.replicas.to_string()),
+            SHARING_STRATEGY_LABEL => Some(self.sharing.as_str().to_string()),
             _ => None,
         }
     }
 
-    /// The three labels, in [`SLICE_LABELS`] order.
-    pub fn labels(&self) -> [(&'static str, String); 3] {
+    /// The labels, in [`SLICE_LABELS`] order.
+    pub fn labels(&self) -> [(&'static str, String); 4] {
         [
             (SLICE_GPU_MEMORY_LABEL, self.gpu_memory_mib.to_string()),
             (SLICE_SHARE_LABEL, self.share_milli.to_string()),
             (REPLICAS_LABEL, self.replicas.to_string()),
+            (SHARING_STRATEGY_LABEL, self.sharing.as_str().to_string()),
         ]
     }
 }
@@ -107,8 +196,12 @@ pub struct SliceNeed {
     pub gpu_memory_mib: Option<u64>,
     /// `gpu-slicer.io/gpu-share`, thousandths (an exclusive pod has none).
     pub share_milli: Option<u32>,
-    /// Whole GPUs only: R = 1.
+    /// Whole GPUs only: R = 1, not fractional.
     pub exclusive: bool,
+    /// `isolation: memory`: never time-slicing.
+    pub isolation: bool,
+    /// GPU memory as a share of whatever GPU the pod gets, thousandths.
+    pub memory_fraction_milli: Option<u32>,
 }
 
 impl SliceNeed {
@@ -117,12 +210,18 @@ impl SliceNeed {
             gpu_memory_mib: it.gpu_memory_mib,
             share_milli: it.gpu_share_milli,
             exclusive: it.sharing == Sharing::Exclusive,
+            isolation: it.isolation == Isolation::Memory,
+            memory_fraction_milli: it.gpu_memory_fraction_milli,
         }
     }
 
     /// The rule: may the pod use this slice?
     pub fn fits(&self, s: &Slice) -> bool {
-        (!self.exclusive || s.replicas == 1)
+        (!self.exclusive || (s.replicas == 1 && s.sharing == NodeSharing::None))
+            && (!self.isolation || s.sharing.isolates_memory())
+            && self.memory_fraction_milli.is_none_or(|m| {
+                s.sharing == NodeSharing::Fractional || u64::from(m) * u64::from(s.replicas) <= 1000
+            })
             && self.gpu_memory_mib.is_none_or(|m| m <= s.gpu_memory_mib)
             && self.share_milli.is_none_or(|x| x <= s.share_milli)
     }
@@ -139,7 +238,11 @@ impl SliceNeed {
 
     /// True when every slice fits: the pod needs no affinity term.
     pub fn is_unconstrained(&self) -> bool {
-        !self.exclusive && self.gpu_memory_mib.is_none() && self.share_milli.is_none()
+        !self.exclusive
+            && !self.isolation
+            && self.gpu_memory_mib.is_none()
+            && self.share_milli.is_none()
+            && self.memory_fraction_milli.is_none()
     }
 
     /// The node-selector requirements (an AND) that match exactly the nodes whose slice
@@ -158,8 +261,34 @@ impl SliceNeed {
                 operator: Operator::In,
                 values: vec!["1".to_string()],
             });
+            out.push(strategies(&[NodeSharing::None]));
+        } else if self.isolation {
+            out.push(strategies(&[
+                NodeSharing::Fractional,
+                NodeSharing::Mps,
+                NodeSharing::None,
+            ]));
+        }
+        if let Some(m) = self.memory_fraction_milli
+            && !self.exclusive
+        {
+            // m × R ≤ 1000 ⇔ R < ⌊1000 / m⌋ + 1; fractional nodes have R = 1.
+            out.push(Requirement {
+                key: REPLICAS_LABEL.to_string(),
+                operator: Operator::Lt,
+                values: vec![(1000 / u64::from(m.max(1)) + 1).to_string()],
+            });
         }
         out
+    }
+}
+
+/// `sharing-strategy In [..]`.
+fn strategies(allowed: &[NodeSharing]) -> Requirement {
+    Requirement {
+        key: SHARING_STRATEGY_LABEL.to_string(),
+        operator: Operator::In,
+        values: allowed.iter().map(|s| s.as_str().to_string()).collect(),
     }
 }
 
@@ -204,6 +333,7 @@ mod tests {
             gpu_memory_mib: mem,
             share_milli: share,
             exclusive,
+            ..SliceNeed::default()
         }
     }
 
@@ -226,6 +356,53 @@ mod tests {
         assert!(!need(None, Some(251), false).fits(&s));
         assert!(!need(None, None, true).fits(&s));
         assert!(need(Some(16384), None, true).fits(&Slice::new(16384, 1)));
+    }
+
+    #[test]
+    fn isolation_exclusivity_and_memory_shares() {
+        let ts = Slice::new(16384, 4);
+        let whole = Slice::new(16384, 1);
+        // g6f.large: 1/8 of an L4 with 2,861 MiB of its own.
+        let part = Slice::fractional(2861, 125);
+        let mps = Slice {
+            sharing: NodeSharing::Mps,
+            ..ts
+        };
+        let iso = SliceNeed {
+            isolation: true,
+            ..SliceNeed::default()
+        };
+        assert!(!iso.fits(&ts));
+        assert!(iso.fits(&whole) && iso.fits(&part) && iso.fits(&mps));
+        // An exclusive pod wants a whole unshared GPU: not a fractional one (R = 1 too).
+        let excl = need(None, None, true);
+        assert!(excl.fits(&whole) && !excl.fits(&part) && !excl.fits(&mps));
+        // vLLM at 0.9 of the GPU: alone on a whole GPU, or on a part of one; 0.3 allows R = 3.
+        let vllm = SliceNeed {
+            memory_fraction_milli: Some(900),
+            ..SliceNeed::default()
+        };
+        assert!(vllm.fits(&whole) && vllm.fits(&part));
+        assert!(!vllm.fits(&Slice::new(16384, 2)));
+        let third = SliceNeed {
+            memory_fraction_milli: Some(300),
+            ..SliceNeed::default()
+        };
+        assert_eq!(third.max_replicas(16384, &[1, 2, 3, 4]), Some(3));
+        // The share a fractional GPU offers is its part of the GPU.
+        assert!(need(Some(2048), Some(100), false).fits(&part));
+        assert!(!need(Some(2048), Some(126), false).fits(&part));
+        assert!(!need(Some(2862), None, false).fits(&part));
+        assert_eq!(
+            part.label(SHARING_STRATEGY_LABEL).as_deref(),
+            Some("fractional")
+        );
+        // A node labelled before the strategy label existed reads as before.
+        let old = |k: &str| match k {
+            SHARING_STRATEGY_LABEL => None,
+            k => ts.label(k),
+        };
+        assert_eq!(Slice::from_labels(&old), Some(ts));
     }
 
     #[test]
@@ -270,6 +447,10 @@ mod tests {
             labelled in any::<bool>(),
             at_boundary in any::<bool>(),
             delta in -2i64..=2,
+            isolation in any::<bool>(),
+            fraction in proptest::option::of(1u32..=1000),
+            kind in 0u8..3,
+            part in 1u32..=1000,
         ) {
             // Half the cases sit within 2 of the boundaries (need × R = GPU memory,
             // share = ⌊1000 / R⌋), where an off-by-one in the terms would show.
@@ -282,8 +463,17 @@ mod tests {
             } else {
                 (gpu_mem, share)
             };
-            let n = need(mem, if exclusive { None } else { share }, exclusive);
-            let s = Slice::new(gpu_mem, r);
+            let n = SliceNeed {
+                isolation,
+                memory_fraction_milli: fraction,
+                ..need(mem, if exclusive { None } else { share }, exclusive)
+            };
+            // Time-sliced (or whole), hardware-fractional and MPS-shared slices.
+            let s = match kind {
+                0 => Slice::new(gpu_mem, r),
+                1 => Slice::fractional(gpu_mem, part),
+                _ => Slice { sharing: NodeSharing::Mps, ..Slice::new(gpu_mem, r) },
+            };
             let label = |k: &str| if labelled { s.label(k) } else { None };
             let matched = n.requirements().iter().all(|q| q.matches(label(&q.key).as_deref()));
             let safe = n.fits(&s);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::{Plan, PlanOptions};
-use crate::model::{Catalog, DEFAULT_ARCH, DemandItem, MIB, Operator, Sharing, labels};
+use crate::model::{Catalog, DEFAULT_ARCH, DemandItem, Isolation, MIB, Operator, Sharing, labels};
 
 /// Zone label value standing for "not pinned" (never a real zone name).
 const UNPINNED: &str = "<unpinned>";
@@ -16,7 +16,9 @@ const UNPINNED: &str = "<unpinned>";
 /// Checks that every pod is placed exactly once or explained, that no node is over
 /// capacity in cpu, memory, pod slots or GPU slices, that replicas are 1 or 2..=48 and
 /// safe for the GPU memory and share of every pod on the node, that exclusive pods are
-/// on unsliced nodes, that no node is of a fractional-GPU type (not planned yet), that a
+/// on unsliced whole GPUs, that pods asking for memory isolation are never time-sliced,
+/// that a hardware-fractional GPU (g6f, gr6f) runs at R = 1 with its part's memory and
+/// share as its slice, that a
 /// node of another architecture than amd64 holds only pods whose requirements or pool
 /// name `kubernetes.io/arch`, and that the summary's cost is the node prices' sum and is no
 /// lower than the reported lower bound. Returns every violation found.
@@ -63,24 +65,42 @@ pub fn check(
         } else {
             errs.push(format!("node {ni}: unknown pool {}", n.node_pool));
         }
-        if t.gpu_fraction_milli < 1000 {
+        // A fractional type's one slice is its own part of a GPU: its memory (after
+        // headroom) and its fraction, at R = 1.
+        let fractional = t.gpu_fraction_milli < 1000;
+        if fractional && r != 1 {
             errs.push(format!(
-                "node {ni}: {} is a fractional GPU, which is not planned",
+                "node {ni}: {} is a fractional GPU with R={r}",
                 t.name
             ));
         }
         let arch_key = |k: &str| k == labels::ARCH || k == labels::ARCH_BETA;
         let pool_names_arch = pool.is_some_and(|p| p.requirements.iter().any(|r| arch_key(&r.key)));
         let usable = t.gpu_memory_mib.saturating_sub(headroom);
-        if r >= 1
-            && (n.slice_gpu_memory_mib != usable / u64::from(r) || n.slice_share_milli != 1000 / r)
-        {
+        let r1 = u64::from(r.max(1));
+        let (slice_mem, slice_share) = if fractional {
+            (usable, t.gpu_fraction_milli)
+        } else {
+            (usable / r1, 1000 / r.max(1))
+        };
+        let sharing = if fractional {
+            "fractional"
+        } else if r > 1 {
+            "time-slicing"
+        } else {
+            "none"
+        };
+        if n.slice_gpu_memory_mib != slice_mem || n.slice_share_milli != slice_share {
             errs.push(format!(
-                "node {ni}: slice labels {} MiB / {} milli, expected {} / {} for R={r}",
-                n.slice_gpu_memory_mib,
-                n.slice_share_milli,
-                usable / u64::from(r),
-                1000 / r
+                "node {ni}: slice labels {} MiB / {} milli, expected {slice_mem} / \
+                 {slice_share} for R={r}",
+                n.slice_gpu_memory_mib, n.slice_share_milli,
+            ));
+        }
+        if n.sharing != sharing {
+            errs.push(format!(
+                "node {ni}: sharing {:?}, expected {sharing}",
+                n.sharing
             ));
         }
         let (mut cpu, mut mem, mut slices) = (0u64, 0u64, 0u64);
@@ -101,22 +121,43 @@ pub fn check(
                     t.arch
                 ));
             }
-            if it.sharing == Sharing::Exclusive && r != 1 {
+            if it.sharing == Sharing::Exclusive && (r != 1 || fractional) {
                 errs.push(format!(
-                    "node {ni}: exclusive pod {pod} on a node with R={r}"
+                    "node {ni}: exclusive pod {pod} on a {sharing} node with R={r}"
+                ));
+            }
+            if it.isolation == Isolation::Memory && sharing == "time-slicing" {
+                errs.push(format!(
+                    "node {ni}: pod {pod} asks for memory isolation on a time-sliced GPU"
                 ));
             }
             if let Some(m) = it.gpu_memory_mib {
-                // m ≤ (GPU memory − headroom) / R
-                if m * u64::from(r) > t.gpu_memory_mib.saturating_sub(headroom) {
+                // m ≤ (GPU memory − headroom) / R, or the fractional part's memory.
+                let over = if fractional {
+                    m > usable
+                } else {
+                    m * r1 > usable
+                };
+                if over {
                     errs.push(format!(
-                        "node {ni}: pod {pod} needs {m} MiB GPU memory; {}/{r} MiB per slice",
-                        t.gpu_memory_mib.saturating_sub(headroom)
+                        "node {ni}: pod {pod} needs {m} MiB GPU memory; {usable}/{r} MiB per slice"
                     ));
                 }
             }
+            if let Some(f) = it.gpu_memory_fraction_milli
+                && !fractional
+                && u64::from(f) * r1 > 1000
+            {
+                errs.push(format!(
+                    "node {ni}: pod {pod} takes {f}/1000 of its GPU's memory with R={r}"
+                ));
+            }
             if let Some(s) = it.gpu_share_milli
-                && u64::from(s) * u64::from(r) > 1000
+                && (if fractional {
+                    s > t.gpu_fraction_milli
+                } else {
+                    u64::from(s) * r1 > 1000
+                })
             {
                 errs.push(format!(
                     "node {ni}: pod {pod} wants share {s}/1000 with R={r}"
@@ -125,7 +166,8 @@ pub fn check(
             if !it.matches_labels(&|k: &str| {
                 use crate::model::labels::{CAPACITY_TYPE, NODEPOOL, ZONE, ZONE_BETA};
                 use crate::model::slice::{
-                    REPLICAS_LABEL, SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL,
+                    REPLICAS_LABEL, SHARING_STRATEGY_LABEL, SLICE_GPU_MEMORY_LABEL,
+                    SLICE_SHARE_LABEL,
                 };
                 t.label(k).or_else(|| match k {
                     CAPACITY_TYPE => Some(n.capacity_type.to_string()),
@@ -135,11 +177,9 @@ pub fn check(
                     NODEPOOL => Some(n.node_pool.clone()),
                     // The slice labels, re-derived here (not by `model::slice`).
                     REPLICAS_LABEL => Some(r.to_string()),
-                    SLICE_GPU_MEMORY_LABEL => Some(
-                        (t.gpu_memory_mib.saturating_sub(headroom) / u64::from(r.max(1)))
-                            .to_string(),
-                    ),
-                    SLICE_SHARE_LABEL => Some((1000 / r.max(1)).to_string()),
+                    SLICE_GPU_MEMORY_LABEL => Some(slice_mem.to_string()),
+                    SLICE_SHARE_LABEL => Some(slice_share.to_string()),
+                    SHARING_STRATEGY_LABEL => Some(sharing.to_string()),
                     _ => pool.and_then(|p| {
                         p.labels.get(k).cloned().or_else(|| {
                             // Karpenter labels nodes with a pool's single-valued `In`

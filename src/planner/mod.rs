@@ -90,6 +90,9 @@ pub struct PlanOptions {
     /// `gap`. Off, they stop at the gap like any other demand: for callers that only
     /// need a good plan fast (repack's candidate moves, which only have to show a saving).
     pub prove_small: bool,
+    /// Plan hardware-fractional GPU types (g6f, gr6f). Off for the replay, whose cluster
+    /// has only time-sliced whole GPUs.
+    pub fractional_gpus: bool,
 }
 
 /// How far the planner may search.
@@ -172,6 +175,7 @@ impl Default for PlanOptions {
             deadline: None,
             integer_step: true,
             prove_small: true,
+            fractional_gpus: true,
         }
     }
 }
@@ -207,6 +211,10 @@ pub struct PlannedNode {
     /// `gpu-slicer.io/slice-share-milli`: the share of a GPU one slice gets, thousandths.
     #[serde(default)]
     pub slice_share_milli: u32,
+    /// How the node's GPUs are shared (`gpu-slicer.io/sharing-strategy`): `none`,
+    /// `time-slicing`, `mps` or `fractional` (a hardware part of a GPU, g6f/gr6f).
+    #[serde(default)]
+    pub sharing: String,
     pub profile: String,
     pub hourly_price: f64,
     pub pods: Vec<String>,

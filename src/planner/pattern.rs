@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use super::space::{Config, Space};
 use super::{Packing, PlannedNode, SolverStats, Unplaced};
-use crate::model::slice::Slice;
 use crate::model::{CapacityType, Catalog, DemandItem, Pool, profile_name};
 
 const EPS: f64 = 1e-9;
@@ -207,7 +206,7 @@ pub(crate) fn into_packing(
                 }
             }
         }
-        let slice = Slice::new(k.gpu_mem_mib, r);
+        let slice = k.slice(r);
         nodes.push(PlannedNode {
             instance_type: t.name.clone(),
             capacity_type: k.ct,
@@ -217,6 +216,7 @@ pub(crate) fn into_packing(
             replicas_per_gpu: r,
             slice_gpu_memory_mib: slice.gpu_memory_mib,
             slice_share_milli: slice.share_milli,
+            sharing: slice.sharing.as_str().to_string(),
             profile: profile_name(r),
             hourly_price: k.price,
             pods,

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::PlanOptions;
 use crate::model::slice::{self, Slice, SliceNeed};
 use crate::model::{
-    CapacityType, Catalog, DemandItem, MIB, Operator, Pool, Requirement, Resources, Sharing, Taint,
-    Toleration, labels, tolerates_all,
+    CapacityType, Catalog, DemandItem, Isolation, MIB, Operator, Pool, Requirement, Resources,
+    Sharing, Taint, Toleration, labels, tolerates_all,
 };
 
 /// A node that could be launched: pool × instance type × capacity type × zone.
@@ -23,8 +23,12 @@ pub(crate) struct Kind {
     pub cap: Resources,
     pub pods: u32,
     pub gpus: u32,
-    /// Usable GPU memory per GPU (after the pool's headroom), MiB.
+    /// Usable GPU memory per GPU (after the pool's headroom), MiB; for a fractional type,
+    /// of its part of a GPU.
     pub gpu_mem_mib: u64,
+    /// The type's share of a physical GPU, thousandths: 1000, or less for a
+    /// hardware-fractional type (g6f, gr6f), whose one slice is that part (R = 1).
+    pub fraction_milli: u32,
     /// Node labels beyond the instance type's own (pool template labels, pool name,
     /// single-valued pool requirements on custom keys).
     pub labels: BTreeMap<String, String>,
@@ -82,6 +86,8 @@ struct ClassKey<'a> {
     sharing: Sharing,
     gpu_memory_mib: Option<u64>,
     gpu_share_milli: Option<u32>,
+    gpu_memory_fraction_milli: Option<u32>,
+    isolation: Isolation,
     node_selector: &'a BTreeMap<String, String>,
     affinity_terms: &'a Vec<Vec<Requirement>>,
     tolerations: &'a Vec<Toleration>,
@@ -103,6 +109,26 @@ fn is_zone_key(k: &str) -> bool {
 }
 
 impl Kind {
+    /// The node's slice at `r` replicas per GPU (`model::slice`); a fractional type has
+    /// only R = 1, its part of a GPU.
+    pub(crate) fn slice(&self, r: u32) -> Slice {
+        if self.fraction_milli < 1000 {
+            Slice::fractional(self.gpu_mem_mib, self.fraction_milli)
+        } else {
+            Slice::new(self.gpu_mem_mib, r)
+        }
+    }
+
+    /// The replicas per GPU this kind may run from the pool's `allowed`: only 1 on a
+    /// fractional type (no time-slicing on top of a hardware part).
+    fn allowed<'a>(&self, allowed: &'a [u32]) -> &'a [u32] {
+        if self.fraction_milli < 1000 {
+            &[1]
+        } else {
+            allowed
+        }
+    }
+
     fn label<'a>(&'a self, catalog: &'a Catalog, key: &str) -> LabelValue<'a> {
         if key == labels::CAPACITY_TYPE {
             return LabelValue::Known(self.ct.as_str().into());
@@ -216,7 +242,7 @@ fn build_kinds(
             if !opts.families.is_empty() && !opts.families.contains(&t.family) {
                 continue;
             }
-            if !t.is_plannable() {
+            if !t.is_plannable() || (t.is_fractional() && !opts.fractional_gpus) {
                 continue;
             }
             for &ct in &opts.capacity_types {
@@ -238,6 +264,7 @@ fn build_kinds(
                         gpu_mem_mib: t
                             .gpu_memory_mib
                             .saturating_sub(pool.gpu_memory_headroom_mib),
+                        fraction_milli: t.gpu_fraction_milli,
                         labels: extra.clone(),
                         arch_named: pool.requirements.iter().any(|r| is_arch_key(&r.key)),
                     };
@@ -260,11 +287,12 @@ fn build_kinds(
 /// largest R).
 fn replicas_on(it: &DemandItem, k: &Kind, allowed: &[u32]) -> u32 {
     let need = SliceNeed::of(it);
-    let best = allowed
+    let best = k
+        .allowed(allowed)
         .iter()
         .copied()
         .filter(|&r| {
-            let s = Slice::new(k.gpu_mem_mib, r);
+            let s = k.slice(r);
             need.fits(&s) && slice::terms_allow(it, &s)
         })
         .max()
@@ -432,6 +460,8 @@ impl Space {
                 sharing: it.sharing,
                 gpu_memory_mib: it.gpu_memory_mib,
                 gpu_share_milli: it.gpu_share_milli,
+                gpu_memory_fraction_milli: it.gpu_memory_fraction_milli,
+                isolation: it.isolation,
                 node_selector: &it.node_selector,
                 affinity_terms: &it.affinity_terms,
                 tolerations: &it.tolerations,

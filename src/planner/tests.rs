@@ -358,8 +358,13 @@ fn cheapest_node(cat: &Catalog, block: &[DemandItem], opts: &PlanOptions) -> Opt
         let Some(price) = t.price(CapacityType::OnDemand) else {
             continue;
         };
-        for r in std::iter::once(1).chain(pool.replicas.allowed()) {
-            let slice = crate::model::slice::Slice::new(t.gpu_memory_mib, r);
+        let rs: Vec<u32> = if t.is_fractional() {
+            vec![1]
+        } else {
+            std::iter::once(1).chain(pool.replicas.allowed()).collect()
+        };
+        for r in rs {
+            let slice = t.slice(0, r);
             let node = PlannedNode {
                 instance_type: t.name.clone(),
                 capacity_type: CapacityType::OnDemand,
@@ -369,6 +374,7 @@ fn cheapest_node(cat: &Catalog, block: &[DemandItem], opts: &PlanOptions) -> Opt
                 replicas_per_gpu: r,
                 slice_gpu_memory_mib: slice.gpu_memory_mib,
                 slice_share_milli: slice.share_milli,
+                sharing: slice.sharing.as_str().to_string(),
                 profile: crate::model::profile_name(r),
                 hourly_price: price,
                 pods: block.iter().map(|i| i.id.clone()).collect(),
@@ -627,20 +633,29 @@ fn columns_carry_across_plans_and_stale_ones_are_harmless() {
 }
 
 #[test]
-fn arm64_and_fractional_types_only_where_allowed() {
+fn arm64_only_where_allowed_and_fractional_types_are_planned() {
     let cat = catalog();
-    // One small T4 pod: g5g.xlarge (arm64 T4G, $0.42/h) is cheaper than g4dn.xlarge
-    // ($0.526/h), and g6f.large (1/8 of an L4, $0.202/h) cheaper still.
+    // One small pod: g6f.large (1/8 of an L4, $0.202/h) is the cheapest; g5g.xlarge
+    // (arm64 T4G, $0.42/h) is cheaper than g4dn.xlarge ($0.526/h).
     let small = |d: &mut DemandItem| d.requests = Resources::new(500, 1024 * MIB);
     let opts = PlanOptions::default();
     let types = |plan: &Plan| -> Vec<String> {
         plan.nodes.iter().map(|n| n.instance_type.clone()).collect()
     };
-    // No architecture named anywhere: amd64 only, and no fractional type (not planned
-    // yet): the T4.
     let items = pods("plain", 1, small);
     let p = plan(&cat, &items, &opts);
     assert_valid(&p, &cat, &items, &opts);
+    assert_eq!(types(&p), ["g6f.large"]);
+    assert_eq!(p.nodes[0].sharing, "fractional");
+    assert_eq!(p.nodes[0].replicas_per_gpu, 1);
+    assert_eq!(p.nodes[0].slice_share_milli, 125);
+    // Without fractional types: amd64 only, the T4.
+    let whole = PlanOptions {
+        families: ["g4dn", "g5g", "g5", "g6"].map(String::from).to_vec(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&cat, &items, &whole);
+    assert_valid(&p, &cat, &items, &whole);
     assert_eq!(types(&p), ["g4dn.xlarge"]);
     // The independent check objects to that pod on the cheaper Graviton node.
     let mut moved = p.clone();
@@ -651,23 +666,25 @@ fn arm64_and_fractional_types_only_where_allowed() {
     moved.summary.hourly_cost = g5g.on_demand_price;
     moved.summary.lower_bound_hourly_cost = 0.0;
     assert_eq!(
-        check(&moved, &cat, &items, &opts),
+        check(&moved, &cat, &items, &whole),
         ["node 0: pod default/plain-0 names no architecture but the node is arm64"]
     );
-    // ... and to it on a fractional L4, which is not planned.
+    // ... and to a time-sliced node relabelled as a fractional L4.
     let mut moved = p.clone();
     let g6f = crate::catalog::find(&cat, "g6f.large").expect("g6f.large");
     let n = &mut moved.nodes[0];
     n.instance_type = g6f.name.clone();
     n.gpu_model = g6f.gpu_name.clone();
     n.gpu_memory_mib = g6f.gpu_memory_mib;
-    n.slice_gpu_memory_mib = g6f.gpu_memory_mib / u64::from(n.replicas_per_gpu);
     n.hourly_price = g6f.on_demand_price;
+    let r = n.replicas_per_gpu;
     moved.summary.hourly_cost = g6f.on_demand_price;
     moved.summary.lower_bound_hourly_cost = 0.0;
-    assert_eq!(
-        check(&moved, &cat, &items, &opts),
-        ["node 0: g6f.large is a fractional GPU, which is not planned"]
+    let errs = check(&moved, &cat, &items, &opts);
+    assert!(
+        errs.iter()
+            .any(|e| e == &format!("node 0: g6f.large is a fractional GPU with R={r}")),
+        "{errs:?}"
     );
     let items = pods("arm", 1, |d| {
         small(d);
@@ -677,7 +694,7 @@ fn arm64_and_fractional_types_only_where_allowed() {
     let p = plan(&cat, &items, &opts);
     assert_valid(&p, &cat, &items, &opts);
     assert_eq!(types(&p), ["g5g.xlarge"]);
-    // An affinity term that allows both: the cheaper arm64 node.
+    // An affinity term that allows both: the cheaper arm64 node over the T4.
     let items = pods("either", 1, |d| {
         small(d);
         d.affinity_terms = vec![vec![Requirement {
@@ -686,7 +703,7 @@ fn arm64_and_fractional_types_only_where_allowed() {
             values: vec!["amd64".into(), "arm64".into()],
         }]];
     });
-    let p = plan(&cat, &items, &opts);
+    let p = plan(&cat, &items, &whole);
     assert_eq!(types(&p), ["g5g.xlarge"]);
     // A term that does not name the architecture keeps the pod on amd64, even when
     // another term of the same pod names it but excludes every GPU type.
@@ -716,19 +733,136 @@ fn arm64_and_fractional_types_only_where_allowed() {
     }];
     let opts = PlanOptions {
         pools: vec![pool],
+        families: whole.families.clone(),
         ..PlanOptions::default()
     };
     let items = pods("pool", 1, small);
     let p = plan(&cat, &items, &opts);
     assert_valid(&p, &cat, &items, &opts);
     assert_eq!(types(&p), ["g5g.xlarge"]);
-    // Asked for by name, a fractional type is still not planned: the pod is unplaced,
-    // with the catalog named in the reason.
+}
+
+/// Issue 16's hand-worked cases: pods of 100m CPU, 256Mi memory, `gpu-share: 0.1`,
+/// `gpu-memory: 2Gi`.
+#[test]
+fn fractional_gpus_against_time_slicing_by_hand() {
+    let cat = catalog();
+    let pod = |d: &mut DemandItem| {
+        d.requests = Resources::new(100, 256 * MIB);
+        d.gpu_share_milli = Some(100);
+        d.gpu_memory_mib = Some(2048);
+    };
     let opts = PlanOptions {
-        instance_types: vec!["g6f.large".into()],
+        dedicated: false,
         ..PlanOptions::default()
     };
+    let cost = |p: &Plan| p.summary.hourly_cost;
+    // 1 pod: g6f.large's part (1/8 of an L4: share 125 ≥ 100, 2,861 MiB ≥ 2,048) at
+    // $0.202/h is the cheapest GPU there is.
+    let items = pods("one", 1, pod);
     let p = plan(&cat, &items, &opts);
-    assert!(p.nodes.is_empty(), "{p:#?}");
-    assert_eq!(p.unplaced.len(), 1);
+    assert_valid(&p, &cat, &items, &opts);
+    assert_eq!(p.nodes.len(), 1);
+    assert_eq!(p.nodes[0].instance_type, "g6f.large");
+    assert_eq!(p.nodes[0].sharing, "fractional");
+    assert!((cost(&p) - 0.202).abs() < 1e-9, "{}", cost(&p));
+    assert!(p.solver.proven_optimal);
+    // 2 pods: two g6f.large, 2 × 0.202 = $0.404/h, against one g4dn.xlarge at R = 2
+    // ($0.526/h).
+    let items = pods("two", 2, pod);
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert!(p.nodes.iter().all(|n| n.instance_type == "g6f.large"));
+    assert!((cost(&p) - 0.404).abs() < 1e-9, "{}", cost(&p));
+    assert!(p.solver.proven_optimal);
+    // 12 pods: a T4 holds ⌊16,384 / 2,048⌋ = 8 (share 0.1 would allow 10), so two
+    // g4dn.xlarge at R = 8 = $1.052/h; twelve g6f.large would cost 12 × 0.202 = $2.424,
+    // and an L4 for 10 plus two parts 0.8048 + 0.404 = $1.209. Fractions lose here.
+    let items = pods("twelve", 12, pod);
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert!((cost(&p) - 1.052).abs() < 1e-9, "{p:#?}");
+    assert!(
+        p.nodes
+            .iter()
+            .all(|n| n.instance_type == "g4dn.xlarge" && n.replicas_per_gpu == 8),
+        "{p:#?}"
+    );
+    assert!(p.solver.proven_optimal);
+    // Small enough for brute force: the same optima.
+    for n in [1, 2] {
+        let items = pods("bf", n, pod);
+        let opt = brute_force_optimum(&cat, &items, &opts).expect("placeable");
+        assert!((cost(&plan(&cat, &items, &opts)) - opt).abs() < 1e-9);
+    }
+    // An exclusive pod never goes on a part of a GPU, nor a pod asking for 2 slices.
+    let items = pods("excl", 1, |d| {
+        d.requests = Resources::new(100, 256 * MIB);
+        d.sharing = Sharing::Exclusive;
+    });
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert_eq!(p.nodes[0].instance_type, "g4dn.xlarge");
+    assert_eq!(p.nodes[0].sharing, "none");
+    let items = pods("two-slices", 1, |d| {
+        pod(d);
+        d.gpus = 2;
+        d.gpu_share_milli = None;
+    });
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert!(p.nodes.iter().all(|n| n.sharing != "fractional"), "{p:#?}");
+}
+
+#[test]
+fn memory_isolation_is_never_time_sliced() {
+    let cat = catalog();
+    let opts = PlanOptions {
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    // 16 pods that would share a T4 at R = 8 ($1.052/h for 16), asking for isolation:
+    // each gets a part of an L4 or a whole GPU, never a time-sliced one.
+    let items = pods("iso", 16, |d| {
+        d.requests = Resources::new(100, 256 * MIB);
+        d.gpu_memory_mib = Some(2048);
+        d.isolation = crate::model::Isolation::Memory;
+    });
+    let p = plan(&cat, &items, &opts);
+    assert_valid(&p, &cat, &items, &opts);
+    assert!(p.unplaced.is_empty());
+    assert!(
+        p.nodes
+            .iter()
+            .all(|n| n.sharing == "fractional" || n.sharing == "none"),
+        "{p:#?}"
+    );
+    assert!((p.summary.hourly_cost - 16.0 * 0.202).abs() < 1e-9);
+    // Without fractional types: whole GPUs, one pod each.
+    let whole = PlanOptions {
+        families: vec!["g4dn".into()],
+        ..opts.clone()
+    };
+    let p = plan(&cat, &items, &whole);
+    assert_valid(&p, &cat, &items, &whole);
+    assert!(p.nodes.iter().all(|n| n.replicas_per_gpu == 1));
+    // The independent check catches an isolated pod moved onto a time-sliced node.
+    let shared = pods("shared", 2, |d| d.requests = Resources::new(100, 256 * MIB));
+    let p = plan(&cat, &shared, &whole);
+    let mut moved = p.clone();
+    let iso = &items[0];
+    moved.nodes[0].pods[0] = iso.id.clone();
+    let mut both = shared.clone();
+    both[0] = DemandItem {
+        id: iso.id.clone(),
+        ..shared[0].clone()
+    };
+    both[0].isolation = crate::model::Isolation::Memory;
+    assert!(p.nodes[0].replicas_per_gpu > 1);
+    let errs = check(&moved, &cat, &both, &whole);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("asks for memory isolation on a time-sliced GPU")),
+        "{errs:?}"
+    );
 }

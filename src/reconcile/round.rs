@@ -183,10 +183,7 @@ pub fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
 /// `pools` give its pool's GPU memory headroom (none when its pool is not among them).
 pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<PlannedNode> {
     let t = catalog::find(cat, &f.instance_type)?;
-    let slice = Slice::new(
-        t.gpu_memory_mib.saturating_sub(headroom_of(pools, &f.pool)),
-        f.replicas,
-    );
+    let slice = t.slice(headroom_of(pools, &f.pool), f.replicas);
     Some(PlannedNode {
         instance_type: t.name.clone(),
         capacity_type: f.capacity_type,
@@ -196,6 +193,7 @@ pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<Planne
         replicas_per_gpu: f.replicas,
         slice_gpu_memory_mib: slice.gpu_memory_mib,
         slice_share_milli: slice.share_milli,
+        sharing: slice.sharing.as_str().to_string(),
         profile: profile_name(f.replicas),
         hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
         pods: Vec::new(),
@@ -296,16 +294,22 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
     if fr.pods == 0 || !p.requests.fits_in(fr.requests) || u64::from(p.gpus) > fr.slices {
         return false;
     }
-    // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom.
-    if !SliceNeed::of(p).fits(&Slice::new(fr.gpu_mem, f.replicas)) {
+    let Some(t) = catalog::find(cat, &f.instance_type) else {
+        return false;
+    };
+    // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom (a
+    // fractional type's one slice is its part of a GPU).
+    let slice = if t.is_fractional() {
+        Slice::fractional(fr.gpu_mem, t.gpu_fraction_milli)
+    } else {
+        Slice::new(fr.gpu_mem, f.replicas)
+    };
+    if !SliceNeed::of(p).fits(&slice) {
         return false;
     }
     if p.sharing == Sharing::Exclusive && p.gpus > fr.gpus {
         return false;
     }
-    let Some(t) = catalog::find(cat, &f.instance_type) else {
-        return false;
-    };
     let label = |k: &str| {
         f.labels.get(k).cloned().or_else(|| t.label(k)).or_else(|| {
             (k == crate::model::labels::CAPACITY_TYPE).then(|| f.capacity_type.as_str().to_string())
@@ -432,17 +436,20 @@ mod tests {
         assert_eq!(out.onto_fleet.len(), 4);
         assert_eq!(out.plan.summary.pods, 2);
         assert!(out.refusals.is_empty() && out.error.is_none());
-        // The NodePool's limit counts the in-flight node's slices too.
-        let np = out
+        // The NodePools' limits count the in-flight node's slices too (the two pods
+        // left may go to another NodePool, e.g. of fractional g6f.large nodes).
+        let limit: u64 = out
             .actions
             .apply
             .iter()
-            .find(|o| o["kind"] == "NodePool")
-            .expect("a NodePool");
-        let limit: u64 = np["spec"]["limits"]["nvidia.com/gpu"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("limit");
+            .filter(|o| o["kind"] == "NodePool")
+            .map(|np| {
+                np["spec"]["limits"]["nvidia.com/gpu"]
+                    .as_str()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .expect("limit")
+            })
+            .sum();
         let planned: u64 = out
             .plan
             .nodes

@@ -31,7 +31,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::DevicePluginConfig;
-use crate::model::slice::Slice;
+use crate::model::slice::{NodeSharing, Slice};
 use crate::model::{
     CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, TaintEffect, labels, profile_name,
     quantity,
@@ -50,10 +50,11 @@ pub const POOL_LABEL: &str = "gpu-slicer.io/pool";
 pub const DEVICE_PLUGIN_CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
 /// Node label: the gpu-slicer profile (`ts-r4`).
 pub const PROFILE_LABEL: &str = "gpu-slicer.io/profile";
-/// Node labels of the slice-fit rule: replicas per GPU, and one slice's GPU memory and share.
-pub use crate::model::slice::{REPLICAS_LABEL, SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL};
-/// Node label: the sharing strategy (`time-slicing`, or `none` on unsliced nodes).
-pub const SHARING_STRATEGY_LABEL: &str = "gpu-slicer.io/sharing-strategy";
+/// Node labels of the slice-fit rule: replicas per GPU, one slice's GPU memory and share,
+/// and the sharing strategy (`time-slicing`, `none` on unsliced nodes, `fractional`).
+pub use crate::model::slice::{
+    REPLICAS_LABEL, SHARING_STRATEGY_LABEL, SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL,
+};
 /// Startup taint the controller removes once the node advertises GPUs × R slices.
 pub const SLICING_PENDING_TAINT: &str = "gpu-slicer.io/slicing-pending";
 /// Weight of generated NodeOverlays: above hand-written overlays of the same types.
@@ -491,6 +492,13 @@ impl Group<'_> {
         m
     }
 
+    /// Whether Karpenter needs a NodeOverlay to know the group's `nvidia.com/gpu`: sliced
+    /// nodes advertise GPUs × R, and a fractional type (g6f, gr6f) advertises 1 where
+    /// EC2 (and so Karpenter) reports no GPU.
+    pub fn needs_overlay(&self) -> bool {
+        self.r > 1 || self.slice.sharing == NodeSharing::Fractional
+    }
+
     /// Node labels: the frame's template labels plus gpu-slicer's.
     pub fn node_labels(&self) -> BTreeMap<String, String> {
         let mut l = self.pool.labels.clone();
@@ -501,10 +509,6 @@ impl Group<'_> {
         for (k, v) in self.slice.labels() {
             l.insert(k.to_string(), v);
         }
-        l.insert(
-            SHARING_STRATEGY_LABEL.to_string(),
-            if self.r > 1 { "time-slicing" } else { "none" }.to_string(),
-        );
         l
     }
 
@@ -643,20 +647,29 @@ pub fn render(
 
     // Group the planned nodes.
     type Nodes<'n> = (Vec<&'n PlannedNode>, Vec<&'n PlannedNode>);
-    let mut groups: BTreeMap<(String, u32, Option<String>, u64), Nodes<'_>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Option<String>, Slice), Nodes<'_>> = BTreeMap::new();
     for (n, fresh) in frame
         .fleet
         .iter()
         .map(|n| (n, false))
         .chain(plan.nodes.iter().map(|n| (n, true)))
     {
+        let r = n.replicas_per_gpu.max(1);
+        // The node's slice as planned; a node from before the strategy existed is
+        // time-sliced above R = 1.
+        let sharing = NodeSharing::parse(&n.sharing).unwrap_or(if r > 1 {
+            NodeSharing::TimeSlicing
+        } else {
+            NodeSharing::None
+        });
+        let slice = Slice {
+            replicas: r,
+            gpu_memory_mib: n.slice_gpu_memory_mib,
+            share_milli: n.slice_share_milli,
+            sharing,
+        };
         let e = groups
-            .entry((
-                n.node_pool.clone(),
-                n.replicas_per_gpu,
-                n.zone.clone(),
-                n.slice_gpu_memory_mib,
-            ))
+            .entry((n.node_pool.clone(), n.zone.clone(), slice))
             .or_default();
         e.0.push(n);
         if fresh {
@@ -664,7 +677,8 @@ pub fn render(
         }
     }
     let mut built: Vec<Group<'_>> = Vec::new();
-    for ((pool_name, r, zone, slice_mib), (nodes, fresh)) in &groups {
+    for ((pool_name, zone, slice), (nodes, fresh)) in &groups {
+        let (r, slice_mib) = (&slice.replicas, slice.gpu_memory_mib);
         let (pool, f) = match frames.get(pool_name.as_str()) {
             Some((p, f)) => (*p, f),
             None if frame.pools.is_empty() || pool_name == &default_pool.name => {
@@ -680,17 +694,22 @@ pub fn render(
                 ));
             }
         };
-        // `<pool>-ts-r4-4096mi[-zone]`: the slice's GPU memory is part of the name, so
-        // each NodePool's slice labels are one value and a name never changes meaning.
-        let mut base = format!("{pool_name}-{}-{slice_mib}mi", profile_name(*r));
+        // `<pool>-ts-r4-4096mi[-zone]` (`<pool>-fractional-125m-2861mi` for a part of a
+        // GPU): the slice is part of the name, so each NodePool's slice labels are one
+        // value and a name never changes meaning.
+        let mut base = if slice.sharing == NodeSharing::Fractional {
+            format!(
+                "{pool_name}-fractional-{}m-{slice_mib}mi",
+                slice.share_milli
+            )
+        } else {
+            format!("{pool_name}-{}-{slice_mib}mi", profile_name(*r))
+        };
         if let Some(z) = zone {
             base.push('-');
             base.push_str(z);
         }
-        let slice = Slice {
-            gpu_memory_mib: *slice_mib,
-            ..Slice::new(0, *r)
-        };
+        let slice = *slice;
         built.push(Group {
             pool,
             frame: f,
@@ -740,6 +759,21 @@ pub fn render(
         match mode {
             Emission::Overlay | Emission::Static | Emission::NodeClaim | Emission::Auto => {
                 v1::group(&ctx, g, mode, &mut out)?
+            }
+            // Nothing in these APIs can make Karpenter see a fractional type's GPU.
+            Emission::V1beta1 | Emission::V1alpha5
+                if g.slice.sharing == NodeSharing::Fractional =>
+            {
+                out.notes.push(format!(
+                    "pool {}: {} planned fractional-GPU node(s) ({}) left out: Karpenter \
+                     {} reports no GPU on these types and cannot be told otherwise (a \
+                     NodeOverlay needs NodePool v1); use --emission overlay, static or \
+                     nodeclaim",
+                    g.pool.name,
+                    g.fresh.len(),
+                    g.types().join(", "),
+                    mode.as_str()
+                ));
             }
             Emission::V1beta1 => legacy::v1beta1(&ctx, g, &mut out)?,
             Emission::V1alpha5 => legacy::v1alpha5(&ctx, g, catalog, &mut out)?,

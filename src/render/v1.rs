@@ -240,7 +240,7 @@ fn nodepool(
 }
 
 /// A NodeOverlay giving `types` (all with `gpus` GPUs) in NodePool `pool_name` the
-/// capacity `gpus × R` of `nvidia.com/gpu`.
+/// capacity `gpus × R` of `nvidia.com/gpu` (1 for a fractional type: one device, R = 1).
 fn overlay(
     g: &Group<'_>,
     pool_name: &str,
@@ -302,7 +302,7 @@ pub(crate) fn group(
                     Some(count),
                     slices,
                 )?);
-                if g.r > 1 {
+                if g.needs_overlay() {
                     out.overlays
                         .push(overlay(g, &name, gpus, std::slice::from_ref(&ty))?);
                 }
@@ -342,7 +342,7 @@ pub(crate) fn group(
                 None,
                 g.slices(),
             )?);
-            if g.r > 1 {
+            if g.needs_overlay() {
                 for (gpus, types) in g.types_by_gpu_count() {
                     out.overlays.push(overlay(g, &g.name, gpus, &types)?);
                 }

@@ -270,12 +270,13 @@ use crate::planner::PlanOptions;
 impl SimConfig {
     /// The planner's options as every part of the replay uses them: the simulation's
     /// capacity type only, no dedicated comparison plan, one thread (the floor's windows
-    /// run in parallel themselves).
+    /// run in parallel themselves), whole GPUs only (the replay has no fractional types).
     pub(super) fn planner_options(&self) -> PlanOptions {
         PlanOptions {
             capacity_types: vec![self.capacity_type],
             dedicated: false,
             threads: 1,
+            fractional_gpus: false,
             ..self.plan.clone()
         }
     }

@@ -316,7 +316,13 @@ impl<'a> Cluster<'a> {
             // Trace pods name no architecture: like the planner (`planner/space.rs`),
             // every strategy keeps to the plannable types of the default architecture.
             let usable =
-                t.is_plannable() && t.is_default_arch() && price.is_finite() && price > 0.0;
+                // Fractional types are not replayed yet: the replay's slices are
+                // time-sliced whole GPUs.
+                t.is_plannable()
+                    && !t.is_fractional()
+                    && t.is_default_arch()
+                    && price.is_finite()
+                    && price > 0.0;
             if !usable
                 || (!cfg.plan.instance_types.is_empty()
                     && !cfg.plan.instance_types.contains(&t.name))
