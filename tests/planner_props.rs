@@ -1,11 +1,12 @@
-//! Property test: for random catalogs, demands and replica policies, every plan is
+//! Property test: for random catalogs (fractional GPU types included), demands (memory
+//! isolation and GPU memory stated as a share included) and replica policies, every plan is
 //! valid (checked by the independent `planner::check`) and its cost is at least the
 //! reported lower bound.
 
 use gpu_slicer::catalog::karpenter_allocatable;
 use gpu_slicer::model::{
-    Catalog, DemandItem, InstanceType, MIB, Operator, PriceSource, ReplicaPolicy, Requirement,
-    Resources, Sharing, labels,
+    Catalog, DemandItem, InstanceType, Isolation, MIB, Operator, PriceSource, ReplicaPolicy,
+    Requirement, Resources, Sharing, labels,
 };
 use gpu_slicer::planner::{self, Effort, PlanOptions, check::check};
 use proptest::prelude::*;
@@ -20,29 +21,40 @@ fn arb_type(i: usize) -> impl Strategy<Value = InstanceType> {
         prop::sample::select(vec![16384u64, 22888, 81920]),
         50u32..2000,
         prop::sample::select(vec![8u32, 29, 58, 234]),
+        // Some types are hardware-fractional (one part of a GPU, like g6f).
+        prop::sample::select(vec![1000u32, 1000, 1000, 125, 250, 500]),
     )
-        .prop_map(move |(gpus, vcpus, mem_per_cpu, gmem, cents, pods)| {
-            let memory_mib = u64::from(vcpus) * mem_per_cpu * 1024;
-            let gpu_name = GPU_NAMES[(gmem as usize) % 3].to_string();
-            InstanceType {
-                name: format!("x{i}.{vcpus}xl"),
-                family: format!("x{i}"),
-                vcpus,
-                memory_mib,
-                gpu_count: gpus,
-                gpu_fraction_milli: 1000,
-                gpu_label_count: gpus,
-                gpu_name,
-                gpu_manufacturer: "nvidia".into(),
-                gpu_memory_mib: gmem,
-                max_pods: pods,
-                arch: "amd64".into(),
-                mig_supported: false,
-                on_demand_price: f64::from(cents) / 100.0 * f64::from(gpus),
-                spot_price: None,
-                allocatable: karpenter_allocatable(vcpus, memory_mib, pods),
-            }
-        })
+        .prop_map(
+            move |(gpus, vcpus, mem_per_cpu, gmem, cents, pods, fraction)| {
+                let memory_mib = u64::from(vcpus) * mem_per_cpu * 1024;
+                let gpu_name = GPU_NAMES[(gmem as usize) % 3].to_string();
+                let fractional = fraction < 1000;
+                let gpus = if fractional { 1 } else { gpus };
+                let gmem = if fractional {
+                    gmem * u64::from(fraction) / 1000
+                } else {
+                    gmem
+                };
+                InstanceType {
+                    name: format!("x{i}.{vcpus}xl"),
+                    family: format!("x{i}"),
+                    vcpus,
+                    memory_mib,
+                    gpu_count: gpus,
+                    gpu_fraction_milli: fraction,
+                    gpu_label_count: if fractional { 0 } else { gpus },
+                    gpu_name,
+                    gpu_manufacturer: "nvidia".into(),
+                    gpu_memory_mib: gmem,
+                    max_pods: pods,
+                    arch: "amd64".into(),
+                    mig_supported: false,
+                    on_demand_price: f64::from(cents) / 100.0 * f64::from(gpus),
+                    spot_price: None,
+                    allocatable: karpenter_allocatable(vcpus, memory_mib, pods),
+                }
+            },
+        )
 }
 
 fn arb_catalog() -> impl Strategy<Value = Catalog> {
@@ -64,25 +76,34 @@ fn arb_item() -> impl Strategy<Value = DemandItem> {
         prop::option::of(1u64..40_000),
         prop::option::of(1u32..=1000),
         prop::option::of(0usize..3),
+        prop::bool::weighted(0.25),
+        prop::option::of(100u32..=1000),
     )
-        .prop_map(|(cpu, mem_gib, gpus, excl, gmem, share, aff)| {
-            let mut d = DemandItem::shared("x", Resources::new(cpu, mem_gib * 1024 * MIB));
-            d.gpus = gpus;
-            if excl || gpus > 2 {
-                d.sharing = Sharing::Exclusive;
-            } else {
-                d.gpu_share_milli = share;
-            }
-            d.gpu_memory_mib = gmem;
-            if let Some(a) = aff {
-                d.affinity_terms = vec![vec![Requirement {
-                    key: labels::INSTANCE_GPU_NAME.into(),
-                    operator: Operator::In,
-                    values: vec![GPU_NAMES[a].into()],
-                }]];
-            }
-            d
-        })
+        .prop_map(
+            |(cpu, mem_gib, gpus, excl, gmem, share, aff, isolated, fraction)| {
+                let mut d = DemandItem::shared("x", Resources::new(cpu, mem_gib * 1024 * MIB));
+                d.gpus = gpus;
+                if excl || gpus > 2 {
+                    d.sharing = Sharing::Exclusive;
+                } else {
+                    d.gpu_share_milli = share;
+                }
+                d.gpu_memory_mib = gmem;
+                // Memory isolation, and GPU memory stated as a share of the GPU (vLLM).
+                if isolated {
+                    d.isolation = Isolation::Memory;
+                }
+                d.gpu_memory_fraction_milli = fraction;
+                if let Some(a) = aff {
+                    d.affinity_terms = vec![vec![Requirement {
+                        key: labels::INSTANCE_GPU_NAME.into(),
+                        operator: Operator::In,
+                        values: vec![GPU_NAMES[a].into()],
+                    }]];
+                }
+                d
+            },
+        )
 }
 
 fn arb_policy() -> impl Strategy<Value = ReplicaPolicy> {

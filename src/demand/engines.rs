@@ -64,7 +64,7 @@ use serde_json::{Map, Value};
 
 use super::pod::{container_requests, scalar_string};
 use crate::config::FieldError;
-use crate::config::value::{describe, list, opt_str, show};
+use crate::config::value::{as_map, describe, list, opt_str, show};
 use crate::model::MIB;
 
 /// An inference server whose GPU-memory setting is read.
@@ -424,12 +424,7 @@ fn env_of(c: &Map<String, Value>, cpath: &str) -> Result<BTreeMap<String, EnvVal
     let mut out = BTreeMap::new();
     for (j, e) in list(c, "env", &env_path)?.iter().enumerate() {
         let epath = format!("{env_path}[{j}]");
-        let Value::Object(e) = e else {
-            return Err(FieldError::new(
-                epath,
-                format!("expected a mapping, found {}", describe(e)),
-            ));
-        };
+        let e = as_map(e, &epath)?;
         let Some(name) = opt_str(e, "name", &format!("{epath}.name"))? else {
             continue;
         };

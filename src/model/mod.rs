@@ -190,12 +190,11 @@ impl InstanceType {
     /// The slice of this type at `replicas` per GPU with `headroom_mib` kept free on each
     /// GPU (`model::slice`): a fractional type's one slice is its part of a GPU.
     pub fn slice(&self, headroom_mib: u64, replicas: u32) -> slice::Slice {
-        let usable = self.gpu_memory_mib.saturating_sub(headroom_mib);
-        if self.is_fractional() {
-            slice::Slice::fractional(usable, self.gpu_fraction_milli)
-        } else {
-            slice::Slice::new(usable, replicas)
-        }
+        slice::Slice::of_gpu(
+            self.gpu_memory_mib.saturating_sub(headroom_mib),
+            self.gpu_fraction_milli,
+            replicas,
+        )
     }
 
     /// True for [`DEFAULT_ARCH`] nodes: what a pod that names no architecture may use.

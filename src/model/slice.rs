@@ -97,6 +97,15 @@ impl NodeSharing {
         .find(|v| v.as_str() == s)
     }
 
+    /// The strategy of a whole GPU at `replicas` per GPU: time-slicing above 1.
+    pub fn for_replicas(replicas: u32) -> NodeSharing {
+        if replicas > 1 {
+            NodeSharing::TimeSlicing
+        } else {
+            NodeSharing::None
+        }
+    }
+
     /// True when neighbours on a GPU cannot touch each other's memory.
     pub fn isolates_memory(self) -> bool {
         self != NodeSharing::TimeSlicing
@@ -129,11 +138,17 @@ impl Slice {
             replicas: r,
             gpu_memory_mib: usable_gpu_memory_mib / u64::from(r),
             share_milli: 1000 / r,
-            sharing: if r > 1 {
-                NodeSharing::TimeSlicing
-            } else {
-                NodeSharing::None
-            },
+            sharing: NodeSharing::for_replicas(r),
+        }
+    }
+
+    /// The slice of a GPU whose share of a physical GPU is `fraction_milli`: its one
+    /// part ([`Slice::fractional`], R = 1) below 1000, else [`Slice::new`] at `replicas`.
+    pub fn of_gpu(usable_gpu_memory_mib: u64, fraction_milli: u32, replicas: u32) -> Slice {
+        if fraction_milli < 1000 {
+            Slice::fractional(usable_gpu_memory_mib, fraction_milli)
+        } else {
+            Slice::new(usable_gpu_memory_mib, replicas)
         }
     }
 
@@ -156,8 +171,7 @@ impl Slice {
         let replicas = u32::try_from(num(REPLICAS_LABEL)?).ok()?.max(1);
         let sharing = match label(SHARING_STRATEGY_LABEL) {
             Some(v) => NodeSharing::parse(&v)?,
-            None if replicas > 1 => NodeSharing::TimeSlicing,
-            None => NodeSharing::None,
+            None => NodeSharing::for_replicas(replicas),
         };
         Some(Slice {
             replicas,

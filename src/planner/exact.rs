@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, TerminationReason};
+use microlp::{OptimizationDirection, Problem, SolveOptions, TerminationReason};
 
 use super::pattern::{Pattern, take, weights};
 use super::space::Space;
@@ -208,20 +208,7 @@ pub(crate) fn integer_master(
             )
         })
         .collect();
-    let mut rows: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); demand.len()];
-    for (p, x) in cols.iter().zip(&xs) {
-        for &(c, n) in &p.counts {
-            rows[c].push((*x, f64::from(n)));
-        }
-    }
-    for (c, r) in rows.into_iter().enumerate() {
-        if demand[c] > 0 {
-            if r.is_empty() {
-                return None;
-            }
-            prob.add_constraint(r, ComparisonOp::Ge, f64::from(demand[c]));
-        }
-    }
+    super::master::add_cover_rows(&mut prob, cols.iter().copied(), &xs, demand)?;
     let mut options = SolveOptions::default();
     options.node_limit = Some(node_limit);
     options.time_limit = deadline.map(|d| d.saturating_duration_since(Instant::now()));

@@ -864,6 +864,26 @@ mod tests {
         best
     }
 
+    /// The value of `counts`, after asserting that they fit `cap` and each item's count.
+    fn packing_value(items: &[Item], counts: &[u32], cap: [u64; DIMS]) -> f64 {
+        for (k, &ck) in cap.iter().enumerate() {
+            let used: u64 = items
+                .iter()
+                .zip(counts)
+                .map(|(it, c)| it.weight[k] * u64::from(*c))
+                .sum();
+            assert!(used <= ck, "dimension {k}: {used} > {ck}");
+        }
+        items
+            .iter()
+            .zip(counts)
+            .map(|(it, &c)| {
+                assert!(c <= it.max_count);
+                it.value * f64::from(c)
+            })
+            .sum()
+    }
+
     #[test]
     fn matches_brute_force_on_small_random_instances() {
         let mut seed: u64 = 42;
@@ -888,40 +908,14 @@ mod tests {
             assert!((s.value - exact).abs() < 1e-9, "{} vs {exact}", s.value);
             assert!(s.upper_bound + 1e-9 >= exact);
             // The counts are feasible and worth the reported value.
-            let mut v = 0.0;
-            for (k, &ck) in cap.iter().enumerate() {
-                let used: u64 = items
-                    .iter()
-                    .zip(&s.counts)
-                    .map(|(it, c)| it.weight[k] * u64::from(*c))
-                    .sum();
-                assert!(used <= ck);
-            }
-            for (it, c) in items.iter().zip(&s.counts) {
-                assert!(*c <= it.max_count);
-                v += it.value * f64::from(*c);
-            }
-            assert!((v - s.value).abs() < 1e-9);
+            assert!((packing_value(&items, &s.counts, cap) - s.value).abs() < 1e-9);
             // Dynamic programming with dominance agrees, with and without multipliers, and
             // a tiny state budget still bounds the optimum.
             let lambda = lp_multipliers(&items, cap).map_or([0.0; DIMS], |(l, _)| l);
             for l in [lambda, [0.0; DIMS]] {
                 let d = solve_dp(&items, cap, l, 0.0, 1_000_000, None);
                 assert!((d.value - exact).abs() < 1e-9, "dp {} vs {exact}", d.value);
-                let dv: f64 = items
-                    .iter()
-                    .zip(&d.counts)
-                    .map(|(it, c)| it.value * f64::from(*c))
-                    .sum();
-                assert!((dv - d.value).abs() < 1e-9);
-                for (k, c) in cap.iter().enumerate() {
-                    let used: u64 = items
-                        .iter()
-                        .zip(&d.counts)
-                        .map(|(it, c)| it.weight[k] * u64::from(*c))
-                        .sum();
-                    assert!(used <= *c);
-                }
+                assert!((packing_value(&items, &d.counts, cap) - d.value).abs() < 1e-9);
                 let t = solve_dp(&items, cap, l, 0.0, 1, None);
                 assert!(
                     t.upper_bound + 1e-9 >= exact,
@@ -949,26 +943,9 @@ mod tests {
                     e.value
                 );
                 assert!(e.upper_bound + 1e-9 >= exact);
-                let ev: f64 = items
-                    .iter()
-                    .zip(&e.counts)
-                    .map(|(it, c)| it.value * f64::from(*c))
-                    .sum();
-                assert!((ev - e.value).abs() < 1e-9);
-                for (k, c) in cap.iter().enumerate() {
-                    let used: u64 = items
-                        .iter()
-                        .zip(&e.counts)
-                        .map(|(it, c)| it.weight[k] * u64::from(*c))
-                        .sum();
-                    assert!(used <= *c);
-                }
+                assert!((packing_value(&items, &e.counts, cap) - e.value).abs() < 1e-9);
                 for (av, ac) in &e.alternatives {
-                    let v: f64 = items
-                        .iter()
-                        .zip(ac)
-                        .map(|(it, c)| it.value * f64::from(*c))
-                        .sum();
+                    let v = packing_value(&items, ac, cap);
                     assert!((v - av).abs() < 1e-9 && *av <= e.value + 1e-12);
                 }
                 let t = solve_slices(&items, cap, l, 0.0, 1, None).unwrap();

@@ -140,22 +140,35 @@ pub(crate) fn primal(sp: &Space, patterns: &[Pattern], residual: &[u32]) -> Opti
         .iter()
         .map(|p| prob.add_var(sp.configs[p.config].price, (0.0, f64::INFINITY)))
         .collect();
-    let mut rows: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); residual.len()];
-    for (p, x) in patterns.iter().zip(&xs) {
+    add_cover_rows(&mut prob, patterns, &xs, residual)?;
+    let sol = prob.solve().ok()?.into_solution().ok()?;
+    Some(xs.iter().map(|x| sol.var_value(*x)).collect())
+}
+
+/// The covering rows `Σ_p a_cp x_p ≥ demand_c` of a microlp programme whose variable for
+/// `patterns[i]` is `xs[i]`, for every class in demand. `None` when a class in demand has
+/// no pattern (the programme is infeasible).
+pub(crate) fn add_cover_rows<'p>(
+    prob: &mut Problem,
+    patterns: impl IntoIterator<Item = &'p Pattern>,
+    xs: &[microlp::Variable],
+    demand: &[u32],
+) -> Option<()> {
+    let mut rows: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); demand.len()];
+    for (p, x) in patterns.into_iter().zip(xs) {
         for &(c, n) in &p.counts {
             rows[c].push((*x, f64::from(n)));
         }
     }
     for (c, r) in rows.into_iter().enumerate() {
-        if residual[c] > 0 {
+        if demand[c] > 0 {
             if r.is_empty() {
                 return None;
             }
-            prob.add_constraint(r, ComparisonOp::Ge, f64::from(residual[c]));
+            prob.add_constraint(r, ComparisonOp::Ge, f64::from(demand[c]));
         }
     }
-    let sol = prob.solve().ok()?.into_solution().ok()?;
-    Some(xs.iter().map(|x| sol.var_value(*x)).collect())
+    Some(())
 }
 
 #[cfg(test)]

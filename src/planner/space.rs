@@ -112,11 +112,7 @@ impl Kind {
     /// The node's slice at `r` replicas per GPU (`model::slice`); a fractional type has
     /// only R = 1, its part of a GPU.
     pub(crate) fn slice(&self, r: u32) -> Slice {
-        if self.fraction_milli < 1000 {
-            Slice::fractional(self.gpu_mem_mib, self.fraction_milli)
-        } else {
-            Slice::new(self.gpu_mem_mib, r)
-        }
+        Slice::of_gpu(self.gpu_mem_mib, self.fraction_milli, r)
     }
 
     /// The replicas per GPU this kind may run from the pool's `allowed`: only 1 on a

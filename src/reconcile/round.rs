@@ -299,12 +299,7 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
     };
     // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom (a
     // fractional type's one slice is its part of a GPU).
-    let slice = if t.is_fractional() {
-        Slice::fractional(fr.gpu_mem, t.gpu_fraction_milli)
-    } else {
-        Slice::new(fr.gpu_mem, f.replicas)
-    };
-    if !SliceNeed::of(p).fits(&slice) {
+    if !SliceNeed::of(p).fits(&Slice::of_gpu(fr.gpu_mem, t.gpu_fraction_milli, f.replicas)) {
         return false;
     }
     if p.sharing == Sharing::Exclusive && p.gpus > fr.gpus {

@@ -657,11 +657,8 @@ pub fn render(
         let r = n.replicas_per_gpu.max(1);
         // The node's slice as planned; a node from before the strategy existed is
         // time-sliced above R = 1.
-        let sharing = NodeSharing::parse(&n.sharing).unwrap_or(if r > 1 {
-            NodeSharing::TimeSlicing
-        } else {
-            NodeSharing::None
-        });
+        let sharing =
+            NodeSharing::parse(&n.sharing).unwrap_or_else(|| NodeSharing::for_replicas(r));
         let slice = Slice {
             replicas: r,
             gpu_memory_mib: n.slice_gpu_memory_mib,
