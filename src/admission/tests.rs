@@ -197,9 +197,15 @@ fn more_than_one_slice_is_refused_when_the_device_plugin_would_fail_it() {
     assert!(
         matches!(admit_pod(&p, &strict), Verdict::Reject(m) if m.contains("failRequestsGreaterThanOne"))
     );
+    // Allowed by time-slicing, but never onto MPS, which refuses such requests itself.
+    let Verdict::Mutate { requirements, .. } = admit_pod(&p, &Policy::default()) else {
+        panic!("expected a mutation");
+    };
+    assert_eq!(requirements.len(), 1);
+    assert_eq!(requirements[0].key, "gpu-slicer.io/sharing-strategy");
     assert_eq!(
-        admit_pod(&p, &Policy::default()),
-        Verdict::Skip(Skip::AnySlice)
+        requirements[0].values,
+        ["fractional", "none", "time-slicing"]
     );
     // Exclusive pods take whole GPUs and are not affected.
     assert!(matches!(

@@ -1,52 +1,37 @@
 //! The warning `plan` and `render` print about pods that share a GPU without saying how much
-//! GPU memory they use: no `gpu-slicer.io/gpu-memory` annotation and nothing their
-//! containers state (vLLM, TGI, SGLang flags, the MPS limit; `demand::engines`). The device
-//! plugin hands out time slices without looking at memory, so nothing keeps such a pod
-//! within its share of the GPU.
+//! GPU memory they use (`planner::undeclared`), one line per workload.
 //!
 //! Pure: the demand and the plan in, lines for stderr out (never the plan JSON).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::model::DemandItem;
 use crate::planner::PlannedNode;
+use crate::planner::undeclared::{message, undeclared_memory};
 
-/// One line per pod that declares no GPU memory and is placed on a node with R ≥ 2
-/// replicas per GPU: `ml/a: shares a GPU with up to 3 pods and declares no GPU memory`
-/// (3 = R − 1, the largest over its pods). The pods of one workload (ids
+/// One line per pod that declares no GPU memory and is placed on a time-sliced node
+/// (`planner::undeclared`): `ml/a: shares a GPU with up to 3 pods and declares no GPU
+/// memory` (3 = R − 1, the largest over its pods). The pods of one workload (ids
 /// `<namespace>/<name>-<index>`, `<name>-<group>-<worker>` for a LeaderWorkerSet) make one
 /// line: `ml/web-* (100 pods): each shares a GPU with …`.
 pub(super) fn undeclared_memory_warnings(
     items: &[DemandItem],
     nodes: &[PlannedNode],
 ) -> Vec<String> {
-    let silent: HashSet<&str> = items
-        .iter()
-        .filter(|i| i.gpu_memory_mib.is_none() && i.gpu_memory_fraction_milli.is_none())
-        .map(|i| i.id.as_str())
-        .collect();
     // workload → (its first pod, pods, largest R − 1)
     let mut groups: BTreeMap<&str, (&str, usize, u32)> = BTreeMap::new();
-    for n in nodes.iter().filter(|n| n.replicas_per_gpu >= 2) {
-        for p in n.pods.iter().filter(|p| silent.contains(p.as_str())) {
-            let g = groups.entry(workload(p)).or_insert((p, 0, 0));
-            g.1 += 1;
-            g.2 = g.2.max(n.replicas_per_gpu - 1);
-        }
+    for (p, others) in undeclared_memory(items, nodes) {
+        let g = groups.entry(workload(p)).or_insert((p, 0, 0));
+        g.1 += 1;
+        g.2 = g.2.max(others);
     }
     groups
         .into_iter()
         .map(|(w, (first, count, others))| {
-            let pods = if others == 1 { "pod" } else { "pods" };
             if count == 1 {
-                format!(
-                    "{first}: shares a GPU with up to {others} {pods} and declares no GPU memory"
-                )
+                format!("{first}: {}", message(others))
             } else {
-                format!(
-                    "{w}-* ({count} pods): each shares a GPU with up to {others} {pods} and \
-                     declares no GPU memory"
-                )
+                format!("{w}-* ({count} pods): each {}", message(others))
             }
         })
         .collect()
@@ -88,6 +73,15 @@ mod tests {
         .expect("a planned node")
     }
 
+    /// The same node under MPS, which caps each pod's memory.
+    fn mps(r: u32, pods: &[&str]) -> PlannedNode {
+        PlannedNode {
+            sharing: "mps".into(),
+            profile: format!("mps-r{r}"),
+            ..node(r, pods)
+        }
+    }
+
     fn pod(id: &str) -> DemandItem {
         DemandItem::shared(id, Resources::ZERO)
     }
@@ -103,6 +97,7 @@ mod tests {
         let mut stated = pod("ml/vllm-0");
         stated.gpu_memory_fraction_milli = Some(450);
         items.push(stated);
+        items.push(pod("ml/under-mps"));
 
         let web: Vec<String> = (0..100).map(|i| format!("ml/web-{i}")).collect();
         let web: Vec<&str> = web.iter().map(String::as_str).collect();
@@ -112,6 +107,7 @@ mod tests {
             node(2, &["ml/notebook", "ml/sized"]),
             node(1, &["ml/alone"]),
             node(2, &["ml/vllm-0"]),
+            mps(4, &["ml/under-mps"]),
         ];
         assert_eq!(
             undeclared_memory_warnings(&items, &nodes),

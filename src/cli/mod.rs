@@ -562,7 +562,7 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
         opts,
         plan,
         ..
-    } = make_plan(&a.input)?;
+    } = make_plan(&a.input, None)?;
     let text = match a.output {
         Output::Table => output::plan_table(&plan, &cat, &opts),
         Output::Json => serde_json::to_string_pretty(&plan).map_err(bad_input)? + "\n",
@@ -611,7 +611,7 @@ fn render_options(a: &RenderFlags) -> Result<render::RenderOptions, Failure> {
 
 fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
     let opts = render_options(&a.flags)?;
-    let p = make_plan(&a.input)?;
+    let p = make_plan(&a.input, Some((opts.ami_family, opts.ami_version.as_str())))?;
     let frame = render::Frame {
         pools: &p.inputs.pools,
         ec2nodeclasses: &p.inputs.ec2nodeclasses,
@@ -798,7 +798,12 @@ fn one_shot_live(flags: &live::LiveFlags) -> bool {
     matches!(flags.live_prices, Some(LiveWhen::True | LiveWhen::Auto))
 }
 
-fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
+/// Reads the inputs and plans. `generated`: the AMI family and version of the node classes
+/// `render` would generate (`None` for `plan`, which generates none).
+fn make_plan(
+    a: &PlanInput,
+    generated: Option<(render::AmiFamily, &str)>,
+) -> Result<Planned, Failure> {
     let r = resolve(&a.policy, Caller::OneShot)?;
     let (inputs, fleet) = if a.from_cluster {
         from_cluster(&a.policy, &r.catalog)?
@@ -815,7 +820,19 @@ fn make_plan(a: &PlanInput) -> Result<Planned, Failure> {
         }
         (inputs, Vec::new())
     };
-    let opts = plan_options(&a.policy, &r, &inputs);
+    let mut opts = plan_options(&a.policy, &r, &inputs);
+    if !inputs.pools.is_empty() {
+        let notes = render::settle_sharing(
+            &mut opts.pools,
+            &inputs.pools,
+            &inputs.ec2nodeclasses,
+            generated,
+        )
+        .map_err(bad_input)?;
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+    }
     let plan = planner::plan(&r.catalog, &inputs.items, &opts);
     for w in memory::undeclared_memory_warnings(&inputs.items, &plan.nodes) {
         eprintln!("warning: {w}");

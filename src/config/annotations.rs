@@ -33,6 +33,9 @@ pub const EMISSION: &str = "gpu-slicer.io/emission";
 /// NodePool: `true` (default) or `false`, whether the controller may re-pack (defragment)
 /// the pool's nodes.
 pub const REPACK: &str = "gpu-slicer.io/repack";
+/// NodePool: `time-slicing`, `mps` or `auto` (default): how the pool's shared GPUs are
+/// shared ([`crate::model::SharingChoice`]).
+pub const SHARING_STRATEGY: &str = "gpu-slicer.io/sharing-strategy";
 
 /// The annotations a pod may carry.
 pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING, ISOLATION];
@@ -45,6 +48,7 @@ pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
     MAX_HOURLY_COST,
     EMISSION,
     REPACK,
+    SHARING_STRATEGY,
 ];
 /// Values of `gpu-slicer.io/emission`.
 pub const EMISSION_MODES: &[&str] = &[

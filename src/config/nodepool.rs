@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Operator, Pool, ReplicaPolicy, Requirement, Taint, TaintEffect};
+use crate::model::{Operator, Pool, ReplicaPolicy, Requirement, SharingChoice, Taint, TaintEffect};
 
 use super::FieldError;
 use super::annotations::{
     ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY_HEADROOM, MAX_HOURLY_COST,
-    MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, annotation_field,
-    quantity_mib_non_negative,
+    MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, SHARING_STRATEGY,
+    annotation_field, quantity_mib_non_negative,
 };
 use super::value::{
     as_map, describe, index, join, opt_list, opt_map, opt_str, parse_digits, req_str, show,
@@ -155,6 +155,20 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         }
     };
 
+    let sharing_strategy = match ann.get(SHARING_STRATEGY).copied() {
+        None => SharingChoice::Auto,
+        Some(s) => SharingChoice::parse(s).ok_or_else(|| {
+            FieldError::new(
+                annotation_field(SHARING_STRATEGY),
+                format!(
+                    "must be one of {}, got {}",
+                    SharingChoice::VALUES.join(", "),
+                    show(s)
+                ),
+            )
+        })?,
+    };
+
     let spec = opt_map(obj, "spec", "spec")?.unwrap_or(&empty);
     let (spec_path, pod_spec, labels_parent, labels_path) = match shape {
         Shape::Template => {
@@ -199,6 +213,7 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         taints,
         emission,
         repack,
+        sharing_strategy,
     }))
 }
 
@@ -602,6 +617,20 @@ mod tests {
         assert_eq!(pool.max_hourly_cost, None);
         assert_eq!(pool.emission, None);
         assert!(pool.repack, "repacking is on unless the pool says false");
+        assert_eq!(pool.sharing_strategy, SharingChoice::Auto);
+        for (v, want) in [
+            ("mps", SharingChoice::Mps),
+            ("time-slicing", SharingChoice::TimeSlicing),
+            ("auto", SharingChoice::Auto),
+        ] {
+            let p = pool_from_nodepool(&nodepool(json!({
+                "gpu-slicer.io/enabled": "true",
+                "gpu-slicer.io/sharing-strategy": v
+            })))
+            .unwrap()
+            .unwrap();
+            assert_eq!(p.sharing_strategy, want);
+        }
 
         let pool = pool_from_nodepool(&nodepool(json!({
             "gpu-slicer.io/enabled": "true",
@@ -683,6 +712,11 @@ mod tests {
                 on(REPACK, "off"),
                 f(REPACK),
                 "must be \"true\" or \"false\", got \"off\"",
+            ),
+            (
+                on(SHARING_STRATEGY, "MPS"),
+                f(SHARING_STRATEGY),
+                "must be one of time-slicing, mps, auto, got \"MPS\"",
             ),
             (
                 json!({"gpu-slicer.io/enabled": true}),
@@ -782,22 +816,22 @@ mod tests {
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replica": "4"}),
                 f("gpu-slicer.io/replica"),
-                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack)",
+                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy)",
             ),
             (
                 json!({"gpu-slicer.io/enable": "true"}),
                 f("gpu-slicer.io/enable"),
-                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack)",
+                "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy)",
             ),
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/colour": "blue"}),
                 f("gpu-slicer.io/colour"),
-                "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack)",
+                "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy)",
             ),
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/gpu-memory": "4Gi"}),
                 f("gpu-slicer.io/gpu-memory"),
-                "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack",
+                "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy",
             ),
             (
                 json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replicas": 4}),

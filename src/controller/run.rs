@@ -23,7 +23,7 @@ use super::lease::{Elector, LeaseConfig};
 use super::server::{self, Shared};
 use super::webhook;
 use super::writer::{LeaderFlag, Writer, WriterConfig, resource};
-use crate::model::Catalog;
+use crate::model::{Catalog, DemandItem};
 use crate::reconcile::batch::Batcher;
 use crate::reconcile::cache::{
     Cache, SnapshotSettings, Store, pod_entry, pod_key, trim_node, trim_object,
@@ -328,6 +328,58 @@ async fn shutdown_signal() {
     }
 }
 
+/// A pod Event to publish: (note key: the pod id, or the id with [`UNDECLARED_SUFFIX`];
+/// warning; reason; note).
+type PodNote = (String, bool, &'static str, String);
+
+/// The pod Events a round's outcome calls for, before de-duplication and the per-round cap.
+fn pod_notes(out: &round::Outcome, pending: &[DemandItem]) -> Vec<PodNote> {
+    let mut notes: Vec<PodNote> = Vec::new();
+    for n in &out.plan.nodes {
+        for p in &n.pods {
+            notes.push((
+                p.clone(),
+                false,
+                "Planned",
+                format!(
+                    "planned onto a new {} ({} {}, {} replicas per GPU) in pool {}",
+                    n.instance_type,
+                    n.capacity_type.as_str(),
+                    n.profile,
+                    n.replicas_per_gpu,
+                    n.node_pool
+                ),
+            ));
+        }
+    }
+    for (p, node) in &out.onto_fleet {
+        notes.push((
+            p.clone(),
+            false,
+            "Planned",
+            format!("expected on node {node}, launched earlier"),
+        ));
+    }
+    for u in &out.plan.unplaced {
+        notes.push((u.pod.clone(), true, "Unplaced", u.reason.clone()));
+    }
+    // Pods that share a time-sliced GPU and say nothing of their GPU memory: a Warning
+    // each, kept apart from the pod's placement note.
+    for (p, others) in crate::planner::undeclared::undeclared_memory(pending, &out.plan.nodes) {
+        notes.push((
+            format!("{p}{UNDECLARED_SUFFIX}"),
+            true,
+            "UndeclaredGpuMemory",
+            crate::planner::undeclared::message(others),
+        ));
+    }
+    notes
+}
+
+/// Key suffix of a pod's undeclared-GPU-memory note in the per-pod note map (its placement
+/// note has the bare pod id).
+const UNDECLARED_SUFFIX: &str = "#undeclared-gpu-memory";
+
 /// What the loop remembers between rounds.
 #[derive(Default)]
 struct LoopState {
@@ -554,51 +606,37 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
     for c in &out.conflicts {
         tracing::warn!(object = %c, "name taken by an object gpu-slicer does not own; left alone");
     }
+    for n in &out.notes {
+        tracing::info!(note = %n, "pool sharing settled");
+        if let Some((object, _)) = n.split_once(": ")
+            && let Some(r) = nodepool_ref(object, &snap.pools)
+        {
+            publish_once(lp, state, &r, false, "SharingStrategy", n.clone()).await;
+        }
+    }
 
     // Pod Events: only when a pod's fate changed, at most max_pod_events per round.
     let mut budget = cfg.max_pod_events;
-    let mut notes: Vec<(String, bool, &'static str, String)> = Vec::new();
-    for n in &out.plan.nodes {
-        for p in &n.pods {
-            notes.push((
-                p.clone(),
-                false,
-                "Planned",
-                format!(
-                    "planned onto a new {} ({} {}, {} replicas per GPU) in pool {}",
-                    n.instance_type,
-                    n.capacity_type.as_str(),
-                    n.profile,
-                    n.replicas_per_gpu,
-                    n.node_pool
-                ),
-            ));
-        }
-    }
-    for (p, node) in &out.onto_fleet {
-        notes.push((
-            p.clone(),
-            false,
-            "Planned",
-            format!("expected on node {node}, launched earlier"),
-        ));
-    }
-    for u in &out.plan.unplaced {
-        notes.push((u.pod.clone(), true, "Unplaced", u.reason.clone()));
-    }
-    for (pod, warning, reason, note) in notes {
-        if state.pod_notes.get(&pod) == Some(&note) {
+    let notes = pod_notes(&out, &snap.pending);
+    for (key, warning, reason, note) in notes {
+        if state.pod_notes.get(&key) == Some(&note) {
             continue;
         }
+        let pod = key
+            .strip_suffix(UNDECLARED_SUFFIX)
+            .unwrap_or(&key)
+            .to_string();
         if budget == 0 {
             break;
         }
         budget -= 1;
         publish(lp, &pod_ref(&pod), warning, reason, note.clone()).await;
-        state.pod_notes.insert(pod, note);
+        state.pod_notes.insert(key, note);
     }
     let pending: BTreeSet<&str> = snap.pending.iter().map(|d| d.id.as_str()).collect();
-    state.pod_notes.retain(|p, _| pending.contains(p.as_str()));
+    state
+        .pod_notes
+        .retain(|p, _| pending.contains(p.strip_suffix(UNDECLARED_SUFFIX).unwrap_or(p)));
 
     if out.refusals.is_empty() && out.error.is_none() && !out.actions.is_empty() {
         let res = writer.execute(&out.actions).await;
@@ -1011,6 +1049,67 @@ mod tests {
 
     fn pending(name: &str) -> Pod {
         crate::reconcile::cache::tests::gpu_pod("ml", name, None, &[])
+    }
+
+    #[test]
+    fn undeclared_gpu_memory_gets_a_warning_on_time_slicing_only() {
+        use crate::model::Resources;
+        let node = |r: u32, sharing: &str, pods: &[&str]| -> crate::planner::PlannedNode {
+            serde_json::from_value(serde_json::json!({
+                "instanceType": "g5.xlarge", "capacityType": "on-demand", "gpus": 1,
+                "gpuModel": "a10g", "gpuMemoryMiB": 22888, "replicasPerGpu": r,
+                "sharing": sharing, "profile": "x", "hourlyPrice": 1.0,
+                "pods": pods, "nodePool": "gpu-slicer",
+            }))
+            .expect("a planned node")
+        };
+        let mut sized = DemandItem::shared("ml/sized", Resources::ZERO);
+        sized.gpu_memory_mib = Some(4096);
+        let pending = vec![
+            DemandItem::shared("ml/silent", Resources::ZERO),
+            sized,
+            DemandItem::shared("ml/capped", Resources::ZERO),
+        ];
+        let plan = crate::planner::plan(
+            &crate::catalog::embedded().expect("catalog"),
+            &[],
+            &crate::planner::PlanOptions::default(),
+        );
+        let out = round::Outcome {
+            plan: crate::planner::Plan {
+                nodes: vec![
+                    node(4, "time-slicing", &["ml/silent", "ml/sized"]),
+                    node(4, "mps", &["ml/capped"]),
+                ],
+                ..plan
+            },
+            onto_fleet: Vec::new(),
+            refusals: Vec::new(),
+            error: None,
+            actions: Default::default(),
+            conflicts: Vec::new(),
+            modes: BTreeMap::new(),
+            notes: Vec::new(),
+        };
+        let warnings: Vec<(String, &str, String)> = pod_notes(&out, &pending)
+            .into_iter()
+            .filter(|n| n.1)
+            .map(|(k, _, r, n)| (k, r, n))
+            .collect();
+        assert_eq!(
+            warnings,
+            [(
+                format!("ml/silent{UNDECLARED_SUFFIX}"),
+                "UndeclaredGpuMemory",
+                "shares a GPU with up to 3 pods and declares no GPU memory".to_string()
+            )]
+        );
+        // Each pod still gets its placement note under its own id.
+        let planned = pod_notes(&out, &pending)
+            .into_iter()
+            .filter(|n| n.2 == "Planned")
+            .count();
+        assert_eq!(planned, 3);
     }
 
     #[tokio::test]

@@ -512,6 +512,11 @@ pub fn profile_name(replicas: u32) -> String {
     format!("ts-r{replicas}")
 }
 
+/// Profile name for R MPS clients per GPU (`mps-r4`).
+pub fn mps_profile_name(replicas: u32) -> String {
+    format!("mps-r{replicas}")
+}
+
 /// A pool gpu-slicer plans inside: the implicit default pool, or an annotated NodePool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pool {
@@ -531,6 +536,45 @@ pub struct Pool {
     /// `gpu-slicer.io/repack`: the controller may re-pack (defragment) the pool's nodes
     /// (`true` unless the annotation says `false`).
     pub repack: bool,
+    /// `gpu-slicer.io/sharing-strategy`: how GPUs of the pool's nodes are shared.
+    #[serde(default)]
+    pub sharing_strategy: SharingChoice,
+}
+
+/// A pool's `gpu-slicer.io/sharing-strategy`: how its shared GPUs are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharingChoice {
+    /// The planner chooses per node: MPS where a pod needs memory isolation, else
+    /// time-slicing.
+    #[default]
+    Auto,
+    /// The device plugin's time-slicing on every shared GPU.
+    TimeSlicing,
+    /// The device plugin's MPS on every shared GPU.
+    Mps,
+}
+
+impl SharingChoice {
+    /// The annotation values, in the order the contract lists them.
+    pub const VALUES: [&'static str; 3] = ["time-slicing", "mps", "auto"];
+
+    pub fn parse(s: &str) -> Option<SharingChoice> {
+        match s {
+            "time-slicing" => Some(SharingChoice::TimeSlicing),
+            "mps" => Some(SharingChoice::Mps),
+            "auto" => Some(SharingChoice::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharingChoice::Auto => "auto",
+            SharingChoice::TimeSlicing => "time-slicing",
+            SharingChoice::Mps => "mps",
+        }
+    }
 }
 
 impl Pool {
@@ -546,6 +590,7 @@ impl Pool {
             taints: Vec::new(),
             emission: None,
             repack: true,
+            sharing_strategy: SharingChoice::Auto,
         }
     }
 }

@@ -15,7 +15,9 @@
 //! - `gpu-slicer.io/slice-gpu-memory-mib` = ⌊(M − H) / R⌋,
 //! - `gpu-slicer.io/slice-share-milli` = ⌊1000 / R⌋,
 //! - `gpu-slicer.io/replicas` = R,
-//! - `gpu-slicer.io/sharing-strategy` = `none` (R = 1) or `time-slicing`.
+//! - `gpu-slicer.io/sharing-strategy` = `none` (R = 1), `time-slicing`, or `mps` when
+//!   the device plugin shares the GPU with CUDA MPS ([`Slice::under_mps`]: the same
+//!   numbers, since MPS caps each client at GPU memory / R and 1/R of the threads).
 //!
 //! A hardware-fractional GPU (AWS's g6f/gr6f: a fixed, memory-isolated part `f` of a
 //! GPU) has one slice, [`Slice::fractional`]: its own memory, share `1000 × f`, R = 1,
@@ -38,7 +40,9 @@
 //! the nodes whose slice labels satisfy the rule: `slice-gpu-memory-mib Gt need − 1`,
 //! `slice-share-milli Gt share − 1`, `replicas In ["1"]` and `sharing-strategy In
 //! ["none"]` for exclusive pods, `sharing-strategy In ["fractional", "mps", "none"]` for
-//! isolated ones, and `replicas Lt ⌊1000 / m⌋ + 1` for a memory share `m` (`Gt` and `Lt`
+//! isolated ones, `sharing-strategy In ["fractional", "none", "time-slicing"]` for shared
+//! pods asking for several `nvidia.com/gpu`, and `replicas Lt ⌊1000 / m⌋ + 1` for a
+//! memory share `m` (`Gt` and `Lt`
 //! because Kubernetes has no `Ge` or `Le`). A pod that declares nothing and is shared
 //! needs no term: every slice is safe for it. A node without the labels never matches a term, so
 //! a pod with a need is never bound to a GPU node gpu-slicer did not slice.
@@ -152,6 +156,31 @@ impl Slice {
         }
     }
 
+    /// The same slice with the GPU shared by MPS instead of time-slicing (R > 1 only; an
+    /// unshared or fractional slice is returned as is). The device plugin caps each MPS
+    /// client at GPU memory / R and 1/R of the GPU's threads, the numbers the labels carry.
+    pub fn under_mps(self) -> Slice {
+        if self.sharing == NodeSharing::TimeSlicing {
+            Slice {
+                sharing: NodeSharing::Mps,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
+    /// The device-plugin profile (ConfigMap key and `nvidia.com/device-plugin.config`
+    /// label) of nodes with this slice: `mps-r<R>` under MPS, else `ts-r<R>` (`ts-r1` for
+    /// whole and fractional GPUs).
+    pub fn profile(&self) -> String {
+        if self.sharing == NodeSharing::Mps {
+            super::mps_profile_name(self.replicas)
+        } else {
+            super::profile_name(self.replicas)
+        }
+    }
+
     /// The one slice of a hardware-fractional GPU: `usable_gpu_memory_mib` is the part's
     /// own memory (after headroom), `fraction_milli` its share of the physical GPU.
     pub fn fractional(usable_gpu_memory_mib: u64, fraction_milli: u32) -> Slice {
@@ -216,6 +245,9 @@ pub struct SliceNeed {
     pub isolation: bool,
     /// GPU memory as a share of whatever GPU the pod gets, thousandths.
     pub memory_fraction_milli: Option<u32>,
+    /// A shared pod asking for more than one `nvidia.com/gpu`: never MPS (the device
+    /// plugin refuses such requests under MPS, `failRequestsGreaterThanOne`).
+    pub multi_unit: bool,
 }
 
 impl SliceNeed {
@@ -226,6 +258,7 @@ impl SliceNeed {
             exclusive: it.sharing == Sharing::Exclusive,
             isolation: it.isolation == Isolation::Memory,
             memory_fraction_milli: it.gpu_memory_fraction_milli,
+            multi_unit: it.sharing == Sharing::Shared && it.gpus > 1,
         }
     }
 
@@ -233,6 +266,7 @@ impl SliceNeed {
     pub fn fits(&self, s: &Slice) -> bool {
         (!self.exclusive || (s.replicas == 1 && s.sharing == NodeSharing::None))
             && (!self.isolation || s.sharing.isolates_memory())
+            && (!self.multi_unit || s.sharing != NodeSharing::Mps)
             && self.memory_fraction_milli.is_none_or(|m| {
                 s.sharing == NodeSharing::Fractional || u64::from(m) * u64::from(s.replicas) <= 1000
             })
@@ -257,6 +291,7 @@ impl SliceNeed {
             && self.gpu_memory_mib.is_none()
             && self.share_milli.is_none()
             && self.memory_fraction_milli.is_none()
+            && !self.multi_unit
     }
 
     /// The node-selector requirements (an AND) that match exactly the nodes whose slice
@@ -281,6 +316,13 @@ impl SliceNeed {
                 NodeSharing::Fractional,
                 NodeSharing::Mps,
                 NodeSharing::None,
+            ]));
+        }
+        if self.multi_unit {
+            out.push(strategies(&[
+                NodeSharing::Fractional,
+                NodeSharing::None,
+                NodeSharing::TimeSlicing,
             ]));
         }
         if let Some(m) = self.memory_fraction_milli
@@ -420,6 +462,35 @@ mod tests {
     }
 
     #[test]
+    fn mps_keeps_the_numbers_and_refuses_multi_unit_requests() {
+        let ts = Slice::new(16384, 4);
+        let mps = ts.under_mps();
+        assert_eq!(
+            (mps.gpu_memory_mib, mps.share_milli, mps.replicas),
+            (4096, 250, 4)
+        );
+        assert_eq!(
+            (ts.profile(), mps.profile()),
+            ("ts-r4".into(), "mps-r4".into())
+        );
+        // Whole and fractional GPUs have nothing to share: they stay as they are.
+        assert_eq!(Slice::new(16384, 1).under_mps().sharing, NodeSharing::None);
+        let part = Slice::fractional(2861, 125);
+        assert_eq!(part.under_mps(), part);
+        assert_eq!(part.profile(), "ts-r1");
+        // Two nvidia.com/gpu of a shared GPU: time-slicing yes, MPS no.
+        let two = SliceNeed {
+            multi_unit: true,
+            ..SliceNeed::default()
+        };
+        assert!(two.fits(&ts) && !two.fits(&mps));
+        assert!(!two.is_unconstrained());
+        let term = &two.requirements()[0];
+        assert!(term.matches(Some("time-slicing")) && !term.matches(Some("mps")));
+        assert!(!term.matches(None), "an unlabelled node never matches");
+    }
+
+    #[test]
     fn max_replicas_picks_the_largest_safe() {
         let n = need(Some(5000), Some(300), false);
         assert_eq!(n.max_replicas(24576, &[1, 2, 3, 4, 8]), Some(3));
@@ -463,6 +534,7 @@ mod tests {
             delta in -2i64..=2,
             isolation in any::<bool>(),
             fraction in proptest::option::of(1u32..=1000),
+            multi_unit in any::<bool>(),
             kind in 0u8..3,
             part in 1u32..=1000,
         ) {
@@ -480,13 +552,14 @@ mod tests {
             let n = SliceNeed {
                 isolation,
                 memory_fraction_milli: fraction,
+                multi_unit: multi_unit && !exclusive,
                 ..need(mem, if exclusive { None } else { share }, exclusive)
             };
             // Time-sliced (or whole), hardware-fractional and MPS-shared slices.
             let s = match kind {
                 0 => Slice::new(gpu_mem, r),
                 1 => Slice::fractional(gpu_mem, part),
-                _ => Slice { sharing: NodeSharing::Mps, ..Slice::new(gpu_mem, r) },
+                _ => Slice::new(gpu_mem, r).under_mps(),
             };
             let label = |k: &str| if labelled { s.label(k) } else { None };
             let matched = n.requirements().iter().all(|q| q.matches(label(&q.key).as_deref()));

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use super::{Plan, PlanOptions};
-use crate::model::{Catalog, DEFAULT_ARCH, DemandItem, Isolation, MIB, Operator, Sharing, labels};
+use crate::model::{
+    Catalog, DEFAULT_ARCH, DemandItem, Isolation, MIB, Operator, Sharing, SharingChoice, labels,
+};
 
 /// Zone label value standing for "not pinned" (never a real zone name).
 const UNPINNED: &str = "<unpinned>";
@@ -17,6 +19,8 @@ const UNPINNED: &str = "<unpinned>";
 /// capacity in cpu, memory, pod slots or GPU slices, that replicas are 1 or 2..=48 and
 /// safe for the GPU memory and share of every pod on the node, that exclusive pods are
 /// on unsliced whole GPUs, that pods asking for memory isolation are never time-sliced,
+/// that a shared GPU uses MPS exactly where the pool's `sharing-strategy` says (in `auto`:
+/// where a pod asks for isolation) and that no pod asks an MPS GPU for several slices,
 /// that a hardware-fractional GPU (g6f, gr6f) runs at R = 1 with its part's memory and
 /// share as its slice, that a
 /// node of another architecture than amd64 holds only pods whose requirements or pool
@@ -53,9 +57,6 @@ pub fn check(
         if !(r == 1 || (2..=48).contains(&r)) {
             errs.push(format!("node {ni}: replicas {r} out of range"));
         }
-        if n.profile != format!("ts-r{r}") {
-            errs.push(format!("node {ni}: profile {} for R={r}", n.profile));
-        }
         let pool = pools.iter().find(|p| p.name == n.node_pool);
         let headroom = pool.map_or(0, |p| p.gpu_memory_headroom_mib);
         if let Some(p) = pool {
@@ -83,13 +84,38 @@ pub fn check(
         } else {
             (usable / r1, 1000 / r.max(1))
         };
+        // A shared whole GPU uses MPS when the pool says so, or in an `auto` pool when a
+        // pod on it asks for memory isolation; time-slicing otherwise.
+        let isolated_pod = n.pods.iter().any(|p| {
+            by_id
+                .get(p.as_str())
+                .is_some_and(|it| it.isolation == Isolation::Memory)
+        });
+        let mps = match pool.map(|p| p.sharing_strategy) {
+            Some(SharingChoice::Mps) => true,
+            Some(SharingChoice::Auto) => isolated_pod,
+            Some(SharingChoice::TimeSlicing) | None => false,
+        };
         let sharing = if fractional {
             "fractional"
+        } else if r > 1 && mps {
+            "mps"
         } else if r > 1 {
             "time-slicing"
         } else {
             "none"
         };
+        let profile = if sharing == "mps" {
+            format!("mps-r{r}")
+        } else {
+            format!("ts-r{r}")
+        };
+        if n.profile != profile {
+            errs.push(format!(
+                "node {ni}: profile {} for R={r}, expected {profile}",
+                n.profile
+            ));
+        }
         if n.slice_gpu_memory_mib != slice_mem || n.slice_share_milli != slice_share {
             errs.push(format!(
                 "node {ni}: slice labels {} MiB / {} milli, expected {slice_mem} / \
@@ -126,7 +152,15 @@ pub fn check(
                     "node {ni}: exclusive pod {pod} on a {sharing} node with R={r}"
                 ));
             }
-            if it.isolation == Isolation::Memory && sharing == "time-slicing" {
+            // The node's own claim and the re-derived strategy both count.
+            let claims = |x: &str| sharing == x || n.sharing == x;
+            if it.sharing == Sharing::Shared && it.gpus > 1 && claims("mps") {
+                errs.push(format!(
+                    "node {ni}: pod {pod} asks for {} nvidia.com/gpu of an MPS-shared GPU",
+                    it.gpus
+                ));
+            }
+            if it.isolation == Isolation::Memory && claims("time-slicing") {
                 errs.push(format!(
                     "node {ni}: pod {pod} asks for memory isolation on a time-sliced GPU"
                 ));

@@ -35,6 +35,7 @@ mod pattern;
 mod pricing;
 mod simplex;
 mod space;
+pub mod undeclared;
 
 use std::time::{Duration, Instant};
 

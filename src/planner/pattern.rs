@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use super::space::{Config, Space};
 use super::{Packing, PlannedNode, SolverStats, Unplaced};
-use crate::model::{CapacityType, Catalog, DemandItem, Pool, profile_name};
+use crate::model::slice::Slice;
+use crate::model::{CapacityType, Catalog, DemandItem, Isolation, Pool, SharingChoice};
 
 const EPS: f64 = 1e-9;
 
@@ -206,7 +207,19 @@ pub(crate) fn into_packing(
                 }
             }
         }
-        let slice = k.slice(r);
+        // An `auto` pool runs MPS only where a pod needs it; the same slice under
+        // time-slicing fits every other pod (`model::slice`).
+        let isolated = p.counts.iter().any(|&(c, _)| {
+            sp.classes[c]
+                .items
+                .first()
+                .is_some_and(|&i| items[i].isolation == Isolation::Memory)
+        });
+        let slice = if k.mps && !isolated && pools[k.pool].sharing_strategy == SharingChoice::Auto {
+            Slice::of_gpu(k.gpu_mem_mib, k.fraction_milli, r)
+        } else {
+            k.slice(r)
+        };
         nodes.push(PlannedNode {
             instance_type: t.name.clone(),
             capacity_type: k.ct,
@@ -217,7 +230,7 @@ pub(crate) fn into_packing(
             slice_gpu_memory_mib: slice.gpu_memory_mib,
             slice_share_milli: slice.share_milli,
             sharing: slice.sharing.as_str().to_string(),
-            profile: profile_name(r),
+            profile: slice.profile(),
             hourly_price: k.price,
             pods,
             node_pool: pools[k.pool].name.clone(),

@@ -7,7 +7,7 @@ use super::PlanOptions;
 use crate::model::slice::{self, Slice, SliceNeed};
 use crate::model::{
     CapacityType, Catalog, DemandItem, Isolation, MIB, Operator, Pool, Requirement, Resources,
-    Sharing, Taint, Toleration, labels, tolerates_all,
+    Sharing, SharingChoice, Taint, Toleration, labels, tolerates_all,
 };
 
 /// A node that could be launched: pool × instance type × capacity type × zone.
@@ -34,6 +34,9 @@ pub(crate) struct Kind {
     pub labels: BTreeMap<String, String>,
     /// The pool's requirements name `kubernetes.io/arch` (and this type satisfies them).
     pub arch_named: bool,
+    /// Shared GPUs of this kind use MPS, not time-slicing (whole-GPU types of pools whose
+    /// `sharing-strategy` is `mps`, or `auto` when some pod asks for memory isolation).
+    pub mps: bool,
 }
 
 /// True for the architecture label, GA or beta.
@@ -112,7 +115,8 @@ impl Kind {
     /// The node's slice at `r` replicas per GPU (`model::slice`); a fractional type has
     /// only R = 1, its part of a GPU.
     pub(crate) fn slice(&self, r: u32) -> Slice {
-        Slice::of_gpu(self.gpu_mem_mib, self.fraction_milli, r)
+        let s = Slice::of_gpu(self.gpu_mem_mib, self.fraction_milli, r);
+        if self.mps { s.under_mps() } else { s }
     }
 
     /// The replicas per GPU this kind may run from the pool's `allowed`: only 1 on a
@@ -212,8 +216,20 @@ fn build_kinds(
         .chain(zones_of(items).into_iter().map(Some))
         .collect();
     let ds = opts.daemonset_overhead;
+    // MPS is worth a kind of its own in an `auto` pool only when some pod needs memory
+    // isolation on a shared GPU: for every other pod it offers the same slices as
+    // time-slicing (and refuses multi-GPU requests).
+    let isolated = items
+        .iter()
+        .any(|it| it.isolation == Isolation::Memory && it.sharing == Sharing::Shared);
     let mut kinds = Vec::new();
     for (pi, pool) in pools.iter().enumerate() {
+        let mps_choices: &[bool] = match pool.sharing_strategy {
+            SharingChoice::TimeSlicing => &[false],
+            SharingChoice::Mps => &[true],
+            SharingChoice::Auto if isolated => &[false, true],
+            SharingChoice::Auto => &[false],
+        };
         // Labels a node of this pool carries besides the instance type's.
         let mut extra = pool.labels.clone();
         extra.insert(labels::NODEPOOL.to_string(), pool.name.clone());
@@ -246,7 +262,15 @@ fn build_kinds(
                 if !(price.is_finite() && price > 0.0) {
                     continue;
                 }
-                for zone in &zones {
+                let choices = if t.is_fractional() {
+                    &[false][..]
+                } else {
+                    mps_choices
+                };
+                for (zone, &mps) in zones
+                    .iter()
+                    .flat_map(|z| choices.iter().map(move |m| (z, m)))
+                {
                     let k = Kind {
                         pool: pi,
                         ty: ti,
@@ -263,6 +287,7 @@ fn build_kinds(
                         fraction_milli: t.gpu_fraction_milli,
                         labels: extra.clone(),
                         arch_named: pool.requirements.iter().any(|r| is_arch_key(&r.key)),
+                        mps,
                     };
                     if pool.requirements.iter().all(|r| k.satisfies(catalog, r)) {
                         kinds.push(k);
@@ -557,6 +582,7 @@ impl Space {
                     k.ct.as_str(),
                     &k.zone,
                     q.r,
+                    k.mps,
                 ))
             })
             .collect();

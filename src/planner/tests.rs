@@ -1,6 +1,9 @@
 use super::check::check;
 use super::*;
-use crate::model::{Catalog, DemandItem, MIB, Operator, Requirement, Resources, Sharing};
+use crate::model::{
+    Catalog, DemandItem, MIB, Operator, Pool, ReplicaPolicy, Requirement, Resources, Sharing,
+    SharingChoice,
+};
 
 fn catalog() -> Catalog {
     crate::catalog::embedded().expect("embedded catalog parses")
@@ -817,17 +820,24 @@ fn fractional_gpus_against_time_slicing_by_hand() {
 #[test]
 fn memory_isolation_is_never_time_sliced() {
     let cat = catalog();
-    let opts = PlanOptions {
+    let pool = |s: SharingChoice| PlanOptions {
         dedicated: false,
+        pools: vec![Pool {
+            sharing_strategy: s,
+            ..Pool::default_pool(ReplicaPolicy::Auto { max: 10 })
+        }],
         ..PlanOptions::default()
     };
-    // 16 pods that would share a T4 at R = 8 ($1.052/h for 16), asking for isolation:
-    // each gets a part of an L4 or a whole GPU, never a time-sliced one.
+    // 16 pods of 100m CPU, 256Mi and 2 GiB of GPU memory, asking for isolation. Shared
+    // freely they would take two T4s at R = 8 (16 GiB / 8 = 2 GiB each), 2 × $0.526.
     let items = pods("iso", 16, |d| {
         d.requests = Resources::new(100, 256 * MIB);
         d.gpu_memory_mib = Some(2048);
         d.isolation = crate::model::Isolation::Memory;
     });
+    // A time-slicing pool: each gets a part of an L4 or a whole GPU, never a time slice:
+    // 16 × g6f.large at $0.202 = $3.232.
+    let opts = pool(SharingChoice::TimeSlicing);
     let p = plan(&cat, &items, &opts);
     assert_valid(&p, &cat, &items, &opts);
     assert!(p.unplaced.is_empty());
@@ -838,10 +848,70 @@ fn memory_isolation_is_never_time_sliced() {
         "{p:#?}"
     );
     assert!((p.summary.hourly_cost - 16.0 * 0.202).abs() < 1e-9);
-    // Without fractional types: whole GPUs, one pod each.
+    // An MPS pool, or `auto`: MPS caps each client at 16 GiB / 8 = 2 GiB, so the two T4s
+    // at R = 8 are safe: 2 × $0.526 = $1.052, profile mps-r8.
+    for s in [SharingChoice::Mps, SharingChoice::Auto] {
+        let opts = pool(s);
+        let p = plan(&cat, &items, &opts);
+        assert_valid(&p, &cat, &items, &opts);
+        assert!(
+            (p.summary.hourly_cost - 2.0 * 0.526).abs() < 1e-9,
+            "{s:?}: {p:#?}"
+        );
+        for n in &p.nodes {
+            assert_eq!(
+                (
+                    n.instance_type.as_str(),
+                    n.sharing.as_str(),
+                    n.profile.as_str()
+                ),
+                ("g4dn.xlarge", "mps", "mps-r8")
+            );
+        }
+    }
+    // `auto` with 16 more pods that need no isolation: 32 pods on four T4s at R = 8
+    // ($2.104); MPS only on nodes that carry an isolated pod, time-slicing elsewhere.
+    let mut mixed = items.clone();
+    mixed.extend(pods("plain", 16, |d| {
+        d.requests = Resources::new(100, 256 * MIB);
+        d.gpu_memory_mib = Some(2048);
+    }));
+    let opts = pool(SharingChoice::Auto);
+    let p = plan(&cat, &mixed, &opts);
+    assert_valid(&p, &cat, &mixed, &opts);
+    assert!((p.summary.hourly_cost - 4.0 * 0.526).abs() < 1e-9, "{p:#?}");
+    for n in &p.nodes {
+        let isolated = n.pods.iter().any(|id| id.contains("/iso-"));
+        let want = if isolated { "mps" } else { "time-slicing" };
+        assert_eq!(n.sharing, want, "{n:#?}");
+    }
+    // A pod asking for two nvidia.com/gpu of a shared GPU never lands on MPS (the device
+    // plugin refuses such requests there): in an MPS pool it takes a whole GPU.
+    let two = pods("two", 1, |d| {
+        d.requests = Resources::new(100, 256 * MIB);
+        d.gpus = 2;
+    });
+    let opts = PlanOptions {
+        families: vec!["g4dn".into()],
+        ..pool(SharingChoice::Mps)
+    };
+    let p = plan(&cat, &two, &opts);
+    assert_valid(&p, &cat, &two, &opts);
+    assert!(p.unplaced.is_empty());
+    assert!(p.nodes.iter().all(|n| n.sharing != "mps"), "{p:#?}");
+    // The independent check catches an MPS node in a time-slicing pool.
+    let ts = pool(SharingChoice::TimeSlicing);
+    let mut relabelled = plan(&cat, &items, &pool(SharingChoice::Mps));
+    relabelled.nodes[0].pods.truncate(1);
+    let errs = check(&relabelled, &cat, &items, &ts);
+    assert!(
+        errs.iter().any(|e| e.contains("expected time-slicing")),
+        "{errs:?}"
+    );
+    // Without fractional types or MPS: whole GPUs, one pod each.
     let whole = PlanOptions {
         families: vec!["g4dn".into()],
-        ..opts.clone()
+        ..pool(SharingChoice::TimeSlicing)
     };
     let p = plan(&cat, &items, &whole);
     assert_valid(&p, &cat, &items, &whole);

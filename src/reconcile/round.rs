@@ -11,9 +11,9 @@ use super::guard::{self, Budget, Existing, Refusal};
 use super::{Actions, ObjectKey, diff, is_owned};
 use crate::catalog::{self, DaemonSetOverhead};
 use crate::config::DevicePluginConfig;
-use crate::model::slice::{Slice, SliceNeed};
+use crate::model::slice::{NodeSharing, SHARING_STRATEGY_LABEL, Slice, SliceNeed};
 use crate::model::{
-    CapacityType, Catalog, DemandItem, Pool, Resources, Sharing, Taint, profile_name, tolerates_all,
+    CapacityType, Catalog, DemandItem, Pool, Resources, Sharing, Taint, tolerates_all,
 };
 use crate::planner::{self, Plan, PlanOptions, PlannedNode};
 use crate::render::{self, Emission, Frame, RenderError, RenderOptions};
@@ -38,6 +38,20 @@ pub struct FleetNode {
     /// Its node labels beyond the instance type's (pool labels, capacity type, zone).
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
+}
+
+impl FleetNode {
+    /// Its GPUs are shared by MPS (its `gpu-slicer.io/sharing-strategy` label says `mps`).
+    pub fn mps(&self) -> bool {
+        self.labels.get(SHARING_STRATEGY_LABEL).map(String::as_str)
+            == Some(NodeSharing::Mps.as_str())
+    }
+
+    /// Its slice (`model::slice`) on GPUs with `usable_gpu_memory_mib` after headroom.
+    fn slice(&self, usable_gpu_memory_mib: u64, fraction_milli: u32) -> Slice {
+        let s = Slice::of_gpu(usable_gpu_memory_mib, fraction_milli, self.replicas);
+        if self.mps() { s.under_mps() } else { s }
+    }
 }
 
 /// Capacity already taken on a node.
@@ -87,6 +101,8 @@ pub struct Outcome {
     /// Desired objects whose names are taken by objects gpu-slicer does not own.
     pub conflicts: Vec<ObjectKey>,
     pub modes: BTreeMap<String, Emission>,
+    /// What the round decided on the pools' behalf (a pool's MPS its AMI cannot run).
+    pub notes: Vec<String>,
 }
 
 /// Runs one round.
@@ -100,11 +116,22 @@ pub fn round_with(
     settings: &Settings,
     columns: &mut planner::Columns,
 ) -> Outcome {
-    let pools: Vec<Pool> = if inp.pools.is_empty() {
+    let mut pools: Vec<Pool> = if inp.pools.is_empty() {
         crate::planner::effective_pools(&settings.plan)
     } else {
         inp.pools.iter().map(|(p, _)| p.clone()).collect()
     };
+    let generated = (
+        settings.render.ami_family,
+        settings.render.ami_version.as_str(),
+    );
+    // A pool asking for MPS its AMI cannot run is a configuration error: the round still
+    // plans (for `/plan`), but writes nothing, like any other render error.
+    let (sharing_notes, sharing_error) =
+        match render::settle_sharing(&mut pools, inp.pools, inp.ec2nodeclasses, Some(generated)) {
+            Ok(n) => (n, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
     let (remaining, onto_fleet) = assign_in_flight(
         inp.pending,
         inp.fleet,
@@ -125,7 +152,12 @@ pub fn round_with(
         actions: Actions::default(),
         conflicts: Vec::new(),
         modes: BTreeMap::new(),
+        notes: sharing_notes,
     };
+    if let Some(e) = sharing_error {
+        out.error = Some(e);
+        return out;
+    }
     let existing = existing_cost(inp.fleet, inp.catalog);
     if let Err(r) = guard::check(&out.plan, &pools, &settings.budget, &existing) {
         out.refusals = r;
@@ -183,7 +215,8 @@ pub fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
 /// `pools` give its pool's GPU memory headroom (none when its pool is not among them).
 pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<PlannedNode> {
     let t = catalog::find(cat, &f.instance_type)?;
-    let slice = t.slice(headroom_of(pools, &f.pool), f.replicas);
+    let usable = t.gpu_memory_mib.saturating_sub(headroom_of(pools, &f.pool));
+    let slice = f.slice(usable, t.gpu_fraction_milli);
     Some(PlannedNode {
         instance_type: t.name.clone(),
         capacity_type: f.capacity_type,
@@ -194,7 +227,7 @@ pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<Planne
         slice_gpu_memory_mib: slice.gpu_memory_mib,
         slice_share_milli: slice.share_milli,
         sharing: slice.sharing.as_str().to_string(),
-        profile: profile_name(f.replicas),
+        profile: slice.profile(),
         hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
         pods: Vec::new(),
         node_pool: f.pool.clone(),
@@ -299,7 +332,7 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
     };
     // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom (a
     // fractional type's one slice is its part of a GPU).
-    if !SliceNeed::of(p).fits(&Slice::of_gpu(fr.gpu_mem, t.gpu_fraction_milli, f.replicas)) {
+    if !SliceNeed::of(p).fits(&f.slice(fr.gpu_mem, t.gpu_fraction_milli)) {
         return false;
     }
     if p.sharing == Sharing::Exclusive && p.gpus > fr.gpus {

@@ -1,5 +1,5 @@
 //! The NVIDIA device plugin's ConfigMap that gpu-slicer owns: one key per profile
-//! (`ts-r1`, `ts-r4`, …), and the plugin Helm chart values that select it.
+//! (`ts-r1`, `ts-r4`, `mps-r4`, …), and the plugin Helm chart values that select it.
 //!
 //! gpu-slicer never rewrites the user's own device-plugin ConfigMap. It writes its own
 //! (default `kube-system/gpu-slicer-device-plugin`), carrying a corrected copy of every key
@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::config::{DevicePluginConfig, SharingProfile, SharingStrategy};
+use crate::model::slice::{NodeSharing, Slice};
 use crate::model::{NVIDIA_GPU, profile_name};
 
 use super::{RenderError, owned_labels};
@@ -21,10 +22,14 @@ use super::{RenderError, owned_labels};
 pub const DEVICE_PLUGIN_CONFIGMAP: &str = "gpu-slicer-device-plugin";
 
 /// What the NVIDIA device plugin Helm chart needs to use gpu-slicer's ConfigMap
-/// (`--set config.name=… --set config.default=…`).
+/// (`--set config.name=… --set config.default=…`, and `--set gfd.enabled=true` when a
+/// profile uses MPS: the chart runs its MPS control daemon only on nodes that GPU Feature
+/// Discovery labels `nvidia.com/mps.capable=true`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChartValues {
     pub config: ChartConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gfd: Option<ChartGfd>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,13 +40,22 @@ pub struct ChartConfig {
     pub default: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChartGfd {
+    pub enabled: bool,
+}
+
 impl ChartValues {
     /// The values as YAML, for `helm upgrade -f`.
     pub fn to_yaml(&self) -> String {
-        format!(
+        let mut y = format!(
             "config:\n  name: {}\n  default: {}\n",
             self.config.name, self.config.default
-        )
+        );
+        if let Some(g) = &self.gfd {
+            y.push_str(&format!("gfd:\n  enabled: {}\n", g.enabled));
+        }
+        y
     }
 }
 
@@ -61,6 +75,21 @@ pub fn config_text(profile: &SharingProfile) -> String {
     s
 }
 
+/// The profile gpu-slicer writes for nodes with `slice`: MPS, time-slicing or none.
+pub fn profile_of(slice: &Slice, fail_requests_greater_than_one: bool) -> SharingProfile {
+    if slice.sharing == NodeSharing::Mps && slice.replicas > 1 {
+        // The plugin forces failRequestsGreaterThanOne for MPS.
+        SharingProfile {
+            strategy: SharingStrategy::Mps,
+            replicas: slice.replicas,
+            rename_by_default: false,
+            fail_requests_greater_than_one: true,
+        }
+    } else {
+        time_slicing(slice.replicas, fail_requests_greater_than_one)
+    }
+}
+
 /// The profile gpu-slicer writes for `replicas` per GPU.
 pub fn time_slicing(replicas: u32, fail_requests_greater_than_one: bool) -> SharingProfile {
     if replicas <= 1 {
@@ -74,13 +103,13 @@ pub fn time_slicing(replicas: u32, fail_requests_greater_than_one: bool) -> Shar
     }
 }
 
-/// Builds the ConfigMap (keys: the user's, corrected, then `ts-r<R>` for every `R` in
-/// `replicas`) and the chart values. Refuses a user config that renames the resource, and
+/// Builds the ConfigMap (keys: the user's, corrected, then the profile of every slice in
+/// `slices`, `ts-r<R>` or `mps-r<R>`, and always `ts-r1`) and the chart values. Refuses a user config that renames the resource, and
 /// a user key named like a profile whose content differs from gpu-slicer's.
 pub fn configmap(
     namespace: &str,
     name: &str,
-    replicas: &[u32],
+    slices: &[Slice],
     fail_requests_greater_than_one: bool,
     user: Option<&DevicePluginConfig>,
 ) -> Result<(ConfigMap, ChartValues), RenderError> {
@@ -100,13 +129,13 @@ pub fn configmap(
             profiles.insert(key.clone(), p.clone());
         }
     }
-    let mut wanted: Vec<u32> = replicas.to_vec();
-    wanted.push(1);
-    wanted.sort_unstable();
-    wanted.dedup();
-    for r in wanted {
-        let key = profile_name(r);
-        let ours = time_slicing(r, fail_requests_greater_than_one);
+    let mut wanted: BTreeMap<String, SharingProfile> = slices
+        .iter()
+        .map(|s| (s.profile(), profile_of(s, fail_requests_greater_than_one)))
+        .collect();
+    wanted.insert(profile_name(1), SharingProfile::UNSHARED);
+    let mps = wanted.values().any(|p| p.strategy == SharingStrategy::Mps);
+    for (key, ours) in wanted {
         if let Some(theirs) = profiles.get(&key)
             && *theirs != ours
         {
@@ -149,6 +178,7 @@ pub fn configmap(
             name: name.to_string(),
             default,
         },
+        gfd: mps.then_some(ChartGfd { enabled: true }),
     };
     Ok((cm, values))
 }
@@ -161,6 +191,10 @@ fn or_default_ns(ns: &str) -> &str {
 mod tests {
     use super::*;
     use crate::config::parse_device_plugin_config;
+
+    fn ts(r: u32) -> Slice {
+        Slice::new(16384, r)
+    }
 
     #[test]
     fn config_text_round_trips_through_the_strict_parser() {
@@ -182,7 +216,7 @@ mod tests {
         let (cm, v) = configmap(
             "kube-system",
             "gpu-slicer-device-plugin",
-            &[4, 2, 4],
+            &[ts(4), ts(2), ts(4)],
             false,
             None,
         )
@@ -192,6 +226,30 @@ mod tests {
         assert_eq!(v.config.default, "ts-r1");
         assert_eq!(v.config.name, "gpu-slicer-device-plugin");
         assert!(v.to_yaml().contains("default: ts-r1"));
+        assert!(!v.to_yaml().contains("gfd"), "no MPS, no GFD needed");
+    }
+
+    #[test]
+    fn mps_keys_parse_as_mps_and_ask_for_gfd() {
+        let (cm, v) = configmap("kube-system", "x", &[ts(4), ts(4).under_mps()], true, None)
+            .expect("renders");
+        let data = cm.data.expect("data");
+        let keys: Vec<&String> = data.keys().collect();
+        assert_eq!(keys, ["mps-r4", "ts-r1", "ts-r4"]);
+        let back = parse_device_plugin_config(&data["mps-r4"]).expect("own output parses");
+        assert_eq!(back.strategy, SharingStrategy::Mps);
+        assert_eq!(back.replicas, 4);
+        assert!(!back.rename_by_default && back.fail_requests_greater_than_one);
+        assert!(
+            data["mps-r4"].contains("sharing:\n  mps:"),
+            "{}",
+            data["mps-r4"]
+        );
+        assert!(
+            v.to_yaml().ends_with("gfd:\n  enabled: true\n"),
+            "{}",
+            v.to_yaml()
+        );
     }
 
     #[test]
@@ -209,14 +267,14 @@ mod tests {
                 },
             )]),
         };
-        let (cm, v) = configmap("kube-system", "x", &[10], false, Some(&user)).expect("ok");
+        let (cm, v) = configmap("kube-system", "x", &[ts(10)], false, Some(&user)).expect("ok");
         let data = cm.data.expect("data");
         assert!(data["any"].contains("replicas: 10"));
         assert!(data["any"].contains("renameByDefault: false"));
         assert_eq!(v.config.default, "any");
 
         user.profiles.get_mut("any").expect("any").rename_by_default = true;
-        let e = configmap("kube-system", "x", &[10], false, Some(&user)).expect_err("rename");
+        let e = configmap("kube-system", "x", &[ts(10)], false, Some(&user)).expect_err("rename");
         let msg = e.to_string();
         assert!(
             msg.contains("ConfigMap kube-system/nvidia-device-plugin"),
@@ -229,7 +287,7 @@ mod tests {
         clash
             .profiles
             .insert("ts-r4".into(), time_slicing(8, false));
-        let e = configmap("kube-system", "x", &[4], false, Some(&clash)).expect_err("clash");
+        let e = configmap("kube-system", "x", &[ts(4)], false, Some(&clash)).expect_err("clash");
         assert!(e.to_string().contains("data.ts-r4"), "{e}");
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::config::value::{join, opt_map, opt_str, req_str};
 use crate::config::{FieldError, parse_taint};
-use crate::model::{Pool, Taint};
+use crate::model::{Pool, SharingChoice, Taint};
 
 use super::{AmiFamily, Emission, RenderError};
 
@@ -200,7 +200,111 @@ pub(crate) struct NodeClass {
     pub name: String,
     pub api_version: String,
     pub family: Option<AmiFamily>,
+    /// The version of its `amiSelectorTerms` alias (`latest`, `v1.54.0`), if it has one.
+    pub alias_version: Option<String>,
     pub raw: Value,
+}
+
+impl NodeClass {
+    /// Why nodes of this class cannot run the device plugin's MPS; `None` when they can.
+    /// Only Bottlerocket decides it in its settings: from 1.54 on, or `latest`
+    /// ([`super::bootstrap::BOTTLEROCKET_MPS_SINCE`]); AMIs picked by ID, name or tags
+    /// have no version to go by.
+    pub fn mps_refusal(&self) -> Option<String> {
+        if self.family != Some(AmiFamily::Bottlerocket) {
+            return None;
+        }
+        let (major, minor) = super::bootstrap::BOTTLEROCKET_MPS_SINCE;
+        match self.alias_version.as_deref() {
+            Some(v) if super::bootstrap::bottlerocket_has_mps(v) == Some(true) => None,
+            Some(v) => Some(format!(
+                "EC2NodeClass {} runs Bottlerocket {v}, whose settings cannot express MPS \
+                 (settings.kubelet-device-plugins.nvidia.mps, from Bottlerocket {major}.{minor})",
+                self.name
+            )),
+            None => Some(format!(
+                "EC2NodeClass {} runs a Bottlerocket AMI chosen without an alias, so gpu-slicer \
+                 cannot tell whether its settings express MPS (settings.kubelet-device-plugins.\
+                 nvidia.mps, from Bottlerocket {major}.{minor}); use amiSelectorTerms alias \
+                 bottlerocket@latest or bottlerocket@v{major}.{minor}.0 or later",
+                self.name
+            )),
+        }
+    }
+}
+
+/// Why the generated node classes (`--ami-family`, `--ami-version`) cannot run MPS.
+pub(crate) fn generated_mps_refusal(family: AmiFamily, version: &str) -> Option<String> {
+    let c = NodeClass {
+        name: "(generated)".to_string(),
+        api_version: String::new(),
+        family: Some(family),
+        alias_version: Some(version.to_string()),
+        raw: Value::Null,
+    };
+    c.mps_refusal().map(|m| {
+        m.replace(
+            "EC2NodeClass (generated) runs",
+            "the generated EC2NodeClasses run (--ami-family, --ami-version)",
+        )
+    })
+}
+
+/// Settles each pool's `sharing-strategy` against the AMI its nodes run. A pool whose node
+/// class cannot run MPS is refused when it asks for `mps`, and plans time-slicing only
+/// when it says `auto` (with a note). `generated` is the family and version of the node
+/// classes gpu-slicer generates for pools without a class of their own (`None`: not known
+/// here, nothing is decided for them). Returns the notes.
+pub fn settle_sharing(
+    pools: &mut [Pool],
+    raw: &[(Pool, Value)],
+    ec2nodeclasses: &[Value],
+    generated: Option<(AmiFamily, &str)>,
+) -> Result<Vec<String>, RenderError> {
+    let classes = node_classes(ec2nodeclasses)?;
+    let mut notes = Vec::new();
+    for pool in pools.iter_mut() {
+        if pool.sharing_strategy == SharingChoice::TimeSlicing {
+            continue;
+        }
+        let object_raw = raw.iter().find(|(p, _)| p.name == pool.name);
+        let frame = match object_raw {
+            Some((p, v)) => Some(read(p, v)?),
+            None => None,
+        };
+        let class = frame
+            .as_ref()
+            .filter(|f| matches!(f.api, Some(FrameApi::V1 | FrameApi::V1beta1)))
+            .and_then(|f| f.node_class.as_deref());
+        let refusal = match class {
+            Some(name) => classes
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(NodeClass::mps_refusal),
+            None => generated.and_then(|(f, v)| generated_mps_refusal(f, v)),
+        };
+        let Some(why) = refusal else { continue };
+        let object = frame
+            .as_ref()
+            .map_or_else(|| format!("pool {}", pool.name), |f| f.object.clone());
+        match pool.sharing_strategy {
+            SharingChoice::Mps => {
+                return Err(RenderError::new(
+                    &object,
+                    crate::config::annotation_field(crate::config::SHARING_STRATEGY),
+                    format!("is \"mps\", but {why}; use time-slicing or a newer AMI"),
+                ));
+            }
+            _ => {
+                notes.push(format!(
+                    "{object}: {why}; its shared GPUs are time-sliced, so pods asking for \
+                     memory isolation get fractional or whole GPUs there"
+                ));
+                pool.sharing_strategy = SharingChoice::TimeSlicing;
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// Reads the EC2NodeClasses among the inputs (name, version and AMI family).
@@ -239,6 +343,15 @@ pub(crate) fn node_classes(raw: &[Value]) -> Result<Vec<NodeClass>, RenderError>
                     "spec.amiSelectorTerms[].alias",
                 )
             });
+        let alias_version = spec
+            .and_then(|s| s.get("amiSelectorTerms"))
+            .and_then(Value::as_array)
+            .and_then(|terms| {
+                terms
+                    .iter()
+                    .find_map(|t| t.get("alias").and_then(Value::as_str))
+            })
+            .and_then(|a| a.split_once('@').map(|(_, v)| v.to_string()));
         let family = match from_alias.or(from_field) {
             None => None,
             Some((f, field)) => match f.to_ascii_lowercase().as_str() {
@@ -260,6 +373,7 @@ pub(crate) fn node_classes(raw: &[Value]) -> Result<Vec<NodeClass>, RenderError>
             name,
             api_version,
             family,
+            alias_version,
             raw: v.clone(),
         });
     }

@@ -85,7 +85,7 @@ fn node_class_v1beta1(
             "securityGroupSelectorTerms": [{"tags": o.discovery()}],
             "blockDeviceMappings": [fam.image_volume()],
             "tags": {super::PROFILE_LABEL: g.profile()},
-            "userData": fam.user_data(g.r, o.fail_requests_greater_than_one),
+            "userData": fam.user_data(&g.slice, o.fail_requests_greater_than_one),
         }),
         "EC2NodeClass spec",
     )?;
@@ -186,7 +186,7 @@ pub(crate) fn v1alpha5(
                     super::PROFILE_LABEL.to_string(),
                     g.profile(),
                 )])),
-                user_data: Some(fam.user_data(g.r, o.fail_requests_greater_than_one)),
+                user_data: Some(fam.user_data(&g.slice, o.fail_requests_greater_than_one)),
                 ..Default::default()
             };
             out.node_classes.push(to_value(&ant::AwsNodeTemplate {

@@ -22,6 +22,7 @@
 pub mod bootstrap;
 mod deviceplugin;
 mod frame;
+pub use frame::settle_sharing;
 mod legacy;
 mod v1;
 
@@ -33,8 +34,7 @@ use serde_json::Value;
 use crate::config::DevicePluginConfig;
 use crate::model::slice::{NodeSharing, Slice};
 use crate::model::{
-    CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, TaintEffect, labels, profile_name,
-    quantity,
+    CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, TaintEffect, labels, quantity,
 };
 use crate::planner::{Plan, PlannedNode};
 
@@ -205,13 +205,13 @@ impl AmiFamily {
         }
     }
 
-    /// The userData that preloads `replicas` per GPU.
-    pub fn user_data(self, replicas: u32, fail_requests_greater_than_one: bool) -> String {
+    /// The userData that preloads the sharing of `slice`.
+    pub fn user_data(self, slice: &Slice, fail_requests_greater_than_one: bool) -> String {
         match self {
             AmiFamily::Bottlerocket => {
-                bootstrap::bottlerocket_toml(replicas, fail_requests_greater_than_one)
+                bootstrap::bottlerocket_toml(slice, fail_requests_greater_than_one)
             }
-            AmiFamily::Al2023 | AmiFamily::Al2 => bootstrap::mime_userdata(replicas),
+            AmiFamily::Al2023 | AmiFamily::Al2 => bootstrap::mime_userdata(slice),
         }
     }
 
@@ -443,7 +443,7 @@ pub(crate) struct Group<'a> {
 
 impl Group<'_> {
     pub fn profile(&self) -> String {
-        profile_name(self.r)
+        self.slice.profile()
     }
 
     /// Distinct planned instance types, sorted.
@@ -700,7 +700,7 @@ pub fn render(
                 slice.share_milli
             )
         } else {
-            format!("{pool_name}-{}-{slice_mib}mi", profile_name(*r))
+            format!("{pool_name}-{}-{slice_mib}mi", slice.profile())
         };
         if let Some(z) = zone {
             base.push('-');
@@ -723,11 +723,11 @@ pub fn render(
     check_pool_budgets(&built, catalog)?;
 
     // The device-plugin ConfigMap.
-    let rs: Vec<u32> = built.iter().map(|g| g.r).collect();
+    let slices: Vec<Slice> = built.iter().map(|g| g.slice).collect();
     let (cm, chart_values) = deviceplugin::configmap(
         &opts.configmap_namespace,
         &opts.configmap_name,
-        &rs,
+        &slices,
         opts.fail_requests_greater_than_one,
         frame.device_plugin,
     )?;
@@ -749,6 +749,37 @@ pub fn render(
     for g in &built {
         let mode = resolve_mode(opts, g.frame);
         modes.insert(g.pool.name.clone(), mode);
+        if g.slice.sharing == NodeSharing::Mps {
+            let class = match g.frame.api {
+                Some(frame::FrameApi::V1 | frame::FrameApi::V1beta1) => {
+                    g.frame.node_class.as_deref()
+                }
+                _ => None,
+            };
+            let why = match class {
+                Some(n) => node_classes
+                    .iter()
+                    .find(|c| c.name == n)
+                    .and_then(frame::NodeClass::mps_refusal),
+                None => frame::generated_mps_refusal(opts.ami_family, &opts.ami_version),
+            };
+            if let Some(why) = why {
+                let object = if g.frame.object.is_empty() {
+                    format!("pool {}", g.pool.name)
+                } else {
+                    g.frame.object.clone()
+                };
+                return Err(RenderError::new(
+                    &object,
+                    crate::config::annotation_field(crate::config::SHARING_STRATEGY),
+                    format!(
+                        "the plan shares {} by MPS, but {why}; set it to time-slicing or use a \
+                         newer AMI",
+                        g.name
+                    ),
+                ));
+            }
+        }
         let ctx = Ctx {
             opts,
             node_classes: &node_classes,

@@ -128,7 +128,7 @@ fn generated_class(ctx: &Ctx<'_>, g: &Group<'_>, name: &str) -> Result<Value, Re
             super::PROFILE_LABEL.to_string(),
             g.profile(),
         )])),
-        user_data: Some(fam.user_data(g.r, o.fail_requests_greater_than_one)),
+        user_data: Some(fam.user_data(&g.slice, o.fail_requests_greater_than_one)),
         ..Default::default()
     };
     let obj = ec2::Ec2NodeClass {
@@ -150,8 +150,9 @@ pub(crate) fn derived_bottlerocket(
     let object = format!("EC2NodeClass {}", c.name);
     let mut spec = c.raw.get("spec").cloned().unwrap_or_else(|| json!({}));
     let user = spec.get("userData").and_then(Value::as_str);
-    let merged = bootstrap::merge_bottlerocket(user, g.r, ctx.opts.fail_requests_greater_than_one)
-        .map_err(|m| RenderError::new(&object, "spec.userData", m))?;
+    let merged =
+        bootstrap::merge_bottlerocket(user, &g.slice, ctx.opts.fail_requests_greater_than_one)
+            .map_err(|m| RenderError::new(&object, "spec.userData", m))?;
     if let Some(m) = spec.as_object_mut() {
         m.insert("userData".into(), json!(merged));
     }
