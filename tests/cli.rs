@@ -226,54 +226,76 @@ fn small_examples_are_proven_optimal_and_the_json_says_how() {
 
 /// Issue 16: the GenAI kit's pods as a new user brings them. vLLM and TGI state their GPU
 /// memory in their flags (0.90–1.0 of the GPU), so each gets its GPU alone; the small,
-/// isolated embedding server lands on a fractional L4 (g6f), never on a time-sliced GPU.
+/// isolated embedding server never lands on a time-sliced GPU: by default (`auto`) it
+/// shares a T4 under MPS, which caps every client's memory; in a pool that says
+/// `sharing-strategy: time-slicing` it gets a fractional L4 (g6f).
 #[test]
 fn stated_memory_fractional_gpus_and_isolation_in_the_genai_example() {
     let ex = root("examples/genai-stated");
-    let (code, out, err) = run(&["plan", "-f", &ex, "-o", "json"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("GPU memory 0.90 of the GPU, from vLLM's --gpu-memory-utilization"),
-        "{err}"
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    assert_eq!(v["solver"]["provenOptimal"], true, "{}", v["solver"]);
-    let nodes = v["nodes"].as_array().expect("nodes");
-    let mut seen = 0;
-    for n in nodes {
-        let pods: Vec<&str> = n["pods"]
-            .as_array()
-            .expect("pods")
-            .iter()
-            .filter_map(|p| p.as_str())
-            .collect();
-        let servers = pods
-            .iter()
-            .filter(|p| p.starts_with("genai/vllm-") || p.starts_with("genai/tgi-"))
-            .count();
-        if servers > 0 {
-            // Routed by stated memory: alone on unshared L40S GPUs.
-            assert_eq!(n["replicasPerGpu"], 1, "{n}");
-            assert_eq!(n["sharing"], "none", "{n}");
-            assert_eq!(n["gpuModel"], "l40s", "{n}");
-            assert!(
-                pods.len() as u64 <= n["gpus"].as_u64().expect("gpus"),
-                "{n}"
-            );
-            seen += servers;
+    let ts_pool = root("tests/fixtures/nodepool-time-slicing.yaml");
+    for time_slicing in [false, true] {
+        let mut args = vec!["plan", "-f", ex.as_str(), "-o", "json"];
+        if time_slicing {
+            args.extend(["-f", ts_pool.as_str()]);
         }
-        if pods
-            .iter()
-            .any(|p| p.starts_with("genai/tei-qwen3-embedding-06b-bf16"))
-        {
-            // isolation: memory, and a 3 GiB pod: a quarter of an L4 (5,722 MiB, $0.475/h)
-            // beats a whole L4 ($0.805/h).
-            assert_eq!(n["sharing"], "fractional", "{n}");
-            assert_eq!(n["instanceType"], "g6f.2xlarge", "{n}");
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("GPU memory 0.90 of the GPU, from vLLM's --gpu-memory-utilization"),
+            "{err}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(v["solver"]["provenOptimal"], true, "{}", v["solver"]);
+        let nodes = v["nodes"].as_array().expect("nodes");
+        let mut seen = 0;
+        for n in nodes {
+            let pods: Vec<&str> = n["pods"]
+                .as_array()
+                .expect("pods")
+                .iter()
+                .filter_map(|p| p.as_str())
+                .collect();
+            let servers = pods
+                .iter()
+                .filter(|p| p.starts_with("genai/vllm-") || p.starts_with("genai/tgi-"))
+                .count();
+            if servers > 0 {
+                // Routed by stated memory: alone on unshared L40S GPUs.
+                assert_eq!(n["replicasPerGpu"], 1, "{n}");
+                assert_eq!(n["sharing"], "none", "{n}");
+                assert_eq!(n["gpuModel"], "l40s", "{n}");
+                assert!(
+                    pods.len() as u64 <= n["gpus"].as_u64().expect("gpus"),
+                    "{n}"
+                );
+                seen += servers;
+            }
+            let isolated = pods
+                .iter()
+                .any(|p| p.starts_with("genai/tei-qwen3-embedding-06b-bf16"));
+            if isolated && time_slicing {
+                // isolation: memory, and a 3 GiB pod: a quarter of an L4 (5,722 MiB,
+                // $0.475/h) beats a whole L4 ($0.805/h).
+                assert_eq!(n["sharing"], "fractional", "{n}");
+                assert_eq!(n["instanceType"], "g6f.2xlarge", "{n}");
+            } else if isolated {
+                assert_eq!(n["sharing"], "mps", "{n}");
+                assert_eq!(n["profile"], format!("mps-r{}", n["replicasPerGpu"]), "{n}");
+            } else {
+                // MPS only where an isolated pod needs it.
+                assert_ne!(n["sharing"], "mps", "{n}");
+            }
+            assert!(
+                !(isolated && n["sharing"] == "time-slicing"),
+                "an isolated pod on time-slicing: {n}"
+            );
+        }
+        assert_eq!(seen, 17, "every vLLM and TGI pod placed");
+        if time_slicing {
+            assert!(nodes.iter().any(|n| n["sharing"] == "fractional"));
+            assert!(nodes.iter().all(|n| n["nodePool"] == "gpu"));
         }
     }
-    assert_eq!(seen, 17, "every vLLM and TGI pod placed");
-    assert!(nodes.iter().any(|n| n["sharing"] == "fractional"));
 }
 
 #[test]

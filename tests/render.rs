@@ -11,7 +11,7 @@ mod crd_schema;
 
 use std::process::Command;
 
-use gpu_slicer::model::slice::Slice;
+use gpu_slicer::model::slice::{NodeSharing, Slice};
 use gpu_slicer::model::{
     CapacityType, DemandItem, MIB, Operator, Pool, ReplicaPolicy, Requirement, Resources, Sharing,
     Toleration, TolerationOperator, labels,
@@ -220,6 +220,16 @@ fn cli_rejects_bad_configuration() {
             "gpu-slicer.io/max-hourly-cost",
         ),
         (
+            "an unknown sharing strategy",
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: gpu\n  annotations: {gpu-slicer.io/enabled: \"true\", gpu-slicer.io/sharing-strategy: mig}\nspec: {template: {spec: {nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: x}, requirements: []}}}\n",
+            "NodePool gpu): field `metadata.annotations[\"gpu-slicer.io/sharing-strategy\"]`: must be one of time-slicing, mps, auto, got \"mig\"",
+        ),
+        (
+            "mps with a Bottlerocket class that cannot express it",
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: gpu\n  annotations: {gpu-slicer.io/enabled: \"true\", gpu-slicer.io/sharing-strategy: mps}\nspec: {template: {spec: {nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: br}, requirements: []}}}\n---\napiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: br}\nspec: {role: R, amiSelectorTerms: [{alias: bottlerocket@v1.50.0}], subnetSelectorTerms: [{tags: {a: b}}], securityGroupSelectorTerms: [{tags: {a: b}}]}\n",
+            "NodePool gpu: field `metadata.annotations[\"gpu-slicer.io/sharing-strategy\"]`: is \"mps\", but EC2NodeClass br runs Bottlerocket v1.50.0, whose settings cannot express MPS (settings.kubelet-device-plugins.nvidia.mps, from Bottlerocket 1.54); use time-slicing or a newer AMI",
+        ),
+        (
             "renameByDefault true",
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nvidia-device-plugin, namespace: kube-system}\ndata:\n  any: |\n    version: v1\n    sharing:\n      timeSlicing:\n        renameByDefault: true\n        resources:\n        - name: nvidia.com/gpu\n          replicas: 4\n",
             "renameByDefault",
@@ -252,40 +262,46 @@ fn arb_item() -> impl Strategy<Value = DemandItem> {
         prop::option::of(1u64..30_000),
         prop::option::of(prop::sample::select(vec!["t4", "a10g", "l4", "v100"])),
         prop::option::of(prop::sample::select(vec!["us-east-1a", "us-east-1b"])),
+        prop::sample::select(vec![false, false, true]),
     )
-        .prop_map(|(cpu, mem_gib, gpus, excl, gmem, gpu_name, zone)| {
-            let mut d = DemandItem::shared("x", Resources::new(cpu, mem_gib * 1024 * MIB));
-            d.gpus = gpus;
-            if excl || gpus > 1 {
-                d.sharing = Sharing::Exclusive;
-            }
-            d.gpu_memory_mib = gmem;
-            let mut term = Vec::new();
-            if let Some(g) = gpu_name {
-                term.push(Requirement {
-                    key: labels::INSTANCE_GPU_NAME.into(),
-                    operator: Operator::In,
-                    values: vec![g.into()],
+        .prop_map(
+            |(cpu, mem_gib, gpus, excl, gmem, gpu_name, zone, isolated)| {
+                let mut d = DemandItem::shared("x", Resources::new(cpu, mem_gib * 1024 * MIB));
+                d.gpus = gpus;
+                if excl || gpus > 1 {
+                    d.sharing = Sharing::Exclusive;
+                }
+                if isolated {
+                    d.isolation = gpu_slicer::model::Isolation::Memory;
+                }
+                d.gpu_memory_mib = gmem;
+                let mut term = Vec::new();
+                if let Some(g) = gpu_name {
+                    term.push(Requirement {
+                        key: labels::INSTANCE_GPU_NAME.into(),
+                        operator: Operator::In,
+                        values: vec![g.into()],
+                    });
+                }
+                if let Some(z) = zone {
+                    term.push(Requirement {
+                        key: labels::ZONE.into(),
+                        operator: Operator::In,
+                        values: vec![z.into()],
+                    });
+                }
+                if !term.is_empty() {
+                    d.affinity_terms = vec![term];
+                }
+                d.tolerations.push(Toleration {
+                    key: None,
+                    operator: TolerationOperator::Exists,
+                    value: None,
+                    effect: None,
                 });
-            }
-            if let Some(z) = zone {
-                term.push(Requirement {
-                    key: labels::ZONE.into(),
-                    operator: Operator::In,
-                    values: vec![z.into()],
-                });
-            }
-            if !term.is_empty() {
-                d.affinity_terms = vec![term];
-            }
-            d.tolerations.push(Toleration {
-                key: None,
-                operator: TolerationOperator::Exists,
-                value: None,
-                effect: None,
-            });
-            d
-        })
+                d
+            },
+        )
 }
 
 fn arb_pool() -> impl Strategy<Value = Option<(Pool, Value)>> {
@@ -293,9 +309,10 @@ fn arb_pool() -> impl Strategy<Value = Option<(Pool, Value)>> {
         prop::sample::select(vec!["auto", "2", "4", "7"]),
         prop::sample::select(vec!["auto", "overlay", "static", "nodeclaim", "v1beta1", "v1alpha5"]),
         any::<bool>(),
+        prop::sample::select(vec!["auto", "mps", "time-slicing"]),
     ))
     .prop_map(|o| {
-        o.map(|(replicas, emission, spot)| {
+        o.map(|(replicas, emission, spot, sharing)| {
             let capacity = if spot {
                 json!(["on-demand", "spot"])
             } else {
@@ -306,7 +323,8 @@ fn arb_pool() -> impl Strategy<Value = Option<(Pool, Value)>> {
                 "metadata": {"name": "team-gpu", "annotations": {
                     "gpu-slicer.io/enabled": "true",
                     "gpu-slicer.io/replicas": replicas,
-                    "gpu-slicer.io/emission": emission}},
+                    "gpu-slicer.io/emission": emission,
+                    "gpu-slicer.io/sharing-strategy": sharing}},
                 "spec": {"template": {
                     "metadata": {"labels": {"team": "ml"}},
                     "spec": {
@@ -443,7 +461,12 @@ proptest! {
             prop_assert!(!types.is_empty());
             for t in types {
                 let ty = gpu_slicer::catalog::find(&cat, t).expect("known type");
-                prop_assert_eq!(slice, ty.slice(headroom, slice.replicas));
+                // The type's slice at R, under MPS where the labels say so.
+                let own = ty.slice(headroom, slice.replicas);
+                let own = if slice.sharing == NodeSharing::Mps { own.under_mps() } else { own };
+                prop_assert_eq!(slice, own);
+                // MPS nodes run the MPS profile.
+                prop_assert_eq!(label("nvidia.com/device-plugin.config"), Some(slice.profile()));
             }
         }
         prop_assert!(launchers > 0 || whole_gpus == 0);

@@ -97,9 +97,14 @@ pub fn shell_part(slice: &Slice) -> String {
     } else {
         "\x20 nvidia-smi --compute-mode=DEFAULT || true\n"
     };
+    let what = if slice.sharing == NodeSharing::Mps {
+        format!("MPS profile {profile} ({replicas} clients per GPU)")
+    } else {
+        format!("time-slicing profile {profile} ({replicas} replicas per GPU)")
+    };
     format!(
         "#!/bin/bash\n\
-         # gpu-slicer: device-plugin profile {profile} ({replicas} replicas per GPU, {}).\n\
+         # gpu-slicer: {what}.\n\
          # The device plugin reads the profile from the node label nvidia.com/device-plugin.config,\n\
          # set by the NodePool template; this part only prepares the host.\n\
          set -u\n\
@@ -108,8 +113,7 @@ pub fn shell_part(slice: &Slice) -> String {
          if command -v nvidia-smi >/dev/null 2>&1; then\n\
          \x20 nvidia-smi --persistence-mode=1 || true\n\
          {compute_mode}\
-         fi\n",
-        slice.sharing.as_str()
+         fi\n"
     )
 }
 

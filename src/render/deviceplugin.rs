@@ -40,7 +40,7 @@ pub struct ChartConfig {
     pub default: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ChartGfd {
     pub enabled: bool,
 }

@@ -38,7 +38,7 @@ use crate::model::{
 };
 use crate::planner::{Plan, PlannedNode};
 
-pub use deviceplugin::{ChartConfig, ChartValues, DEVICE_PLUGIN_CONFIGMAP, config_text};
+pub use deviceplugin::{ChartConfig, ChartGfd, ChartValues, DEVICE_PLUGIN_CONFIGMAP, config_text};
 
 /// Label every object gpu-slicer creates carries; it never touches an object without it.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -376,8 +376,14 @@ impl Rendered {
     pub fn to_yaml(&self) -> Result<String, RenderError> {
         let mut out = String::from("# Rendered by gpu-slicer.\n");
         out.push_str(&format!(
-            "# NVIDIA device plugin Helm values: --set config.name={} --set config.default={}\n",
-            self.chart_values.config.name, self.chart_values.config.default
+            "# NVIDIA device plugin Helm values: --set config.name={} --set config.default={}{}\n",
+            self.chart_values.config.name,
+            self.chart_values.config.default,
+            if self.chart_values.gfd.is_some_and(|g| g.enabled) {
+                " --set gfd.enabled=true"
+            } else {
+                ""
+            }
         ));
         for n in &self.notes {
             out.push_str(&format!("# note: {n}\n"));
