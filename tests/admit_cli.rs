@@ -123,3 +123,77 @@ fn unreadable_input_names_the_source() {
     let (code, _, _) = run(&["admit"]);
     assert_eq!(code, 2);
 }
+
+/// A LeaderWorkerSet is judged by both its templates: each gets its own verdict and, in
+/// `-o yaml`, its own affinity; admitting the output again changes nothing.
+#[test]
+fn a_leader_worker_set_is_judged_by_its_leader_and_worker_templates() {
+    let lws = r#"
+apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: big-llm, namespace: ml}
+spec:
+  replicas: 2
+  leaderWorkerTemplate:
+    size: 3
+    leaderTemplate:
+      metadata:
+        annotations: {gpu-slicer.io/gpu-memory: 20Gi}
+      spec:
+        containers:
+        - name: leader
+          resources: {limits: {nvidia.com/gpu: "1"}}
+    workerTemplate:
+      metadata:
+        annotations: {gpu-slicer.io/isolation: memory}
+      spec:
+        containers:
+        - name: worker
+          resources: {limits: {nvidia.com/gpu: "1"}}
+"#;
+    let (code, out, err) = run_stdin(&["admit", "-f", "-"], lws);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("LeaderWorkerSet ml/big-llm (leader): patched: adds to every required node-affinity term: gpu-slicer.io/slice-gpu-memory-mib Gt 20479"),
+        "{out}"
+    );
+    assert!(
+        out.contains("LeaderWorkerSet ml/big-llm (workers): patched: adds to every required node-affinity term: gpu-slicer.io/sharing-strategy In fractional,mps,none"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, yaml, err) = run_stdin(&["admit", "-f", "-", "-o", "yaml"], lws);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_saphyr::from_str(&yaml).expect("one YAML document");
+    let terms = |t: &str| {
+        v.pointer(&format!(
+            "/spec/leaderWorkerTemplate/{t}/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchExpressions/0/key"
+        ))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    };
+    assert_eq!(
+        terms("leaderTemplate").as_deref(),
+        Some("gpu-slicer.io/slice-gpu-memory-mib")
+    );
+    assert_eq!(
+        terms("workerTemplate").as_deref(),
+        Some("gpu-slicer.io/sharing-strategy")
+    );
+    let (code, again, err) = run_stdin(&["admit", "-f", "-"], &yaml);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        again
+            .matches("unchanged: its affinity already has the slice terms")
+            .count(),
+        2,
+        "{again}"
+    );
+    // Without a leader template the leader is a worker: one verdict.
+    let no_leader = lws.replace("    leaderTemplate:\n      metadata:\n        annotations: {gpu-slicer.io/gpu-memory: 20Gi}\n      spec:\n        containers:\n        - name: leader\n          resources: {limits: {nvidia.com/gpu: \"1\"}}\n", "");
+    assert_ne!(no_leader, lws);
+    let (code, out, err) = run_stdin(&["admit", "-f", "-"], &no_leader);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("(workers)"), "{out}");
+}

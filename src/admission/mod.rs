@@ -97,6 +97,10 @@ impl Verdict {
 pub enum Template {
     Pod,
     Workload,
+    /// A LeaderWorkerSet's `spec.leaderWorkerTemplate.leaderTemplate`.
+    LwsLeader,
+    /// A LeaderWorkerSet's `spec.leaderWorkerTemplate.workerTemplate`.
+    LwsWorker,
 }
 
 impl Template {
@@ -104,6 +108,8 @@ impl Template {
         match self {
             Template::Pod => &[],
             Template::Workload => &["spec", "template"],
+            Template::LwsLeader => &["spec", "leaderWorkerTemplate", "leaderTemplate"],
+            Template::LwsWorker => &["spec", "leaderWorkerTemplate", "workerTemplate"],
         }
     }
 
@@ -111,6 +117,8 @@ impl Template {
         match self {
             Template::Pod => "",
             Template::Workload => "spec.template.",
+            Template::LwsLeader => "spec.leaderWorkerTemplate.leaderTemplate.",
+            Template::LwsWorker => "spec.leaderWorkerTemplate.workerTemplate.",
         }
     }
 }

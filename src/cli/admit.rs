@@ -3,8 +3,9 @@
 //! the webhook. The decision is `admission::admit`, the webhook's own function.
 //!
 //! Reads the same `-f` sources as `plan`. Pods are judged as the webhook judges them;
-//! Deployments, StatefulSets, ReplicaSets, DaemonSets and Jobs by their pod template (the
-//! webhook sees the pods they create, which carry the template). Output:
+//! Deployments, StatefulSets, ReplicaSets, DaemonSets and Jobs by their pod template, and
+//! LeaderWorkerSets by their leader and worker templates (the webhook sees the pods they
+//! create, which carry the template). Output:
 //! - `-o text` (default): one line per GPU pod or workload: patched (with the terms
 //!   added), unchanged (and why), or rejected (with the webhook's message);
 //! - `-o yaml`: every input object, with the affinity added where the webhook would add
@@ -127,10 +128,21 @@ fn judge(obj: &mut Value, policy: &Policy, out: &mut Vec<Judged>) {
         }
         return;
     }
-    let template = if kind == "Pod" {
-        Template::Pod
+    // A LeaderWorkerSet has two pod templates: each is judged (the leader's only when it
+    // has its own; without one the leader is a worker).
+    let templates: Vec<(Template, &str)> = if kind == "Pod" {
+        vec![(Template::Pod, "")]
     } else if WORKLOADS.contains(&kind.as_str()) {
-        Template::Workload
+        vec![(Template::Workload, "")]
+    } else if kind == "LeaderWorkerSet" {
+        let has_leader = obj
+            .pointer("/spec/leaderWorkerTemplate/leaderTemplate")
+            .is_some_and(|v| !v.is_null());
+        let mut t = vec![(Template::LwsWorker, " (workers)")];
+        if has_leader {
+            t.insert(0, (Template::LwsLeader, " (leader)"));
+        }
+        t
     } else {
         return;
     };
@@ -139,19 +151,22 @@ fn judge(obj: &mut Value, policy: &Policy, out: &mut Vec<Judged>) {
     let namespace = field("namespace").unwrap_or("default").to_string();
     let name = field("name").unwrap_or("<unnamed>").to_string();
     let id = format!("{namespace}/{name}");
-    let verdict = admission::admit(&id, &namespace, obj, template, policy);
-    if verdict == Verdict::Skip(Skip::NoGpu) {
-        return;
+    for (template, which) in templates {
+        let verdict = admission::admit(&id, &namespace, obj, template, policy);
+        if verdict == Verdict::Skip(Skip::NoGpu) {
+            continue;
+        }
+        if let Verdict::Mutate { patch, .. } = &verdict {
+            // The patch was computed against this very object; it cannot fail to apply,
+            // but if it did the object is left as it was and the verdict still says what
+            // to add.
+            let _ = json_patch::patch(obj, patch);
+        }
+        out.push(Judged {
+            object: format!("{kind} {id}{which}"),
+            verdict,
+        });
     }
-    if let Verdict::Mutate { patch, .. } = &verdict {
-        // The patch was computed against this very object; it cannot fail to apply, but
-        // if it did the object is left as it was and the verdict still says what to add.
-        let _ = json_patch::patch(obj, patch);
-    }
-    out.push(Judged {
-        object: format!("{kind} {id}"),
-        verdict,
-    });
 }
 
 fn describe_requirement(r: &Requirement) -> String {
