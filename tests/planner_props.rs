@@ -5,8 +5,8 @@
 
 use gpu_slicer::catalog::karpenter_allocatable;
 use gpu_slicer::model::{
-    Catalog, DemandItem, InstanceType, Isolation, MIB, Operator, PriceSource, ReplicaPolicy,
-    Requirement, Resources, Sharing, labels,
+    Catalog, DemandItem, InstanceType, Isolation, MIB, Operator, Pool, PriceSource, ReplicaPolicy,
+    Requirement, Resources, Sharing, SharingChoice, labels,
 };
 use gpu_slicer::planner::{self, Effort, PlanOptions, check::check};
 use proptest::prelude::*;
@@ -124,6 +124,7 @@ proptest! {
         policy in arb_policy(),
         copies in 1usize..4,
         fast in any::<bool>(),
+        sharing in prop::sample::select(vec![SharingChoice::Auto, SharingChoice::Mps, SharingChoice::TimeSlicing]),
     ) {
         // Repeat some pods so classes have several members.
         let base = items.clone();
@@ -133,7 +134,13 @@ proptest! {
         for (i, it) in items.iter_mut().enumerate() {
             it.id = format!("ns/p-{i}");
         }
+        // The implicit pool, sharing its GPUs as drawn (MPS where the pool or an isolated
+        // pod calls for it: the check re-derives which nodes must say so).
         let opts = PlanOptions {
+            pools: vec![Pool {
+                sharing_strategy: sharing,
+                ..Pool::default_pool(policy.clone())
+            }],
             default_replicas: policy,
             max_rounds: 40,
             effort: if fast { Effort::Fast } else { Effort::Full },
