@@ -253,7 +253,14 @@ fn main() {
         };
         let out = round::round_with(&inputs, &settings, &mut columns);
         round_times.push(t.elapsed());
-        gaps.push(format!("{:.2} %", 100.0 * out.plan.solver.gap));
+        let st = &out.plan.solver;
+        gaps.push(format!(
+            "{:.2} % ({} rounds, {:?}, plan {:.0} ms)",
+            100.0 * st.gap,
+            st.rounds,
+            st.stopped_by,
+            1000.0 * st.elapsed_seconds
+        ));
         last = Some((snap.pending.len(), snap.fleet.len(), out));
     }
     let repack_times = repack_rounds(&cache, &all, &cat, &settings.plan);
