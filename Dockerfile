@@ -30,11 +30,19 @@ RUN mkdir -p src benches \
               target/release/deps/gpu_slicer-* target/release/deps/libgpu_slicer-* \
               target/release/gpu-slicer target/release/gpu-slicer.d
 
-# The sources (see .dockerignore) and the real build.
+# The sources (see .dockerignore) and the real build. The installed copy is stripped: the
+# release profile keeps line tables (`debug = "line-tables-only"`) for profiling the
+# benches, which the image has no use for, and the prebuilt std brings its own debug info.
+# `--strip-all` also drops the symbol table, so a backtrace (RUST_BACKTRACE=1) shows no
+# function names; a panic's message still names its file and line. To keep the names,
+# build with `--build-arg STRIP_FLAGS=--strip-debug`. The image size is not measured here
+# (no Docker where this was written).
+ARG STRIP_FLAGS=--strip-all
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked --bin gpu-slicer \
     && install -D -m 0755 target/release/gpu-slicer /out/gpu-slicer \
+    && strip ${STRIP_FLAGS} /out/gpu-slicer \
     && /out/gpu-slicer --version
 
 FROM ${RUNTIME_IMAGE}

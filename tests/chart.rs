@@ -138,6 +138,13 @@ const ALLOWED: &[Row] = &[
 /// Kinds whose schema kubernetes-validate does not have (CRDs); checked by hand.
 const CRD_KINDS: &[&str] = &["ServiceMonitor", "Certificate", "Issuer"];
 
+/// The API the ServiceMonitor is gated on (`.Capabilities.APIVersions.Has`).
+const PROMETHEUS_OPERATOR_API: &str = "monitoring.coreos.com/v1";
+
+/// APIs the ci files' clusters serve besides the built-in ones: their renderings pass
+/// them as `--api-versions`, as `helm install` would find them in such a cluster.
+const CI_API_VERSIONS: &[&str] = &[PROMETHEUS_OPERATOR_API];
+
 /// The flags of `gpu-slicer run` that every-flag-values.yaml cannot pass because they
 /// conflict with one it passes: (flag, the flag it conflicts with). Another ci file must
 /// pass each.
@@ -174,7 +181,7 @@ fn renderings() -> &'static [Rendered] {
         files
             .iter()
             .map(|f| {
-                let yaml = helm::template(&[f.as_path()], &[])
+                let yaml = helm::template_with_apis(&[f.as_path()], &[], CI_API_VERSIONS)
                     .unwrap_or_else(|e| panic!("helm template -f {}:\n{e}", f.display()));
                 Rendered {
                     file: file_name(f),
@@ -202,6 +209,13 @@ fn file_name(p: &Path) -> String {
 fn render_with(sets: &[&str]) -> Vec<Value> {
     let yaml =
         helm::template(&[], sets).unwrap_or_else(|e| panic!("helm template --set {sets:?}:\n{e}"));
+    helm::parse_docs(&yaml)
+}
+
+/// [`render_with`] for a cluster that also serves `apis`.
+fn render_with_apis(sets: &[&str], apis: &[&str]) -> Vec<Value> {
+    let yaml = helm::template_with_apis(&[], sets, apis)
+        .unwrap_or_else(|e| panic!("helm template --api-versions {apis:?} --set {sets:?}:\n{e}"));
     helm::parse_docs(&yaml)
 }
 
@@ -364,11 +378,28 @@ fn run_help_flags() -> &'static BTreeMap<String, bool> {
 // 1. helm lint
 // ---------------------------------------------------------------------------------------
 
+/// What `helm template` / `helm install` say without `clusterName` (the `required` in
+/// gpu-slicer.args).
+const CLUSTER_NAME_REQUIRED: &str = "clusterName is required";
+
 #[test]
 fn lint_strict_passes_with_defaults_and_every_ci_values_file() {
+    // The defaults: Helm lints `required` leniently (a warning, as chart-testing expects);
+    // the schema lets the empty default through so that this is the message users see.
+    let out = helm::lint(&[], &[])
+        .unwrap_or_else(|e| panic!("helm lint --strict on the defaults failed:\n{e}"));
+    assert!(
+        out.contains(CLUSTER_NAME_REQUIRED),
+        "helm lint on the defaults must warn that clusterName is missing:\n{out}"
+    );
+    // ... but nothing renders or installs without it, and the message names it.
+    let err = helm::template(&[], &[]).expect_err("helm template without clusterName must fail");
+    assert!(err.contains(CLUSTER_NAME_REQUIRED), "{err}");
     helm::lint(&[], &["clusterName=x"])
         .unwrap_or_else(|e| panic!("helm lint --strict --set clusterName=x failed:\n{e}"));
-    for f in helm::ci_values_files() {
+    let files = helm::ci_values_files();
+    assert!(files.len() >= 8, "only {} ci values files", files.len());
+    for f in files {
         helm::lint(&[f.as_path()], &[])
             .unwrap_or_else(|e| panic!("helm lint --strict -f {}:\n{e}", f.display()));
     }
@@ -380,8 +411,12 @@ fn schema_and_template_refuse_bad_values() {
     let cases: &[(&[&str], &str)] = &[
         (&["clusterName=x", "replicaCount=0"], "replicaCount"),
         (&["clusterName=x", "cluserName=y"], "cluserName"),
-        (&["cluserName=x"], "clusterName"),
-        (&[], "clusterName"),
+        (&["clusterName=-bad"], "clusterName"),
+        (&["clusterName=x", "strategy.type=Sometimes"], "strategy"),
+        (
+            &["clusterName=x", "extraVolumeMounts[0].name=a"],
+            "mountPath",
+        ),
         (&["clusterName=x", "render.emission=v2"], "emission"),
         (&["clusterName=x", "render.amiFamily=ubuntu"], "amiFamily"),
         (
@@ -1786,6 +1821,317 @@ fn check_network_policy(np: &Value, d: &Value, ctx: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Hardening: priority, node affinity, extra pod settings, the ServiceMonitor's API gate
+// ---------------------------------------------------------------------------------------
+
+/// Node labels of the capacity the controller must never run on: Karpenter v1/v1beta1 and
+/// v1alpha5 nodes, and gpu-slicer's own (`render::POOL_LABEL`, spelt out here so that the
+/// chart's contract is read from the chart, not from the crate's current layout).
+const PROVISIONED_NODE_LABELS: &[&str] = &[
+    "karpenter.sh/nodepool",
+    "karpenter.sh/provisioner-name",
+    "gpu-slicer.io/pool",
+];
+
+fn pod_spec(d: &Value) -> &Value {
+    &d["spec"]["template"]["spec"]
+}
+
+/// Whether a node with `labels` satisfies the pod's required node affinity (the
+/// nodeSelectorTerms are ORed, their matchExpressions ANDed), as the scheduler decides;
+/// true when there is none.
+fn node_admitted(d: &Value, labels: &[(&str, &str)]) -> bool {
+    let Some(terms) = pod_spec(d)
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array)
+    else {
+        return true;
+    };
+    let label = |k: &str| labels.iter().find(|(l, _)| *l == k).map(|(_, v)| *v);
+    terms.iter().any(|term| {
+        assert!(
+            term.get("matchFields").is_none(),
+            "matchFields are not evaluated here: {term}"
+        );
+        term["matchExpressions"].as_array().is_some_and(|exprs| {
+            exprs.iter().all(|e| {
+                let key = str_at(e, "/key");
+                let values = strings(e.get("values"));
+                match (str_at(e, "/operator"), label(key)) {
+                    ("Exists", l) => l.is_some(),
+                    ("DoesNotExist", l) => l.is_none(),
+                    ("In", Some(v)) => values.iter().any(|x| x == v),
+                    ("NotIn", l) => l.is_none_or(|v| !values.iter().any(|x| x == v)),
+                    ("In", None) => false,
+                    (op, _) => panic!("operator {op} is not evaluated here: {e}"),
+                }
+            })
+        })
+    })
+}
+
+/// The pod anti-affinity terms (required ones, and the podAffinityTerm of preferred ones).
+fn anti_affinity_terms(d: &Value) -> Vec<&Value> {
+    let anti = &pod_spec(d)["affinity"]["podAntiAffinity"];
+    let required = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    let preferred = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| &p["podAffinityTerm"]);
+    required.chain(preferred).collect()
+}
+
+#[test]
+fn priority_class_is_system_cluster_critical_by_default_and_removable() {
+    let pc = |docs: &[Value], ctx: &str| {
+        pod_spec(deployment(docs, ctx))
+            .get("priorityClassName")
+            .cloned()
+    };
+    let minimal = &rendered("minimal-values.yaml").docs;
+    assert_eq!(
+        pc(minimal, "minimal"),
+        Some(json!("system-cluster-critical")),
+        "the default priority class"
+    );
+    assert_eq!(
+        pc(&rendered("every-flag-values.yaml").docs, "every-flag"),
+        Some(json!("platform-critical")),
+        "priorityClassName overrides the default"
+    );
+    let none = render_with(&["clusterName=x", "priorityClassName="]);
+    assert_eq!(
+        pc(&none, "empty"),
+        None,
+        "priorityClassName=\"\" must leave the field out"
+    );
+    // The field left out is still a valid Deployment.
+    helm::kubernetes_validate(&[deployment(&none, "empty")]).expect("valid without a priority");
+}
+
+#[test]
+fn node_affinity_keeps_the_controller_off_provisioned_nodes_and_is_overridable() {
+    // Default: required, and every term excludes every provisioned-node label.
+    let d = deployment(&rendered("minimal-values.yaml").docs, "minimal");
+    let terms = pod_spec(d)
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array)
+        .expect("minimal: a required node affinity by default");
+    assert!(!terms.is_empty());
+    for term in terms {
+        for label in PROVISIONED_NODE_LABELS {
+            assert!(
+                term["matchExpressions"].as_array().is_some_and(|e| e
+                    .iter()
+                    .any(
+                        |e| str_at(e, "/key") == *label && str_at(e, "/operator") == "DoesNotExist"
+                    )),
+                "minimal: the term {term} lets a node with {label} in"
+            );
+        }
+    }
+    assert!(node_admitted(
+        d,
+        &[("eks.amazonaws.com/nodegroup", "system")]
+    ));
+    for label in PROVISIONED_NODE_LABELS {
+        assert!(
+            !node_admitted(
+                d,
+                &[("eks.amazonaws.com/nodegroup", "system"), (label, "x")]
+            ),
+            "minimal: a node labelled {label} must not be admitted"
+        );
+    }
+    // The default anti-affinity terms got the chart's selector labels: they select the pods.
+    let anti = anti_affinity_terms(d);
+    assert_eq!(anti.len(), 2, "minimal: preferred across nodes and zones");
+    for t in &anti {
+        assert!(
+            selects(
+                &string_map(t.pointer("/labelSelector/matchLabels")),
+                &pod_labels(d)
+            ),
+            "minimal: anti-affinity term {t} does not select the controller pods"
+        );
+    }
+
+    // Replaced (every-flag): the user's terms only, not merged with the default's.
+    let ctx = "ci/every-flag-values.yaml";
+    let d = deployment(&rendered("every-flag-values.yaml").docs, ctx);
+    assert!(node_admitted(
+        d,
+        &[
+            ("eks.amazonaws.com/nodegroup", "system"),
+            ("karpenter.sh/nodepool", "x")
+        ]
+    ));
+    assert!(!node_admitted(d, &[]), "{ctx}: the user's term is required");
+    let anti = &pod_spec(d)["affinity"]["podAntiAffinity"];
+    assert!(
+        anti.get("preferredDuringSchedulingIgnoredDuringExecution")
+            .is_none(),
+        "{ctx}: the default preferred terms were set to null"
+    );
+    assert_eq!(
+        anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"],
+        json!({"matchLabels": {"app.kubernetes.io/name": "slicer"}}),
+        "{ctx}: a term's own labelSelector is kept"
+    );
+
+    // Dropped: the node affinity alone, or the whole affinity.
+    let no_node = render_with(&["clusterName=x", "affinity.nodeAffinity=null"]);
+    let d = deployment(&no_node, "nodeAffinity=null");
+    assert!(pod_spec(d).pointer("/affinity/nodeAffinity").is_none());
+    assert!(node_admitted(d, &[("karpenter.sh/nodepool", "x")]));
+    assert_eq!(anti_affinity_terms(d).len(), 2, "anti-affinity kept");
+    let none = render_with(&["clusterName=x", "affinity=null"]);
+    assert!(
+        pod_spec(deployment(&none, "affinity=null"))
+            .get("affinity")
+            .is_none(),
+        "affinity=null renders no affinity"
+    );
+    helm::kubernetes_validate(&[
+        deployment(&no_node, "nodeAffinity=null"),
+        deployment(&none, "affinity=null"),
+    ])
+    .expect("valid Deployments");
+}
+
+#[test]
+fn node_affinity_check_bites() {
+    let d = deployment(&rendered("minimal-values.yaml").docs, "minimal");
+    let mut open = d.clone();
+    open["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        .as_array_mut()
+        .expect("terms")
+        .push(json!({"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}));
+    assert!(
+        node_admitted(
+            &open,
+            &[
+                ("kubernetes.io/os", "linux"),
+                ("karpenter.sh/nodepool", "x")
+            ]
+        ),
+        "an ORed term that lets Karpenter nodes in must be seen"
+    );
+}
+
+#[test]
+fn extra_volumes_mounts_env_from_and_strategy_are_rendered() {
+    let ctx = "ci/every-flag-values.yaml";
+    let d = deployment(&rendered("every-flag-values.yaml").docs, ctx);
+    assert_eq!(
+        d["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+        "{ctx}: strategy"
+    );
+    let c = controller_container(d, ctx);
+    assert_eq!(
+        c["envFrom"],
+        json!([{"configMapRef": {"name": "aws-env"}}]),
+        "{ctx}: envFrom"
+    );
+    let volumes = pod_spec(d)["volumes"].as_array().expect("volumes");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| *v == json!({"name": "aws-config", "configMap": {"name": "aws-config"}})),
+        "{ctx}: extraVolumes in {volumes:?}"
+    );
+    let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
+    assert!(
+        mounts.iter().any(
+            |m| *m == json!({"name": "aws-config", "mountPath": "/etc/aws", "readOnly": true})
+        ),
+        "{ctx}: extraVolumeMounts in {mounts:?}"
+    );
+    // The chart's own volumes are kept beside them.
+    for own in ["catalog", "price-cache", "webhook-tls"] {
+        assert!(
+            volumes.iter().any(|v| str_at(v, "/name") == own),
+            "{ctx}: volume {own} lost"
+        );
+    }
+
+    // Defaults: none of them rendered.
+    let ctx = "ci/minimal-values.yaml";
+    let d = deployment(&rendered("minimal-values.yaml").docs, ctx);
+    assert!(d["spec"].get("strategy").is_none(), "{ctx}: no strategy");
+    assert!(
+        controller_container(d, ctx).get("envFrom").is_none(),
+        "{ctx}: no envFrom"
+    );
+    let names: Vec<&str> = pod_spec(d)["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| str_at(v, "/name"))
+        .collect();
+    assert_eq!(names, ["webhook-tls"], "{ctx}: only the chart's volumes");
+
+    // Alone (no webhook, no catalog, no cache): the lists are still rendered, and valid.
+    let docs = render_with(&[
+        "clusterName=x",
+        "webhook.enabled=false",
+        "extraVolumes[0].name=scratch",
+        "extraVolumes[0].emptyDir.medium=Memory",
+        "extraVolumeMounts[0].name=scratch",
+        "extraVolumeMounts[0].mountPath=/scratch",
+        "envFrom[0].secretRef.name=creds",
+        "strategy.type=Recreate",
+    ]);
+    let d = deployment(&docs, "extras alone");
+    assert_eq!(
+        pod_spec(d)["volumes"],
+        json!([{"name": "scratch", "emptyDir": {"medium": "Memory"}}])
+    );
+    let c = controller_container(d, "extras alone");
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "scratch", "mountPath": "/scratch"}])
+    );
+    assert_eq!(c["envFrom"], json!([{"secretRef": {"name": "creds"}}]));
+    assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+    typed(d).expect("a k8s-openapi Deployment");
+    helm::kubernetes_validate(&[d]).expect("a valid Deployment");
+    assert!(restricted_violations(&d["spec"]["template"]).is_empty());
+}
+
+#[test]
+fn service_monitor_needs_the_prometheus_operator_api() {
+    let sets = ["clusterName=x", "serviceMonitor.enabled=true"];
+    // Enabled, but the cluster does not serve the API: left out, not an error.
+    assert!(
+        docs_of(&render_with(&sets), "ServiceMonitor").is_empty(),
+        "a ServiceMonitor rendered without {PROMETHEUS_OPERATOR_API}"
+    );
+    // Enabled and served: rendered.
+    let docs = render_with_apis(&sets, &[PROMETHEUS_OPERATOR_API]);
+    let sm = one(&docs, "ServiceMonitor", "enabled, API served");
+    assert_eq!(str_at(sm, "/apiVersion"), PROMETHEUS_OPERATOR_API);
+    // Served but not enabled: none.
+    let docs = render_with_apis(&["clusterName=x"], &[PROMETHEUS_OPERATOR_API]);
+    assert!(docs_of(&docs, "ServiceMonitor").is_empty());
+    // The ci file that enables it renders one only with the API (renderings() passes it).
+    let f = helm::chart_dir().join("ci/monitoring-networkpolicy-values.yaml");
+    let without = helm::parse_docs(&helm::template(&[f.as_path()], &[]).expect("template"));
+    assert!(docs_of(&without, "ServiceMonitor").is_empty());
+    one(
+        &rendered("monitoring-networkpolicy-values.yaml").docs,
+        "ServiceMonitor",
+        "ci/monitoring-networkpolicy-values.yaml with the API",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // Documentation, metadata, image, IAM
 // ---------------------------------------------------------------------------------------
 
@@ -1869,6 +2215,154 @@ fn every_value_is_documented() {
     );
 }
 
+/// The documented values of values.yaml as dotted paths: each key whose line follows a
+/// comment block that opens with `# --` (helm-docs' convention; every_value_is_documented
+/// checks that every value has one), and the top-level keys.
+fn documented_values(values: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    // None outside a comment block; else whether the block opened with `# --`.
+    let mut block: Option<bool> = None;
+    let (mut documented, mut top) = (BTreeSet::new(), BTreeSet::new());
+    for line in values.lines() {
+        let t = line.trim_start();
+        if t.is_empty() {
+            block = None;
+            continue;
+        }
+        if t.starts_with('#') {
+            block.get_or_insert(t.starts_with("# --"));
+            continue;
+        }
+        let is_doc = block.take() == Some(true);
+        let indent = line.len() - t.len();
+        let Some(key) = t
+            .split_once(':')
+            .map(|(k, _)| k)
+            .filter(|k| k.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+            .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric()))
+        else {
+            continue;
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_string()));
+        if indent == 0 {
+            top.insert(key.to_string());
+        }
+        if is_doc {
+            let path: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
+            documented.insert(path.join("."));
+        }
+    }
+    (documented, top)
+}
+
+/// The values named in the first column of the tables under `## Values` of the chart's
+/// README: the backquoted names outside parentheses, `.x` standing for a sibling of the
+/// name before it (`a.b` / `.c` is `a.b` and `a.c`).
+fn readme_table_values(readme: &str) -> BTreeSet<String> {
+    let start = readme
+        .find("\n## Values\n")
+        .expect("the chart README has a `## Values` section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let is_name = |t: &str| {
+        let t = t.strip_prefix('.').unwrap_or(t);
+        t.split('.').all(|p| {
+            p.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && p.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+    };
+    let mut names = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with('|')) {
+        let cell = row.split('|').nth(1).unwrap_or_default().trim();
+        if cell == "value" || cell.starts_with("---") {
+            continue;
+        }
+        // Drop parenthesised remarks (`(empty: ...)`, `(list)`).
+        let mut depth = 0usize;
+        let outside: String = cell
+            .chars()
+            .filter(|c| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth = depth.saturating_sub(1),
+                    _ => return depth == 0,
+                }
+                false
+            })
+            .collect();
+        let mut last: Option<String> = None;
+        for token in outside.split('`').skip(1).step_by(2) {
+            if !is_name(token) {
+                continue;
+            }
+            let full = match token.strip_prefix('.') {
+                Some(rel) => {
+                    let prev = last
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("`{token}` with no name before it: {row}"));
+                    match prev.rsplit_once('.') {
+                        Some((parent, _)) => format!("{parent}.{rel}"),
+                        None => rel.to_string(),
+                    }
+                }
+                None => token.to_string(),
+            };
+            names.insert(full.clone());
+            last = Some(full);
+        }
+    }
+    names
+}
+
+/// The chart README's values tables and values.yaml name the same values.
+#[test]
+fn chart_readme_values_tables_match_values_yaml() {
+    let values =
+        std::fs::read_to_string(helm::chart_dir().join("values.yaml")).expect("values.yaml");
+    let readme =
+        std::fs::read_to_string(helm::chart_dir().join("README.md")).expect("chart README.md");
+    let (documented, top) = documented_values(&values);
+    let table = readme_table_values(&readme);
+    assert!(
+        documented.len() > 100 && table.len() > 100,
+        "read only {} documented values and {} table entries",
+        documented.len(),
+        table.len()
+    );
+    let missing: Vec<&String> = documented.difference(&table).collect();
+    assert!(
+        missing.is_empty(),
+        "values.yaml documents values the chart README's tables do not list: {missing:?}"
+    );
+    let unknown: Vec<&String> = table.difference(&documented).collect();
+    assert!(
+        unknown.is_empty(),
+        "the chart README's tables list values that values.yaml does not have: {unknown:?}"
+    );
+    for key in &top {
+        assert!(
+            table
+                .iter()
+                .any(|t| t == key || t.starts_with(&format!("{key}."))),
+            "top-level value {key} is not in the chart README's tables"
+        );
+    }
+    // The parsers bite: a value added to values.yaml, or a row naming none, is seen.
+    let (more, _) = documented_values(&format!("{values}\n# -- New.\nnewValue: 1\n"));
+    assert!(more.contains("newValue") && !table.contains("newValue"));
+    let extra = readme.replace(
+        "| `replicaCount` |",
+        "| `replicaCount` / `.typo` / `image.tag` / `.nope` |",
+    );
+    let extra = readme_table_values(&extra);
+    for bad in ["typo", "image.nope"] {
+        assert!(extra.contains(bad), "{bad} not read from {extra:?}");
+    }
+}
+
 /// The chart's README maps every flag of `gpu-slicer run` to its value.
 #[test]
 fn chart_readme_names_every_flag() {
@@ -1916,6 +2410,10 @@ fn dockerfile_builds_what_the_chart_runs() {
         "USER 65532:65532",
         "ENTRYPOINT [\"/gpu-slicer\"]",
         "CMD [\"run\"]",
+        // The image's copy is stripped (the release profile keeps line tables for the
+        // benches, so stripping there is not an option).
+        "ARG STRIP_FLAGS=--strip-all",
+        "strip ${STRIP_FLAGS} /out/gpu-slicer",
     ] {
         assert!(docker.contains(needle), "Dockerfile lacks {needle:?}");
     }

@@ -117,6 +117,16 @@ pub fn lint(values: &[&Path], sets: &[&str]) -> Result<String, String> {
 
 /// `helm template` of the chart: Ok(the multi-document YAML) or Err(helm's message).
 pub fn template(values: &[&Path], sets: &[&str]) -> Result<String, String> {
+    template_with_apis(values, sets, &[])
+}
+
+/// [`template`] as if the cluster served `api_versions` too (`--api-versions`, e.g.
+/// `monitoring.coreos.com/v1`), for objects gated on `.Capabilities.APIVersions`.
+pub fn template_with_apis(
+    values: &[&Path],
+    sets: &[&str],
+    api_versions: &[&str],
+) -> Result<String, String> {
     let chart = chart_dir().display().to_string();
     let mut args = vec![
         "template".to_string(),
@@ -127,6 +137,10 @@ pub fn template(values: &[&Path], sets: &[&str]) -> Result<String, String> {
         "--kube-version".to_string(),
         KUBE_VERSION.to_string(),
     ];
+    for api in api_versions {
+        args.push("--api-versions".to_string());
+        args.push((*api).to_string());
+    }
     args.extend(value_args(values, sets));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = helm(&argv);

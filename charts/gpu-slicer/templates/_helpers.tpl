@@ -58,6 +58,30 @@ app.kubernetes.io/component: controller
 {{- end }}
 {{- end }}
 
+{{/*
+The pods' affinity: .Values.affinity, with the chart's selector labels as the
+labelSelector of every pod anti-affinity term that has none (as Karpenter's chart does), so
+the default terms keep the replicas apart whatever the release is called. `affinity: null`
+gives none.
+*/}}
+{{- define "gpu-slicer.affinity" -}}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- $selector := dict "matchLabels" (include "gpu-slicer.selectorLabels" . | fromYaml) }}
+{{- with $affinity.podAntiAffinity }}
+{{- range .requiredDuringSchedulingIgnoredDuringExecution }}
+{{- if not (hasKey . "labelSelector") }}
+{{- $_ := set . "labelSelector" $selector }}
+{{- end }}
+{{- end }}
+{{- range .preferredDuringSchedulingIgnoredDuringExecution }}
+{{- if and .podAffinityTerm (not (hasKey .podAffinityTerm "labelSelector")) }}
+{{- $_ := set .podAffinityTerm "labelSelector" $selector }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $affinity }}
+{{- end }}
+
 {{- define "gpu-slicer.leaseName" -}}
 {{- default (include "gpu-slicer.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
