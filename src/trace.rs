@@ -90,7 +90,13 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
         };
         let opt = |c: Option<usize>, what: &str| -> Result<Option<u64>, TraceError> {
             match c {
-                Some(c) if !cells[c].is_empty() => num(c, what).map(Some),
+                Some(c) if !cells[c].is_empty() => {
+                    let v = num(c, what)?;
+                    if v > MAX_TRACE_SECONDS {
+                        return Err(e(ln, too_late(what, v)));
+                    }
+                    Ok(Some(v))
+                }
                 _ => Ok(None),
             }
         };
@@ -116,6 +122,18 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
         });
     }
     Ok(out)
+}
+
+/// Latest time a trace may name: 100 years of seconds from its start. A time past it is a
+/// mistake (2^64 − 1 as "never", say), and replaying it would grow without bound.
+pub const MAX_TRACE_SECONDS: u64 = 100 * 36_525 * 864;
+
+/// The message for a time past [`MAX_TRACE_SECONDS`] in column or field `what`.
+pub fn too_late(what: &str, v: u64) -> String {
+    format!(
+        "column `{what}`: {v} s is more than 100 years after the trace's start \
+         (at most {MAX_TRACE_SECONDS}); leave it empty for a pod that never leaves"
+    )
 }
 
 /// Karpenter `instance-gpu-name` for an Alibaba GPU model, if EC2 has one.
@@ -196,6 +214,23 @@ pub fn sample_demand(items: &[DemandItem], n: usize, seed: u64) -> Vec<DemandIte
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_past_a_century_are_refused_with_their_line() {
+        let head = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n";
+        let ok = format!("{head}p0,1000,1024,1,500,,LS,Running,0,{MAX_TRACE_SECONDS},0\n");
+        assert_eq!(parse_alibaba_pods("t.csv", &ok).map(|p| p.len()), Ok(1));
+        let never = format!(
+            "{head}p0,1000,1024,1,500,,LS,Running,0,10,0\np1,1000,1024,1,500,,LS,Running,0,18446744073709551615,0\n"
+        );
+        let e = parse_alibaba_pods("t.csv", &never).expect_err("2^64 - 1");
+        assert_eq!(
+            e.to_string(),
+            "t.csv:3: column `deletion_time`: 18446744073709551615 s is more than 100 years \
+             after the trace's start (at most 3155760000); leave it empty for a pod that never \
+             leaves"
+        );
+    }
 
     #[test]
     fn parses_and_maps() {

@@ -324,3 +324,34 @@ fn gap_and_deadline_flags_are_checked() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["summary"]["hourlyCost"], 0.526);
 }
+
+/// Issue 17: what a one-shot command reads is capped, with errors naming the limit, the
+/// flag and the source; the defaults take the examples.
+#[test]
+fn input_size_and_document_limits_name_their_flags() {
+    let seed = root("examples/seed");
+    let (code, _, err) = run(&["plan", "-f", &seed, "--max-input-size", "100"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the inputs are larger than --max-input-size (100 bytes); raise the limit if they are meant"),
+        "{err}"
+    );
+    assert!(err.contains("examples/seed/"), "names the file: {err}");
+    let (code, _, err) = run(&["plan", "-f", &seed, "--max-documents", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nvidia-device-plugin.yaml: the inputs have more documents than --max-documents 1 allows"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["admit", "-f", &seed, "--max-documents", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--max-documents 1"), "{err}");
+    for bad in ["0", "lots", "1.5.5Mi"] {
+        let flag = format!("--max-input-size={bad}");
+        let (code, _, err) = run(&["plan", "-f", &seed, &flag]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--max-input-size"), "{bad}: {err}");
+    }
+    let (code, _, err) = run(&["plan", "-f", &seed]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -166,6 +166,7 @@ fn device_plugin_configmap_name_is_an_option() {
     let mut inputs = Inputs::default();
     let opts = LoadOptions {
         device_plugin_configmap: "time-slicing-config".into(),
+        ..LoadOptions::default()
     };
     load_str(&mut inputs, "mixed.yaml", MIXED, &opts).unwrap();
     assert!(inputs.device_plugin.is_none());

@@ -317,3 +317,56 @@ fn repack_flags_reach_the_replay() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 17: a replay is bounded: `--days` and the workload's span by
+/// `--max-replay-days`, and a time past a century is an error naming its line.
+#[test]
+fn replay_length_is_bounded_and_named() {
+    let dir = std::env::temp_dir().join(format!("gpu-slicer-sim-limits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed");
+    let (code, _, err) = run(&[
+        "simulate",
+        "-f",
+        seed,
+        "--pattern",
+        "diurnal",
+        "--days",
+        "100000",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--days 100000 is more than --max-replay-days 400"),
+        "{err}"
+    );
+    // 500 days between the first arrival and the last departure.
+    let long = dir.join("long.csv");
+    std::fs::write(
+        &long,
+        "name,arrival,departure,cpu,memory,gpus\na,0,43200000,1,1Gi,1\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["simulate", "--trace", long.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the workload spans 500.0 days (first arrival to last departure), more than --max-replay-days 400"),
+        "{err}"
+    );
+    // 2^64 - 1 as "never leaves".
+    let never = dir.join("never.csv");
+    std::fs::write(
+        &never,
+        "name,arrival,departure,cpu,memory,gpus\na,0,60,1,1Gi,1\nb,0,18446744073709551615,1,1Gi,1\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["simulate", "--trace", never.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "never.csv:3: field `departure`: 18446744073709551615 s is more than 100 years"
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

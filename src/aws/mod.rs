@@ -1,7 +1,7 @@
 //! Live instance data and prices from AWS (`--live-prices`): the EC2 and Pricing SDK
 //! clients, every call behind one governor rate limiter, a per-attempt timeout, and
 //! retries with exponential backoff and jitter on throttling, 5xx, timeouts and
-//! connection failures.
+//! connection failures (after the answer's `Retry-After`, capped at 60 s, when it has one).
 //!
 //! What is fetched becomes plain values ([`crate::catalog::live`]); the pure merge
 //! turns them into a catalog. Nothing here can make planning fail: a kind of data that
@@ -25,7 +25,7 @@ use std::time::Duration;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, parse_retry_after, retry_delay};
 use crate::catalog::live::Ttls;
 
 /// The region of the Pricing API endpoint used unless `--pricing-region` says otherwise
@@ -314,7 +314,9 @@ impl Clients {
 
     /// One AWS call: every attempt waits for the rate limiter and has its own timeout;
     /// throttling, 5xx, timeouts and connection failures are retried with backoff and
-    /// jitter (throttling from a longer base).
+    /// jitter (throttling from a longer base). A throttling or 5xx answer with a
+    /// `Retry-After` header is retried after what it asks for instead (at most
+    /// [`crate::backoff::MAX_RETRY_AFTER`]).
     async fn call<T, E, F, Fut>(&self, api: &'static str, mut op: F) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
@@ -326,15 +328,18 @@ impl Clients {
             self.limiter.until_ready().await;
             attempt += 1;
             let result = tokio::time::timeout(self.settings.attempt_timeout, op()).await;
-            let (reason, message) = match result {
+            let ((reason, message), retry_after) = match result {
                 Ok(Ok(v)) => {
                     self.report(api, "ok");
                     return Ok(v);
                 }
-                Ok(Err(e)) => classify(&e),
+                Ok(Err(e)) => (classify(&e), retry_after(&e, std::time::SystemTime::now())),
                 Err(_) => (
-                    Reason::Timeout,
-                    format!("no answer within {:?}", self.settings.attempt_timeout),
+                    (
+                        Reason::Timeout,
+                        format!("no answer within {:?}", self.settings.attempt_timeout),
+                    ),
+                    None,
                 ),
             };
             self.report(api, reason.as_str());
@@ -347,12 +352,19 @@ impl Clients {
                     message,
                 });
             }
-            let delay = if reason == Reason::Throttled {
+            let computed = if reason == Reason::Throttled {
                 self.backoff
                     .delay_from(self.settings.throttle_backoff, attempt)
             } else {
                 self.backoff.delay(attempt)
             };
+            let delay = match reason {
+                Reason::Throttled | Reason::ServerError => retry_delay(retry_after, computed),
+                _ => computed,
+            };
+            if retry_after.is_some() {
+                tracing::debug!(api, attempt, ?delay, "AWS asked to retry after a while");
+            }
             tokio::time::sleep(delay).await;
         }
     }
@@ -435,6 +447,17 @@ where
         }
         _ => (Reason::BadResponse, error_chain(e)),
     }
+}
+
+/// The wait the answer's `Retry-After` header asks for (seconds or an HTTP date, read at
+/// `now`), when the error carries an HTTP answer that has one.
+fn retry_after<E>(e: &SdkError<E, HttpResponse>, now: std::time::SystemTime) -> Option<Duration> {
+    let raw = match e {
+        SdkError::ServiceError(s) => s.raw(),
+        SdkError::ResponseError(r) => r.raw(),
+        _ => return None,
+    };
+    parse_retry_after(raw.headers().get("retry-after")?, now)
 }
 
 /// The error and its sources on one line.

@@ -17,9 +17,9 @@
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use super::{Failure, bad_input, read_sources};
+use super::{Failure, InputLimits, bad_input, read_sources};
 use crate::admission::{self, Policy, Skip, Template, Verdict};
-use crate::demand::text::parse_documents;
+use crate::demand::text::parse_documents_at_most;
 use crate::model::Requirement;
 use crate::reconcile::guard::Namespaces;
 
@@ -47,6 +47,8 @@ pub struct AdmitArgs {
     /// The device plugin runs with failRequestsGreaterThanOne (as `run`'s flag of that name).
     #[arg(long)]
     fail_requests_greater_than_one: bool,
+    #[command(flatten)]
+    limits: InputLimits,
 }
 
 /// One GPU pod or workload and what admission does to it.
@@ -74,11 +76,14 @@ pub fn admit_cmd(a: AdmitArgs) -> Result<(), Failure> {
     };
     let mut judged = Vec::new();
     let mut objects = Vec::new();
-    for (name, text) in read_sources(&a.filenames)? {
-        let docs = parse_documents(&text).map_err(|e| match e.document {
+    let mut left = a.limits.max_documents;
+    let flag = format!("--max-documents {}", a.limits.max_documents);
+    for (name, text) in read_sources(&a.filenames, a.limits.max_input_size)? {
+        let docs = parse_documents_at_most(&text, left, &flag).map_err(|e| match e.document {
             Some(d) => bad_input(format!("{name}: document {d}: {}", e.message)),
             None => bad_input(format!("{name}: {}", e.message)),
         })?;
+        left = left.saturating_sub(docs.len());
         for (_, mut doc) in docs {
             judge(&mut doc, &policy, &mut judged);
             objects.push(doc);

@@ -175,7 +175,32 @@ struct PlanInput {
     #[arg(long)]
     from_cluster: bool,
     #[command(flatten)]
+    limits: InputLimits,
+    #[command(flatten)]
     policy: Policy,
+}
+
+/// How much a one-shot command reads from `-f`, over all its sources.
+#[derive(Debug, Clone, Args)]
+pub(super) struct InputLimits {
+    /// Most bytes read over every -f source (a Kubernetes quantity: 256Mi, 1Gi).
+    #[arg(long, value_name = "SIZE", default_value = "256Mi", value_parser = parse_size)]
+    max_input_size: u64,
+    /// Most YAML/JSON documents read over every -f source.
+    #[arg(long, value_name = "N", default_value_t = demand::DEFAULT_MAX_DOCUMENTS)]
+    max_documents: usize,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::model::quantity::bytes(s)
+        .map_err(|e| format!("{e} (a size such as 256Mi or 1Gi)"))
+        .and_then(|b| {
+            if b == 0 {
+                Err("must be more than 0".to_string())
+            } else {
+                Ok(b)
+            }
+        })
 }
 
 /// Planning policy shared by plan, render and run.
@@ -496,23 +521,46 @@ fn add_overhead(a: DaemonSetOverhead, b: DaemonSetOverhead) -> DaemonSetOverhead
 }
 
 /// Reads every source named by `-f` (files in a directory in name order, not recursive).
-fn read_inputs(paths: &[String], opts: &LoadOptions) -> Result<Inputs, Failure> {
+fn read_inputs(
+    paths: &[String],
+    opts: &LoadOptions,
+    limits: &InputLimits,
+) -> Result<Inputs, Failure> {
     let mut inputs = Inputs::default();
-    for (name, text) in read_sources(paths)? {
+    for (name, text) in read_sources(paths, limits.max_input_size)? {
         demand::load_str(&mut inputs, &name, &text, opts).map_err(bad_input)?;
     }
     Ok(inputs)
 }
 
 /// The text of every source named by `-f`, with its name for messages (`<stdin>` for
-/// `-`): a file, or a directory's *.yaml, *.yml and *.json files in name order.
-fn read_sources(paths: &[String]) -> Result<Vec<(String, String)>, Failure> {
+/// `-`): a file, or a directory's *.yaml, *.yml and *.json files in name order. More than
+/// `max_bytes` over all of them is an error naming the source that crossed the limit (and
+/// nothing past the limit is read).
+fn read_sources(paths: &[String], max_bytes: u64) -> Result<Vec<(String, String)>, Failure> {
     let mut out = Vec::new();
+    let mut used = 0u64;
+    let mut read = |name: &str, r: &mut dyn std::io::Read| -> Result<String, Failure> {
+        let mut text = String::new();
+        let left = max_bytes.saturating_sub(used);
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(r, left.saturating_add(1)),
+            &mut text,
+        )
+        .map_err(|e| bad_input(format!("{name}: {e}")))?;
+        let n = text.len() as u64;
+        if n > left {
+            return Err(bad_input(format!(
+                "{name}: the inputs are larger than --max-input-size ({max_bytes} bytes); \
+                 raise the limit if they are meant"
+            )));
+        }
+        used += n;
+        Ok(text)
+    };
     for p in paths {
         if p == "-" {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .map_err(|e| bad_input(format!("<stdin>: {e}")))?;
+            let text = read("<stdin>", &mut std::io::stdin())?;
             out.push(("<stdin>".to_string(), text));
             continue;
         }
@@ -538,8 +586,9 @@ fn read_sources(paths: &[String]) -> Result<Vec<(String, String)>, Failure> {
         };
         for f in files {
             let name = f.display().to_string();
-            let text =
-                std::fs::read_to_string(&f).map_err(|e| bad_input(format!("{name}: {e}")))?;
+            let mut file =
+                std::fs::File::open(&f).map_err(|e| bad_input(format!("{name}: {e}")))?;
+            let text = read(&name, &mut file)?;
             out.push((name, text));
         }
     }
@@ -810,8 +859,9 @@ fn make_plan(
     } else {
         let load = LoadOptions {
             device_plugin_configmap: a.policy.device_plugin_configmap.clone(),
+            max_documents: a.limits.max_documents,
         };
-        let inputs = read_inputs(&a.filenames, &load)?;
+        let inputs = read_inputs(&a.filenames, &load, &a.limits)?;
         for w in &inputs.warnings {
             eprintln!("warning: {w}");
         }
@@ -941,16 +991,45 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
     })
 }
 
+/// Logs to stderr; plain logs are coloured only when stderr is a terminal and `NO_COLOR`
+/// is unset or empty (so `kubectl logs` shows no escape codes).
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = log_colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Plain => builder.try_init(),
     };
+}
+
+/// Whether plain logs carry ANSI colours: on a terminal, unless `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod log_colour_tests {
+    use super::log_colours;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some(OsStr::new(""))));
+    }
 }
 
 fn catalog_cmd(a: CatalogArgs) -> Result<(), Failure> {

@@ -36,6 +36,8 @@ pub(super) fn table(rows: &[Vec<String>]) -> String {
 /// Dollars with 3 decimals; a non-zero amount under $0.001 (moto's placeholder spot
 /// prices, say) with 6, so that it does not print as 0.
 fn usd(x: f64) -> String {
+    // -0.0 (an empty sum of negated prices, say) prints as 0.000, not -0.000.
+    let x = if x == 0.0 { 0.0 } else { x };
     if x != 0.0 && x.abs() < 0.0005 {
         format!("{x:.6}")
     } else {
@@ -405,4 +407,17 @@ fn fraction(milli: u32) -> String {
     }
     let g = gcd(milli, 1000).max(1);
     format!("{}/{}", milli / g, 1000 / g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars_never_print_a_negative_zero() {
+        assert_eq!(usd(-0.0), "0.000");
+        assert_eq!(usd(0.0), "0.000");
+        assert_eq!(usd(0.0001), "0.000100");
+        assert_eq!(usd(-1.25), "-1.250");
+    }
 }

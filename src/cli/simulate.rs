@@ -48,6 +48,11 @@ pub enum ConsolidationArg {
 pub const DEFAULT_STRATEGIES: &str =
     "dedicated,dedicated+multi,slicing-unaware,overlay,overlay-safe,overlay-safe+multi,gpu-slicer";
 
+/// Default of `--max-replay-days`: a little over a year.
+const DEFAULT_MAX_REPLAY_DAYS: u32 = 400;
+/// Most sampled points per strategy in a replay.
+const MAX_SAMPLES: u64 = 100_000;
+
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// A trace: an Alibaba `openb_pod_list_*.csv`, or our CSV / JSON Lines format
@@ -67,9 +72,13 @@ pub struct SimulateArgs {
     /// --pattern burst: how long the pods run.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     duration: Duration,
-    /// --pattern diurnal: how many days.
+    /// --pattern diurnal: how many days (at most --max-replay-days).
     #[arg(long, value_name = "N", default_value_t = 2)]
     days: u32,
+    /// Longest replay: a workload whose pods span more days (first arrival to last
+    /// departure) is refused.
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_MAX_REPLAY_DAYS)]
+    max_replay_days: u32,
     /// Strategies to compare, comma-separated: dedicated, slicing-unaware[-rN], overlay[-rN]
     /// (N defaults to --replicas), overlay-safe, gpu-slicer; a Karpenter-like one may end
     /// in +empty, +delete, +replace or +multi (its consolidation; default --consolidation).
@@ -154,6 +163,8 @@ pub struct SimulateArgs {
     seed: u64,
     #[command(flatten)]
     source: CatalogSource,
+    #[command(flatten)]
+    limits: super::InputLimits,
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
@@ -200,8 +211,11 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
             workload::parse_csv(&source, &name, &text).map_err(bad_input)
         };
     }
-    let load = LoadOptions::default();
-    let inputs = super::read_inputs(&a.filenames, &load)?;
+    let load = LoadOptions {
+        max_documents: a.limits.max_documents,
+        ..LoadOptions::default()
+    };
+    let inputs = super::read_inputs(&a.filenames, &load, &a.limits)?;
     for w in &inputs.warnings {
         eprintln!("warning: {w}");
     }
@@ -213,6 +227,12 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
             duration_s: a.duration.as_secs(),
         },
         PatternArg::Diurnal if a.days == 0 => return Err(usage("--days must be at least 1")),
+        PatternArg::Diurnal if a.days > a.max_replay_days => {
+            return Err(usage(format!(
+                "--days {} is more than --max-replay-days {}",
+                a.days, a.max_replay_days
+            )));
+        }
         PatternArg::Diurnal => Pattern::Diurnal { days: a.days },
     };
     let name = a
@@ -337,6 +357,23 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         return Err(bad_input("the workload has no GPU pods"));
     }
     workload = workload::time_scaled(&workload, a.time_scale);
+    // The replay's span bounds its events, samples and floor windows.
+    let t0 = workload.jobs.iter().map(|j| j.arrival).min().unwrap_or(0);
+    let t_end = workload
+        .jobs
+        .iter()
+        .map(|j| j.departure.unwrap_or(j.arrival).max(j.arrival))
+        .max()
+        .unwrap_or(0);
+    let span = t_end.saturating_sub(t0);
+    if span > u64::from(a.max_replay_days) * 86_400 {
+        return Err(bad_input(format!(
+            "the workload spans {:.1} days (first arrival to last departure), more than \
+             --max-replay-days {}; replay a part of it, or raise the limit",
+            span as f64 / 86_400.0,
+            a.max_replay_days
+        )));
+    }
     let mut cfg = SimConfig::default();
     if let Some(d) = a.launch_delay {
         cfg.launch_delay_s = d.as_secs();
@@ -349,6 +386,17 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
             return Err(usage("--sample-every must be at least 1s"));
         }
         cfg.sample_every_s = d.as_secs();
+    }
+    // At most MAX_SAMPLES points per strategy: a longer replay is sampled more sparsely.
+    let sparsest = span.div_ceil(MAX_SAMPLES).max(1);
+    if cfg.sample_every_s > 0 && cfg.sample_every_s < sparsest {
+        eprintln!(
+            "note: sampling every {sparsest} s instead of {} s, to keep at most {MAX_SAMPLES} \
+             points over {:.1} days",
+            cfg.sample_every_s,
+            span as f64 / 86_400.0
+        );
+        cfg.sample_every_s = sparsest;
     }
     if let Some(d) = a.floor_window {
         if d.as_secs() == 0 {

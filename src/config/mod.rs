@@ -26,7 +26,9 @@ pub use device_plugin::{
     parse_device_plugin_config,
 };
 pub(crate) use nodepool::parse_taint;
-pub use nodepool::{DEFAULT_MAX_REPLICAS, parse_replicas_flag, pool_from_nodepool};
+pub use nodepool::{
+    DEFAULT_MAX_REPLICAS, annotations_without_enabled, parse_replicas_flag, pool_from_nodepool,
+};
 
 use std::fmt;
 

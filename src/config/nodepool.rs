@@ -88,6 +88,34 @@ fn shape_of(obj: &Map<String, Value>) -> Result<Shape, FieldError> {
 /// the values are checked only when it has opted in. The pool takes the object's
 /// requirements, template labels and taints (`startupTaints` do not block scheduling and
 /// are ignored). Karpenter's `Gte n`/`Lte n` operators become the equivalent `Gt n-1`/`Lt n+1`.
+/// The `gpu-slicer.io/*` annotations of a NodePool (or Provisioner) that has not opted in
+/// at all (no `gpu-slicer.io/enabled`, not gpu-slicer's own object), sorted: a pool
+/// configured for gpu-slicer but never enabled, which is ignored. Empty otherwise.
+pub fn annotations_without_enabled(np: &Value) -> Vec<String> {
+    let meta = np.get("metadata");
+    let owned = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(|l| l.get(MANAGED_BY))
+        .and_then(Value::as_str)
+        == Some("gpu-slicer");
+    let Some(ann) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    if owned || ann.contains_key(ENABLED) {
+        return Vec::new();
+    }
+    let mut keys: Vec<String> = ann
+        .keys()
+        .filter(|k| k.starts_with(ANNOTATION_PREFIX))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
 pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
     let obj = np.as_object().ok_or_else(|| {
         FieldError::new(
@@ -650,6 +678,26 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(pool.replicas, ReplicaPolicy::Fixed(8));
+    }
+
+    #[test]
+    fn configured_but_not_enabled_is_named() {
+        let np = nodepool(
+            json!({"gpu-slicer.io/replicas": "4", "gpu-slicer.io/sharing-strategy": "mps", "other": "x"}),
+        );
+        assert_eq!(pool_from_nodepool(&np), Ok(None));
+        assert_eq!(
+            annotations_without_enabled(&np),
+            ["gpu-slicer.io/replicas", "gpu-slicer.io/sharing-strategy"]
+        );
+        // Explicitly off, opted in, or without gpu-slicer annotations: nothing to say.
+        for a in [
+            json!({"gpu-slicer.io/enabled": "false", "gpu-slicer.io/replicas": "4"}),
+            json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replicas": "4"}),
+            json!({"other": "x"}),
+        ] {
+            assert!(annotations_without_enabled(&nodepool(a)).is_empty());
+        }
     }
 
     #[test]

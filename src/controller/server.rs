@@ -1,19 +1,28 @@
 //! The probe and metrics server: `/healthz` (the process runs), `/readyz` (every cache has
 //! synced), `/metrics` (Prometheus text) and `/plan` (the latest plan as the contract's
 //! plan JSON; 503 before the first round).
+//!
+//! Only GET and HEAD are served (HEAD: the GET answer's status and headers, no body); any
+//! other method gets 405 with `Allow: GET, HEAD`. A client must send its request head
+//! within the header-read timeout ([`HEADER_READ_TIMEOUT`]; also bounds an idle keep-alive
+//! connection), or the connection is closed, so slow clients cannot hold connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::metrics::Metrics;
+
+/// How long a client may take to send a request head before its connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the server shows; shared with the controller loop.
 #[derive(Default)]
@@ -69,14 +78,54 @@ pub fn route(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves until `shutdown` turns true.
+/// Answers one request by method and path: GET as [`route`], HEAD as GET without the
+/// body (`Content-Length` still says the GET body's length), anything else 405.
+pub fn handle(shared: &Shared, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    use hyper::body::Body;
+    if method == Method::GET {
+        return route(shared, path);
+    }
+    if method == Method::HEAD {
+        let (mut parts, body) = route(shared, path).into_parts();
+        if let Some(n) = body.size_hint().exact() {
+            parts.headers.insert(
+                hyper::header::CONTENT_LENGTH,
+                hyper::header::HeaderValue::from(n),
+            );
+        }
+        return Response::from_parts(parts, Full::new(Bytes::new()));
+    }
+    let mut r = respond(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain",
+        "method not allowed\n".into(),
+    );
+    r.headers_mut().insert(
+        hyper::header::ALLOW,
+        hyper::header::HeaderValue::from_static("GET, HEAD"),
+    );
+    r
+}
+
+/// Serves on `addr` until `shutdown` turns true.
 pub async fn serve(
     addr: SocketAddr,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /healthz /readyz /metrics /plan");
+    serve_with(listener, shared, shutdown, HEADER_READ_TIMEOUT).await
+}
+
+/// Serves on a bound listener until `shutdown` turns true, closing connections whose
+/// request head does not arrive within `header_read_timeout`.
+pub(crate) async fn serve_with(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    header_read_timeout: Duration,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = tokio::select! {
             a = listener.accept() => a?,
@@ -85,10 +134,12 @@ pub async fn serve(
         let shared = shared.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let r = route(&shared, req.uri().path());
+                let r = handle(&shared, req.method(), req.uri().path());
                 async move { Ok::<_, Infallible>(r) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await
             {
@@ -120,6 +171,23 @@ mod tests {
         assert_eq!(route(&s, "/nope").status(), StatusCode::NOT_FOUND);
     }
 
+    #[test]
+    fn methods() {
+        let s = Shared::default();
+        assert_eq!(
+            handle(&s, &Method::GET, "/healthz").status(),
+            StatusCode::OK
+        );
+        let head = handle(&s, &Method::HEAD, "/healthz");
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(head.headers()[hyper::header::CONTENT_LENGTH], "3");
+        for m in [Method::DELETE, Method::POST, Method::PUT, Method::PATCH] {
+            let r = handle(&s, &m, "/plan");
+            assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
+            assert_eq!(r.headers()[hyper::header::ALLOW], "GET, HEAD", "{m}");
+        }
+    }
+
     #[tokio::test]
     async fn serves_over_tcp_on_loopback() {
         let shared = Arc::new(Shared::default());
@@ -142,6 +210,118 @@ mod tests {
         }
         assert!(body.starts_with("HTTP/1.1 200"), "{body}");
         assert!(body.ends_with("ok\n"), "{body}");
+        tx.send(true).expect("shutdown");
+        task.await.expect("join").expect("served");
+    }
+
+    /// A server on 127.0.0.1 with the given header-read timeout.
+    async fn start(
+        timeout: Duration,
+    ) -> (
+        SocketAddr,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(serve_with(
+            listener,
+            Arc::new(Shared::default()),
+            rx,
+            timeout,
+        ));
+        (addr, tx, task)
+    }
+
+    /// Sends `raw` on a new connection and reads the answer until the server closes.
+    async fn exchange(addr: SocketAddr, raw: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(raw.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        out
+    }
+
+    #[tokio::test]
+    async fn delete_is_405_with_allow_over_tcp() {
+        let (addr, tx, task) = start(HEADER_READ_TIMEOUT).await;
+        let out = exchange(
+            addr,
+            "DELETE /plan HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 405"), "{out}");
+        assert!(
+            out.to_ascii_lowercase()
+                .contains("\r\nallow: get, head\r\n"),
+            "{out}"
+        );
+        tx.send(true).expect("shutdown");
+        task.await.expect("join").expect("served");
+    }
+
+    #[tokio::test]
+    async fn head_is_200_without_a_body_over_tcp() {
+        let (addr, tx, task) = start(HEADER_READ_TIMEOUT).await;
+        let out = exchange(
+            addr,
+            "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        let (head, body) = out.split_once("\r\n\r\n").expect("a head");
+        assert_eq!(body, "", "HEAD answered with a body: {out}");
+        assert!(
+            head.to_ascii_lowercase().contains("content-length: 3"),
+            "{out}"
+        );
+        tx.send(true).expect("shutdown");
+        task.await.expect("join").expect("served");
+    }
+
+    /// A client that sends part of a request head and then nothing is disconnected after
+    /// the header-read timeout, and others are served meanwhile.
+    #[tokio::test]
+    async fn slow_client_is_cut_off_and_others_are_served() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let timeout = Duration::from_millis(200);
+        let (addr, tx, task) = start(timeout).await;
+        let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let started = tokio::time::Instant::now();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+
+        let out = exchange(
+            addr,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(
+            started.elapsed() < timeout,
+            "the other client waited for the slow one: {:?}",
+            started.elapsed()
+        );
+
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(timeout * 5, slow.read_to_end(&mut buf)).await;
+        let closed_after = started.elapsed();
+        // Closed: end of stream, or a reset, both within the bound.
+        assert!(
+            read.is_ok(),
+            "still open after {closed_after:?}: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        assert!(
+            closed_after >= timeout.mul_f64(0.9),
+            "closed before the timeout: {closed_after:?}"
+        );
         tx.send(true).expect("shutdown");
         task.await.expect("join").expect("served");
     }

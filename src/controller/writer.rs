@@ -3,19 +3,34 @@
 //! waits for the governor rate limiter, checks that this replica still holds the lease,
 //! and is retried with exponential backoff and jitter on conflicts, throttling and server
 //! errors. Invalid or forbidden writes are not retried. In dry-run mode nothing is sent.
+//!
+//! A throttled or failed write whose answer asks to retry after a while is retried after
+//! that long instead of the computed backoff (at most [`crate::backoff::MAX_RETRY_AFTER`]).
+//! kube-rs builds its error from the answer's `Status` body alone and drops the headers, so
+//! the writer's client goes through [`RetryAfterHeader`], which copies a `Retry-After`
+//! header (seconds or HTTP date) into the `Status`'s `details.retryAfterSeconds` (what the
+//! API server itself sets on some 429 and 5xx statuses); plain-text answers, such as API
+//! Priority and Fairness's 429, get the `Status` kube-rs would have built from them.
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, parse_retry_after, retry_delay};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http_body_util::BodyExt;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
     Preconditions,
 };
+use kube::client::Body;
+use kube::core::Status;
+use kube::core::response::StatusDetails;
 use serde_json::Value;
 
 use super::error::Category;
@@ -125,6 +140,11 @@ impl Writer {
     pub fn new(client: Client, cfg: WriterConfig, leader: LeaderFlag) -> Self {
         let limiter =
             RateLimiter::direct(Quota::per_second(cfg.writes_per_second).allow_burst(cfg.burst));
+        // Writes go through a service that shows kube-rs the `Retry-After` header.
+        let client = Client::new(
+            RetryAfterHeader(client.clone()),
+            client.default_namespace().to_string(),
+        );
         Writer {
             backoff: Backoff::new(cfg.base_backoff, cfg.max_backoff),
             client,
@@ -296,7 +316,103 @@ impl Writer {
             if !category.is_retryable() || attempt >= self.cfg.max_attempts {
                 return Err((category, err.to_string()));
             }
-            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            let delay = match category {
+                Category::Throttled | Category::Transient => {
+                    retry_delay(retry_after(&err), self.backoff.delay(attempt))
+                }
+                _ => self.backoff.delay(attempt),
+            };
+            tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// The wait a failed write's answer asks for: its `Status`'s `details.retryAfterSeconds`
+/// (0 means unset).
+fn retry_after(e: &kube::Error) -> Option<Duration> {
+    match e {
+        kube::Error::Api(s) => s
+            .details
+            .as_ref()
+            .map(|d| d.retry_after_seconds)
+            .filter(|&n| n > 0)
+            .map(|n| Duration::from_secs(u64::from(n))),
+        _ => None,
+    }
+}
+
+/// A `Service` in front of a kube [`Client`]: an error answer with a `Retry-After` header
+/// gets that wait in its `Status`'s `details.retryAfterSeconds` (see the module docs).
+#[derive(Clone)]
+struct RetryAfterHeader(Client);
+
+impl tower_service::Service<hyper::Request<Body>> for RetryAfterHeader {
+    type Response = hyper::Response<Body>;
+    type Error = kube::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, kube::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), kube::Error>> {
+        // The inner client waits for its own readiness in `send`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: hyper::Request<Body>) -> Self::Future {
+        let client = self.0.clone();
+        Box::pin(
+            async move { header_into_status(client.send(req).await?, SystemTime::now()).await },
+        )
+    }
+}
+
+/// Copies an error answer's `Retry-After` (read at `now`) into its `Status` body, parsing
+/// the body as kube-rs does (a non-`Status` body becomes `Status::failure(text, "Failed
+/// to parse error data")` with the answer's code). Other answers pass unchanged, as do
+/// ones whose `Status` already carries a wait or whose header asks for none.
+async fn header_into_status(
+    res: hyper::Response<Body>,
+    now: SystemTime,
+) -> Result<hyper::Response<Body>, kube::Error> {
+    let code = res.status();
+    if !(code.is_client_error() || code.is_server_error()) {
+        return Ok(res);
+    }
+    let secs = res
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now))
+        // Whole seconds, rounded up: wait at least as long as asked.
+        .map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)))
+        .map(|s| u32::try_from(s).unwrap_or(u32::MAX))
+        .unwrap_or(0);
+    if secs == 0 {
+        return Ok(res);
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let mut status = serde_json::from_slice::<Status>(&bytes).unwrap_or_else(|_| {
+        Status::failure(
+            String::from_utf8_lossy(&bytes).trim(),
+            "Failed to parse error data",
+        )
+        .with_code(code.as_u16())
+    });
+    let details = status.details.get_or_insert_with(|| StatusDetails {
+        name: String::new(),
+        group: String::new(),
+        kind: String::new(),
+        uid: String::new(),
+        causes: Vec::new(),
+        retry_after_seconds: 0,
+    });
+    if details.retry_after_seconds == 0 {
+        details.retry_after_seconds = secs;
+    }
+    let json = serde_json::to_vec(&status).map_err(kube::Error::SerdeError)?;
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(hyper::Response::from_parts(parts, Body::from(json)))
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::engines::StatedMemory;
 use super::pod::demand_and_memory;
 use super::pod::{effective_requests, string_map};
-use super::text::parse_documents;
+use super::text::parse_documents_at_most;
 use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS};
 use crate::config::value::{describe, opt_map, opt_str};
 use crate::config::{self, FieldError};
@@ -23,7 +23,9 @@ pub fn load_str(
     text: &str,
     opts: &LoadOptions,
 ) -> Result<(), InputError> {
-    let docs = parse_documents(text).map_err(|e| InputError {
+    let left = opts.max_documents.saturating_sub(inputs.documents);
+    let flag = format!("--max-documents {}", opts.max_documents);
+    let docs = parse_documents_at_most(text, left, &flag).map_err(|e| InputError {
         source: source.to_string(),
         document: e.document,
         object: None,
@@ -57,6 +59,7 @@ pub fn load_str(
     o.pods = o.pods.saturating_add(staged.daemonset_overhead.pods);
     inputs.warnings.extend(staged.warnings);
     inputs.notes.extend(staged.notes);
+    inputs.documents = inputs.documents.saturating_add(docs.len());
     Ok(())
 }
 
@@ -634,6 +637,18 @@ impl Loader<'_> {
         let Some(pool) =
             config::pool_from_nodepool(value).map_err(|e| self.field_error(place, "", e))?
         else {
+            let keys = config::annotations_without_enabled(value);
+            if !keys.is_empty() {
+                self.warn(
+                    place,
+                    &format!(
+                        "has {} but not {}: \"true\", so gpu-slicer ignores it (add the \
+                         annotation to opt it in, or \"false\" to say it stays out)",
+                        keys.join(", "),
+                        config::ENABLED
+                    ),
+                );
+            }
             return Ok(());
         };
         let taken = self

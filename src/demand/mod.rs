@@ -77,19 +77,31 @@ pub struct Inputs {
     /// What was read from where, one per object: the GPU memory a pod's containers state
     /// (`Deployment default/vllm: GPU memory 0.90 of the GPU, from vLLM's default …`).
     pub notes: Vec<String>,
+    /// Documents read so far (for [`LoadOptions::max_documents`]).
+    pub documents: usize,
 }
+
+/// Most documents one `plan`/`render`/`admit` reads, over all its inputs, unless
+/// `--max-documents` says otherwise.
+pub const DEFAULT_MAX_DOCUMENTS: usize = 1_000_000;
+/// Most bytes one `plan`/`render`/`admit` reads, over all its inputs, unless
+/// `--max-input-size` says otherwise (256 MiB).
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 256 << 20;
 
 /// How [`load_str`] reads its inputs.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// The name of the device plugin's ConfigMap (default `nvidia-device-plugin`).
     pub device_plugin_configmap: String,
+    /// Most documents over every source loaded into one [`Inputs`].
+    pub max_documents: usize,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             device_plugin_configmap: DEFAULT_DEVICE_PLUGIN_CONFIGMAP.to_string(),
+            max_documents: DEFAULT_MAX_DOCUMENTS,
         }
     }
 }

@@ -632,3 +632,26 @@ fn typed_pod_adapter() {
     assert_eq!(it.id, "ml/w");
     assert_eq!(it.gpu_share_milli, Some(500));
 }
+
+#[test]
+fn a_nodepool_configured_but_not_enabled_gets_a_warning() {
+    let i = load(
+        "apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: gpu
+  annotations: {gpu-slicer.io/replicas: \"4\", gpu-slicer.io/emission: overlay}
+spec: {template: {spec: {requirements: []}}}
+",
+    )
+    .unwrap();
+    assert!(i.pools.is_empty());
+    assert_eq!(
+        i.warnings,
+        [
+            "t.yaml: document 1 (NodePool gpu): has gpu-slicer.io/emission, gpu-slicer.io/replicas \
+          but not gpu-slicer.io/enabled: \"true\", so gpu-slicer ignores it (add the annotation \
+          to opt it in, or \"false\" to say it stays out)"
+        ]
+    );
+}

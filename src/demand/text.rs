@@ -92,10 +92,50 @@ fn split_yaml<'a>(text: &'a str) -> Vec<Chunk<'a>> {
     chunks
 }
 
+/// What a breached YAML budget means, in the user's words (the parser's own text is its
+/// Rust debug form, `budget breached: Nodes { nodes: 250001 }`).
+fn budget_message(b: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match b {
+        B::Nodes { nodes } => format!("more than {} nodes", nodes.saturating_sub(1)),
+        B::Events { events } => format!("more than {} parser events", events.saturating_sub(1)),
+        B::Aliases { aliases } => format!("more than {} aliases", aliases.saturating_sub(1)),
+        B::Anchors { anchors } => format!("more than {} anchors", anchors.saturating_sub(1)),
+        B::Depth { depth } => format!("nesting deeper than {}", depth.saturating_sub(1)),
+        B::Documents { documents } => {
+            format!("more than {} documents", documents.saturating_sub(1))
+        }
+        B::ScalarBytes { total_scalar_bytes } => {
+            format!("more than {total_scalar_bytes} bytes of scalar text")
+        }
+        B::MergeKeys { merge_keys } => {
+            format!("more than {} merge keys", merge_keys.saturating_sub(1))
+        }
+        B::AliasAnchorRatio { aliases, anchors } => {
+            format!("{aliases} aliases for {anchors} anchors (an alias bomb)")
+        }
+        _ => "more than the parser's limits allow".to_string(),
+    };
+    format!(
+        "the document is too large to read: {what} (YAML anchors and aliases count each time \
+         they are used); split it or remove the aliases"
+    )
+}
+
 fn yaml_error(e: &serde_saphyr::Error, chunk: &Chunk<'_>) -> TextError {
-    let mut msg = serde_saphyr::DefaultMessageFormatter
-        .format_message(e)
-        .into_owned();
+    // The budget error may come wrapped (the alias it was reached through, a snippet).
+    let mut inner = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    let mut msg = match inner {
+        serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        _ => serde_saphyr::DefaultMessageFormatter
+            .format_message(e)
+            .into_owned(),
+    };
     // The parser's hint is for Rust callers, not for users of the CLI.
     if let Some(i) = msg.find(", set DuplicateKeyPolicy") {
         msg.truncate(i);
@@ -165,13 +205,94 @@ fn parse_yaml(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
     Ok(out)
 }
 
-fn parse_json(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
+/// A JSON value read strictly: an object with the same key twice is an error (serde_json
+/// alone keeps the last one, so `"nvidia.com/gpu": "1"` then `"8"` would silently be 8;
+/// the YAML parser already refuses duplicate keys).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Strict(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The JSON values of a stream; `None` when there are more than `max`.
+fn parse_json(text: &str, max: usize) -> Result<Option<Vec<(usize, Value)>>, TextError> {
     let mut out = Vec::new();
     for (i, v) in serde_json::Deserializer::from_str(text)
-        .into_iter::<Value>()
+        .into_iter::<Strict>()
         .enumerate()
     {
-        match v {
+        if i >= max {
+            return Ok(None);
+        }
+        match v.map(|Strict(v)| v) {
             Ok(Value::Null) => {}
             Ok(v) => out.push((i + 1, v)),
             Err(e) => {
@@ -189,21 +310,49 @@ fn parse_json(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
             }
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Parses the documents of one input. Returns `(document number, value)` for every
 /// non-empty document, in order.
+#[cfg(test)]
 pub(crate) fn parse_documents(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
+    parse_documents_at_most(text, usize::MAX, "")
+}
+
+/// [`parse_documents`], refusing an input of more than `max` documents before parsing
+/// them (YAML: counted at the `---` markers; JSON: at the `max + 1`-th value). `flag` names
+/// the limit in the error (`max` is what is left of it for this input).
+pub(crate) fn parse_documents_at_most(
+    text: &str,
+    max: usize,
+    flag: &str,
+) -> Result<Vec<(usize, Value)>, TextError> {
+    let too_many = || TextError {
+        document: None,
+        message: format!(
+            "the inputs have more documents than {flag} allows; raise the limit if they are \
+             meant"
+        ),
+    };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with(['{', '[']) {
-        match parse_json(text) {
-            Ok(docs) => Ok(docs),
+        match parse_json(text, max) {
+            Ok(Some(docs)) => Ok(docs),
+            Ok(None) => Err(too_many()),
             // Flow-style YAML starts with `{` too; report the JSON error only when the
             // text is not YAML either.
-            Err(json_err) => parse_yaml(text).map_err(|_| json_err),
+            Err(json_err) => {
+                if split_yaml(text).len() > max {
+                    return Err(too_many());
+                }
+                parse_yaml(text).map_err(|_| json_err)
+            }
         }
     } else {
+        if split_yaml(text).len() > max {
+            return Err(too_many());
+        }
         parse_yaml(text)
     }
 }
@@ -304,6 +453,60 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_document_limit_is_checked_before_parsing() {
+        let yaml = "kind: A\n---\nkind: B\n---\nkind: C\n";
+        assert_eq!(
+            parse_documents_at_most(yaml, 3, "--max-documents").map(|d| d.len()),
+            Ok(3)
+        );
+        let e = parse_documents_at_most(yaml, 2, "--max-documents 2").expect_err("3 > 2");
+        assert_eq!(
+            e.message,
+            "the inputs have more documents than --max-documents 2 allows; raise the limit if \
+             they are meant"
+        );
+        let json = "{\"kind\": \"A\"} {\"kind\": \"B\"} {\"kind\": \"C\"}";
+        assert!(parse_documents_at_most(json, 2, "x").is_err());
+        assert_eq!(
+            parse_documents_at_most(json, 3, "x").map(|d| d.len()),
+            Ok(3)
+        );
+    }
+
+    #[test]
+    fn duplicate_json_keys_and_yaml_bombs_are_refused_in_words() {
+        let dup = r#"{"a": {"nvidia.com/gpu": "1", "nvidia.com/gpu": "8"}}"#;
+        let e = parse_documents(dup).expect_err("duplicate key");
+        assert_eq!(e.document, Some(1));
+        assert!(
+            e.message.starts_with("invalid JSON at line 1, column ")
+                && e.message.contains("duplicate key \"nvidia.com/gpu\""),
+            "{}",
+            e.message
+        );
+        // The same key in two objects is fine, and values keep their types.
+        let ok = parse_documents(r#"{"a": {"k": 1}, "b": {"k": [true, null, 1.5, "x"]}}"#)
+            .expect("valid");
+        assert_eq!(ok[0].1["b"]["k"][2], 1.5);
+        // An alias bomb: 10^8 nodes through 9 levels of aliases.
+        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+        let mut prev = "a".to_string();
+        for i in 1..9 {
+            let refs = vec![format!("*{prev}"); 10].join(",");
+            bomb.push_str(&format!("b{i}: &b{i} [{refs}]\n"));
+            prev = format!("b{i}");
+        }
+        let e = parse_documents(&bomb).expect_err("budget");
+        assert!(
+            e.message
+                .contains("the document is too large to read: more than 250000 nodes"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("Nodes {"), "{}", e.message);
     }
 
     #[test]

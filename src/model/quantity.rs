@@ -195,6 +195,10 @@ pub fn bytes(s: &str) -> Result<u64, QuantityError> {
 pub fn count(s: &str) -> Result<u64, QuantityError> {
     let q = parse(s)?;
     if !q.is_integer() {
+        // Too large to be held exactly is out of range, not a fraction.
+        if q.units_ceil().is_none_or(|v| v > i128::from(u64::MAX)) {
+            return Err(err(s, "out of range"));
+        }
         return Err(err(s, "must be a whole number"));
     }
     non_negative(s, q.units_ceil())
@@ -246,6 +250,11 @@ mod tests {
         assert_eq!(bytes("-1Gi").unwrap_err().reason, "must not be negative");
         assert_eq!(bytes("9Ei").unwrap_err().reason, "out of range");
         assert_eq!(count("1.5").unwrap_err().reason, "must be a whole number");
+        // YAML reads 99999999999999999999 as the float 1e+20.
+        for huge in ["1e+20", "99999999999999999999", "18446744073709551616"] {
+            assert_eq!(count(huge).unwrap_err().reason, "out of range", "{huge}");
+        }
+        assert_eq!(count("4611686018427387904").ok(), Some(1 << 62));
         assert_eq!(count("2").unwrap(), 2);
         assert_eq!(count("2000m").unwrap(), 2);
     }

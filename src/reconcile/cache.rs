@@ -313,7 +313,19 @@ impl Cache {
             for np in self.objects_of(kind) {
                 match config::pool_from_nodepool(np) {
                     Ok(Some(pool)) => snap.pools.push((pool, np.clone())),
-                    Ok(None) => {}
+                    Ok(None) => {
+                        let keys = config::annotations_without_enabled(np);
+                        if !keys.is_empty() {
+                            snap.pool_errors.push((
+                                format!("{kind} {}", object_key(np)),
+                                format!(
+                                    "has {} but not {}: \"true\", so gpu-slicer ignores it",
+                                    keys.join(", "),
+                                    config::ENABLED
+                                ),
+                            ));
+                        }
+                    }
                     Err(e) => snap
                         .pool_errors
                         .push((format!("{kind} {}", object_key(np)), e.to_string())),

@@ -97,8 +97,17 @@ fn job_from_fields(
     let field = |k: &str, e: String| err(source, line, format!("field `{k}`: {e}"));
     let name = need("name")?.to_string();
     let secs = |k: &str, v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| field(k, format!("{v:?} is not a whole number of seconds")))
+        let t = v
+            .parse::<u64>()
+            .map_err(|_| field(k, format!("{v:?} is not a whole number of seconds")))?;
+        if t > crate::trace::MAX_TRACE_SECONDS {
+            return Err(err(
+                source,
+                line,
+                crate::trace::too_late(k, t).replacen("column", "field", 1),
+            ));
+        }
+        Ok(t)
     };
     let arrival = secs("arrival", need("arrival")?)?;
     let departure = match get("departure") {
@@ -380,6 +389,10 @@ mod tests {
             (
                 "name,arrival,cpu,memory,gpus\na,0,1\n",
                 "w.csv:2: expected 5 cells",
+            ),
+            (
+                "name,arrival,departure,cpu,memory,gpus\na,0,18446744073709551615,1,1Gi,1\n",
+                "w.csv:2: field `departure`: 18446744073709551615 s is more than 100 years",
             ),
             (
                 "name,arrival,cpu,memory,gpus,gpu_share\na,0,1,1Gi,1,2\n",

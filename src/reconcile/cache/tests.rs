@@ -422,3 +422,26 @@ fn own_configmap_in_another_namespace_is_live_but_not_the_device_plugin() {
     let dp = s.device_plugin.expect("device plugin read");
     assert_eq!(dp.name, "nvidia-device-plugin");
 }
+
+#[test]
+fn a_nodepool_configured_but_not_enabled_is_reported_not_planned() {
+    let mut c = Cache::default();
+    let configured = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": {"name": "gpu", "annotations": {"gpu-slicer.io/replicas": "4"}}});
+    let plain = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": {"name": "cpu"}});
+    let store = c.object_store("NodePool").expect("kind");
+    store.apply("gpu".into(), configured);
+    store.apply("cpu".into(), plain);
+    let s = c.snapshot(&SnapshotSettings::default());
+    assert!(s.pools.is_empty());
+    assert_eq!(
+        s.pool_errors,
+        [(
+            "NodePool gpu".to_string(),
+            "has gpu-slicer.io/replicas but not gpu-slicer.io/enabled: \"true\", so gpu-slicer \
+             ignores it"
+                .to_string()
+        )]
+    );
+}
