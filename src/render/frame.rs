@@ -329,29 +329,22 @@ pub(crate) fn node_classes(raw: &[Value]) -> Result<Vec<NodeClass>, RenderError>
             .and_then(|s| s.get("amiFamily"))
             .and_then(Value::as_str)
             .map(|f| (f.to_string(), "spec.amiFamily"));
-        let from_alias = spec
+        // `family@version`, from the first term with an alias.
+        let alias = spec
             .and_then(|s| s.get("amiSelectorTerms"))
             .and_then(Value::as_array)
             .and_then(|terms| {
                 terms
                     .iter()
                     .find_map(|t| t.get("alias").and_then(Value::as_str))
-            })
-            .map(|a| {
-                (
-                    a.split('@').next().unwrap_or_default().to_string(),
-                    "spec.amiSelectorTerms[].alias",
-                )
             });
-        let alias_version = spec
-            .and_then(|s| s.get("amiSelectorTerms"))
-            .and_then(Value::as_array)
-            .and_then(|terms| {
-                terms
-                    .iter()
-                    .find_map(|t| t.get("alias").and_then(Value::as_str))
-            })
-            .and_then(|a| a.split_once('@').map(|(_, v)| v.to_string()));
+        let from_alias = alias.map(|a| {
+            (
+                a.split('@').next().unwrap_or_default().to_string(),
+                "spec.amiSelectorTerms[].alias",
+            )
+        });
+        let alias_version = alias.and_then(|a| a.split_once('@').map(|(_, v)| v.to_string()));
         let family = match from_alias.or(from_field) {
             None => None,
             Some((f, field)) => match f.to_ascii_lowercase().as_str() {
