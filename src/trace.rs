@@ -51,12 +51,20 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
         line,
         message,
     };
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = match lines.next() {
-        Some((_, h)) => h.trim().split(',').collect(),
+    // The csv crate reads quoted cells (`"T4|V100M16"`, a comma inside quotes) and skips a
+    // UTF-8 BOM; rows of another length are ours to report, so it is flexible.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header: Vec<String> = match records.next() {
+        Some(Ok(h)) => h.iter().map(str::to_string).collect(),
+        Some(Err(err)) => return Err(e(1, format!("unreadable header: {err}"))),
         None => return Err(e(1, "empty trace".into())),
     };
-    let col = |name: &str| header.iter().position(|h| *h == name);
+    let col = |name: &str| header.iter().position(|h| h == name);
     let need = |name: &str| col(name).ok_or_else(|| e(1, format!("missing column `{name}`")));
     let (c_name, c_cpu, c_mem, c_gpu, c_milli) = (
         need("name")?,
@@ -68,12 +76,20 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
     let (c_spec, c_create, c_delete) =
         (col("gpu_spec"), col("creation_time"), col("deletion_time"));
     let mut out = Vec::new();
-    for (i, line) in lines {
-        let ln = i + 1;
-        if line.trim().is_empty() {
+    for record in records {
+        let record = record.map_err(|err| {
+            let line = err
+                .position()
+                .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+            e(line, format!("unreadable row: {err}"))
+        })?;
+        let ln = record
+            .position()
+            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let cells: Vec<&str> = line.trim().split(',').collect();
+        let cells: Vec<&str> = record.iter().collect();
         if cells.len() != header.len() {
             return Err(e(
                 ln,
@@ -214,6 +230,26 @@ pub fn sample_demand(items: &[DemandItem], n: usize, seed: u64) -> Vec<DemandIte
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_cells_and_a_bom_are_read_as_csv() {
+        let text = "\u{feff}name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n\
+                    p0,1000,1024,1,500,\"T4|V100M16\",LS,Running,0,10,0\n\
+                    \"p,1\",1000,1024,1,500,\"A10\",LS,Running,0,10,0\n";
+        let pods = parse_alibaba_pods("t.csv", text).expect("a BOM and quotes are CSV");
+        assert_eq!(pods[0].gpu_spec, ["T4", "V100M16"]);
+        assert_eq!(pods[1].name, "p,1");
+        let d = alibaba_demand(&pods[0], "ali").expect("a GPU pod");
+        // The pod keeps its GPU constraint (it lost it when the quotes were part of the
+        // model names).
+        assert_eq!(d.affinity_terms[0][0].values, vec!["t4", "v100"]);
+        // Row lengths are still checked, with the line.
+        let short = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1,1,1,1\np1,1,1\n";
+        assert_eq!(
+            parse_alibaba_pods("t.csv", short).map_err(|e| e.to_string()),
+            Err("t.csv:3: 3 cells, header has 5".to_string())
+        );
+    }
 
     #[test]
     fn times_past_a_century_are_refused_with_their_line() {
