@@ -23,4 +23,5 @@ pub mod planner;
 pub mod reconcile;
 pub mod render;
 pub mod sim;
+pub mod table;
 pub mod trace;

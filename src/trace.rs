@@ -51,19 +51,8 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
         line,
         message,
     };
-    // The csv crate reads quoted cells (`"T4|V100M16"`, a comma inside quotes) and skips a
-    // UTF-8 BOM; rows of another length are ours to report, so it is flexible.
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header: Vec<String> = match records.next() {
-        Some(Ok(h)) => h.iter().map(str::to_string).collect(),
-        Some(Err(err)) => return Err(e(1, format!("unreadable header: {err}"))),
-        None => return Err(e(1, "empty trace".into())),
-    };
+    let table = crate::table::read(text, false).map_err(|(line, m)| e(line, m))?;
+    let header = &table.header;
     let col = |name: &str| header.iter().position(|h| h == name);
     let need = |name: &str| col(name).ok_or_else(|| e(1, format!("missing column `{name}`")));
     let (c_name, c_cpu, c_mem, c_gpu, c_milli) = (
@@ -76,20 +65,9 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
     let (c_spec, c_create, c_delete) =
         (col("gpu_spec"), col("creation_time"), col("deletion_time"));
     let mut out = Vec::new();
-    for record in records {
-        let record = record.map_err(|err| {
-            let line = err
-                .position()
-                .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
-            e(line, format!("unreadable row: {err}"))
-        })?;
-        let ln = record
-            .position()
-            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        let cells: Vec<&str> = record.iter().collect();
+    for (ln, row) in &table.rows {
+        let ln = *ln;
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         if cells.len() != header.len() {
             return Err(e(
                 ln,

@@ -152,35 +152,27 @@ fn job_from_fields(
 
 /// Our CSV format (see the module docs): a header row names the columns.
 pub fn parse_csv(source: &str, name: &str, text: &str) -> Result<Workload, TraceError> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
-    let Some((_, header)) = lines.next() else {
-        return Err(err(source, 1, "empty trace".into()));
-    };
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let table = crate::table::read(text, true).map_err(|(line, m)| err(source, line, m))?;
     let mut jobs = Vec::new();
-    for (line, row) in lines {
-        let cells: Vec<&str> = row.split(',').collect();
-        if cells.len() != names.len() {
+    for (line, cells) in &table.rows {
+        if cells.len() != table.header.len() {
             return Err(err(
                 source,
-                line,
+                *line,
                 format!(
                     "expected {} cells (as in the header), found {}",
-                    names.len(),
+                    table.header.len(),
                     cells.len()
                 ),
             ));
         }
-        let fields = names
+        let fields = table
+            .header
             .iter()
             .zip(cells)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        jobs.push(job_from_fields(source, line, &fields)?);
+        jobs.push(job_from_fields(source, *line, &fields)?);
     }
     Ok(sorted(name, jobs))
 }
