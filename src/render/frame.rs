@@ -206,48 +206,71 @@ pub(crate) struct NodeClass {
 }
 
 impl NodeClass {
-    /// Why nodes of this class cannot run the device plugin's MPS; `None` when they can.
-    /// Only Bottlerocket decides it in its settings: from 1.54 on, or `latest`
-    /// ([`super::bootstrap::BOTTLEROCKET_MPS_SINCE`]); AMIs picked by ID, name or tags
-    /// have no version to go by.
+    /// Why nodes of this class cannot run the device plugin's MPS; `None` when they can
+    /// ([`bottlerocket_mps_refusal`]; only Bottlerocket decides it in its settings).
     pub fn mps_refusal(&self) -> Option<String> {
-        if self.family != Some(AmiFamily::Bottlerocket) {
-            return None;
-        }
-        let (major, minor) = super::bootstrap::BOTTLEROCKET_MPS_SINCE;
-        match self.alias_version.as_deref() {
-            Some(v) if super::bootstrap::bottlerocket_has_mps(v) == Some(true) => None,
-            Some(v) => Some(format!(
-                "EC2NodeClass {} runs Bottlerocket {v}, whose settings cannot express MPS \
-                 (settings.kubelet-device-plugins.nvidia.mps, from Bottlerocket {major}.{minor})",
-                self.name
-            )),
-            None => Some(format!(
-                "EC2NodeClass {} runs a Bottlerocket AMI chosen without an alias, so gpu-slicer \
-                 cannot tell whether its settings express MPS (settings.kubelet-device-plugins.\
-                 nvidia.mps, from Bottlerocket {major}.{minor}); use amiSelectorTerms alias \
-                 bottlerocket@latest or bottlerocket@v{major}.{minor}.0 or later",
-                self.name
-            )),
+        (self.family == Some(AmiFamily::Bottlerocket)).then(|| {
+            bottlerocket_mps_refusal(
+                &format!("EC2NodeClass {} runs", self.name),
+                self.alias_version.as_deref(),
+            )
+        })?
+    }
+}
+
+impl PoolFrame {
+    /// The node class the pool's nodes use by reference (v1 and v1beta1 frames); `None`
+    /// when gpu-slicer generates theirs.
+    pub(crate) fn referenced_class(&self) -> Option<&str> {
+        match self.api {
+            Some(FrameApi::V1 | FrameApi::V1beta1) => self.node_class.as_deref(),
+            _ => None,
         }
     }
 }
 
-/// Why the generated node classes (`--ami-family`, `--ami-version`) cannot run MPS.
-pub(crate) fn generated_mps_refusal(family: AmiFamily, version: &str) -> Option<String> {
-    let c = NodeClass {
-        name: "(generated)".to_string(),
-        api_version: String::new(),
-        family: Some(family),
-        alias_version: Some(version.to_string()),
-        raw: Value::Null,
-    };
-    c.mps_refusal().map(|m| {
-        m.replace(
-            "EC2NodeClass (generated) runs",
-            "the generated EC2NodeClasses run (--ami-family, --ami-version)",
-        )
-    })
+/// Why Bottlerocket AMIs of alias version `version` cannot run MPS; `None` when they can:
+/// from 1.54 on, or `latest` ([`super::bootstrap::BOTTLEROCKET_MPS_SINCE`]). AMIs picked
+/// by ID, name or tags (no `version`) have no version to go by. `who` begins the message
+/// (`EC2NodeClass gpu runs`).
+fn bottlerocket_mps_refusal(who: &str, version: Option<&str>) -> Option<String> {
+    let (major, minor) = super::bootstrap::BOTTLEROCKET_MPS_SINCE;
+    match version {
+        Some(v) if super::bootstrap::bottlerocket_has_mps(v) == Some(true) => None,
+        Some(v) => Some(format!(
+            "{who} Bottlerocket {v}, whose settings cannot express MPS \
+             (settings.kubelet-device-plugins.nvidia.mps, from Bottlerocket {major}.{minor})"
+        )),
+        None => Some(format!(
+            "{who} a Bottlerocket AMI chosen without an alias, so gpu-slicer cannot tell \
+             whether its settings express MPS (settings.kubelet-device-plugins.nvidia.mps, \
+             from Bottlerocket {major}.{minor}); use amiSelectorTerms alias \
+             bottlerocket@latest or bottlerocket@v{major}.{minor}.0 or later"
+        )),
+    }
+}
+
+/// Why the nodes of a pool cannot run MPS: those of its referenced class among `classes`
+/// (a class not among them: nothing is known), else those of the classes gpu-slicer
+/// generates, `generated` (`--ami-family`, `--ami-version`; `None`: not known here).
+pub(crate) fn pool_mps_refusal(
+    frame: Option<&PoolFrame>,
+    classes: &[NodeClass],
+    generated: Option<(AmiFamily, &str)>,
+) -> Option<String> {
+    match frame.and_then(PoolFrame::referenced_class) {
+        Some(name) => classes
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(NodeClass::mps_refusal),
+        None => match generated? {
+            (AmiFamily::Bottlerocket, v) => bottlerocket_mps_refusal(
+                "the generated EC2NodeClasses (--ami-family, --ami-version) run",
+                Some(v),
+            ),
+            _ => None,
+        },
+    }
 }
 
 /// Settles each pool's `sharing-strategy` against the AMI its nodes run. A pool whose node
@@ -272,18 +295,9 @@ pub fn settle_sharing(
             Some((p, v)) => Some(read(p, v)?),
             None => None,
         };
-        let class = frame
-            .as_ref()
-            .filter(|f| matches!(f.api, Some(FrameApi::V1 | FrameApi::V1beta1)))
-            .and_then(|f| f.node_class.as_deref());
-        let refusal = match class {
-            Some(name) => classes
-                .iter()
-                .find(|c| c.name == name)
-                .and_then(NodeClass::mps_refusal),
-            None => generated.and_then(|(f, v)| generated_mps_refusal(f, v)),
+        let Some(why) = pool_mps_refusal(frame.as_ref(), &classes, generated) else {
+            continue;
         };
-        let Some(why) = refusal else { continue };
         let object = frame
             .as_ref()
             .map_or_else(|| format!("pool {}", pool.name), |f| f.object.clone());

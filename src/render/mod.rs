@@ -756,20 +756,8 @@ pub fn render(
         let mode = resolve_mode(opts, g.frame);
         modes.insert(g.pool.name.clone(), mode);
         if g.slice.sharing == NodeSharing::Mps {
-            let class = match g.frame.api {
-                Some(frame::FrameApi::V1 | frame::FrameApi::V1beta1) => {
-                    g.frame.node_class.as_deref()
-                }
-                _ => None,
-            };
-            let why = match class {
-                Some(n) => node_classes
-                    .iter()
-                    .find(|c| c.name == n)
-                    .and_then(frame::NodeClass::mps_refusal),
-                None => frame::generated_mps_refusal(opts.ami_family, &opts.ami_version),
-            };
-            if let Some(why) = why {
+            let generated = Some((opts.ami_family, opts.ami_version.as_str()));
+            if let Some(why) = frame::pool_mps_refusal(Some(g.frame), &node_classes, generated) {
                 let object = if g.frame.object.is_empty() {
                     format!("pool {}", g.pool.name)
                 } else {

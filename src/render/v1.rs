@@ -74,11 +74,7 @@ fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
 /// when needed.
 fn node_class(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Output) -> Result<String, RenderError> {
     let opts = ctx.opts;
-    let referenced = match g.frame.api {
-        Some(FrameApi::V1 | FrameApi::V1beta1) => g.frame.node_class.clone(),
-        _ => None,
-    };
-    let Some(name) = referenced else {
+    let Some(name) = g.frame.referenced_class().map(str::to_string) else {
         let obj = generated_class(ctx, g, &g.name)?;
         out.node_classes.push(obj);
         return Ok(g.name.clone());
