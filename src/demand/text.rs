@@ -173,8 +173,7 @@ fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<(usize, Value)>, TextError> {
 /// so each thread takes a contiguous run of them and the runs are joined in order. The
 /// result (and which error is reported: the first in the input) is the same with any
 /// number of threads.
-fn parse_yaml(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
-    let chunks = split_yaml(text);
+fn parse_yaml(chunks: &[Chunk<'_>]) -> Result<Vec<(usize, Value)>, TextError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let run = |part: &[Chunk<'_>]| -> Result<Vec<(usize, Value)>, TextError> {
         let mut out = Vec::with_capacity(part.len());
@@ -184,7 +183,7 @@ fn parse_yaml(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
         Ok(out)
     };
     if threads < 2 || chunks.len() < PARALLEL_DOCUMENTS {
-        return run(&chunks);
+        return run(chunks);
     }
     let per = chunks.len().div_ceil(threads);
     let parts: Vec<Result<Vec<(usize, Value)>, TextError>> = std::thread::scope(|scope| {
@@ -336,24 +335,25 @@ pub(crate) fn parse_documents_at_most(
         ),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // The YAML documents, counted before any is parsed.
+    let chunks = || {
+        let c = split_yaml(text);
+        if c.len() > max {
+            Err(too_many())
+        } else {
+            Ok(c)
+        }
+    };
     if text.trim_start().starts_with(['{', '[']) {
         match parse_json(text, max) {
             Ok(Some(docs)) => Ok(docs),
             Ok(None) => Err(too_many()),
             // Flow-style YAML starts with `{` too; report the JSON error only when the
             // text is not YAML either.
-            Err(json_err) => {
-                if split_yaml(text).len() > max {
-                    return Err(too_many());
-                }
-                parse_yaml(text).map_err(|_| json_err)
-            }
+            Err(json_err) => parse_yaml(&chunks()?).map_err(|_| json_err),
         }
     } else {
-        if split_yaml(text).len() > max {
-            return Err(too_many());
-        }
-        parse_yaml(text)
+        parse_yaml(&chunks()?)
     }
 }
 
