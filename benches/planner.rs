@@ -87,8 +87,10 @@ fn run_with(label: &str, items: &[DemandItem], reps: usize, effort: Effort) {
     );
 }
 
-/// `cargo bench --bench planner -- curve [N] [MS,MS,..]`: the gap against the deadline for
-/// N synthetic pods (default 10,000), median of 3 runs per deadline.
+/// `cargo bench --bench planner -- curve [N] [MS,MS,..] [no-dedicated]`: the gap against
+/// the deadline for N synthetic pods (default 10,000), median of 3 runs per deadline. The
+/// dedicated comparison runs beside the plan, as in `plan`, unless `no-dedicated` is
+/// given: the controller (`run`) and `simulate` plan without it.
 fn curve(args: &[String]) {
     let cat = catalog::embedded().expect("catalog");
     let (items, _) = load("default");
@@ -106,6 +108,7 @@ fn curve(args: &[String]) {
         let opts = PlanOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             deadline: Some(Duration::from_millis(ms)),
+            dedicated: args.get(4).is_none_or(|a| a != "no-dedicated"),
             ..PlanOptions::default()
         };
         let mut times = Vec::new();

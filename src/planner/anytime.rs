@@ -138,19 +138,16 @@ pub(crate) fn solve(
     let within = |cost: f64, bound: f64| cost <= bound * (1.0 + opts.gap) + 1e-9;
     let greedy_cost = cost(sp, &greedy.nodes);
     // The assignment bound (`fluid.rs`) for demands that are not small, on a thread of its
-    // own beside column generation when there are threads to spare; it starts from the
-    // configurations of the greedy's passes.
+    // own beside column generation when there are threads to spare.
     // Not for a plan whose bound is not wanted (the dedicated comparison).
     let wants_fluid = opts.effort == Effort::Full
         && opts.prove_bound
         && !small
         && !within(greedy_cost, greedy.bound);
-    let mut configs: Vec<usize> = greedy
-        .nodes
-        .iter()
-        .chain(&greedy.patterns)
-        .map(|p| p.config)
-        .collect();
+    // Its working set starts from the configurations of the greedy's nodes only: on
+    // 10,000 trace pods 29 of them against 38 with every pattern of its passes, two rounds
+    // either way to the same bound, which arrives at 86–91 ms instead of 97–108 ms.
+    let mut configs: Vec<usize> = greedy.nodes.iter().map(|p| p.config).collect();
     configs.sort_unstable();
     configs.dedup();
     let shared = lp::SharedBound::default();
