@@ -119,7 +119,10 @@ fn node_list_errors_name_line_and_column() {
         "nodes.csv:3: column `memory_mib`: not a whole number: \"lots\""
     );
     let err = parse_alibaba_nodes("nodes.csv", &format!("{h}n0,64000,262144,2\n")).unwrap_err();
-    assert_eq!(err.to_string(), "nodes.csv:2: 4 cells, header has 5");
+    assert_eq!(
+        err.to_string(),
+        "nodes.csv:2: expected 5 cells (as in the header), found 4"
+    );
     let err = parse_alibaba_nodes("nodes.csv", &format!("{h}n0,-1,262144,2,T4\n")).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -206,7 +206,8 @@ pub fn karpenter_allocatable_for_arch(
     karpenter_allocatable(vcpus, memory_mib, max_pods)
 }
 
-/// Parse a CSV in the columns of `aws-gpu-instances.csv`. `source` names the file in
+/// Parse a CSV in the columns of `aws-gpu-instances.csv`, with the one CSV reader
+/// (`table::read`: quoted cells and a BOM as CSV means them). `source` names the file in
 /// errors. Rows keep file order.
 pub fn parse_csv(source: &str, text: &str, prices: PriceSource) -> Result<Catalog, CatalogError> {
     let err = |line: usize, column: Option<&str>, message: String| CatalogError {
@@ -216,45 +217,22 @@ pub fn parse_csv(source: &str, text: &str, prices: PriceSource) -> Result<Catalo
         message,
     };
 
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty());
-
-    let Some((header_line, header)) = lines.next() else {
+    let table =
+        crate::table::read(text, false).map_err(|t| err(t.line, t.column.as_deref(), t.message))?;
+    if table.header.is_empty() {
         return Err(err(
             1,
             None,
             "empty file: expected a header row".to_string(),
         ));
-    };
-    if header.contains('"') {
-        return Err(err(
-            header_line,
-            None,
-            "quoted cells are not supported (found `\"` in the header)".to_string(),
-        ));
     }
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
-    let mut position: HashMap<&str, usize> = HashMap::new();
-    for (i, name) in names.iter().enumerate() {
-        if name.is_empty() {
-            continue;
-        }
-        if let Some(first) = position.insert(name, i) {
-            return Err(err(
-                header_line,
-                Some(name),
-                format!(
-                    "duplicate column header (cells {} and {})",
-                    first + 1,
-                    i + 1
-                ),
-            ));
-        }
-    }
+    let header_line = table.header_line;
+    let position: HashMap<&str, usize> = table
+        .header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
     let required = |name: &str| {
         position.get(name).copied().ok_or_else(|| {
             err(
@@ -283,26 +261,9 @@ pub fn parse_csv(source: &str, text: &str, prices: PriceSource) -> Result<Catalo
 
     let mut types: Vec<InstanceType> = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
-    for (line, row) in lines {
-        let cells: Vec<&str> = row.split(',').map(str::trim).collect();
-        if let Some(i) = cells.iter().position(|c| c.contains('"')) {
-            return Err(err(
-                line,
-                names.get(i).copied().filter(|n| !n.is_empty()),
-                "quoted cells are not supported (found `\"`)".to_string(),
-            ));
-        }
-        if cells.len() != names.len() {
-            return Err(err(
-                line,
-                None,
-                format!(
-                    "expected {} cells (as in the header), found {}",
-                    names.len(),
-                    cells.len()
-                ),
-            ));
-        }
+    for (line, row) in &table.rows {
+        let line = *line;
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         let it = parse_row(&cols, &cells).map_err(|(col, msg)| err(line, Some(col), msg))?;
         if let Some(first) = first_line.get(&it.name) {
             return Err(err(

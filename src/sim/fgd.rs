@@ -192,24 +192,23 @@ pub struct FgdReport {
     pub curve: Vec<(f64, f64)>,
 }
 
-/// Parses an Alibaba node list (`sn,cpu_milli,memory_mib,gpu,model`) by header names.
-/// Errors name the source, the line and the column.
+/// Parses an Alibaba node list (`sn,cpu_milli,memory_mib,gpu,model`) by header names,
+/// with the one CSV reader (`table::read`). Errors name the source, the line and the
+/// column.
 pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>, TraceError> {
     let e = |line: usize, message: String| TraceError {
         source: source.to_string(),
         line,
         message,
     };
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = match lines.next() {
-        Some((_, h)) if !h.trim().is_empty() => h.trim().split(',').map(str::trim).collect(),
-        _ => return Err(e(1, "empty node list".into())),
-    };
+    let table = crate::table::read(text, false).map_err(|t| e(t.line, t.text()))?;
+    if table.header.is_empty() {
+        return Err(e(1, "empty node list".into()));
+    }
     let need = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or_else(|| e(1, format!("missing column `{name}`")))
+        table
+            .column(name)
+            .ok_or_else(|| e(table.header_line, format!("missing column `{name}`")))
     };
     let (c_sn, c_cpu, c_mem, c_gpu, c_model) = (
         need("sn")?,
@@ -220,18 +219,8 @@ pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>,
     );
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
-    for (i, line) in lines {
-        let ln = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.trim().split(',').map(str::trim).collect();
-        if cells.len() != header.len() {
-            return Err(e(
-                ln,
-                format!("{} cells, header has {}", cells.len(), header.len()),
-            ));
-        }
+    for (ln, cells) in &table.rows {
+        let ln = *ln;
         let num = |c: usize, what: &str| -> Result<u64, TraceError> {
             cells[c].parse::<u64>().map_err(|_| {
                 e(
@@ -240,7 +229,7 @@ pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>,
                 )
             })
         };
-        let name = cells[c_sn];
+        let name = cells[c_sn].as_str();
         if name.is_empty() {
             return Err(e(ln, "column `sn`: empty".into()));
         }
@@ -248,7 +237,7 @@ pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>,
             .ok()
             .filter(|g| *g <= 1024)
             .ok_or_else(|| e(ln, "column `gpu`: more than 1024 GPUs".into()))?;
-        let model = cells[c_model];
+        let model = cells[c_model].as_str();
         if gpus > 0 && model.is_empty() {
             return Err(e(ln, "column `model`: empty for a node with GPUs".into()));
         }
