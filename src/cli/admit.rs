@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{Failure, InputLimits, bad_input, read_sources};
 use crate::admission::{self, Policy, Skip, Template, Verdict};
-use crate::demand::text::parse_documents_at_most;
+use crate::demand::text::for_each_document;
 use crate::model::Requirement;
 use crate::reconcile::guard::Namespaces;
 
@@ -79,15 +79,23 @@ pub fn admit_cmd(a: AdmitArgs) -> Result<(), Failure> {
     let mut left = a.limits.max_documents;
     let flag = format!("--max-documents {}", a.limits.max_documents);
     for (name, text) in read_sources(&a.filenames, a.limits.max_input_size)? {
-        let docs = parse_documents_at_most(&text, left, &flag).map_err(|e| match e.document {
-            Some(d) => bad_input(format!("{name}: document {d}: {}", e.message)),
-            None => bad_input(format!("{name}: {}", e.message)),
-        })?;
-        left = left.saturating_sub(docs.len());
-        for (_, mut doc) in docs {
-            judge(&mut doc, &policy, &mut judged);
-            objects.push(doc);
-        }
+        let mut documents = 0usize;
+        for_each_document(
+            &text,
+            left,
+            &flag,
+            &mut |_, mut doc| {
+                documents += 1;
+                judge(&mut doc, &policy, &mut judged);
+                objects.push(doc);
+                Ok(())
+            },
+            &|e| match e.document {
+                Some(d) => bad_input(format!("{name}: document {d}: {}", e.message)),
+                None => bad_input(format!("{name}: {}", e.message)),
+            },
+        )?;
+        left = left.saturating_sub(documents);
     }
     let text = match a.output {
         AdmitOutput::Text => text_report(&judged),

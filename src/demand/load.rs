@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::engines::StatedMemory;
 use super::pod::demand_and_memory;
 use super::pod::{effective_requests, string_map};
-use super::text::parse_documents_at_most;
+use super::text::for_each_document;
 use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS};
 use crate::config::value::{describe, opt_map, opt_str};
 use crate::config::{self, FieldError};
@@ -25,16 +25,6 @@ pub fn load_str(
 ) -> Result<(), InputError> {
     let left = opts.max_documents.saturating_sub(inputs.documents);
     let flag = format!("--max-documents {}", opts.max_documents);
-    let docs = parse_documents_at_most(text, left, &flag).map_err(|e| InputError {
-        source: source.to_string(),
-        document: e.document,
-        object: None,
-        field: None,
-        message: e.message,
-    })?;
-    if docs.is_empty() {
-        return Err(InputError::new(source, "no Kubernetes objects found"));
-    }
     let mut loader = Loader {
         source,
         opts,
@@ -42,8 +32,27 @@ pub fn load_str(
         staged: Inputs::default(),
         ids: inputs.items.iter().map(|i| i.id.clone()).collect(),
     };
-    for (number, value) in &docs {
-        loader.object(*number, "", value, None)?;
+    // Each document is loaded as soon as it is parsed and its value dropped: the values
+    // of a whole input never coexist.
+    let mut documents = 0usize;
+    for_each_document(
+        text,
+        left,
+        &flag,
+        &mut |number, value| {
+            documents += 1;
+            loader.object(number, "", &value, None)
+        },
+        &|e| InputError {
+            source: source.to_string(),
+            document: e.document,
+            object: None,
+            field: None,
+            message: e.message,
+        },
+    )?;
+    if documents == 0 {
+        return Err(InputError::new(source, "no Kubernetes objects found"));
     }
     let staged = loader.staged;
     inputs.items.extend(staged.items);
@@ -59,7 +68,7 @@ pub fn load_str(
     o.pods = o.pods.saturating_add(staged.daemonset_overhead.pods);
     inputs.warnings.extend(staged.warnings);
     inputs.notes.extend(staged.notes);
-    inputs.documents = inputs.documents.saturating_add(docs.len());
+    inputs.documents = inputs.documents.saturating_add(documents);
     Ok(())
 }
 

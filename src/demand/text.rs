@@ -6,7 +6,9 @@
 //! is read as a stream of JSON values first (one value = one document), falling back
 //! to YAML (JSON-like flow YAML such as `{a: 1}`). A long stream's documents are parsed
 //! on every core (15,000 Pod documents, 3.9 MB: 0.80 → 0.51–0.71 s for a whole `plan
-//! --effort fast` on 2 cores), with the same result and the same first error.
+//! --effort fast` on 2 cores), with the same result and the same first error, and a
+//! batch at a time: each value is handed to the loader and dropped while the next batch
+//! is parsed, so the values of a whole input never coexist.
 
 use serde_json::Value;
 use serde_saphyr::MessageFormatter;
@@ -169,39 +171,82 @@ fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<(usize, Value)>, TextError> {
     Ok((!v.is_null()).then_some((chunk.number, v)))
 }
 
-/// Parses every document, on every core for a long stream: documents are independent,
-/// so each thread takes a contiguous run of them and the runs are joined in order. The
-/// result (and which error is reported: the first in the input) is the same with any
-/// number of threads.
-fn parse_yaml(chunks: &[Chunk<'_>]) -> Result<Vec<(usize, Value)>, TextError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run = |part: &[Chunk<'_>]| -> Result<Vec<(usize, Value)>, TextError> {
-        let mut out = Vec::with_capacity(part.len());
-        for chunk in part {
-            out.extend(parse_chunk(chunk)?);
+/// Documents parsed at a time: their values are handed on and dropped while the next
+/// batch is parsed, so memory follows two batches, not the input (50 MB of small Pod
+/// documents held ~29× the input as values when every document was parsed first).
+const BATCH_DOCUMENTS: usize = 4096;
+
+/// Parses a run of documents, stopping at the first error: the values before it, and
+/// the error.
+fn parse_run(part: &[Chunk<'_>]) -> Parsed {
+    let mut out = Vec::with_capacity(part.len());
+    for chunk in part {
+        match parse_chunk(chunk) {
+            Ok(v) => out.extend(v),
+            Err(e) => return (out, Some(e)),
         }
-        Ok(out)
+    }
+    (out, None)
+}
+
+type Parsed = (Vec<(usize, Value)>, Option<TextError>);
+
+/// Parses `batch` on `threads` scoped threads, a contiguous run each.
+fn spawn_parse<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    batch: &'env [Chunk<'env>],
+    threads: usize,
+) -> Vec<std::thread::ScopedJoinHandle<'scope, Parsed>> {
+    let per = batch.len().div_ceil(threads);
+    batch
+        .chunks(per)
+        .map(|part| scope.spawn(move || parse_run(part)))
+        .collect()
+}
+
+/// Hands every document's value to `f` in order, parsing a batch at a time. A long
+/// stream is parsed on every core, the next batch while `f` takes the values of this one:
+/// documents are independent, so each thread takes a contiguous run of a batch. A
+/// document that does not parse ends the stream after the documents before it were handed
+/// on, so the error reported (by `f` or the parser) is the first in the input, with any
+/// number of threads.
+fn each_yaml<E>(
+    chunks: &[Chunk<'_>],
+    f: &mut dyn FnMut(usize, Value) -> Result<(), E>,
+    text_error: &dyn Fn(TextError) -> E,
+) -> Result<(), E> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut hand_on = |parts: Vec<Parsed>| {
+        for (values, error) in parts {
+            for (number, v) in values {
+                f(number, v)?;
+            }
+            if let Some(e) = error {
+                return Err(text_error(e));
+            }
+        }
+        Ok(())
     };
     if threads < 2 || chunks.len() < PARALLEL_DOCUMENTS {
-        return run(chunks);
+        return hand_on(vec![parse_run(chunks)]);
     }
-    let per = chunks.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<(usize, Value)>, TextError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .chunks(per)
-            .map(|part| scope.spawn(move || run(part)))
-            .collect();
-        handles
-            .into_iter()
-            // A parsing thread only panics on a bug; re-raise it on the caller's thread.
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(chunks.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
+    std::thread::scope(|scope| {
+        let parse = |batch| spawn_parse(scope, batch, threads);
+        let mut batches = chunks.chunks(BATCH_DOCUMENTS);
+        let mut pending = batches.next().map(parse);
+        while let Some(handles) = pending.take() {
+            let parts = handles
+                .into_iter()
+                // A parsing thread only panics on a bug; re-raise it on the caller's
+                // thread.
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect();
+            pending = batches.next().map(parse);
+            // On an error the batch being parsed is joined when the scope ends.
+            hand_on(parts)?;
+        }
+        Ok(())
+    })
 }
 
 /// A JSON value read strictly: an object with the same key twice is an error (serde_json
@@ -281,52 +326,82 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
-/// The JSON values of a stream; `None` when there are more than `max`.
-fn parse_json(text: &str, max: usize) -> Result<Option<Vec<(usize, Value)>>, TextError> {
-    let mut out = Vec::new();
-    for (i, v) in serde_json::Deserializer::from_str(text)
-        .into_iter::<Strict>()
-        .enumerate()
-    {
+/// A JSON parse error in the project's words.
+fn json_error(e: &serde_json::Error, document: usize) -> TextError {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = full.strip_suffix(&suffix).unwrap_or(&full);
+    TextError {
+        document: Some(document),
+        message: format!(
+            "invalid JSON at line {}, column {}: {msg}",
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
+/// Checks a JSON stream without building its values (`IgnoredAny` allocates nothing):
+/// `Ok(false)` when it has more than `max` values.
+fn check_json(text: &str, max: usize) -> Result<bool, TextError> {
+    let values = serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+    for (i, v) in values.enumerate() {
         if i >= max {
-            return Ok(None);
+            return Ok(false);
         }
-        match v.map(|Strict(v)| v) {
-            Ok(Value::Null) => {}
-            Ok(v) => out.push((i + 1, v)),
-            Err(e) => {
-                let full = e.to_string();
-                let suffix = format!(" at line {} column {}", e.line(), e.column());
-                let msg = full.strip_suffix(&suffix).unwrap_or(&full);
-                return Err(TextError {
-                    document: Some(i + 1),
-                    message: format!(
-                        "invalid JSON at line {}, column {}: {msg}",
-                        e.line(),
-                        e.column()
-                    ),
-                });
-            }
+        v.map_err(|e| json_error(&e, i + 1))?;
+    }
+    Ok(true)
+}
+
+/// Hands every value of a JSON stream that [`check_json`] passed to `f`, one at a time.
+fn each_json<E>(
+    text: &str,
+    f: &mut dyn FnMut(usize, Value) -> Result<(), E>,
+    text_error: &dyn Fn(TextError) -> E,
+) -> Result<(), E> {
+    let values = serde_json::Deserializer::from_str(text).into_iter::<Strict>();
+    for (i, v) in values.enumerate() {
+        match v {
+            Ok(Strict(Value::Null)) => {}
+            Ok(Strict(v)) => f(i + 1, v)?,
+            Err(e) => return Err(text_error(json_error(&e, i + 1))),
         }
     }
-    Ok(Some(out))
+    Ok(())
 }
 
 /// Parses the documents of one input. Returns `(document number, value)` for every
 /// non-empty document, in order.
 #[cfg(test)]
 pub(crate) fn parse_documents(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
-    parse_documents_at_most(text, usize::MAX, "")
+    let mut docs = Vec::new();
+    for_each_document(
+        text,
+        usize::MAX,
+        "",
+        &mut |n, v| {
+            docs.push((n, v));
+            Ok(())
+        },
+        &|e| e,
+    )?;
+    Ok(docs)
 }
 
-/// [`parse_documents`], refusing an input of more than `max` documents before parsing
-/// them (YAML: counted at the `---` markers; JSON: at the `max + 1`-th value). `flag` names
-/// the limit in the error (`max` is what is left of it for this input).
-pub(crate) fn parse_documents_at_most(
+/// Hands `(document number, value)` of every non-empty document of one input to `f`, in
+/// order, without holding more than a batch of values (`BATCH_DOCUMENTS`), and refuses an
+/// input of more than `max` documents before parsing any (YAML: counted at the `---`
+/// markers; JSON: by a check that builds no values). `flag` names the limit in the error
+/// (`max` is what is left of it for this input). The first error in the input is
+/// returned, whether `f` or the parser finds it; parse errors go through `text_error`.
+pub(crate) fn for_each_document<E>(
     text: &str,
     max: usize,
     flag: &str,
-) -> Result<Vec<(usize, Value)>, TextError> {
+    f: &mut dyn FnMut(usize, Value) -> Result<(), E>,
+    text_error: &dyn Fn(TextError) -> E,
+) -> Result<(), E> {
     let too_many = || TextError {
         document: None,
         message: format!(
@@ -339,21 +414,29 @@ pub(crate) fn parse_documents_at_most(
     let chunks = || {
         let c = split_yaml(text);
         if c.len() > max {
-            Err(too_many())
+            Err(text_error(too_many()))
         } else {
             Ok(c)
         }
     };
     if text.trim_start().starts_with(['{', '[']) {
-        match parse_json(text, max) {
-            Ok(Some(docs)) => Ok(docs),
-            Ok(None) => Err(too_many()),
-            // Flow-style YAML starts with `{` too; report the JSON error only when the
-            // text is not YAML either.
-            Err(json_err) => parse_yaml(&chunks()?).map_err(|_| json_err),
+        match check_json(text, max) {
+            Ok(true) => each_json(text, f, text_error),
+            Ok(false) => Err(text_error(too_many())),
+            // Flow-style YAML starts with `{` too (`{a: 1}`, or `{"a": 1}` documents
+            // between `---` markers); report the JSON error only when the text is not
+            // YAML either. Nothing was handed on yet.
+            Err(json_err) => {
+                let chunks = chunks()?;
+                if chunks.iter().all(|c| parse_chunk(c).is_ok()) {
+                    each_yaml(&chunks, f, text_error)
+                } else {
+                    Err(text_error(json_err))
+                }
+            }
         }
     } else {
-        parse_yaml(&chunks()?)
+        each_yaml(&chunks()?, f, text_error)
     }
 }
 
@@ -414,6 +497,49 @@ mod tests {
     }
 
     #[test]
+    fn values_are_handed_on_a_batch_at_a_time_and_the_first_error_wins() {
+        // Three batches and a bad last document: the first two batches were handed on
+        // (and could be dropped) before the parser reached it, so the values of the
+        // whole input never coexist.
+        let n = 3 * BATCH_DOCUMENTS;
+        let mut text: String = (0..n - 1).map(|i| format!("---\nname: d{i}\n")).collect();
+        text.push_str("---\nname: [\n");
+        let mut seen = 0usize;
+        let e = for_each_document(
+            &text,
+            usize::MAX,
+            "",
+            &mut |_, _| {
+                seen += 1;
+                Ok::<(), TextError>(())
+            },
+            &|e| e,
+        )
+        .expect_err("the last document is bad");
+        assert_eq!(e.document, Some(n));
+        assert_eq!(seen, n - 1);
+        // An error of the receiver's in an early document wins over a parse error far
+        // later, and nothing after it is handed on.
+        let mut last = 0usize;
+        let e = for_each_document(
+            &text,
+            usize::MAX,
+            "",
+            &mut |number, _| {
+                last = number;
+                if number == 3 {
+                    Err(format!("document {number}: refused"))
+                } else {
+                    Ok(())
+                }
+            },
+            &|e| e.message,
+        )
+        .expect_err("refused");
+        assert_eq!((e.as_str(), last), ("document 3: refused", 3));
+    }
+
+    #[test]
     fn a_long_stream_parses_in_order_and_reports_its_first_error() {
         // Enough documents for the parallel path; empty ones keep their numbers.
         let n = 3 * PARALLEL_DOCUMENTS;
@@ -453,6 +579,25 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    fn parse_documents_at_most(
+        text: &str,
+        max: usize,
+        flag: &str,
+    ) -> Result<Vec<(usize, Value)>, TextError> {
+        let mut docs = Vec::new();
+        for_each_document(
+            text,
+            max,
+            flag,
+            &mut |n, v| {
+                docs.push((n, v));
+                Ok(())
+            },
+            &|e| e,
+        )?;
+        Ok(docs)
     }
 
     #[test]
