@@ -35,8 +35,9 @@ RUN mkdir -p src benches \
 # benches, which the image has no use for, and the prebuilt std brings its own debug info.
 # `--strip-all` also drops the symbol table, so a backtrace (RUST_BACKTRACE=1) shows no
 # function names; a panic's message still names its file and line. To keep the names,
-# build with `--build-arg STRIP_FLAGS=--strip-debug`. The image size is not measured here
-# (no Docker where this was written).
+# build with `--build-arg STRIP_FLAGS=--strip-debug`. Stripped, the binary is 28.6 MB
+# (322.7 MB before; 2026-12-07); the image is the runtime base plus that, not measured
+# here (no Docker daemon or registry where this was written).
 ARG STRIP_FLAGS=--strip-all
 COPY src ./src
 COPY benches ./benches
