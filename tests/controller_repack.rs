@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fake_api::{FakeApi, Seen, object_path};
+use gpu_slicer::controller::events::Events;
 use gpu_slicer::controller::metrics::Metrics;
 use gpu_slicer::controller::repack::{Io, RepackConfig, Repacker};
 use gpu_slicer::controller::writer::{LeaderFlag, Writer, WriterConfig};
@@ -29,7 +30,7 @@ use gpu_slicer::reconcile::round::{self, Settings};
 use gpu_slicer::render::{MANAGED_BY, MANAGER, POOL_LABEL, RenderOptions, SLICING_PENDING_TAINT};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
 
 const NODEPOOL: &str = "gpu-slicer-ts-r4-4096mi";
@@ -174,10 +175,10 @@ fn cache_of(api: &FakeApi) -> Mutex<Cache> {
     Mutex::new(c)
 }
 
-/// One controller replica's repacking: its writer, recorder, metrics and state.
+/// One controller replica's repacking: its writer, Events, metrics and state.
 struct Replica {
     writer: Writer,
-    recorder: Recorder,
+    events: Events,
     metrics: Metrics,
     leader: LeaderFlag,
     dry_run: bool,
@@ -189,8 +190,8 @@ impl Replica {
         let leader = LeaderFlag::new(true);
         Replica {
             writer: Writer::new(api.client(), writer_cfg(dry_run), leader.clone()),
-            recorder: Recorder::new(
-                api.client(),
+            events: Events::new(
+                &api.client(),
                 Reporter {
                     controller: "gpu-slicer".into(),
                     instance: None,
@@ -208,7 +209,7 @@ impl Replica {
         let cat = Arc::new(gpu_slicer::catalog::embedded().expect("catalog"));
         let io = Io {
             writer: &self.writer,
-            recorder: &self.recorder,
+            events: &self.events,
             metrics: &self.metrics,
             leader: &self.leader,
             dry_run: self.dry_run,
@@ -233,7 +234,7 @@ impl Replica {
         let cache = cache_of(api);
         let io = Io {
             writer: &self.writer,
-            recorder: &self.recorder,
+            events: &self.events,
             metrics: &self.metrics,
             leader: &self.leader,
             dry_run: self.dry_run,

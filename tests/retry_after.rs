@@ -6,6 +6,11 @@
 //!   or 503 with a wait in the `Status`'s `details.retryAfterSeconds`, or in a
 //!   `Retry-After` header (seconds or HTTP date) on a `Status` or a plain-text body, then
 //!   200.
+//! * The other kube clients, on a mock API server routing by method and path in paused
+//!   time: the Lease elector (waits 60 s as asked, yet a holder gives up leading 0.8 of
+//!   the Lease's duration after its last renewal), a watch's throttled list (the wait
+//!   read from a plain `Retry-After` header, capped at 60 s) and Events (paused 30 s,
+//!   the ones in between dropped and counted).
 //!
 //! The computed backoff is configured at 10–100 ms, so a second attempt at least ~1 s after
 //! the first can only come from the server's request.
@@ -315,4 +320,243 @@ async fn kube_429_without_retry_after_uses_the_backoff() {
     assert!(gap < Duration::from_millis(700), "{gap:?}");
     let gap = patch_once(429, None, ErrorBody::Status(None)).await;
     assert!(gap < Duration::from_millis(700), "{gap:?}");
+}
+
+// The other kube clients: the Lease elector, the watches and the Event recorder, each on a
+// mock API server that routes by method and path, in paused time (a wait of 60 s costs no
+// wall time, and every arrival is at an exact instant).
+
+/// One request the routing mock saw: when, the method and the path.
+type Seen = Arc<Mutex<Vec<(tokio::time::Instant, String, String)>>>;
+
+/// A kube client on a mock API server answering each request with `route(method, path,
+/// n)` (n: how many requests of that method and path came before) as (status, extra
+/// header, JSON body).
+fn routed<F>(route: F) -> (kube::Client, Seen)
+where
+    F: Fn(&str, &str, usize) -> (u16, Option<(&'static str, String)>, serde_json::Value)
+        + Send
+        + 'static,
+{
+    use kube::client::Body;
+    let (svc, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let method = req.method().to_string();
+            let path = req.uri().path().to_string();
+            let n = {
+                let mut l = log.lock().expect("lock");
+                let n = l
+                    .iter()
+                    .filter(|(_, m, p)| *m == method && *p == path)
+                    .count();
+                l.push((tokio::time::Instant::now(), method.clone(), path.clone()));
+                n
+            };
+            let (code, header, body) = route(&method, &path, n);
+            let mut resp = http::Response::builder()
+                .status(code)
+                .header("content-type", "application/json");
+            if let Some((k, v)) = header {
+                resp = resp.header(k, v);
+            }
+            let body = serde_json::to_vec(&body).expect("json");
+            send.send_response(resp.body(Body::from(body)).expect("response"));
+        }
+    });
+    (kube::Client::new(svc, "default"), seen)
+}
+
+fn status(code: u16, reason: &str) -> serde_json::Value {
+    serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": "slow down", "reason": reason, "code": code})
+}
+
+fn arrivals_of(seen: &Seen, method: &str, path: &str) -> Vec<tokio::time::Instant> {
+    seen.lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, m, p)| m == method && p == path)
+        .map(|(t, _, _)| *t)
+        .collect()
+}
+
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/gpu-slicer";
+
+fn lease_config(duration_s: u64) -> gpu_slicer::controller::lease::LeaseConfig {
+    gpu_slicer::controller::lease::LeaseConfig {
+        name: "gpu-slicer".into(),
+        namespace: "ns".into(),
+        identity: "a".into(),
+        duration: Duration::from_secs(duration_s),
+        renew_every: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_elector_waits_as_asked_and_a_holder_still_gives_up_in_time() {
+    // The first look creates the Lease (404, then 201); every later look is answered 429
+    // with `Retry-After: 60`.
+    let (client, seen) = routed(|method, path, n| match (method, n) {
+        ("GET", 0) => (404, None, status(404, "NotFound")),
+        ("POST", _) => {
+            let lease = serde_json::json!({"apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease", "metadata": {"name": "gpu-slicer", "namespace": "ns",
+                "resourceVersion": "1"}, "spec": {"holderIdentity": "a"}});
+            assert!(path.ends_with("/leases"), "{path}");
+            (201, None, lease)
+        }
+        _ => (
+            429,
+            Some(("retry-after", "60".to_string())),
+            status(429, "TooManyRequests"),
+        ),
+    });
+    let flag = LeaderFlag::new(false);
+    let elector =
+        gpu_slicer::controller::lease::Elector::new(client, lease_config(10), flag.clone());
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let start = tokio::time::Instant::now();
+    tokio::spawn(elector.run(shutdown));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(flag.is_leader(), "the first look takes the Lease");
+    // The renewal at 2 s is answered 429 + 60 s: the holder may not wait 60 s as leader;
+    // 0.8 × 10 s after its last renewal it stops writing.
+    tokio::time::sleep(Duration::from_millis(7_800)).await;
+    assert!(flag.is_leader(), "still within 0.8 of the Lease's duration");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!flag.is_leader(), "gave up 8 s after its last renewal");
+    // No look before the 60 s the server asked for (the computed cadence is 2 s).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let gets = arrivals_of(&seen, "GET", LEASE);
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert_eq!(gets[1] - start, Duration::from_secs(2));
+    assert_eq!(gets[2] - gets[1], Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_whose_list_is_throttled_waits_as_asked() {
+    use futures::StreamExt;
+    use gpu_slicer::controller::run::watch_retry_after;
+    use gpu_slicer::controller::writer::honouring_retry_after;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher;
+    // The list is answered 429 with a plain `Retry-After: 7` header, then a huge one.
+    let (client, _) = routed(|_, _, n| {
+        let wait = if n == 0 { "7" } else { "100000" };
+        (
+            429,
+            Some(("retry-after", wait.to_string())),
+            status(429, "TooManyRequests"),
+        )
+    });
+    // The watcher's events before its first error (`Init`), then the error.
+    async fn next_error(
+        s: &mut (impl futures::Stream<Item = Result<watcher::Event<Pod>, watcher::Error>> + Unpin),
+    ) -> watcher::Error {
+        loop {
+            if let Err(e) = s.next().await.expect("an item") {
+                return e;
+            }
+        }
+    }
+    let api: kube::Api<Pod> = kube::Api::all(honouring_retry_after(&client));
+    let stream = watcher::watcher(api, watcher::Config::default());
+    futures::pin_mut!(stream);
+    let first = next_error(&mut stream).await;
+    assert!(
+        matches!(first, watcher::Error::InitialListFailed(_)),
+        "{first:?}"
+    );
+    assert_eq!(watch_retry_after(&first), Some(Duration::from_secs(7)));
+    let second = next_error(&mut stream).await;
+    assert_eq!(
+        watch_retry_after(&second),
+        Some(gpu_slicer::backoff::MAX_RETRY_AFTER),
+        "capped"
+    );
+    // Without the header (kube's own client), no wait is read.
+    let (plain, _) = routed(|_, _, _| (429, None, status(429, "TooManyRequests")));
+    let api: kube::Api<Pod> = kube::Api::all(plain);
+    let stream = watcher::watcher(api, watcher::Config::default());
+    futures::pin_mut!(stream);
+    let e = next_error(&mut stream).await;
+    assert_eq!(watch_retry_after(&e), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_pause_as_asked_and_resume_after() {
+    use gpu_slicer::controller::events::Events;
+    use k8s_openapi::api::core::v1::ObjectReference;
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ml/events";
+    // The first Event is answered 429 + `Retry-After: 30`; later ones are created.
+    let (client, seen) = routed(|method, _, n| match (method, n) {
+        ("POST", 0) => (
+            429,
+            Some(("retry-after", "30".to_string())),
+            status(429, "TooManyRequests"),
+        ),
+        _ => (
+            201,
+            None,
+            serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "e", "namespace": "ml"}, "eventTime": "2026-12-07T00:00:00.000000Z"}),
+        ),
+    });
+    let events = Events::new(
+        &client,
+        kube::runtime::events::Reporter {
+            controller: "gpu-slicer".into(),
+            instance: None,
+        },
+    );
+    let pod = |name: &str| ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(name.into()),
+        namespace: Some("ml".into()),
+        uid: Some(format!("uid-{name}")),
+        ..ObjectReference::default()
+    };
+    let send = |name: &'static str| {
+        let r = pod(name);
+        let events = &events;
+        async move {
+            events
+                .send(
+                    false,
+                    &r,
+                    true,
+                    "Unplaceable",
+                    format!("{name} fits nowhere"),
+                    "Plan",
+                )
+                .await;
+        }
+    };
+    send("a").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    send("b").await;
+    send("c").await;
+    assert_eq!(
+        arrivals_of(&seen, "POST", EVENTS).len(),
+        1,
+        "paused for 30 s"
+    );
+    assert_eq!(events.dropped(), 2);
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    send("d").await;
+    assert_eq!(
+        arrivals_of(&seen, "POST", EVENTS).len(),
+        2,
+        "resumed after 30 s"
+    );
+    assert_eq!(events.dropped(), 2);
+    // `skip` (dry run, not the leader) sends nothing and drops nothing.
+    events
+        .send(true, &pod("e"), false, "Planned", "x".into(), "Plan")
+        .await;
+    assert_eq!(arrivals_of(&seen, "POST", EVENTS).len(), 2);
 }

@@ -1,17 +1,24 @@
 //! The leader elector: one replica holds the `gpu-slicer` Lease and only it writes. The
 //! decision is [`crate::reconcile::lease::decide`]; writes carry the Lease's
 //! resourceVersion, so a lost race is a 409 and this replica follows.
+//!
+//! An answer that asks to retry after a while (`Retry-After`, through
+//! [`super::writer::honouring_retry_after`]) is waited for before the next look, at most
+//! [`crate::backoff::MAX_RETRY_AFTER`], and a holder still stops writing once it could
+//! not renew for 0.8 of the Lease's duration, however long it was asked to wait.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::error::Category;
-use super::writer::LeaderFlag;
+use super::writer::{LeaderFlag, honouring_retry_after, retry_after};
+use crate::backoff::retry_delay;
 use crate::reconcile::lease::{Decision, decide, next};
 
 #[derive(Debug, Clone)]
@@ -35,7 +42,7 @@ pub struct Elector {
 impl Elector {
     pub fn new(client: Client, cfg: LeaseConfig, flag: LeaderFlag) -> Self {
         Elector {
-            api: Api::namespaced(client, &cfg.namespace),
+            api: Api::namespaced(honouring_retry_after(&client), &cfg.namespace),
             cfg,
             flag,
         }
@@ -44,8 +51,14 @@ impl Elector {
     /// One look at the Lease at `now`: acquire, renew or follow. Returns whether this
     /// replica leads afterwards (the flag is set accordingly).
     pub async fn step(&self, now: Timestamp) -> Result<bool, (Category, String)> {
-        let err = |e: kube::Error| (Category::of(&e), e.to_string());
-        let current = self.api.get_opt(&self.cfg.name).await.map_err(err)?;
+        self.look(now)
+            .await
+            .map_err(|e| (Category::of(&e), e.to_string()))
+    }
+
+    /// [`Elector::step`] with the API's own error.
+    async fn look(&self, now: Timestamp) -> Result<bool, kube::Error> {
+        let current = self.api.get_opt(&self.cfg.name).await?;
         let decision = decide(current.as_ref(), &self.cfg.identity, now);
         let Some(lease) = next(
             current.as_ref(),
@@ -75,7 +88,7 @@ impl Elector {
                 self.flag.set(false);
                 Ok(false)
             }
-            Err(e) => Err(err(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -83,24 +96,43 @@ impl Elector {
     /// duration stops writing before another replica may take over.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut last_ok = Instant::now();
+        // A holder that has not renewed for this long stops writing.
+        let give_up = self.cfg.duration.mul_f64(0.8);
         loop {
-            match self.step(Timestamp::now()).await {
+            let mut wait = self.cfg.renew_every;
+            match self.look(Timestamp::now()).await {
                 Ok(leading) => {
                     last_ok = Instant::now();
                     tracing::debug!(leading, "lease checked");
                 }
-                Err((category, message)) => {
+                Err(e) => {
+                    let (category, message) = (Category::of(&e), e.to_string());
                     tracing::warn!(%category, %message, "lease check failed");
-                    if last_ok.elapsed() >= self.cfg.duration.mul_f64(0.8) {
-                        self.flag.set(false);
-                    }
+                    wait = wait.max(retry_delay(retry_after(&e), Duration::ZERO));
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.cfg.renew_every) => {}
-                _ = shutdown.changed() => {
+            // Sleeps `wait`, dropping the flag on the way if the holder's time runs out.
+            let woke = Instant::now() + wait;
+            loop {
+                if last_ok.elapsed() >= give_up {
                     self.flag.set(false);
-                    return;
+                }
+                let now = Instant::now();
+                if now >= woke {
+                    break;
+                }
+                let until_give_up = (last_ok + give_up).saturating_duration_since(now);
+                let nap = if until_give_up.is_zero() {
+                    woke - now
+                } else {
+                    (woke - now).min(until_give_up)
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(nap) => {}
+                    _ = shutdown.changed() => {
+                        self.flag.set(false);
+                        return;
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! writer, which only writes while this replica holds the leader Lease.
 
 pub mod error;
+pub mod events;
 pub mod lease;
 pub mod metrics;
 pub mod oneshot;

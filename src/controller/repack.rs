@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::events::Events;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::Recorder;
 use serde_json::Value;
 
 mod claims;
@@ -69,7 +69,7 @@ impl Default for RepackConfig {
 /// What repacking writes and publishes through.
 pub struct Io<'a> {
     pub writer: &'a Writer,
-    pub recorder: &'a Recorder,
+    pub events: &'a Events,
     pub metrics: &'a Metrics,
     pub leader: &'a LeaderFlag,
     /// `--dry-run`: propose and log, write nothing.
@@ -78,16 +78,16 @@ pub struct Io<'a> {
 
 impl Io<'_> {
     async fn event(&self, r: &ObjectReference, warning: bool, reason: &str, note: String) {
-        super::run::send_event(
-            self.recorder,
-            self.dry_run || !self.leader.is_leader(),
-            r,
-            warning,
-            reason,
-            note,
-            "Repack",
-        )
-        .await;
+        self.events
+            .send(
+                self.dry_run || !self.leader.is_leader(),
+                r,
+                warning,
+                reason,
+                note,
+                "Repack",
+            )
+            .await;
     }
 
     fn count(&self, outcome: &str) {

@@ -13,16 +13,20 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Discovery};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
+use super::events::Events;
 use super::lease::{Elector, LeaseConfig};
 use super::server::{self, Shared};
 use super::webhook;
-use super::writer::{LeaderFlag, Writer, WriterConfig, resource};
+use super::writer::{
+    LeaderFlag, Writer, WriterConfig, honouring_retry_after, resource, retry_after,
+};
+use crate::backoff::retry_delay;
 use crate::model::{Catalog, DemandItem};
 use crate::reconcile::batch::Batcher;
 use crate::reconcile::cache::{
@@ -118,16 +122,18 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     let nodes_changed = Arc::new(Notify::new());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    // Watches.
+    // Watches, through a client whose errors carry the server's `Retry-After` (the
+    // fold waits that long before the watch's next request).
+    let watches = honouring_retry_after(&client);
     let mut watched: Watched = vec!["Pod", "Node", "ConfigMap"];
     spawn_pod_watch(
-        client.clone(),
+        watches.clone(),
         cache.clone(),
         pods_changed.clone(),
         shared.clone(),
     );
     spawn_node_watch(
-        client.clone(),
+        watches.clone(),
         cache.clone(),
         nodes_changed.clone(),
         shared.clone(),
@@ -138,7 +144,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| ("kube-system".into(), String::new()));
     spawn_configmap_watch(
-        client.clone(),
+        watches.clone(),
         cache.clone(),
         &cm_ns,
         "ConfigMap",
@@ -150,7 +156,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     if cfg.settings.render.configmap_namespace != cm_ns {
         watched.push("OwnedConfigMap");
         spawn_configmap_watch(
-            client.clone(),
+            watches.clone(),
             cache.clone(),
             &cfg.settings.render.configmap_namespace,
             "OwnedConfigMap",
@@ -181,7 +187,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
             "Provisioner" => "Provisioner",
             _ => "AWSNodeTemplate",
         });
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let api: Api<DynamicObject> = Api::all_with(watches.clone(), &ar);
         spawn_object_watch(
             api,
             kind,
@@ -222,8 +228,8 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
     );
 
     let writer = Writer::new(client.clone(), cfg.writer.clone(), leader.clone());
-    let recorder = Recorder::new(
-        client.clone(),
+    let events = Events::new(
+        &client,
         Reporter {
             controller: "gpu-slicer".into(),
             instance: Some(cfg.lease.identity.clone()),
@@ -235,7 +241,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         cache: &cache,
         shared: &shared,
         writer: &writer,
-        recorder: &recorder,
+        events: &events,
         leader: &leader,
     };
     let mut state = LoopState::default();
@@ -434,7 +440,7 @@ struct Loop<'a> {
     cache: &'a Mutex<Cache>,
     shared: &'a Shared,
     writer: &'a Writer,
-    recorder: &'a Recorder,
+    events: &'a Events,
     leader: &'a LeaderFlag,
 }
 
@@ -465,37 +471,7 @@ async fn publish_once(
 /// Publishes an Event, unless in dry-run or not the leader (Events are writes too).
 async fn publish(lp: &Loop<'_>, r: &ObjectReference, warning: bool, reason: &str, note: String) {
     let skip = lp.cfg.writer.dry_run || !lp.leader.is_leader();
-    send_event(lp.recorder, skip, r, warning, reason, note, "Plan").await;
-}
-
-/// Publishes one Event (its note cut to 1,000 characters) unless `skip`; a failure is
-/// logged at debug (Events are best effort).
-pub(super) async fn send_event(
-    recorder: &Recorder,
-    skip: bool,
-    r: &ObjectReference,
-    warning: bool,
-    reason: &str,
-    note: String,
-    action: &str,
-) {
-    if skip {
-        return;
-    }
-    let ev = KEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, r).await {
-        tracing::debug!(error = %e, "event not published");
-    }
+    lp.events.send(skip, r, warning, reason, note, "Plan").await;
 }
 
 async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
@@ -699,7 +675,7 @@ async fn repack(
 ) -> bool {
     let io = super::repack::Io {
         writer: lp.writer,
-        recorder: lp.recorder,
+        events: lp.events,
         metrics: &lp.shared.metrics,
         leader: lp.leader,
         dry_run: lp.cfg.writer.dry_run,
@@ -849,9 +825,26 @@ async fn fold_stream<K, F, T>(
             Err(e) => {
                 super::metrics::Metrics::count_kind(&shared.metrics.watch_restarts, kind);
                 tracing::warn!(%kind, error = %e, "watch failed; restarting with backoff");
+                // The watcher's own backoff follows this wait.
+                if let Some(wait) = watch_retry_after(&e) {
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
+}
+
+/// The wait a failed watch's answer asks for (`Retry-After`), at most
+/// [`crate::backoff::MAX_RETRY_AFTER`].
+pub fn watch_retry_after(e: &watcher::Error) -> Option<std::time::Duration> {
+    let wait = match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => retry_after(e),
+        watcher::Error::WatchError(s) => retry_after(&kube::Error::Api(s.clone())),
+        watcher::Error::NoResourceVersion => None,
+    };
+    wait.map(|w| retry_delay(Some(w), w))
 }
 
 fn fold<K, F, T>(

@@ -39,6 +39,22 @@ use crate::reconcile::{Actions, Deletion, ObjectKey};
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "gpu-slicer";
 
+/// Why a write did not happen.
+#[derive(Debug)]
+enum Stop {
+    /// The lease was lost before an attempt (retries included): counted as `not_leader`,
+    /// not as a failure.
+    NotLeader,
+    /// The API refused it, or the retries ran out.
+    Failed(Category, String),
+}
+
+impl From<(Category, String)> for Stop {
+    fn from((category, message): (Category, String)) -> Self {
+        Stop::Failed(category, message)
+    }
+}
+
 /// Whether this replica may write (it holds the leader Lease). Shared with the elector.
 #[derive(Debug, Clone, Default)]
 pub struct LeaderFlag(Arc<AtomicBool>);
@@ -141,10 +157,7 @@ impl Writer {
         let limiter =
             RateLimiter::direct(Quota::per_second(cfg.writes_per_second).allow_burst(cfg.burst));
         // Writes go through a service that shows kube-rs the `Retry-After` header.
-        let client = Client::new(
-            RetryAfterHeader(client.clone()),
-            client.default_namespace().to_string(),
-        );
+        let client = honouring_retry_after(&client);
         Writer {
             backoff: Backoff::new(cfg.base_backoff, cfg.max_backoff),
             client,
@@ -186,7 +199,8 @@ impl Writer {
             }
             match self.apply(&key, obj).await {
                 Ok(()) => out.applied.push(key),
-                Err((category, message)) => out.failed.push(Failed {
+                Err(Stop::NotLeader) => out.not_leader += 1,
+                Err(Stop::Failed(category, message)) => out.failed.push(Failed {
                     object: key.to_string(),
                     category,
                     message,
@@ -199,7 +213,8 @@ impl Writer {
             }
             match self.delete(d).await {
                 Ok(()) => out.deleted.push(d.key.clone()),
-                Err((category, message)) => out.failed.push(Failed {
+                Err(Stop::NotLeader) => out.not_leader += 1,
+                Err(Stop::Failed(category, message)) => out.failed.push(Failed {
                     object: d.key.to_string(),
                     category,
                     message,
@@ -222,7 +237,7 @@ impl Writer {
         }
     }
 
-    async fn apply(&self, key: &ObjectKey, obj: &Value) -> Result<(), (Category, String)> {
+    async fn apply(&self, key: &ObjectKey, obj: &Value) -> Result<(), Stop> {
         let api_version = obj
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -244,7 +259,7 @@ impl Writer {
         .await
     }
 
-    async fn delete(&self, d: &Deletion) -> Result<(), (Category, String)> {
+    async fn delete(&self, d: &Deletion) -> Result<(), Stop> {
         let api = self
             .api(&d.api_version, &d.key.kind, d.key.namespace.as_deref())
             .ok_or_else(|| {
@@ -265,7 +280,7 @@ impl Writer {
             .await;
         match r {
             // Already gone: what was wanted.
-            Err((Category::NotFound, _)) => Ok(()),
+            Err(Stop::Failed(Category::NotFound, _)) => Ok(()),
             other => other,
         }
     }
@@ -289,16 +304,21 @@ impl Writer {
         ]))
         .map_err(|e| (Category::Invalid, e.to_string()))?;
         let params = PatchParams::default();
-        self.retrying(|| async {
-            api.patch(node, &params, &Patch::<()>::Json(patch.clone()))
-                .await
-                .map(|_| ())
-        })
-        .await
-        .map(|()| true)
+        let r = self
+            .retrying(|| async {
+                api.patch(node, &params, &Patch::<()>::Json(patch.clone()))
+                    .await
+                    .map(|_| ())
+            })
+            .await;
+        match r {
+            Ok(()) => Ok(true),
+            Err(Stop::NotLeader) => Ok(false),
+            Err(Stop::Failed(category, message)) => Err((category, message)),
+        }
     }
 
-    async fn retrying<F, Fut>(&self, mut op: F) -> Result<(), (Category, String)>
+    async fn retrying<F, Fut>(&self, mut op: F) -> Result<(), Stop>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), kube::Error>>,
@@ -306,6 +326,13 @@ impl Writer {
         let mut attempt = 0u32;
         loop {
             self.limiter.until_ready().await;
+            // Every attempt checks the lease, retries included: it may be lost during a
+            // backoff or a rate-limit wait, and a replica that is no longer the leader
+            // must not write (tests/controller_chaos.rs: a lease lost while a write is
+            // answered 503 used to be followed by its retry).
+            if !self.leader.is_leader() {
+                return Err(Stop::NotLeader);
+            }
             self.sent.fetch_add(1, Ordering::SeqCst);
             let err = match op().await {
                 Ok(()) => return Ok(()),
@@ -314,7 +341,7 @@ impl Writer {
             let category = Category::of(&err);
             attempt += 1;
             if !category.is_retryable() || attempt >= self.cfg.max_attempts {
-                return Err((category, err.to_string()));
+                return Err(Stop::Failed(category, err.to_string()));
             }
             let delay = match category {
                 Category::Throttled | Category::Transient => {
@@ -327,9 +354,20 @@ impl Writer {
     }
 }
 
-/// The wait a failed write's answer asks for: its `Status`'s `details.retryAfterSeconds`
-/// (0 means unset).
-fn retry_after(e: &kube::Error) -> Option<Duration> {
+/// `client` with every answer through [`RetryAfterHeader`], so that an error's `Status`
+/// carries the `Retry-After` wait (the writer's, the Lease elector's, the watches' and the
+/// Event recorder's clients).
+pub fn honouring_retry_after(client: &Client) -> Client {
+    Client::new(
+        RetryAfterHeader(client.clone()),
+        client.default_namespace().to_string(),
+    )
+}
+
+/// The wait a failed request's answer asks for: its `Status`'s
+/// `details.retryAfterSeconds` (0 means unset; callers cap it with
+/// [`crate::backoff::retry_delay`]).
+pub fn retry_after(e: &kube::Error) -> Option<Duration> {
     match e {
         kube::Error::Api(s) => s
             .details

@@ -183,6 +183,7 @@ pub fn round_with(
     };
     out.modes = rendered.modes.clone();
     let mut desired = rendered.objects;
+    rename_taken_claims(&mut desired, inp.live);
     // Standalone NodeClaims gpu-slicer made earlier stay (their nodes run pods); only
     // Karpenter removes them, when their instance goes away.
     desired.extend(
@@ -195,6 +196,44 @@ pub fn round_with(
     out.actions = actions;
     out.conflicts = conflicts;
     out
+}
+
+/// Gives a new NodeClaim whose name an existing NodeClaim already has the first free name
+/// `<name>-<k>` (k = 1, 2, …; deterministic for the same live objects).
+///
+/// A new claim is named by a hash of the pods planned onto it, and only pods the in-flight
+/// claims have no room for are planned. Those are assigned first-fit in pod-id order, so a
+/// newer pod (`ml/p-10` sorts before `ml/p-9`) can take the claim launched for an older
+/// one; the older pod, planned alone again, hashed to the name of its first claim, and
+/// "launching" it wrote nothing: the pod waited without capacity for good (found by
+/// tests/controller_chaos.rs, `a_pod_replanned_alone_gets_a_new_claim_not_the_name_of_its_first`).
+/// A new claim never stands for an existing one: it is capacity the live claims lack.
+fn rename_taken_claims(desired: &mut [Value], live: &[Value]) {
+    let claim_name = |o: &Value| {
+        (o.get("kind").and_then(Value::as_str) == Some("NodeClaim"))
+            .then(|| o.pointer("/metadata/name").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_string)
+    };
+    let existing: std::collections::BTreeSet<String> = live.iter().filter_map(claim_name).collect();
+    let mut taken = existing.clone();
+    taken.extend(desired.iter().filter_map(claim_name));
+    for o in desired.iter_mut() {
+        let Some(name) = claim_name(o).filter(|n| existing.contains(n)) else {
+            continue;
+        };
+        // 63: render's NAME_MAX (Karpenter puts the name in a label value).
+        let Some(free) = (1..)
+            .map(|k| render::fit_name(&format!("{name}-{k}"), 63))
+            .find(|n| !taken.contains(n))
+        else {
+            continue;
+        };
+        taken.insert(free.clone());
+        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("name".into(), Value::String(free));
+        }
+    }
 }
 
 /// What the fleet costs per pool (for the budget guard).

@@ -4,10 +4,18 @@
 //! DELETE for any resource path, keeps the objects it was given, records every request,
 //! and can be told to fail the next requests matching a method and path substring with a
 //! status code.
+//!
+//! Chaos (tests/controller_chaos.rs): a write gate that lets exactly k writes through and
+//! then holds the rest unanswered ([`FakeApi::gate_writes`]), a flapping server answering
+//! every other request 503 (optionally with `Retry-After`, [`FakeApi::flap`]), slow
+//! answers ([`FakeApi::slow_next`]), failures with `Retry-After`, watch scripts per path
+//! ([`FakeApi::push_watch_on`]), `generateName` on POST, and a timeline of when each
+//! request came and what it was answered ([`FakeApi::timeline`]).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
@@ -35,17 +43,58 @@ impl Seen {
 /// Called on every request before it is answered.
 type Hook = Box<dyn FnMut(&Seen) + Send>;
 
+/// When a request came (tokio's clock: simulated under a paused runtime) and the status it
+/// was answered (`None`: held, never answered).
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub at: tokio::time::Instant,
+    pub status: Option<u16>,
+}
+
+/// What the write gate does with the write that crosses it (see [`FakeApi::gate_writes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Writes 1..=k are answered; write k+1 (and every later one) is held unapplied.
+    HoldBefore,
+    /// Writes 1..k-1 are answered; write k is applied but its answer is held (a response
+    /// lost on the way back); later writes are held unapplied.
+    ApplyThenHold,
+}
+
+struct GateState {
+    allow: usize,
+    passed: usize,
+    mode: Gate,
+    fired: Arc<tokio::sync::Notify>,
+}
+
+struct Failure {
+    method: String,
+    path_part: String,
+    code: u16,
+    retry_after: Option<u32>,
+    /// The request is applied first (the answer is lost, not the write).
+    apply_first: bool,
+}
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
     seen: Vec<Seen>,
-    failures: VecDeque<(String, String, u16)>,
+    stamps: Vec<Stamp>,
+    failures: VecDeque<Failure>,
     next_uid: u64,
     next_rv: u64,
-    /// Scripted answers to watch requests, in order.
-    watches: VecDeque<Vec<Value>>,
+    next_generated: u64,
+    /// Scripted answers to watch requests, in order: (path part, events).
+    watches: VecDeque<(String, Vec<Value>)>,
     /// Called on every request before it is answered (e.g. to drop the lease).
     hook: Option<Hook>,
+    gate: Option<GateState>,
+    /// Flapping: every other non-watch request is answered 503 (with this `Retry-After`).
+    flap: Option<(u64, Option<u32>)>,
+    /// The next n requests are answered this much later (after being applied).
+    slow: Option<(usize, Duration)>,
 }
 
 /// Handle to the fake server's state.
@@ -72,9 +121,85 @@ impl FakeApi {
 
     /// Fail the next request whose method is `method` and whose path contains `path_part`.
     pub fn fail_next(&self, method: &str, path_part: &str, code: u16) {
-        self.lock()
-            .failures
-            .push_back((method.to_string(), path_part.to_string(), code));
+        self.fail_next_retry_after(method, path_part, code, None);
+    }
+
+    /// [`FakeApi::fail_next`], the answer carrying a `Retry-After: <secs>` header.
+    pub fn fail_next_retry_after(
+        &self,
+        method: &str,
+        path_part: &str,
+        code: u16,
+        retry_after: Option<u32>,
+    ) {
+        self.lock().failures.push_back(Failure {
+            method: method.to_string(),
+            path_part: path_part.to_string(),
+            code,
+            retry_after,
+            apply_first: false,
+        });
+    }
+
+    /// Applies the next request whose method is `method` and whose path contains
+    /// `path_part`, then answers it `code` (a write whose answer was lost on the way).
+    pub fn fail_next_after_apply(&self, method: &str, path_part: &str, code: u16) {
+        self.lock().failures.push_back(Failure {
+            method: method.to_string(),
+            path_part: path_part.to_string(),
+            code,
+            retry_after: None,
+            apply_first: true,
+        });
+    }
+
+    /// Lets exactly `k` writes (non-GET requests) through, then holds every later write
+    /// unanswered (see [`Gate`]); the returned `Notify` gets a permit when the gate first
+    /// holds one. Replaces an earlier gate.
+    pub fn gate_writes(&self, k: usize, mode: Gate) -> Arc<tokio::sync::Notify> {
+        let fired = Arc::new(tokio::sync::Notify::new());
+        self.lock().gate = Some(GateState {
+            allow: k,
+            passed: 0,
+            mode,
+            fired: fired.clone(),
+        });
+        fired
+    }
+
+    /// Removes the write gate (writes held so far stay unanswered).
+    pub fn ungate(&self) {
+        self.lock().gate = None;
+    }
+
+    /// Flaps: from now on, every other non-watch request (the first one included) is
+    /// answered 503, with `Retry-After: <secs>` when given. `None` stops flapping.
+    pub fn flap(&self, on: Option<Option<u32>>) {
+        self.lock().flap = on.map(|ra| (0, ra));
+    }
+
+    /// The next `n` requests are answered `delay` later (tokio time), after being applied.
+    pub fn slow_next(&self, n: usize, delay: Duration) {
+        self.lock().slow = Some((n, delay));
+    }
+
+    /// Ends every injected fault: queued failures, the gate, flapping, slow answers.
+    pub fn clear_faults(&self) {
+        let mut st = self.lock();
+        st.failures.clear();
+        st.gate = None;
+        st.flap = None;
+        st.slow = None;
+    }
+
+    /// Every request seen (as [`FakeApi::seen`]) with when it came and how it was answered.
+    pub fn timeline(&self) -> Vec<(Seen, Stamp)> {
+        let st = self.lock();
+        st.seen
+            .iter()
+            .cloned()
+            .zip(st.stamps.iter().cloned())
+            .collect()
     }
 
     pub fn on_request(&self, f: impl FnMut(&Seen) + Send + 'static) {
@@ -126,7 +251,9 @@ impl FakeApi {
     }
 
     pub fn clear_seen(&self) {
-        self.lock().seen.clear();
+        let mut st = self.lock();
+        st.seen.clear();
+        st.stamps.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -136,7 +263,14 @@ impl FakeApi {
     /// Scripts the answer to the next watch request: these watch events (newline-delimited
     /// JSON, then the stream ends). Unscripted watches are held open.
     pub fn push_watch(&self, events: Vec<Value>) {
-        self.lock().watches.push_back(events);
+        self.push_watch_on("", events);
+    }
+
+    /// [`FakeApi::push_watch`] for the next watch request whose path contains `path_part`.
+    pub fn push_watch_on(&self, path_part: &str, events: Vec<Value>) {
+        self.lock()
+            .watches
+            .push_back((path_part.to_string(), events));
     }
 
     async fn answer(&self, req: Request<Body>) -> Option<Response<Body>> {
@@ -165,8 +299,24 @@ impl FakeApi {
             content_type,
             body,
         };
+        let (resp, delay) = self.decide(seen)?;
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        Some(resp)
+    }
+
+    /// The answer to a request (`None`: held unanswered) and how long to wait before
+    /// sending it.
+    fn decide(&self, seen: Seen) -> Option<(Response<Body>, Option<Duration>)> {
         let mut st = self.lock();
         st.seen.push(seen.clone());
+        st.stamps.push(Stamp {
+            at: tokio::time::Instant::now(),
+            status: None,
+        });
+        // The stamp to fill in once answered (`clear_seen` may run meanwhile).
+        let index = st.seen.len() - 1;
         if let Some(mut hook) = st.hook.take() {
             drop(st);
             hook(&seen);
@@ -175,29 +325,76 @@ impl FakeApi {
         }
         let path = seen.path().to_string();
         if seen.method == "GET" && seen.uri.contains("watch=true") {
-            let events = st.watches.pop_front()?;
+            let at = st
+                .watches
+                .iter()
+                .position(|(part, _)| path.contains(part.as_str()))?;
+            let (_, events) = st.watches.remove(at)?;
             let mut body = Vec::new();
             for e in events {
                 body.extend(serde_json::to_vec(&e).unwrap_or_default());
                 body.push(b'\n');
             }
-            return Some(
+            return Some((
                 Response::builder()
                     .status(StatusCode::OK)
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Body::from(body))
                     .unwrap_or_else(|_| Response::new(Body::empty())),
-            );
+                None,
+            ));
         }
-        if let Some(i) = st
+        // The write gate: the write that crosses it is held (applied first or not).
+        let mut hold_after_apply = false;
+        if seen.is_write()
+            && let Some(g) = st.gate.as_mut()
+        {
+            g.passed += 1;
+            if g.passed > g.allow || (g.mode == Gate::ApplyThenHold && g.passed == g.allow) {
+                g.fired.notify_one();
+                if g.passed > g.allow {
+                    return None;
+                }
+                hold_after_apply = true;
+            }
+        }
+        let resp = if let Some(i) = st
             .failures
             .iter()
-            .position(|(m, p, _)| *m == seen.method && path.contains(p.as_str()))
+            .position(|f| f.method == seen.method && path.contains(f.path_part.as_str()))
         {
-            let (_, _, code) = st.failures.remove(i).expect("index from position");
-            return Some(status(code, "injected failure"));
+            let f = st.failures.remove(i).expect("index from position");
+            if f.apply_first {
+                st.handle(&seen, &path);
+            }
+            status_after(f.code, "injected failure", f.retry_after)
+        } else if let Some((n, ra)) = st.flap.as_mut() {
+            *n += 1;
+            if *n % 2 == 1 {
+                let ra = *ra;
+                status_after(503, "flapping", ra)
+            } else {
+                st.handle(&seen, &path)
+            }
+        } else {
+            st.handle(&seen, &path)
+        };
+        if hold_after_apply {
+            return None;
         }
-        Some(st.handle(&seen, &path))
+        let code = resp.status().as_u16();
+        let same = st.seen.get(index).is_some_and(|s| s.uri == seen.uri);
+        if let Some(s) = st.stamps.get_mut(index).filter(|_| same) {
+            s.status = Some(code);
+        }
+        let delay = match st.slow.as_mut() {
+            Some((n, d)) if *n > 0 => {
+                *n -= 1;
+                Some(*d)
+            }
+            _ => None,
+        };
+        Some((resp, delay))
     }
 }
 
@@ -287,16 +484,31 @@ impl State {
                 ok(&obj)
             }
             "POST" => {
-                let name = seen
-                    .body
+                let mut body = seen.body.clone();
+                let mut name = body
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .to_string();
+                // generateName: a fresh name per create, as the API server does (so a
+                // create retried after a lost answer makes a second object).
+                if name.is_empty()
+                    && let Some(prefix) = body
+                        .pointer("/metadata/generateName")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                {
+                    self.next_generated += 1;
+                    name = format!("{prefix}{:05x}", self.next_generated);
+                    if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.insert("name".into(), json!(name));
+                    }
+                }
                 let full = format!("{path}/{name}");
                 if self.objects.contains_key(&full) {
                     return status(409, "already exists");
                 }
-                let obj = self.stamp(seen.body.clone(), None);
+                let obj = self.stamp(body, None);
                 self.objects.insert(full, obj.clone());
                 respond(StatusCode::CREATED, &obj)
             }
@@ -370,11 +582,26 @@ fn respond(code: StatusCode, v: &Value) -> Response<Body> {
 }
 
 fn status(code: u16, message: &str) -> Response<Body> {
+    status_after(code, message, None)
+}
+
+/// A `Status` answer, with a `Retry-After: <secs>` header when given.
+fn status_after(code: u16, message: &str, retry_after: Option<u32>) -> Response<Body> {
+    let mut resp = status_body(code, message);
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    }
+    resp
+}
+
+fn status_body(code: u16, message: &str) -> Response<Body> {
     let reason = match code {
         404 => "NotFound",
         409 => "Conflict",
         422 => "Invalid",
         429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
         _ => "InternalError",
     };
     respond(
