@@ -354,4 +354,23 @@ fn input_size_and_document_limits_name_their_flags() {
     }
     let (code, _, err) = run(&["plan", "-f", &seed]);
     assert_eq!(code, 0, "{err}");
+    // A workload's replicas count against --max-pods before it is expanded (fuzzing found
+    // 40 Deployments of 100,000 replicas in 7.7 KB taking 1.6 GB).
+    let deployment = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: ml}}\n\
+             spec:\n  replicas: 100000\n  template:\n    spec:\n      containers:\n      \
+             - name: c\n        resources: {{limits: {{nvidia.com/gpu: 1}}}}\n---\n"
+        )
+    };
+    let text: String = (0..11).map(|i| deployment(&format!("d{i}"))).collect();
+    let (code, _, err) = run_stdin(&["plan", "-f", "-", "--effort", "fast"], &text);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("document 11 (Deployment ml/d10): field `spec.replicas`: 100000 more pods would take the inputs past 1000000 pods, what --max-pods 1000000 allows"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["plan", "-f", &seed, "--max-pods", "0"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--max-pods 0"), "{err}");
 }

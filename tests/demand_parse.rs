@@ -325,3 +325,35 @@ fn leader_worker_set_other_api_versions_are_skipped() {
         ]
     );
 }
+
+/// Issue 17: `--max-pods` bounds the pods of all inputs before a workload is expanded, and
+/// `expanded_pods` counts the pods a failed load made and dropped (all or nothing).
+#[test]
+fn pods_are_bounded_over_all_inputs_and_counted_when_a_load_fails() {
+    let deployment = |name: &str, replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: ml}}\n\
+             spec:\n  replicas: {replicas}\n  template:\n    spec:\n      containers:\n      \
+             - name: c\n        resources: {{limits: {{nvidia.com/gpu: 1}}}}\n"
+        )
+    };
+    let opts = LoadOptions {
+        max_pods: 10,
+        ..LoadOptions::default()
+    };
+    let mut inputs = Inputs::default();
+    load_str(&mut inputs, "a.yaml", &deployment("a", 6), &opts).unwrap();
+    assert_eq!((inputs.items.len(), inputs.expanded_pods), (6, 6));
+    // 6 + 5 > 10: refused before any of the 5 is made, naming the count and the flag.
+    let e = load_str(&mut inputs, "b.yaml", &deployment("b", 5), &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "b.yaml: document 1 (Deployment ml/b): field `spec.replicas`: 5 more pods would take \
+         the inputs past 10 pods, what --max-pods 10 allows; raise the limit if they are meant"
+    );
+    assert_eq!((inputs.items.len(), inputs.expanded_pods), (6, 6));
+    // A load that made 4 pods and then failed keeps none of them, but counts them.
+    let text = format!("{}---\nkind: Pod\n", deployment("c", 4));
+    assert!(load_str(&mut inputs, "c.yaml", &text, &opts).is_err());
+    assert_eq!((inputs.items.len(), inputs.expanded_pods), (6, 10));
+}

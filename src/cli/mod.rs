@@ -189,6 +189,9 @@ pub(super) struct InputLimits {
     /// Most YAML/JSON documents read over every -f source.
     #[arg(long, value_name = "N", default_value_t = demand::DEFAULT_MAX_DOCUMENTS)]
     max_documents: usize,
+    /// Most pods read over every -f source, workloads' replicas included.
+    #[arg(long, value_name = "N", default_value_t = demand::DEFAULT_MAX_PODS)]
+    max_pods: usize,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -860,6 +863,7 @@ fn make_plan(
         let load = LoadOptions {
             device_plugin_configmap: a.policy.device_plugin_configmap.clone(),
             max_documents: a.limits.max_documents,
+            max_pods: a.limits.max_pods,
         };
         let inputs = read_inputs(&a.filenames, &load, &a.limits)?;
         for w in &inputs.warnings {

@@ -213,6 +213,7 @@ fn load_workload(a: &SimulateArgs) -> Result<Workload, Failure> {
     }
     let load = LoadOptions {
         max_documents: a.limits.max_documents,
+        max_pods: a.limits.max_pods,
         ..LoadOptions::default()
     };
     let inputs = super::read_inputs(&a.filenames, &load, &a.limits)?;

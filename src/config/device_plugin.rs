@@ -182,13 +182,16 @@ pub fn parse_device_plugin_config(text: &str) -> Result<SharingProfile, FieldErr
     if text.trim().is_empty() {
         return Err(FieldError::new("", EMPTY));
     }
-    let doc: Value = serde_saphyr::from_str(text).map_err(|e| {
-        let msg = e.render_with_options(serde_saphyr::render_options! {
-            formatter: &serde_saphyr::UserMessageFormatter,
-            snippets: serde_saphyr::SnippetMode::Off,
-        });
-        FieldError::new("", format!("not valid YAML: {msg}"))
-    })?;
+    let doc: Value =
+        serde_saphyr::from_str_with_options(text, super::value::yaml_options(text.len())).map_err(
+            |e| {
+                let msg = e.render_with_options(serde_saphyr::render_options! {
+                    formatter: &serde_saphyr::UserMessageFormatter,
+                    snippets: serde_saphyr::SnippetMode::Off,
+                });
+                FieldError::new("", format!("not valid YAML: {msg}"))
+            },
+        )?;
     let top = match &doc {
         Value::Null => return Err(FieldError::new("", EMPTY)),
         Value::Object(m) => m,

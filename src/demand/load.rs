@@ -31,11 +31,12 @@ pub fn load_str(
         existing: inputs,
         staged: Inputs::default(),
         ids: inputs.items.iter().map(|i| i.id.clone()).collect(),
+        expanded: 0,
     };
     // Each document is loaded as soon as it is parsed and its value dropped: the values
     // of a whole input never coexist.
     let mut documents = 0usize;
-    for_each_document(
+    let read = for_each_document(
         text,
         left,
         &flag,
@@ -50,11 +51,15 @@ pub fn load_str(
             field: None,
             message: e.message,
         },
-    )?;
+    );
+    let Loader {
+        staged, expanded, ..
+    } = loader;
+    inputs.expanded_pods = inputs.expanded_pods.saturating_add(expanded);
+    read?;
     if documents == 0 {
         return Err(InputError::new(source, "no Kubernetes objects found"));
     }
-    let staged = loader.staged;
     inputs.items.extend(staged.items);
     inputs.pools.extend(staged.pools);
     inputs.ec2nodeclasses.extend(staged.ec2nodeclasses);
@@ -116,6 +121,8 @@ struct Loader<'a> {
     existing: &'a Inputs,
     staged: Inputs,
     ids: HashSet<String>,
+    /// Pods made so far, kept or not ([`Inputs::expanded_pods`]).
+    expanded: usize,
 }
 
 fn non_negative_int(v: &Value, path: &str) -> Result<u64, FieldError> {
@@ -408,7 +415,31 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// Refuses `pods` more pods when they would take the inputs past `--max-pods`,
+    /// before any is made (`field`: the count that asked for them).
+    fn room_for(
+        &self,
+        place: &Place<'_>,
+        pods: u64,
+        field: Option<&str>,
+    ) -> Result<(), InputError> {
+        let so_far = self.existing.items.len() + self.staged.items.len();
+        let max = self.opts.max_pods;
+        if usize::try_from(pods).map_or(true, |p| so_far.saturating_add(p) > max) {
+            return Err(self.error(
+                place,
+                field,
+                format!(
+                    "{pods} more pods would take the inputs past {max} pods, what \
+                     --max-pods {max} allows; raise the limit if they are meant"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn add_item(&mut self, place: &Place<'_>, item: DemandItem) -> Result<(), InputError> {
+        self.room_for(place, 1, None)?;
         if !self.ids.insert(item.id.clone()) {
             return Err(self.error(
                 place,
@@ -420,6 +451,7 @@ impl Loader<'_> {
             ));
         }
         self.staged.items.push(item);
+        self.expanded += 1;
         Ok(())
     }
 
@@ -511,6 +543,7 @@ impl Loader<'_> {
             self.not_gpu(place);
             return Ok(());
         };
+        self.room_for(place, pods, Some(count_field))?;
         for i in 0..pods {
             let mut it = item.clone();
             it.id = format!("{ns}/{name}-{i}");
@@ -573,6 +606,11 @@ impl Loader<'_> {
             (None, Some(_)) => self.warn(place, &no_gpu("leader")),
             (Some(_), None) if size > 1 => self.warn(place, &no_gpu("worker")),
             (Some(_), _) => {}
+        }
+        // Checked above not to overflow.
+        let pods = groups.saturating_mul(size);
+        if leader.is_some() || worker.is_some() {
+            self.room_for(place, pods, Some("spec.replicas"))?;
         }
         for g in 0..groups {
             if let Some(item) = &leader {

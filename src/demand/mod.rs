@@ -79,11 +79,18 @@ pub struct Inputs {
     pub notes: Vec<String>,
     /// Documents read so far (for [`LoadOptions::max_documents`]).
     pub documents: usize,
+    /// Pods made by every [`load_str`] so far, those of a load that failed and was rolled
+    /// back included: what the loads cost (`items` holds what they kept). The fuzz
+    /// target's memory rule counts them.
+    pub expanded_pods: usize,
 }
 
 /// Most documents one `plan`/`render`/`admit` reads, over all its inputs, unless
 /// `--max-documents` says otherwise.
 pub const DEFAULT_MAX_DOCUMENTS: usize = 1_000_000;
+/// Most pods one `plan`/`render` reads, over all its inputs (workloads' replicas
+/// included), unless `--max-pods` says otherwise: ~400 MB of demand at ~410 bytes a pod.
+pub const DEFAULT_MAX_PODS: usize = 1_000_000;
 /// Most bytes one `plan`/`render`/`admit` reads, over all its inputs, unless
 /// `--max-input-size` says otherwise (256 MiB).
 pub const DEFAULT_MAX_INPUT_BYTES: u64 = 256 << 20;
@@ -95,6 +102,9 @@ pub struct LoadOptions {
     pub device_plugin_configmap: String,
     /// Most documents over every source loaded into one [`Inputs`].
     pub max_documents: usize,
+    /// Most pods (items) over every source loaded into one [`Inputs`]: a workload's
+    /// `replicas` is checked against it before it is expanded.
+    pub max_pods: usize,
 }
 
 impl Default for LoadOptions {
@@ -102,6 +112,7 @@ impl Default for LoadOptions {
         LoadOptions {
             device_plugin_configmap: DEFAULT_DEVICE_PLUGIN_CONFIGMAP.to_string(),
             max_documents: DEFAULT_MAX_DOCUMENTS,
+            max_pods: DEFAULT_MAX_PODS,
         }
     }
 }

@@ -100,7 +100,10 @@ fn budget_message(b: &serde_saphyr::budget::BudgetBreach) -> String {
     use serde_saphyr::budget::BudgetBreach as B;
     let what = match b {
         B::Nodes { nodes } => format!("more than {} nodes", nodes.saturating_sub(1)),
-        B::Events { events } => format!("more than {} parser events", events.saturating_sub(1)),
+        B::Events { events } => format!(
+            "more than {} parser events (one per two bytes of the document, at least 1024)",
+            events.saturating_sub(1)
+        ),
         B::Aliases { aliases } => format!("more than {} aliases", aliases.saturating_sub(1)),
         B::Anchors { anchors } => format!("more than {} anchors", anchors.saturating_sub(1)),
         B::Depth { depth } => format!("nesting deeper than {}", depth.saturating_sub(1)),
@@ -165,7 +168,7 @@ fn yaml_error(e: &serde_saphyr::Error, chunk: &Chunk<'_>) -> TextError {
 const PARALLEL_DOCUMENTS: usize = 256;
 
 fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<(usize, Value)>, TextError> {
-    let options = serde_saphyr::options! { with_snippet: false };
+    let options = crate::config::value::yaml_options(chunk.text.len());
     let v: Value = serde_saphyr::from_str_with_options(chunk.text, options)
         .map_err(|e| yaml_error(&e, chunk))?;
     Ok((!v.is_null()).then_some((chunk.number, v)))
@@ -540,6 +543,27 @@ mod tests {
     }
 
     #[test]
+    fn a_document_has_at_most_one_parser_event_per_two_bytes() {
+        // A complex key of 32,000 one-letter items: the parser would buffer every event
+        // (~100 bytes each, 3.2 MB for 64 KB of text) before refusing the key.
+        let key = vec!["a"; 32_000].join(",");
+        let e = parse_documents(&format!("? [{key}]\n: 1\n")).expect_err("too many events");
+        assert!(
+            e.message.contains("parser events (one per two bytes"),
+            "{}",
+            e.message
+        );
+        // Small documents are never refused for it, however dense.
+        let dense = format!("a: [{}]\n", vec!["1"; 400].join(","));
+        assert_eq!(parse_documents(&dense).map(|d| d.len()), Ok(1));
+        // Real manifests are far below the rule.
+        let pods: String = (0..200)
+            .map(|i| format!("kind: Pod\nmetadata: {{name: p{i}, labels: {{a: b}}}}\n---\n"))
+            .collect();
+        assert_eq!(parse_documents(&pods).map(|d| d.len()), Ok(200));
+    }
+
+    #[test]
     fn a_long_stream_parses_in_order_and_reports_its_first_error() {
         // Enough documents for the parallel path; empty ones keep their numbers.
         let n = 3 * PARALLEL_DOCUMENTS;
@@ -644,10 +668,11 @@ mod tests {
             bomb.push_str(&format!("b{i}: &b{i} [{refs}]\n"));
             prev = format!("b{i}");
         }
+        // (The events budget, one per two bytes, now stops it before the node budget.)
         let e = parse_documents(&bomb).expect_err("budget");
         assert!(
             e.message
-                .contains("the document is too large to read: more than 250000 nodes"),
+                .contains("the document is too large to read: more than 1024 parser events"),
             "{}",
             e.message
         );
