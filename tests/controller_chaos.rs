@@ -416,6 +416,12 @@ fn writes(api: &FakeApi) -> (usize, usize) {
 
 const MODES: [Emission; 2] = [Emission::Overlay, Emission::NodeClaim];
 
+/// How many writes a first round for `demand` makes in `mode`.
+fn first_round_writes(mode: Emission, demand: &[DemandItem]) -> usize {
+    let w = World::new(mode);
+    w.plan(&w.view(), demand).actions.apply.len()
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. A round killed between two writes.
 // ---------------------------------------------------------------------------------------
@@ -425,10 +431,7 @@ async fn a_round_killed_between_two_writes_is_finished_by_the_next() {
     let demand = pods(0..12);
     for mode in MODES {
         // How many writes a first round makes.
-        let total = {
-            let w = World::new(mode);
-            w.plan(&w.view(), &demand).actions.apply.len()
-        };
+        let total = first_round_writes(mode, &demand);
         assert!(total >= 4, "{mode:?}: {total} writes");
         let ks = [0, 1, total / 2, total - 1];
         for gate in [Gate::HoldBefore, Gate::ApplyThenHold] {
@@ -521,10 +524,7 @@ fn lose_lease_at(
 async fn a_leader_change_mid_apply_stops_the_old_leader_and_the_new_one_converges() {
     let demand = pods(0..12);
     for mode in MODES {
-        let total = {
-            let w = World::new(mode);
-            w.plan(&w.view(), &demand).actions.apply.len()
-        };
+        let total = first_round_writes(mode, &demand);
         for fail in [false, true] {
             for k in [1, 2, total / 2, total - 1] {
                 let ctx = format!("{mode:?} k={k} fail={fail}");

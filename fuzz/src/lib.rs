@@ -101,7 +101,7 @@ pub fn measured<R>(what: &str, input_len: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// [`measured`], with `extra(&result)` bytes allowed on top of [`allowance`] (the demand
-/// target's opt-in allowance per expanded pod, see there).
+/// target's allowance per expanded pod, see there).
 pub fn measured_plus<R>(
     what: &str,
     input_len: usize,

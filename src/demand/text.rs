@@ -378,11 +378,21 @@ fn each_json<E>(
 /// non-empty document, in order.
 #[cfg(test)]
 pub(crate) fn parse_documents(text: &str) -> Result<Vec<(usize, Value)>, TextError> {
+    parse_documents_at_most(text, usize::MAX, "")
+}
+
+/// [`parse_documents`] with a document limit (see [`for_each_document`]).
+#[cfg(test)]
+pub(crate) fn parse_documents_at_most(
+    text: &str,
+    max: usize,
+    flag: &str,
+) -> Result<Vec<(usize, Value)>, TextError> {
     let mut docs = Vec::new();
     for_each_document(
         text,
-        usize::MAX,
-        "",
+        max,
+        flag,
         &mut |n, v| {
             docs.push((n, v));
             Ok(())
@@ -603,25 +613,6 @@ mod tests {
             "{}",
             e.message
         );
-    }
-
-    fn parse_documents_at_most(
-        text: &str,
-        max: usize,
-        flag: &str,
-    ) -> Result<Vec<(usize, Value)>, TextError> {
-        let mut docs = Vec::new();
-        for_each_document(
-            text,
-            max,
-            flag,
-            &mut |n, v| {
-                docs.push((n, v));
-                Ok(())
-            },
-            &|e| e,
-        )?;
-        Ok(docs)
     }
 
     #[test]
