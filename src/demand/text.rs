@@ -101,7 +101,7 @@ fn budget_message(b: &serde_saphyr::budget::BudgetBreach) -> String {
     let what = match b {
         B::Nodes { nodes } => format!("more than {} nodes", nodes.saturating_sub(1)),
         B::Events { events } => format!(
-            "more than {} parser events (one per two bytes of the document, at least 1024)",
+            "more than {} parser events (one per four bytes of the document, at least 1024)",
             events.saturating_sub(1)
         ),
         B::Aliases { aliases } => format!("more than {} aliases", aliases.saturating_sub(1)),
@@ -553,13 +553,13 @@ mod tests {
     }
 
     #[test]
-    fn a_document_has_at_most_one_parser_event_per_two_bytes() {
+    fn a_document_has_at_most_one_parser_event_per_four_bytes() {
         // A complex key of 32,000 one-letter items: the parser would buffer every event
         // (~100 bytes each, 3.2 MB for 64 KB of text) before refusing the key.
         let key = vec!["a"; 32_000].join(",");
         let e = parse_documents(&format!("? [{key}]\n: 1\n")).expect_err("too many events");
         assert!(
-            e.message.contains("parser events (one per two bytes"),
+            e.message.contains("parser events (one per four bytes"),
             "{}",
             e.message
         );
@@ -659,7 +659,7 @@ mod tests {
             bomb.push_str(&format!("b{i}: &b{i} [{refs}]\n"));
             prev = format!("b{i}");
         }
-        // (The events budget, one per two bytes, now stops it before the node budget.)
+        // (The events budget, one per four bytes, now stops it before the node budget.)
         let e = parse_documents(&bomb).expect_err("budget");
         assert!(
             e.message
