@@ -303,6 +303,13 @@ fn converged(w: &World, pending: &[DemandItem]) -> Result<(), String> {
     }
     // (a)
     let a = &out.actions;
+    let planned = || {
+        out.plan
+            .nodes
+            .iter()
+            .map(|n| (&n.instance_type, &n.pods))
+            .collect::<Vec<_>>()
+    };
     if !a.is_empty() {
         let keys = |v: &[Value]| -> Vec<String> {
             v.iter()
@@ -318,11 +325,7 @@ fn converged(w: &World, pending: &[DemandItem]) -> Result<(), String> {
                 .iter()
                 .map(|d| d.key.to_string())
                 .collect::<Vec<_>>(),
-            out.plan
-                .nodes
-                .iter()
-                .map(|n| (&n.instance_type, &n.pods))
-                .collect::<Vec<_>>(),
+            planned(),
             out.onto_fleet,
         ));
     }
@@ -340,11 +343,7 @@ fn converged(w: &World, pending: &[DemandItem]) -> Result<(), String> {
                 .filter_map(|o| ObjectKey::of(o))
                 .map(|k| k.name)
                 .collect::<Vec<_>>(),
-            out.plan
-                .nodes
-                .iter()
-                .map(|n| (&n.instance_type, &n.pods))
-                .collect::<Vec<_>>(),
+            planned(),
             out.onto_fleet,
             pending.iter().map(|d| &d.id).collect::<Vec<_>>(),
         ));
