@@ -356,4 +356,14 @@ fn pods_are_bounded_over_all_inputs_and_counted_when_a_load_fails() {
     let text = format!("{}---\nkind: Pod\n", deployment("c", 4));
     assert!(load_str(&mut inputs, "c.yaml", &text, &opts).is_err());
     assert_eq!((inputs.items.len(), inputs.expanded_pods), (6, 10));
+    // A LeaderWorkerSet counts the pods it makes: 4 groups of 3 whose workers need no GPU
+    // are 4 leader pods, not 12 (6 + 4 = 10 fits).
+    let leader = template("leaderTemplate", "\"1\"", 1);
+    let cpu_worker = template("workerTemplate", "\"1\"", 0);
+    let text = lws(
+        "leaderworkerset.x-k8s.io/v1",
+        &format!("  replicas: 4\n  leaderWorkerTemplate:\n    size: 3\n{leader}{cpu_worker}"),
+    );
+    load_str(&mut inputs, "d.yaml", &text, &opts).unwrap();
+    assert_eq!(inputs.items.len(), 10);
 }

@@ -607,10 +607,14 @@ impl Loader<'_> {
             (Some(_), None) if size > 1 => self.warn(place, &no_gpu("worker")),
             (Some(_), _) => {}
         }
-        // Checked above not to overflow.
-        let pods = groups.saturating_mul(size);
-        if leader.is_some() || worker.is_some() {
-            self.room_for(place, pods, Some("spec.replicas"))?;
+        // Checked above not to overflow: at most groups × size.
+        let per_group = u64::from(leader.is_some()) + u64::from(worker.is_some()) * (size - 1);
+        if per_group > 0 {
+            self.room_for(
+                place,
+                groups.saturating_mul(per_group),
+                Some("spec.replicas"),
+            )?;
         }
         for g in 0..groups {
             if let Some(item) = &leader {
