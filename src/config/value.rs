@@ -194,23 +194,24 @@ pub(crate) fn parse_digits(s: &str) -> Option<u64> {
 /// refused (a Pod manifest is a few hundred events).
 const MIN_YAML_EVENTS: usize = 1_024;
 
-/// Bytes of a YAML document per parser event it may produce (see [`yaml_options`]).
+/// Bytes of a YAML document per parser event it may produce (see [`yaml_options`]; the
+/// loader's budget message, `demand::text::budget_message`, says "four").
 const EVENT_BYTES: usize = 4;
 
 /// The longest simple key read, in characters (see [`yaml_options`]).
 const MAX_SIMPLE_KEY: usize = 512;
 
 /// The parser's options for one YAML document of `len` bytes: no snippets in errors, and
-/// at most one parser event per four bytes of the document (at least `MIN_YAML_EVENTS`).
-/// The parser keeps ~200 bytes for each event it must buffer (every event of a complex
-/// `? ` key, which no Kubernetes object has), so this holds its memory to ~50× the
-/// document; without it `? [a,a,…]` cost 324×, and 104× at one event per two bytes; at
-/// one per four, 52–65× (fuzz/regressions/README.md, F2). Real manifests have one event per
-/// 11 bytes or more (the densest document of 4 KB or more among the repository's
-/// examples, fixtures, chart values and Karpenter CRDs: 10.9). A simple key may be at
-/// most 512 characters long (YAML allows 1,024; a Kubernetes label or annotation key is at most
-/// 317): the scanner queues ~300 bytes a character of lookahead while a key may be
-/// pending, which took ~310 KB on 1 KB of `{a: [,,,…` (F2).
+/// at most one parser event per `EVENT_BYTES` bytes of the document (at least
+/// `MIN_YAML_EVENTS`). The parser keeps ~200 bytes for each event it must buffer (every
+/// event of a complex `? ` key, which no Kubernetes object has), so this holds its memory
+/// to ~50× the document; without it `? [a,a,…]` cost 324×, 104× at one event per two
+/// bytes, and 52–65× at one per four (fuzz/regressions/README.md, F2). Real manifests
+/// have one event per 11 bytes or more (the densest document of 4 KB or more among the
+/// repository's examples, fixtures, chart values and Karpenter CRDs: 10.9). A simple key
+/// may be at most 512 characters long (YAML allows 1,024; a Kubernetes label or
+/// annotation key is at most 317): the scanner queues ~300 bytes a character of
+/// lookahead while a key may be pending, which took ~310 KB on 1 KB of `{a: [,,,…` (F2).
 pub(crate) fn yaml_options(len: usize) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_events = budget

@@ -13,7 +13,6 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::time::Instant;
 
 use super::writer::{honouring_retry_after, retry_after};
-use crate::backoff::retry_delay;
 
 /// The longest note sent; the API server refuses notes over 1 KiB.
 const NOTE_CHARS: usize = 1000;
@@ -81,7 +80,7 @@ impl Events {
             if let Some(wait) = retry_after(&e)
                 && let Ok(mut p) = self.paused_until.lock()
             {
-                *p = Some(Instant::now() + retry_delay(Some(wait), wait));
+                *p = Some(Instant::now() + wait);
             }
         }
     }

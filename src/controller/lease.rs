@@ -18,7 +18,6 @@ use tokio::time::Instant;
 
 use super::error::Category;
 use super::writer::{LeaderFlag, honouring_retry_after, retry_after};
-use crate::backoff::retry_delay;
 use crate::reconcile::lease::{Decision, decide, next};
 
 #[derive(Debug, Clone)]
@@ -108,27 +107,27 @@ impl Elector {
                 Err(e) => {
                     let (category, message) = (Category::of(&e), e.to_string());
                     tracing::warn!(%category, %message, "lease check failed");
-                    wait = wait.max(retry_delay(retry_after(&e), Duration::ZERO));
+                    wait = wait.max(retry_after(&e).unwrap_or_default());
                 }
             }
             // Sleeps `wait`, dropping the flag on the way if the holder's time runs out.
             let woke = Instant::now() + wait;
             loop {
-                if last_ok.elapsed() >= give_up {
+                let expires = last_ok + give_up;
+                let now = Instant::now();
+                if now >= expires {
                     self.flag.set(false);
                 }
-                let now = Instant::now();
                 if now >= woke {
                     break;
                 }
-                let until_give_up = (last_ok + give_up).saturating_duration_since(now);
-                let nap = if until_give_up.is_zero() {
-                    woke - now
+                let until = if now < expires {
+                    woke.min(expires)
                 } else {
-                    (woke - now).min(until_give_up)
+                    woke
                 };
                 tokio::select! {
-                    _ = tokio::time::sleep(nap) => {}
+                    _ = tokio::time::sleep_until(until) => {}
                     _ = shutdown.changed() => {
                         self.flag.set(false);
                         return;

@@ -26,7 +26,6 @@ use super::webhook;
 use super::writer::{
     LeaderFlag, Writer, WriterConfig, honouring_retry_after, resource, retry_after,
 };
-use crate::backoff::retry_delay;
 use crate::model::{Catalog, DemandItem};
 use crate::reconcile::batch::Batcher;
 use crate::reconcile::cache::{
@@ -837,14 +836,13 @@ async fn fold_stream<K, F, T>(
 /// The wait a failed watch's answer asks for (`Retry-After`), at most
 /// [`crate::backoff::MAX_RETRY_AFTER`].
 pub fn watch_retry_after(e: &watcher::Error) -> Option<std::time::Duration> {
-    let wait = match e {
+    match e {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
         | watcher::Error::WatchFailed(e) => retry_after(e),
         watcher::Error::WatchError(s) => retry_after(&kube::Error::Api(s.clone())),
         watcher::Error::NoResourceVersion => None,
-    };
-    wait.map(|w| retry_delay(Some(w), w))
+    }
 }
 
 fn fold<K, F, T>(

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use crate::backoff::{Backoff, parse_retry_after, retry_delay};
+use crate::backoff::{Backoff, MAX_RETRY_AFTER, parse_retry_after, retry_delay};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use kube::Client;
@@ -365,8 +365,7 @@ pub fn honouring_retry_after(client: &Client) -> Client {
 }
 
 /// The wait a failed request's answer asks for: its `Status`'s
-/// `details.retryAfterSeconds` (0 means unset; callers cap it with
-/// [`crate::backoff::retry_delay`]).
+/// `details.retryAfterSeconds` (0 means unset), at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(e: &kube::Error) -> Option<Duration> {
     match e {
         kube::Error::Api(s) => s
@@ -374,7 +373,7 @@ pub fn retry_after(e: &kube::Error) -> Option<Duration> {
             .as_ref()
             .map(|d| d.retry_after_seconds)
             .filter(|&n| n > 0)
-            .map(|n| Duration::from_secs(u64::from(n))),
+            .map(|n| Duration::from_secs(u64::from(n)).min(MAX_RETRY_AFTER)),
         _ => None,
     }
 }

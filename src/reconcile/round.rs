@@ -222,9 +222,8 @@ fn rename_taken_claims(desired: &mut [Value], live: &[Value]) {
         let Some(name) = claim_name(o).filter(|n| existing.contains(n)) else {
             continue;
         };
-        // 63: render's NAME_MAX (Karpenter puts the name in a label value).
         let Some(free) = (1..)
-            .map(|k| render::fit_name(&format!("{name}-{k}"), 63))
+            .map(|k| render::fit_name(&format!("{name}-{k}"), render::NAME_MAX))
             .find(|n| !taken.contains(n))
         else {
             continue;

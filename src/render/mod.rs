@@ -623,8 +623,9 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Karpenter puts NodePool names into a label value: at most 63 characters.
-const NAME_MAX: usize = 63;
+/// Karpenter puts NodePool and NodeClaim names into a label value: at most 63
+/// characters.
+pub const NAME_MAX: usize = 63;
 
 /// Renders `plan` for the pools of `frame` (the implicit pool when none opted in).
 pub fn render(
