@@ -89,6 +89,15 @@ impl Master {
         }
     }
 
+    /// Each column's value in the optimum, in the order the columns were given and added;
+    /// `None` for microlp's dual, which keeps only the duals.
+    pub(crate) fn values(&self) -> Option<Vec<f64>> {
+        match self {
+            Master::Dense(m) => Some(m.values()),
+            Master::Micro { .. } => None,
+        }
+    }
+
     /// Adds a column (microlp re-optimises at once); false when that failed.
     pub(crate) fn add(&mut self, sp: &Space, p: &Pattern) -> bool {
         match self {

@@ -244,6 +244,46 @@ fn fast_effort_is_valid_bounded_and_close_on_a_trace_sample() {
     assert_eq!(pq.solver.rounds, 0);
 }
 
+/// Column generation hands its master's optimum to the dive: one value per column, a
+/// cover of the demand at the master's value, whether it stopped at a deadline or ran
+/// dry; the dive from it leaves nothing uncovered.
+#[test]
+fn the_masters_optimum_reaches_the_dive() {
+    let cat = catalog();
+    let all = trace_items("default");
+    let items = crate::trace::sample_demand(&all, 2000, 9);
+    let opts = PlanOptions {
+        dedicated: false,
+        ..PlanOptions::default()
+    };
+    let sp = space::Space::build(&cat, &items, &effective_pools(&opts), &opts);
+    let demand = pattern::class_demand(&sp);
+    let seed = greedy::solve(&sp, &demand).nodes;
+    for deadline in [Some(Instant::now() + Duration::from_millis(5)), None] {
+        let limits = lp::Limits {
+            deadline,
+            ..lp::Limits::none()
+        };
+        let cg = lp::column_generation(&sp, &opts, &demand, &seed, limits);
+        assert_eq!(cg.x.len(), cg.patterns.len());
+        let mut covered = vec![0.0f64; demand.len()];
+        let mut value = 0.0;
+        for (p, x) in cg.patterns.iter().zip(&cg.x) {
+            value += sp.configs[p.config].price * x;
+            for &(c, n) in &p.counts {
+                covered[c] += f64::from(n) * x;
+            }
+        }
+        assert!((value - cg.lp_value).abs() <= 1e-6 * cg.lp_value.max(1.0));
+        for (c, d) in demand.iter().enumerate() {
+            assert!(covered[c] >= f64::from(*d) - 1e-6, "class {c}: {covered:?}");
+        }
+        let (nodes, residual) = lp::round(&sp, &cg.patterns, &cg.x, &demand, &opts, None);
+        assert!(residual.iter().all(|r| *r == 0));
+        assert!(pattern::cost(&sp, &nodes) >= cg.lower_bound - 1e-6);
+    }
+}
+
 /// Mixed pods: shared with memory and share needs, and exclusive ones.
 fn mixed_pods() -> Vec<DemandItem> {
     let mut items = pods("mem", 7, |d| d.gpu_memory_mib = Some(5 * 1024));
@@ -533,7 +573,7 @@ fn small_random_demands_are_proven_optimal_and_match_brute_force() {
         // The assignment bound (not used for demands this small) is a bound too.
         let sp = super::space::Space::build(&cat, &items, &super::effective_pools(&opts), &opts);
         let demand = super::pattern::class_demand(&sp);
-        if let Some(b) = super::fluid::bound(&sp, &demand, &[0], None) {
+        if let Some(b) = super::fluid::bound(&sp, &demand, &[0], None, |_| ()) {
             assert!(
                 b <= opt + 1e-6,
                 "case {case}: assignment bound {b} > optimum {opt}"
