@@ -83,8 +83,17 @@ fn dive(
     demand: &[u32],
     opts: &PlanOptions,
     deadline: Option<Instant>,
+    start: Instant,
 ) -> Vec<Pattern> {
-    let (mut nodes, residual) = lp::round(sp, &cg.patterns, &cg.x, demand, opts, deadline);
+    let (mut nodes, residual) = lp::round(
+        sp,
+        &cg.patterns,
+        &cg.x,
+        demand,
+        opts,
+        deadline,
+        start.elapsed(),
+    );
     if residual.iter().any(|r| *r > 0) {
         nodes.extend(repair(sp, &residual));
     }
@@ -354,7 +363,7 @@ fn search(
     let integer = opts.integer_step;
     if integer && small && !proven && !expired() {
         // A better plan first: it shrinks the allowance, hence the enumeration.
-        best.offer(sp, dive(sp, &cg, demand, opts, deadline));
+        best.offer(sp, dive(sp, &cg, demand, opts, deadline, start));
         proven = best.cost <= own.0 + 1e-9;
     }
     if integer && small && !proven && !expired() {
@@ -370,7 +379,7 @@ fn search(
             }
         }
     } else if integer && !small && !done(&best, own) && !expired() {
-        best.offer(sp, dive(sp, &cg, demand, opts, deadline));
+        best.offer(sp, dive(sp, &cg, demand, opts, deadline, start));
         // The dive lost more than allowed: the first phase goes on from its columns
         // with the allowance it measured, while that leaves room to reach the gap.
         let mut loss = ROUNDING_LOSS;
@@ -399,7 +408,7 @@ fn search(
                 break;
             }
             cg = resumed;
-            best.offer(sp, dive(sp, &cg, demand, opts, deadline));
+            best.offer(sp, dive(sp, &cg, demand, opts, deadline, start));
         }
         if two_phase && opts.prove_bound && !done(&best, own) && !expired() {
             let proving = lp::Limits {
@@ -413,7 +422,7 @@ fn search(
             rounds += cg.rounds;
             raise(&mut own, &cg);
             if cg.lp_value < first * (1.0 - 1e-6) && !done(&best, own) && !expired() {
-                best.offer(sp, dive(sp, &cg, demand, opts, deadline));
+                best.offer(sp, dive(sp, &cg, demand, opts, deadline, start));
             }
         }
         if !done(&best, own)

@@ -47,10 +47,8 @@ const PARTIAL_ROTATION: usize = 8;
 /// this fraction over this many rounds.
 const STALL_IMPROVEMENT: f64 = 0.0005;
 const STALL_ROUNDS: usize = 10;
-/// Column-generation rounds for the residual demand while rounding (the controller
-/// bench's warm round: 127 ms at 10, 154 ms at 20, 315 ms at 40, every plan within the
-/// 1 % gap; 10,000 trace pods at 1 s: 0.964 % in 616 ms at 10, 0.971 % in 785 ms at 40).
-const RESIDUAL_ROUNDS: usize = 10;
+/// Column-generation rounds for the residual demand while rounding.
+const RESIDUAL_ROUNDS: usize = 40;
 /// Diving steps after which columns are generated for the residual (10,000 trace pods
 /// at 1 s: none 8,534 $/h in 19 ms, one 8,528 in 95 ms, three 8,528 in 210 ms).
 const RESIDUAL_REFRESHES: usize = 1;
@@ -508,6 +506,7 @@ pub(crate) fn round(
     demand: &[u32],
     opts: &PlanOptions,
     deadline: Option<Instant>,
+    spent: Duration,
 ) -> (Vec<Pattern>, Vec<u32>) {
     let limits = Limits {
         deadline,
@@ -586,9 +585,15 @@ pub(crate) fn round(
             let now = Instant::now();
             // At most half the time left: the fixing steps after it need the rest (at
             // 100 ms on 10,000 trace pods it took every millisecond to the deadline, and
-            // the greedy repaired 3 % of the pods).
+            // the greedy repaired 3 % of the pods). And at most as long as the plan took
+            // to get here: the controller bench's warm rounds reached the dive in ~60 ms,
+            // then refreshed for 130–210 ms (a round of 315 ms, 127 ms with this cap;
+            // 10,000 pods at 1 s reach the 1 % gap in 0.6 s instead of 0.8 s).
+            let by = now + spent;
             let refresh = Limits {
-                deadline: deadline.map(|d| now + d.saturating_duration_since(now) / 2),
+                deadline: Some(
+                    deadline.map_or(by, |d| by.min(now + d.saturating_duration_since(now) / 2)),
+                ),
                 ..limits
             };
             let cg = column_generation(sp, &o, &residual, &cur, refresh);

@@ -278,7 +278,15 @@ fn the_masters_optimum_reaches_the_dive() {
         for (c, d) in demand.iter().enumerate() {
             assert!(covered[c] >= f64::from(*d) - 1e-6, "class {c}: {covered:?}");
         }
-        let (nodes, residual) = lp::round(&sp, &cg.patterns, &cg.x, &demand, &opts, None);
+        let (nodes, residual) = lp::round(
+            &sp,
+            &cg.patterns,
+            &cg.x,
+            &demand,
+            &opts,
+            None,
+            Duration::from_secs(1),
+        );
         assert!(residual.iter().all(|r| *r == 0));
         assert!(pattern::cost(&sp, &nodes) >= cg.lower_bound - 1e-6);
     }
