@@ -12,9 +12,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(q) = quantity::parse(s) {
             let _ = (q.is_negative(), q.is_zero(), q.is_integer());
             let _ = (q.milli_ceil(), q.units_ceil());
-            // The scales callers use (0: bytes and counts, 3: millicores) and a few more;
-            // not i32's extremes: `exp10 + scale` is the caller's to keep in range.
-            for scale in [-9, -3, 0, 3, 6, 9, 18] {
+            // The scales callers use (0: bytes and counts, 3: millicores), a few more,
+            // and i32's ends.
+            for scale in [i32::MIN, -40, -9, -3, 0, 3, 6, 9, 18, 40, i32::MAX] {
                 let _ = q.scaled_ceil(scale);
             }
         }

@@ -182,6 +182,15 @@ pub fn parse_device_plugin_config(text: &str) -> Result<SharingProfile, FieldErr
     if text.trim().is_empty() {
         return Err(FieldError::new("", EMPTY));
     }
+    if let Some((line, column)) = super::value::complex_key(text) {
+        return Err(FieldError::new(
+            "",
+            format!(
+                "not valid YAML: {} at line {line}, column {column}",
+                super::value::COMPLEX_KEY
+            ),
+        ));
+    }
     let doc: Value =
         serde_saphyr::from_str_with_options(text, super::value::yaml_options(text.len())).map_err(
             |e| {
@@ -1053,6 +1062,12 @@ sharing:
                 "version: v1\nsharing: [\n".into(),
                 "",
                 "not valid YAML: unclosed bracket '[' at line 2, column 10",
+            ),
+            (
+                "version: v1\nsharing:\n  ? [timeSlicing]\n  : {}\n".into(),
+                "",
+                "not valid YAML: a mapping key is a sequence or a mapping (or an alias of one); \
+                 Kubernetes objects have text keys only at line 3, column 5",
             ),
         ];
         for (text, field, message) in cases {

@@ -221,9 +221,114 @@ pub(crate) fn yaml_options(len: usize) -> serde_saphyr::Options {
     serde_saphyr::options! { with_snippet: false, budget: Some(budget) }
 }
 
+/// What is wrong with a document [`complex_key`] finds a key in.
+pub(crate) const COMPLEX_KEY: &str = "a mapping key is a sequence or a mapping (or an alias \
+     of one); Kubernetes objects have text keys only";
+
+/// Where a YAML document uses a sequence or a mapping as a mapping key, or an alias of
+/// one: `(line, column)`, both from 1. Kubernetes objects (JSON) have text keys only,
+/// and serde-saphyr keeps every event of such a key to compare it with its siblings
+/// (~200 bytes an event: 65× a 16 KB document of `? [a,a,…]`, F2), so these keys are
+/// refused before the document is read. `None` also when the parser stops on an error
+/// or at the event budget: reading the document then reports that.
+///
+/// Only documents that can hold such a key are parsed for it (an explicit `?` key, an
+/// alias, or a flow collection closed before a `:`), so other documents are parsed once.
+pub(crate) fn complex_key(text: &str) -> Option<(usize, usize)> {
+    if !may_have_complex_key(text) {
+        return None;
+    }
+    let mut options = granit_parser::Options::default();
+    options.simple_key_max_lookahead = MAX_SIMPLE_KEY;
+    options.set_emit_comments(false);
+    let mut parser = granit_parser::Parser::new_from_str_with_options(text, options);
+    // Per open collection: `Some(next is a key)` for a mapping, `None` for a sequence.
+    let mut open: Vec<Option<bool>> = Vec::new();
+    let mut collection_anchors = std::collections::HashSet::new();
+    let limit = (text.len() / EVENT_BYTES).max(MIN_YAML_EVENTS);
+    for _ in 0..limit {
+        let (event, span) = parser.next_event()?.ok()?;
+        if !event.is_node() {
+            match event {
+                granit_parser::Event::SequenceEnd | granit_parser::Event::MappingEnd => {
+                    open.pop();
+                }
+                granit_parser::Event::DocumentStart(..) => open.clear(),
+                granit_parser::Event::StreamEnd => return None,
+                _ => {}
+            }
+            continue;
+        }
+        let collection = matches!(
+            event,
+            granit_parser::Event::SequenceStart(..) | granit_parser::Event::MappingStart(..)
+        );
+        let complex = collection
+            || event
+                .alias_id()
+                .is_some_and(|id| collection_anchors.contains(&id));
+        if let Some(Some(key)) = open.last_mut() {
+            if *key && complex {
+                return Some((span.start.line(), span.start.col() + 1));
+            }
+            *key = !*key;
+        }
+        if collection {
+            if let Some(id) = event.anchor_id() {
+                collection_anchors.insert(id);
+            }
+            open.push(matches!(event, granit_parser::Event::MappingStart(..)).then_some(true));
+        }
+    }
+    None
+}
+
+/// Whether `text` has what a collection or alias key needs: a `?`, a `*`, or a `]` or
+/// `}` followed on its line by blanks and a `:`.
+fn may_have_complex_key(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.contains(&b'?') || b.contains(&b'*') {
+        return true;
+    }
+    b.iter().enumerate().any(|(i, c)| {
+        (*c == b']' || *c == b'}')
+            && b[i + 1..].iter().find(|x| **x != b' ' && **x != b'\t') == Some(&b':')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Collections and aliases of collections as keys are found, with their place;
+    /// scalar keys (explicit `?` ones and aliases of scalars too), collections as
+    /// values and text that only looks like a key are not.
+    #[test]
+    fn complex_keys_are_found_and_nothing_else() {
+        assert_eq!(complex_key("? [a, b]\n: c\n"), Some((1, 3)));
+        assert_eq!(complex_key("x: 1\n[a, b]: c\n"), Some((2, 1)));
+        assert_eq!(complex_key("x:\n  {a: 1}: 2\n"), Some((2, 3)));
+        assert_eq!(complex_key("{[a]: b}"), Some((1, 2)));
+        assert_eq!(complex_key("[{a: 1}: b]"), Some((1, 2)));
+        assert_eq!(complex_key("? - a\n  - b\n: c\n"), Some((1, 3)));
+        assert_eq!(complex_key("a: &x [1]\n*x : 2\n"), Some((2, 1)));
+        // The second document only.
+        assert_eq!(complex_key("a: 1\n---\n[b]: 2\n"), Some((3, 1)));
+        for fine in [
+            "? a\n: b\n",
+            "a: &x name\n*x : 2\n",
+            "args: [\"--x\", \"y\"]\nenv: {a: b}\n",
+            "url: http://x?y=z\ncron: \"*/5 * * * *\"\n",
+            "a: \"[b]: c\"\n",
+            "a: |\n  [b]: c\n",
+            "- [a]\n- {b: c}\n",
+            "",
+        ] {
+            assert_eq!(complex_key(fine), None, "{fine:?}");
+        }
+        // Broken YAML is left to the reader's own error.
+        assert_eq!(complex_key("? [a, b\n"), None);
+    }
 
     #[test]
     fn paths() {

@@ -168,6 +168,18 @@ fn yaml_error(e: &serde_saphyr::Error, chunk: &Chunk<'_>) -> TextError {
 const PARALLEL_DOCUMENTS: usize = 256;
 
 fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<(usize, Value)>, TextError> {
+    if let Some((line, column)) = crate::config::value::complex_key(chunk.text) {
+        let line = u64::try_from(chunk.start_line)
+            .unwrap_or(u64::MAX)
+            .saturating_add(u64::try_from(line).unwrap_or(u64::MAX).saturating_sub(1));
+        return Err(TextError {
+            document: Some(chunk.number),
+            message: format!(
+                "invalid YAML at line {line}, column {column}: {}",
+                crate::config::value::COMPLEX_KEY
+            ),
+        });
+    }
     let options = crate::config::value::yaml_options(chunk.text.len());
     let v: Value = serde_saphyr::from_str_with_options(chunk.text, options)
         .map_err(|e| yaml_error(&e, chunk))?;
@@ -554,10 +566,9 @@ mod tests {
 
     #[test]
     fn a_document_has_at_most_one_parser_event_per_four_bytes() {
-        // A complex key of 32,000 one-letter items: the parser would buffer every event
-        // (~100 bytes each, 3.2 MB for 64 KB of text) before refusing the key.
-        let key = vec!["a"; 32_000].join(",");
-        let e = parse_documents(&format!("? [{key}]\n: 1\n")).expect_err("too many events");
+        // A list of 32,000 one-letter items: 64 KB of text and as many events.
+        let items = vec!["a"; 32_000].join(",");
+        let e = parse_documents(&format!("a: [{items}]\n")).expect_err("too many events");
         assert!(
             e.message.contains("parser events (one per four bytes"),
             "{}",
@@ -682,6 +693,17 @@ mod tests {
         assert_eq!(
             e.message,
             "invalid YAML at line 2, column 1: duplicate mapping key: a"
+        );
+        // A collection as a key is refused before the document is read, where it is.
+        let e =
+            parse_documents("a: 1\n---\nkind: Pod\nmetadata:\n  ? [a, b]\n  : c\n").unwrap_err();
+        assert_eq!(e.document, Some(2));
+        assert_eq!(
+            e.message,
+            format!(
+                "invalid YAML at line 5, column 5: {}",
+                crate::config::value::COMPLEX_KEY
+            )
         );
         let e = parse_documents("{\"a\": 1,\n \"b\": [}").unwrap_err();
         assert_eq!(e.document, Some(1));

@@ -131,25 +131,34 @@ impl Quantity {
     }
 
     /// The value times `10^scale`, rounded up (towards +infinity), or `None` if it
-    /// exceeds 2^62 in magnitude.
+    /// exceeds 2^62 in magnitude. Any `scale` is fine: one that takes the exponent out
+    /// of `i32` is `None`, and one that makes the value a fraction of a unit rounds it.
     pub fn scaled_ceil(&self, scale: i32) -> Option<i128> {
         if self.mantissa == 0 {
             return Some(0);
         }
         let mut num: i128 = self.mantissa;
-        let mut den: i128 = 1;
-        let e10 = self.exp10 + scale;
-        for _ in 0..e10.max(0) {
-            num = num.checked_mul(10)?;
-            if num.abs() > LIMIT << 64 {
-                return None;
-            }
-        }
-        for _ in 0..(-e10).max(0) {
-            den = den.checked_mul(10)?;
-        }
         for _ in 0..self.exp2 {
             num = num.checked_mul(2)?;
+        }
+        let e10 = self.exp10.checked_add(scale)?;
+        if e10 >= 0 {
+            for _ in 0..e10 {
+                num = num.checked_mul(10)?;
+                if num.abs() > LIMIT << 64 {
+                    return None;
+                }
+            }
+            return (num.abs() <= LIMIT).then_some(num);
+        }
+        let mut den: i128 = 1;
+        for _ in 0..e10.unsigned_abs() {
+            match den.checked_mul(10) {
+                Some(d) => den = d,
+                // 10^39 and up is more than any i128: the value is within (−1, 1), and
+                // not zero, so it rounds up to 1 or to 0.
+                None => return Some(i128::from(num > 0)),
+            }
         }
         let q = num.div_euclid(den) + i128::from(num.rem_euclid(den) != 0);
         (q.abs() <= LIMIT).then_some(q)
@@ -225,6 +234,30 @@ mod tests {
         assert_eq!(cpu_milli("100u").unwrap(), 1, "rounds up");
         assert_eq!(cpu_milli("2e3").unwrap(), 2_000_000);
         assert_eq!(cpu_milli("+2").unwrap(), 2000);
+    }
+
+    /// Any scale: the exponent's overflow is `None`, and a value scaled to a fraction of
+    /// a unit rounds up (1 above zero, 0 below), however small.
+    #[test]
+    fn scales_at_the_ends_of_i32() {
+        let one = parse("1").unwrap();
+        let minus = parse("-1500m").unwrap();
+        let big = parse("1e9").unwrap();
+        assert_eq!(one.scaled_ceil(i32::MAX), None);
+        assert_eq!(big.scaled_ceil(i32::MAX), None);
+        assert_eq!(one.scaled_ceil(i32::MIN), Some(1));
+        // −1500m is −1500 × 10^−3: i32::MIN takes the exponent out of i32,
+        // i32::MIN + 3 does not.
+        assert_eq!(minus.scaled_ceil(i32::MIN), None);
+        assert_eq!(minus.scaled_ceil(i32::MIN + 3), Some(0));
+        assert_eq!(one.scaled_ceil(-38), Some(1));
+        assert_eq!(one.scaled_ceil(-39), Some(1));
+        assert_eq!(parse("2Ki").unwrap().scaled_ceil(-3), Some(3));
+        assert_eq!(minus.scaled_ceil(-1), Some(0));
+        assert_eq!(minus.scaled_ceil(0), Some(-1));
+        assert_eq!(minus.scaled_ceil(3), Some(-1500));
+        assert_eq!(parse("1e-5").unwrap().scaled_ceil(i32::MAX), None);
+        assert_eq!(parse("1e-5").unwrap().scaled_ceil(5), Some(1));
     }
 
     #[test]
