@@ -10,6 +10,9 @@
 //! sends, a warm refresh (everything within its TTL: no request), and the merge of the
 //! embedded catalog with the live data (median of 200).
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/support/moto.rs"]
 mod moto;
 #[path = "../tests/support/pricing_stub.rs"]

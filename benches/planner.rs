@@ -6,6 +6,9 @@
 //! 200-pod samples, one run for the larger demands; parsing excluded and timed
 //! separately).
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use gpu_slicer::catalog;

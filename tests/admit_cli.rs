@@ -2,6 +2,9 @@
 //! example, that the admitted manifests plan exactly like the originals, exit codes and
 //! error messages.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/cli.rs"]
 mod cli_support;
 

@@ -1,6 +1,9 @@
 //! `gpu-slicer plan|catalog --live-prices` as a user runs them: the binary, its flags and
 //! exit codes, against moto (EC2) and the Pricing API stub on 127.0.0.1, and with nothing
 //! listening at all.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/moto.rs"]

@@ -6,6 +6,9 @@
 //!   500 for pricing;
 //! - faults (throttling, 500s, timeouts, dropped connections) injected by a proxy in front
 //!   of moto (`tests/support/fault_proxy.rs`), and connection refused on a closed port.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fault_proxy.rs"]

@@ -1,5 +1,8 @@
 //! Self-tests of the AWS test support: a real moto server, the Pricing API stub and the
 //! fault-injecting proxy (all on 127.0.0.1).
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fault_proxy.rs"]

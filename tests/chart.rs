@@ -6,6 +6,9 @@
 //!
 //! Needs helm and kubernetes-validate: `bash .ci/tools.sh` installs them into target/tools
 //! (or set HELM and KUBERNETES_VALIDATE).
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/helm.rs"]

@@ -1,6 +1,9 @@
 //! Binary-level tests of `gpu-slicer plan` and `gpu-slicer catalog`: output formats,
 //! the contract's plan JSON shape, exit codes and error messages.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/cli.rs"]
 mod cli_support;
 

@@ -3,6 +3,9 @@
 //! API server can be installed on this machine); the README's "Testing against a real
 //! cluster" section has the exact commands. Run with
 //! `cargo test --test cluster -- --ignored --test-threads=1`.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 use std::process::{Child, Command, Stdio};

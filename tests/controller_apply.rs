@@ -1,5 +1,8 @@
 //! Mock API server scenarios for the controller's write path (kube-rs's `tower-test`
 //! pattern): render → diff against what the server holds → the one writer.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]

@@ -19,6 +19,9 @@
 //! paused clock, so backoffs, `Retry-After` waits and the 60 s of flapping cost no wall
 //! time. The rate limiter (governor) runs on the real clock: its burst is set above every
 //! writer's total writes, so it never waits (a wait would let the paused clock jump).
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]

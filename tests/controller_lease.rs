@@ -1,5 +1,8 @@
 //! Leader election against the mock API server: one holder, followers do not write,
 //! an expired Lease is taken over, a lost race follows.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]

@@ -3,6 +3,9 @@
 //! of `tests/support/fake_api.rs`, real JSON objects, and assertions on the HTTP requests
 //! the server received. The caches are filled from the server's objects before each step,
 //! as the watches would.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]

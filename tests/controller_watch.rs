@@ -1,6 +1,9 @@
 //! A real kube-runtime watcher against the mock API server: after a watch error (410 Gone,
 //! the "too old resource version" desync), the watcher re-lists and the cache, folded by
 //! the controller's own pod fold, converges to the server's state.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]

@@ -1,6 +1,9 @@
 //! Self-test of `support/crd_schema.rs`: minimal valid objects of every kind pass, and each
 //! kind of mistake is rejected with an error at the offending field's JSON pointer.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/crd_schema.rs"]
 mod crd_schema;
 
@@ -997,4 +1000,43 @@ fn validate_all_prefixes_kind_and_name() {
             "{e}"
         );
     }
+}
+
+/// The generated Karpenter types were made from the CRDs now in `src/karpenter/crds/`:
+/// each generated file records the sha256 of its CRD (`src/karpenter/generate.sh` writes
+/// it), so a CRD changed without rerunning the script fails here (CI has no kopium).
+#[test]
+fn generated_types_match_their_crds() {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/karpenter");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir.join("generated")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("mod.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let crd = text
+            .lines()
+            .find_map(|l| l.strip_prefix("// kopium command: kopium -f "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{}: no kopium command line", path.display()));
+        let recorded = text
+            .lines()
+            .find_map(|l| l.strip_prefix("// crd sha256: "))
+            .unwrap_or_else(|| panic!("{}: no `// crd sha256:` line", path.display()));
+        let bytes = std::fs::read(dir.join(crd)).unwrap();
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            recorded,
+            actual,
+            "{} was generated from another {crd}: run src/karpenter/generate.sh",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 8, "one generated file per CRD version");
 }

@@ -1,5 +1,8 @@
 //! Malformed inputs: each error's exact message, and no panic on any truncation.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gpu_slicer::demand::{Inputs, LoadOptions, load_str};
 
 const MIXED: &str = include_str!("fixtures/demand/mixed.yaml");

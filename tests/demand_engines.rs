@@ -2,6 +2,9 @@
 //! end: through the loader, and through `gpu-slicer plan`, where it decides how many pods
 //! share a GPU.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/cli.rs"]
 mod cli_support;
 

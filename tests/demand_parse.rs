@@ -1,5 +1,8 @@
 //! The loader end to end: a multi-document YAML of every kind it reads, and a JSON List.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gpu_slicer::demand::{Inputs, LoadOptions, load_str};
 use gpu_slicer::model::{MIB, Operator, ReplicaPolicy, Requirement, Resources, Sharing};
 

@@ -2,6 +2,9 @@
 //! pipe, as under `kubectl logs`). `gpu-slicer run` sets up logging first; with no
 //! kubeconfig and no in-cluster config it logs kube's config inference at trace level and
 //! fails before any connection is made.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 use std::process::{Command, Stdio};

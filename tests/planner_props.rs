@@ -3,6 +3,9 @@
 //! valid (checked by the independent `planner::check`) and its cost is at least the
 //! reported lower bound.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gpu_slicer::catalog::karpenter_allocatable;
 use gpu_slicer::model::{
     Catalog, DemandItem, InstanceType, Isolation, MIB, Operator, Pool, PriceSource, ReplicaPolicy,

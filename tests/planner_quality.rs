@@ -2,6 +2,9 @@
 //! `cargo bench --bench planner` and the README): a 200-pod sample of each pod list
 //! is planned, checked for validity, and its cost compared with the proven lower bound.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gpu_slicer::catalog;
 use gpu_slicer::planner::{self, PlanOptions, check::check};
 use gpu_slicer::trace::{alibaba_demand, parse_alibaba_pods, sample_demand};

@@ -6,6 +6,9 @@
 //! ClusterRole and Roles `helm template` renders. The other way round, every rule the
 //! chart grants must be used by the scenario, or be in [`NOT_EXERCISED`] with the reason.
 //! So a new API call without a rule fails, and so does a rule nothing needs.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[path = "support/fake_api.rs"]

@@ -6,6 +6,9 @@
 //! Regenerate the golden files after an intended change with
 //! `UPDATE_GOLDEN=1 cargo test --test render golden` and review the diff.
 
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/crd_schema.rs"]
 mod crd_schema;
 

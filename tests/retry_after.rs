@@ -14,6 +14,9 @@
 //!
 //! The computed backoff is configured at 10–100 ms, so a second attempt at least ~1 s after
 //! the first can only come from the server's request.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 use std::collections::VecDeque;

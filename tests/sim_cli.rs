@@ -1,6 +1,9 @@
 //! `gpu-slicer simulate` as a user runs it: a small trace in our CSV format, the report
 //! folder it writes, bad input naming the file and line, bad flags naming the flag (exit
 //! 2), `--time-scale` and `--sweep`.
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 use std::process::Command;

@@ -7,6 +7,9 @@
 //! get HTTP errors (never a panic or a hang), outcomes are counted, and a rotated
 //! certificate is picked up without a restart, and silent clients are cut off by the
 //! handshake and header timeouts (about 10 s of this file's run time).
+
+// Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "cli")]
 
 #[allow(dead_code)]
