@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 
-use gpu_slicer::controller::writer::resource;
+use gpu_slicer::controller::writer::Resources;
 
 const NS: &str = "default";
 
@@ -108,7 +108,9 @@ async fn wait_for<F: FnMut() -> bool>(mut f: F, secs: u64) -> bool {
 }
 
 async fn owned_pools(client: &Client) -> Vec<DynamicObject> {
-    let ar = resource("karpenter.sh/v1", "NodePool").expect("resource");
+    let ar = Resources::default()
+        .get("karpenter.sh/v1", "NodePool")
+        .expect("resource");
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     api.list(&ListParams::default().labels("app.kubernetes.io/managed-by=gpu-slicer"))
         .await
@@ -169,7 +171,9 @@ async fn live_run_creates_pools_and_overlays_then_drains_them() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     assert!(!pools.is_empty(), "no NodePool created");
-    let ov = resource("karpenter.sh/v1alpha1", "NodeOverlay").expect("resource");
+    let ov = Resources::default()
+        .get("karpenter.sh/v1alpha1", "NodeOverlay")
+        .expect("resource");
     let overlays: Api<DynamicObject> = Api::all_with(client.clone(), &ov);
     let list = overlays
         .list(&ListParams::default().labels("app.kubernetes.io/managed-by=gpu-slicer"))

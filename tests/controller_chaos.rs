@@ -280,7 +280,7 @@ fn cache_of(objects: &[Value]) -> Cache {
 fn owned_kind(o: &Value) -> bool {
     o.get("kind")
         .and_then(Value::as_str)
-        .is_some_and(|k| k != "Node" && writer::plural(k).is_some())
+        .is_some_and(|k| k != "Node" && writer::Resources::default().plural(k).is_some())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -742,8 +742,14 @@ async fn watched_view(
     let client = api.client();
     let mut streams = Vec::new();
     for (group, version, kind, ns) in WATCHED {
-        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-        let ar = ApiResource::from_gvk_with_plural(&gvk, writer::plural(kind).expect("plural"));
+        let api_version = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        let ar: ApiResource = writer::Resources::default()
+            .get(&api_version, kind)
+            .expect("a known resource");
         let api: Api<DynamicObject> = if ns {
             Api::namespaced_with(client.clone(), "kube-system", &ar)
         } else {

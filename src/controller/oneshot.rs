@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 
-use super::writer::resource;
+use super::writer::Resources;
 use crate::reconcile::cache::{
     Cache, Snapshot, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
 };
@@ -53,13 +53,14 @@ pub async fn snapshot(
             }
         }
     }
+    let resources = Resources::default();
     for (api_version, kind) in [
         ("karpenter.sh/v1", "NodePool"),
         ("karpenter.sh/v1", "NodeClaim"),
         ("karpenter.sh/v1alpha1", "NodeOverlay"),
         ("karpenter.k8s.aws/v1", "EC2NodeClass"),
     ] {
-        let Some(ar) = resource(api_version, kind) else {
+        let Some(ar) = resources.get(api_version, kind) else {
             continue;
         };
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);

@@ -24,7 +24,7 @@ use super::lease::{Elector, LeaseConfig};
 use super::server::{self, Shared};
 use super::webhook;
 use super::writer::{
-    LeaderFlag, Writer, WriterConfig, honouring_retry_after, resource, retry_after,
+    LeaderFlag, Resources, Writer, WriterConfig, honouring_retry_after, retry_after,
 };
 use crate::model::{Catalog, DemandItem};
 use crate::reconcile::batch::Batcher;
@@ -65,21 +65,29 @@ pub struct RunConfig {
 /// Kinds whose watches must sync before `/readyz`.
 type Watched = Vec<&'static str>;
 
-/// What the cluster serves, as (group, version, kind).
-async fn served(client: &Client) -> Result<BTreeSet<(String, String, String)>, kube::Error> {
+/// What the cluster serves of Karpenter's groups, as (group, version, kind), and each
+/// served resource as discovery describes it (its plural included).
+type Served = (
+    BTreeSet<(String, String, String)>,
+    Vec<kube::api::ApiResource>,
+);
+
+async fn served(client: &Client) -> Result<Served, kube::Error> {
     let d = Discovery::new(client.clone())
         .filter(&["karpenter.sh", "karpenter.k8s.aws"])
         .run()
         .await?;
     let mut s = BTreeSet::new();
+    let mut resources = Vec::new();
     for g in d.groups() {
         for v in g.versions() {
             for (ar, _) in g.versioned_resources(v) {
                 s.insert((ar.group.clone(), ar.version.clone(), ar.kind.clone()));
+                resources.push(ar);
             }
         }
     }
-    Ok(s)
+    Ok((s, resources))
 }
 
 /// Picks the served version of a Karpenter kind to watch (newest first).
@@ -102,9 +110,11 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         None => None,
         Some(w) => Some(bind_webhook(w).await?),
     };
-    let served = served(&client)
+    let (served, served_resources) = served(&client)
         .await
         .map_err(|e| format!("API discovery failed: {e}"))?;
+    // Plurals come from discovery; the generated types' only for what it did not list.
+    let resources = Resources::default().with(served_resources);
     let discovered = emission_for_served(&served);
     if !cfg.emission_forced {
         cfg.settings.render.discovered = discovered;
@@ -175,7 +185,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
             continue;
         };
         let api_version = format!("{group}/{version}");
-        let Some(ar) = resource(&api_version, kind) else {
+        let Some(ar) = resources.get(&api_version, kind) else {
             continue;
         };
         watched.push(match kind {
@@ -226,7 +236,8 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         shutdown_rx.clone(),
     );
 
-    let writer = Writer::new(client.clone(), cfg.writer.clone(), leader.clone());
+    let writer = Writer::new(client.clone(), cfg.writer.clone(), leader.clone())
+        .with_resources(resources.clone());
     let events = Events::new(
         &client,
         Reporter {

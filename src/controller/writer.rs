@@ -12,6 +12,7 @@
 //! API server itself sets on some 429 and 5xx statuses); plain-text answers, such as API
 //! Priority and Fairness's 429, get the `Status` kube-rs would have built from them.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
@@ -24,10 +25,7 @@ use crate::backoff::{Backoff, MAX_RETRY_AFTER, parse_retry_after, retry_delay};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-    Preconditions,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::client::Body;
 use kube::core::Status;
 use kube::core::response::StatusDetails;
@@ -117,34 +115,64 @@ pub struct Outcome {
     pub dry_run: usize,
 }
 
-/// Plural resource names of the kinds gpu-slicer writes.
-pub fn plural(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "NodePool" => "nodepools",
-        "NodeClaim" => "nodeclaims",
-        "NodeOverlay" => "nodeoverlays",
-        "EC2NodeClass" => "ec2nodeclasses",
-        "Provisioner" => "provisioners",
-        "AWSNodeTemplate" => "awsnodetemplates",
-        "ConfigMap" => "configmaps",
-        "Node" => "nodes",
-        _ => return None,
-    })
+/// The API resources gpu-slicer reads and writes, by apiVersion and kind. `run` fills it
+/// from the API server's discovery before its first round; until then, and for a kind
+/// discovery did not list, the resource is the one the generated Karpenter type or the
+/// k8s-openapi type describes (its group, version and plural). No plural is spelt here.
+#[derive(Debug, Clone)]
+pub struct Resources(BTreeMap<(String, String), ApiResource>);
+
+impl Default for Resources {
+    fn default() -> Self {
+        use crate::karpenter::{
+            awsnodetemplate_v1alpha1, ec2nodeclass_v1, ec2nodeclass_v1beta1, nodeclaim_v1,
+            nodeoverlay_v1alpha1, nodepool_v1, nodepool_v1beta1, provisioner_v1alpha5,
+        };
+        use k8s_openapi::api::core::v1::{ConfigMap, Node};
+        Resources(BTreeMap::new()).with([
+            ApiResource::erase::<nodepool_v1::NodePool>(&()),
+            ApiResource::erase::<nodeclaim_v1::NodeClaim>(&()),
+            ApiResource::erase::<ec2nodeclass_v1::Ec2NodeClass>(&()),
+            ApiResource::erase::<nodeoverlay_v1alpha1::NodeOverlay>(&()),
+            ApiResource::erase::<nodepool_v1beta1::NodePool>(&()),
+            ApiResource::erase::<ec2nodeclass_v1beta1::Ec2NodeClass>(&()),
+            ApiResource::erase::<provisioner_v1alpha5::Provisioner>(&()),
+            ApiResource::erase::<awsnodetemplate_v1alpha1::AwsNodeTemplate>(&()),
+            ApiResource::erase::<ConfigMap>(&()),
+            ApiResource::erase::<Node>(&()),
+        ])
+    }
 }
 
-/// The API resource of an apiVersion and kind.
-pub fn resource(api_version: &str, kind: &str) -> Option<ApiResource> {
-    let (group, version) = match api_version.rsplit_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
-    };
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    Some(ApiResource::from_gvk_with_plural(&gvk, plural(kind)?))
+impl Resources {
+    /// These resources added, replacing what was known for the same apiVersion and kind.
+    pub fn with(mut self, resources: impl IntoIterator<Item = ApiResource>) -> Self {
+        for ar in resources {
+            self.0.insert((ar.api_version.clone(), ar.kind.clone()), ar);
+        }
+        self
+    }
+
+    /// The resource of an apiVersion and kind, if gpu-slicer knows it.
+    pub fn get(&self, api_version: &str, kind: &str) -> Option<ApiResource> {
+        self.0
+            .get(&(api_version.to_string(), kind.to_string()))
+            .cloned()
+    }
+
+    /// The plural of a kind in any version known (the same in every version).
+    pub fn plural(&self, kind: &str) -> Option<&str> {
+        self.0
+            .values()
+            .find(|ar| ar.kind == kind)
+            .map(|ar| ar.plural.as_str())
+    }
 }
 
 pub struct Writer {
     client: Client,
     cfg: WriterConfig,
+    resources: Resources,
     limiter: DefaultDirectRateLimiter,
     leader: LeaderFlag,
     /// Writes sent to the API server (each attempt counts), for metrics and tests.
@@ -162,10 +190,17 @@ impl Writer {
             backoff: Backoff::new(cfg.base_backoff, cfg.max_backoff),
             client,
             cfg,
+            resources: Resources::default(),
             limiter,
             leader,
             sent: AtomicU64::new(0),
         }
+    }
+
+    /// The writer with the resources discovery found (see [`Resources`]).
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
     }
 
     /// Requests sent so far (every attempt).
@@ -174,7 +209,7 @@ impl Writer {
     }
 
     fn api(&self, api_version: &str, kind: &str, ns: Option<&str>) -> Option<Api<DynamicObject>> {
-        let ar = resource(api_version, kind)?;
+        let ar = self.resources.get(api_version, kind)?;
         Some(match ns {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
             None => Api::all_with(self.client.clone(), &ar),
@@ -452,4 +487,60 @@ async fn header_into_status(
         hyper::header::HeaderValue::from_static("application/json"),
     );
     Ok(hyper::Response::from_parts(parts, Body::from(json)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::GroupVersionKind;
+
+    /// Until discovery answers, every kind gpu-slicer writes has the resource its type
+    /// describes; what discovery lists replaces it, for that version only.
+    #[test]
+    fn resources_come_from_the_types_then_from_discovery() {
+        let typed = Resources::default();
+        for (api_version, kind, plural) in [
+            ("karpenter.sh/v1", "NodePool", "nodepools"),
+            ("karpenter.sh/v1beta1", "NodePool", "nodepools"),
+            ("karpenter.sh/v1", "NodeClaim", "nodeclaims"),
+            ("karpenter.sh/v1alpha1", "NodeOverlay", "nodeoverlays"),
+            ("karpenter.k8s.aws/v1", "EC2NodeClass", "ec2nodeclasses"),
+            (
+                "karpenter.k8s.aws/v1beta1",
+                "EC2NodeClass",
+                "ec2nodeclasses",
+            ),
+            ("karpenter.sh/v1alpha5", "Provisioner", "provisioners"),
+            (
+                "karpenter.k8s.aws/v1alpha1",
+                "AWSNodeTemplate",
+                "awsnodetemplates",
+            ),
+            ("v1", "ConfigMap", "configmaps"),
+            ("v1", "Node", "nodes"),
+        ] {
+            let ar = typed.get(api_version, kind).expect(kind);
+            assert_eq!(
+                (ar.plural.as_str(), ar.api_version.as_str()),
+                (plural, api_version)
+            );
+        }
+        assert!(typed.get("karpenter.sh/v2", "NodePool").is_none());
+        assert!(typed.get("v1", "Pod").is_none());
+        let gvk = GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool");
+        let served = ApiResource::from_gvk_with_plural(&gvk, "nodepools-served");
+        let discovered = typed.with([served]);
+        assert_eq!(
+            discovered
+                .get("karpenter.sh/v1", "NodePool")
+                .map(|a| a.plural),
+            Some("nodepools-served".to_string())
+        );
+        assert_eq!(
+            discovered
+                .get("karpenter.sh/v1beta1", "NodePool")
+                .map(|a| a.plural),
+            Some("nodepools".to_string())
+        );
+    }
 }

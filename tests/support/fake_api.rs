@@ -555,9 +555,9 @@ pub fn object_path(obj: &Value) -> Option<String> {
     let kind = obj.get("kind")?.as_str()?;
     let name = obj.pointer("/metadata/name")?.as_str()?;
     let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-    let plural = gpu_slicer::controller::writer::plural(kind)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}s", kind.to_lowercase()));
+    let plural = gpu_slicer::controller::writer::Resources::default()
+        .get(api, kind)
+        .map_or_else(|| format!("{}s", kind.to_lowercase()), |ar| ar.plural);
     let base = if api.contains('/') {
         format!("/apis/{api}")
     } else {
