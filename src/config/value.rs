@@ -214,11 +214,16 @@ const MAX_SIMPLE_KEY: usize = 512;
 /// lookahead while a key may be pending, which took ~310 KB on 1 KB of `{a: [,,,…` (F2).
 pub(crate) fn yaml_options(len: usize) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = budget
-        .max_events
-        .min((len / EVENT_BYTES).max(MIN_YAML_EVENTS));
+    budget.max_events = event_budget(len);
     budget.simple_key_max_lookahead = budget.simple_key_max_lookahead.min(MAX_SIMPLE_KEY);
     serde_saphyr::options! { with_snippet: false, budget: Some(budget) }
+}
+
+/// The parser events a YAML document of `len` bytes may produce (see [`yaml_options`]).
+fn event_budget(len: usize) -> usize {
+    serde_saphyr::Budget::default()
+        .max_events
+        .min((len / EVENT_BYTES).max(MIN_YAML_EVENTS))
 }
 
 /// What is wrong with a document [`complex_key`] finds a key in.
@@ -245,8 +250,7 @@ pub(crate) fn complex_key(text: &str) -> Option<(usize, usize)> {
     // Per open collection: `Some(next is a key)` for a mapping, `None` for a sequence.
     let mut open: Vec<Option<bool>> = Vec::new();
     let mut collection_anchors = std::collections::HashSet::new();
-    let limit = (text.len() / EVENT_BYTES).max(MIN_YAML_EVENTS);
-    for _ in 0..limit {
+    for _ in 0..event_budget(text.len()) {
         let (event, span) = parser.next_event()?.ok()?;
         if !event.is_node() {
             match event {

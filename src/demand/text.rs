@@ -145,21 +145,24 @@ fn yaml_error(e: &serde_saphyr::Error, chunk: &Chunk<'_>) -> TextError {
     if let Some(i) = msg.find(", set DuplicateKeyPolicy") {
         msg.truncate(i);
     }
-    let message = match e.location() {
-        Some(loc) if loc.line() > 0 => {
-            let line = u64::try_from(chunk.start_line)
-                .unwrap_or(u64::MAX)
-                .saturating_add(loc.line() - 1);
-            format!(
-                "invalid YAML at line {line}, column {}: {msg}",
-                loc.column()
-            )
-        }
-        _ => format!("invalid YAML: {msg}"),
-    };
+    match e.location() {
+        Some(loc) if loc.line() > 0 => invalid_at(chunk, loc.line(), loc.column(), &msg),
+        _ => TextError {
+            document: Some(chunk.number),
+            message: format!("invalid YAML: {msg}"),
+        },
+    }
+}
+
+/// The error for invalid YAML at `line` (from 1, within the chunk) and `column`: the line
+/// counted in the whole input.
+fn invalid_at(chunk: &Chunk<'_>, line: u64, column: u64, msg: &str) -> TextError {
+    let line = u64::try_from(chunk.start_line)
+        .unwrap_or(u64::MAX)
+        .saturating_add(line.saturating_sub(1));
     TextError {
         document: Some(chunk.number),
-        message,
+        message: format!("invalid YAML at line {line}, column {column}: {msg}"),
     }
 }
 
@@ -169,16 +172,13 @@ const PARALLEL_DOCUMENTS: usize = 256;
 
 fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<(usize, Value)>, TextError> {
     if let Some((line, column)) = crate::config::value::complex_key(chunk.text) {
-        let line = u64::try_from(chunk.start_line)
-            .unwrap_or(u64::MAX)
-            .saturating_add(u64::try_from(line).unwrap_or(u64::MAX).saturating_sub(1));
-        return Err(TextError {
-            document: Some(chunk.number),
-            message: format!(
-                "invalid YAML at line {line}, column {column}: {}",
-                crate::config::value::COMPLEX_KEY
-            ),
-        });
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        return Err(invalid_at(
+            chunk,
+            wide(line),
+            wide(column),
+            crate::config::value::COMPLEX_KEY,
+        ));
     }
     let options = crate::config::value::yaml_options(chunk.text.len());
     let v: Value = serde_saphyr::from_str_with_options(chunk.text, options)

@@ -192,15 +192,30 @@ fn certify(
 /// `UB_q` of a configuration outside the working set: the one-row bound, or where that
 /// beats the price, the configuration's own LP if it is tighter.
 fn outside(sp: &Space, qi: usize, rows: &[Vec<f64>], y: &[f64], demand: &[u32]) -> f64 {
+    outside_lp(sp, qi, rows, y, demand).0
+}
+
+/// [`outside`], with the multipliers of the configuration's own LP when it was solved
+/// (the one-row bound beat the price and the LP finished).
+fn outside_lp(
+    sp: &Space,
+    qi: usize,
+    rows: &[Vec<f64>],
+    y: &[f64],
+    demand: &[u32],
+) -> (f64, Option<Vec<f64>>) {
     let price = sp.configs[qi].price;
     let ub = one_row(sp, qi, rows, y, demand);
     if ub <= price * (1.0 + 1e-6) {
-        return ub;
+        return (ub, None);
     }
     // The rows together may still hold the price: solve this configuration's own LP
     // (its multipliers certify the bound as for the working set).
     let values: Vec<f64> = sp.configs[qi].eligible.iter().map(|&(c, _)| y[c]).collect();
-    row_multipliers(rows, &values).map_or(ub, |mu| ub.min(certified(sp, qi, rows, &mu, y)))
+    match row_multipliers(rows, &values) {
+        Some(mu) => (ub.min(certified(sp, qi, rows, &mu, y)), Some(mu)),
+        None => (ub, None),
+    }
 }
 
 /// The weights `y` lowered until the configurations in `violated` no longer beat their
@@ -222,13 +237,18 @@ fn repaired(
     for &(_, qi) in violated {
         let q = &sp.configs[qi];
         for _ in 0..REPAIR_STEPS {
-            let ub = outside(sp, qi, &rows[qi], &y, demand);
+            let (ub, mu) = outside_lp(sp, qi, &rows[qi], &y, demand);
             if ub <= q.price * (1.0 + 1e-9) {
                 break;
             }
             let scale = q.price / ub;
-            let values: Vec<f64> = q.eligible.iter().map(|&(c, _)| y[c]).collect();
-            let Some(mu) = row_multipliers(&rows[qi], &values) else {
+            // The LP `outside_lp` solved, or (one-row bound within its tolerance of the
+            // price) solved here.
+            let mu = mu.or_else(|| {
+                let values: Vec<f64> = q.eligible.iter().map(|&(c, _)| y[c]).collect();
+                row_multipliers(&rows[qi], &values)
+            });
+            let Some(mu) = mu else {
                 // No LP: every class it takes is scaled.
                 for &(c, _) in &q.eligible {
                     y[c] *= scale;

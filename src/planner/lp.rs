@@ -481,8 +481,7 @@ pub(crate) fn column_generation(
             }
             cg.patterns.push(p);
         }
-        let ok = !failed && master.reoptimize();
-        if !ok {
+        if failed || !master.reoptimize() {
             return cg;
         }
     }
@@ -508,10 +507,6 @@ pub(crate) fn round(
     deadline: Option<Instant>,
     spent: Duration,
 ) -> (Vec<Pattern>, Vec<u32>) {
-    let limits = Limits {
-        deadline,
-        ..Limits::none()
-    };
     let mut residual = demand.to_vec();
     let mut refreshes = 0usize;
     let mut chosen = Vec::new();
@@ -594,7 +589,7 @@ pub(crate) fn round(
                 deadline: Some(
                     deadline.map_or(by, |d| by.min(now + d.saturating_duration_since(now) / 2)),
                 ),
-                ..limits
+                ..Limits::none()
             };
             let cg = column_generation(sp, &o, &residual, &cur, refresh);
             cur.extend(cg.patterns);
