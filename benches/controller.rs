@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use gpu_slicer::catalog;
+use gpu_slicer::guard::Budget;
 use gpu_slicer::model::{DemandItem, ReplicaPolicy, Sharing};
 use gpu_slicer::planner::{Columns, PlanOptions};
 use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, pod_entry, pod_key, trim_node};
-use gpu_slicer::reconcile::guard::Budget;
 use gpu_slicer::reconcile::repack;
 use gpu_slicer::reconcile::round::{self, Settings};
 use gpu_slicer::render::RenderOptions;
@@ -244,7 +244,7 @@ fn main() {
         let nodes = snap.nodes_per_nodepool.clone();
         let nodes_of =
             |k: &gpu_slicer::reconcile::ObjectKey| nodes.get(&k.name).copied().unwrap_or(0);
-        let inputs = round::Inputs {
+        let inputs = round::RoundInputs {
             catalog: &cat,
             pending: &snap.pending,
             fleet: &snap.fleet,
@@ -376,7 +376,7 @@ fn repack_rounds(
         for _ in 0..5 {
             let t = Instant::now();
             let p = repack::propose(
-                &repack::Inputs {
+                &repack::RepackInputs {
                     catalog: cat,
                     nodes: &nodes,
                     pools: &pools,

@@ -17,6 +17,7 @@ pub mod config;
 #[cfg(feature = "cli")]
 pub mod controller;
 pub mod demand;
+pub mod guard;
 pub mod karpenter;
 pub mod model;
 pub mod planner;

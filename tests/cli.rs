@@ -377,3 +377,41 @@ fn input_size_and_document_limits_name_their_flags() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--max-pods 0"), "{err}");
 }
+
+/// `render` runs the budget guard before it renders: a pool's budget annotation and its
+/// NodePool's cpu limit each refuse the plan, naming the object and field, exit 1.
+#[test]
+fn render_refuses_a_plan_over_a_pools_budget_or_limits() {
+    let input = |extra_annotation: &str, limits: &str| {
+        format!(
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: team-a\n  annotations:\n    gpu-slicer.io/enabled: \"true\"\n{extra_annotation}spec:\n  limits: {limits}\n  template:\n    spec:\n      nodeClassRef: {{group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}}\n      requirements: []\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: a}}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources: {{limits: {{nvidia.com/gpu: 1}}}}\n"
+        )
+    };
+    let (code, out, err) = run_stdin(&["render", "-f", "-"], &input("", "{cpu: \"1000\"}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kind: NodePool"), "{out}");
+
+    let (code, out, err) = run_stdin(
+        &["render", "-f", "-"],
+        &input(
+            "    gpu-slicer.io/max-hourly-cost: \"0.01\"\n",
+            "{cpu: \"1000\"}",
+        ),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("NodePool team-a: field `metadata.annotations[\"gpu-slicer.io/max-hourly-cost\"]`: plan refused: pool team-a would cost"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "nothing is rendered: {out}");
+
+    let (code, _, err) = run_stdin(&["render", "-f", "-"], &input("", "{cpu: \"1\"}"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "NodePool team-a: field `spec.limits.cpu`: plan refused: pool team-a would hold"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("above its limit 1"), "{err}");
+}

@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 
-use gpu_slicer::controller::writer::Resources;
+use gpu_slicer::controller::writer::ApiResources;
 
 const NS: &str = "default";
 
@@ -108,7 +108,7 @@ async fn wait_for<F: FnMut() -> bool>(mut f: F, secs: u64) -> bool {
 }
 
 async fn owned_pools(client: &Client) -> Vec<DynamicObject> {
-    let ar = Resources::default()
+    let ar = ApiResources::default()
         .get("karpenter.sh/v1", "NodePool")
         .expect("resource");
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
@@ -171,7 +171,7 @@ async fn live_run_creates_pools_and_overlays_then_drains_them() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     assert!(!pools.is_empty(), "no NodePool created");
-    let ov = Resources::default()
+    let ov = ApiResources::default()
         .get("karpenter.sh/v1alpha1", "NodeOverlay")
         .expect("resource");
     let overlays: Api<DynamicObject> = Api::all_with(client.clone(), &ov);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fake_api::{FakeApi, object_path};
 use gpu_slicer::controller::error::Category;
-use gpu_slicer::controller::writer::{LeaderFlag, Outcome, Writer, WriterConfig};
+use gpu_slicer::controller::writer::{Applied, LeaderFlag, Writer, WriterConfig};
 use gpu_slicer::model::{DemandItem, ReplicaPolicy, Resources};
 use gpu_slicer::planner::{self, PlanOptions};
 use gpu_slicer::reconcile::{self, Actions, ObjectKey, is_owned};
@@ -53,7 +53,7 @@ fn actions(desired: &[Value], api: &FakeApi) -> Actions {
     a
 }
 
-async fn round(api: &FakeApi, writer: &Writer, want: &[Value]) -> Outcome {
+async fn round(api: &FakeApi, writer: &Writer, want: &[Value]) -> Applied {
     writer.execute(&actions(want, api)).await
 }
 
@@ -91,7 +91,7 @@ async fn first_round_creates_second_writes_nothing_drop_deletes_only_owned() {
     // Second, identical round: no write at all.
     api.clear_seen();
     let out = round(&api, &writer, &want).await;
-    assert_eq!(out, Outcome::default());
+    assert_eq!(out, Applied::default());
     assert!(api.seen().is_empty(), "{:?}", api.seen());
 
     // Demand drops to nothing: owned pools, overlays and classes go; the ConfigMap stays
@@ -144,7 +144,7 @@ async fn conflicts_throttling_and_server_errors_are_retried_and_converge() {
     assert_eq!(writer.sent(), (want.len() + 4) as u64);
     // Converged: the next round writes nothing.
     api.clear_seen();
-    assert_eq!(round(&api, &writer, &want).await, Outcome::default());
+    assert_eq!(round(&api, &writer, &want).await, Applied::default());
 }
 
 #[tokio::test]
@@ -311,8 +311,8 @@ async fn startup_taint_is_removed_by_a_guarded_json_patch() {
 
 #[tokio::test]
 async fn the_budget_guard_refuses_and_nothing_is_written() {
-    use gpu_slicer::reconcile::guard::Budget;
-    use gpu_slicer::reconcile::round::{self, Inputs, Settings};
+    use gpu_slicer::guard::Budget;
+    use gpu_slicer::reconcile::round::{self, RoundInputs, Settings};
     let api = FakeApi::default();
     let writer = Writer::new(api.client(), cfg(), LeaderFlag::new(true));
     let cat = gpu_slicer::catalog::embedded().expect("catalog");
@@ -320,7 +320,7 @@ async fn the_budget_guard_refuses_and_nothing_is_written() {
         .map(|i| DemandItem::shared(format!("ml/p-{i}"), Resources::new(500, 1 << 30)))
         .collect();
     let live = api.objects();
-    let inputs = Inputs {
+    let inputs = RoundInputs {
         catalog: &cat,
         pending: &pending,
         fleet: &[],
@@ -347,7 +347,7 @@ async fn the_budget_guard_refuses_and_nothing_is_written() {
     assert_eq!(out.refusals.len(), 1, "{:?}", out.refusals);
     assert!(out.actions.is_empty());
     let res = writer.execute(&out.actions).await;
-    assert_eq!(res, Outcome::default());
+    assert_eq!(res, Applied::default());
     assert!(api.seen().is_empty());
     // Within budget, the same round writes.
     settings.budget.max_hourly_cost = Some(100.0);

@@ -34,12 +34,12 @@ use std::time::Duration;
 
 use fake_api::{FakeApi, Gate, Seen, object_path};
 use futures::StreamExt;
-use gpu_slicer::controller::writer::{self, LeaderFlag, Outcome, Writer, WriterConfig};
+use gpu_slicer::controller::writer::{self, Applied, LeaderFlag, Writer, WriterConfig};
+use gpu_slicer::guard::Budget;
 use gpu_slicer::model::{DemandItem, ReplicaPolicy, Resources};
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, trim_object};
-use gpu_slicer::reconcile::guard::Budget;
-use gpu_slicer::reconcile::round::{self, Inputs, Settings};
+use gpu_slicer::reconcile::round::{self, RoundInputs, Settings};
 use gpu_slicer::reconcile::{ObjectKey, is_owned};
 use gpu_slicer::render::{Emission, RenderOptions};
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -106,7 +106,7 @@ struct World {
 /// when nothing was to be written).
 struct Round {
     plan: round::Outcome,
-    written: Option<Outcome>,
+    written: Option<Applied>,
 }
 
 impl World {
@@ -160,7 +160,7 @@ impl World {
         let cat = gpu_slicer::catalog::embedded().expect("catalog");
         let snap = cache.snapshot(&SnapshotSettings::default());
         let nodes_of = |k: &ObjectKey| snap.nodes_per_nodepool.get(&k.name).copied().unwrap_or(0);
-        let inputs = Inputs {
+        let inputs = RoundInputs {
             catalog: &cat,
             pending,
             fleet: &snap.fleet,
@@ -280,7 +280,7 @@ fn cache_of(objects: &[Value]) -> Cache {
 fn owned_kind(o: &Value) -> bool {
     o.get("kind")
         .and_then(Value::as_str)
-        .is_some_and(|k| k != "Node" && writer::Resources::default().plural(k).is_some())
+        .is_some_and(|k| k != "Node" && writer::ApiResources::default().plural(k).is_some())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -747,7 +747,7 @@ async fn watched_view(
         } else {
             format!("{group}/{version}")
         };
-        let ar: ApiResource = writer::Resources::default()
+        let ar: ApiResource = writer::ApiResources::default()
             .get(&api_version, kind)
             .expect("a known resource");
         let api: Api<DynamicObject> = if ns {

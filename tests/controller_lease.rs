@@ -11,7 +11,7 @@ mod fake_api;
 use std::time::Duration;
 
 use fake_api::FakeApi;
-use gpu_slicer::controller::lease::{Elector, LeaseConfig};
+use gpu_slicer::controller::elector::{Elector, LeaseConfig};
 use gpu_slicer::controller::writer::LeaderFlag;
 use k8s_openapi::jiff::Timestamp;
 

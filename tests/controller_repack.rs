@@ -10,6 +10,8 @@
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
+#[path = "support/objects.rs"]
+mod objects;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -20,17 +22,18 @@ use gpu_slicer::controller::events::Events;
 use gpu_slicer::controller::metrics::Metrics;
 use gpu_slicer::controller::repack::{Io, RepackConfig, Repacker};
 use gpu_slicer::controller::writer::{LeaderFlag, Writer, WriterConfig};
+use gpu_slicer::guard::Budget;
+use gpu_slicer::model::contract::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDING_TAINT};
 use gpu_slicer::model::{ReplicaPolicy, profile_name};
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::{
     Cache, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
 };
-use gpu_slicer::reconcile::guard::Budget;
 use gpu_slicer::reconcile::repack::{
     DO_NOT_DISRUPT, MOVE_LABEL, MOVE_SIZE_ANNOTATION, REPLACES_ANNOTATION,
 };
 use gpu_slicer::reconcile::round::{self, Settings};
-use gpu_slicer::render::{MANAGED_BY, MANAGER, POOL_LABEL, RenderOptions, SLICING_PENDING_TAINT};
+use gpu_slicer::render::RenderOptions;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
@@ -128,14 +131,16 @@ fn pod(name: &str, node: &str, annotations: Value) -> Value {
             ann[k] = v.clone();
         }
     }
-    json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "ml", "annotations": ann,
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "infer",
-                "uid": "rs-1", "controller": true}]},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x",
-            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
-                          "limits": {"nvidia.com/gpu": "1"}}}]},
-        "status": {"phase": "Running", "startTime": ts(now_s() - 3600)}})
+    objects::pod(name)
+        .namespace("ml")
+        .annotations(ann)
+        .controlled_by("apps/v1", "ReplicaSet", "infer", "rs-1")
+        .node(node)
+        .image("x")
+        .requests("500m", "1Gi")
+        .gpu(1)
+        .running_since(&ts(now_s() - 3600))
+        .build()
 }
 
 /// `n` half-empty g4dn.2xlarge nodes at R = 2 with one 2 GiB pod each, their NodeClaims
@@ -384,7 +389,7 @@ async fn a_move_that_saves_launches_then_deletes_the_old_claims() {
         .snapshot(&SnapshotSettings::default());
     let cat = gpu_slicer::catalog::embedded().expect("catalog");
     let round = round::round(
-        &round::Inputs {
+        &round::RoundInputs {
             catalog: &cat,
             pending: &snap.pending,
             fleet: &snap.fleet,

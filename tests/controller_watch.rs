@@ -8,6 +8,8 @@
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
+#[path = "support/objects.rs"]
+mod objects;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -22,11 +24,11 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 
 fn pending(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": "ml"},
-           "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
-           "status": {"phase": "Pending", "conditions": [
-               {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}})
+    objects::pod(name)
+        .namespace("ml")
+        .gpu(1)
+        .pending_unschedulable()
+        .build()
 }
 
 #[tokio::test]

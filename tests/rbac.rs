@@ -16,65 +16,30 @@ mod fake_api;
 #[allow(dead_code)]
 #[path = "support/helm.rs"]
 mod helm;
+#[path = "support/objects.rs"]
+mod objects;
+#[path = "support/permissions.rs"]
+mod permissions;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use fake_api::{FakeApi, Seen};
-use gpu_slicer::controller::lease::LeaseConfig;
+use gpu_slicer::controller::elector::LeaseConfig;
 use gpu_slicer::controller::run::{self, RunConfig};
 use gpu_slicer::controller::writer::WriterConfig;
+use gpu_slicer::guard::Budget;
 use gpu_slicer::model::ReplicaPolicy;
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::SnapshotSettings;
-use gpu_slicer::reconcile::guard::Budget;
 use gpu_slicer::reconcile::round::Settings;
 use gpu_slicer::render::RenderOptions;
+use objects::pod;
+use permissions::NOT_EXERCISED;
 use serde_json::{Value, json};
 
 const RELEASE_NS: &str = helm::NAMESPACE;
-
-/// Chart rules the scenario does not exercise, and why they are still needed.
-const NOT_EXERCISED: &[(&str, &str, &str, &str)] = &[
-    (
-        "karpenter.sh",
-        "provisioners",
-        "*",
-        "Karpenter <= 0.32 (v1alpha5): the scenario's cluster serves v1",
-    ),
-    (
-        "karpenter.k8s.aws",
-        "awsnodetemplates",
-        "*",
-        "Karpenter <= 0.32 (v1alpha5): the scenario's cluster serves v1",
-    ),
-    (
-        "karpenter.sh",
-        "nodeclaims",
-        "create|patch",
-        "the nodeclaim emission mode; the scenario uses overlay",
-    ),
-    (
-        "",
-        "events",
-        "create|patch",
-        "core/v1 Events: clusters without events.k8s.io/v1 (kube-rs's Recorder uses it when served)",
-    ),
-    (
-        "events.k8s.io",
-        "events",
-        "patch",
-        "a repeated Event becomes a series (a PATCH); the scenario's Events are all new",
-    ),
-    (
-        "",
-        "nodes",
-        "get",
-        "kubectl-style reads of one Node; the watch lists them",
-    ),
-    ("", "pods", "get", "reads of one Pod; the watch lists them"),
-];
 
 /// One request as RBAC sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,13 +148,14 @@ fn discovery(api: &FakeApi) {
 fn scenario(api: &FakeApi, c: &ChartArgs) {
     discovery(api);
     for i in 0..3 {
-        api.insert(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("infer-{i}"), "namespace": "ml"},
-            "spec": {"containers": [{"name": "c", "resources": {
-                "requests": {"cpu": "1", "memory": "2Gi"},
-                "limits": {"nvidia.com/gpu": "1"}}}]},
-            "status": {"phase": "Pending", "conditions": [
-                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}));
+        api.insert(
+            pod(&format!("infer-{i}"))
+                .namespace("ml")
+                .requests("1", "2Gi")
+                .gpu(1)
+                .pending_unschedulable()
+                .build(),
+        );
     }
     // A node of gpu-slicer's, sliced as its labels say, still carrying the startup taint.
     api.insert(json!({"apiVersion": "v1", "kind": "Node",

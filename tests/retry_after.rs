@@ -388,8 +388,8 @@ fn arrivals_of(seen: &Seen, method: &str, path: &str) -> Vec<tokio::time::Instan
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/gpu-slicer";
 
-fn lease_config(duration_s: u64) -> gpu_slicer::controller::lease::LeaseConfig {
-    gpu_slicer::controller::lease::LeaseConfig {
+fn lease_config(duration_s: u64) -> gpu_slicer::controller::elector::LeaseConfig {
+    gpu_slicer::controller::elector::LeaseConfig {
         name: "gpu-slicer".into(),
         namespace: "ns".into(),
         identity: "a".into(),
@@ -419,7 +419,7 @@ async fn the_lease_elector_waits_as_asked_and_a_holder_still_gives_up_in_time() 
     });
     let flag = LeaderFlag::new(false);
     let elector =
-        gpu_slicer::controller::lease::Elector::new(client, lease_config(10), flag.clone());
+        gpu_slicer::controller::elector::Elector::new(client, lease_config(10), flag.clone());
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let start = tokio::time::Instant::now();
     tokio::spawn(elector.run(shutdown));

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use gpu_slicer::sim::fgd::{
-    Cluster, ClusterNode, FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT,
-    FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT, FgdConfig, FgdReport, Policy, fgd_arrivals,
-    gpu_request_milli, parse_alibaba_nodes, replay, run,
+    ClusterNode, FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT,
+    FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT, FgdCluster, FgdConfig, FgdPolicy, FgdReport,
+    fgd_arrivals, gpu_request_milli, parse_alibaba_nodes, replay, run,
 };
 use gpu_slicer::trace::{AlibabaPod, parse_alibaba_pods};
 
@@ -68,7 +68,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// Replays `pods` in order with no cut-off.
-fn all(nodes: &[ClusterNode], pods: &[AlibabaPod], policy: Policy) -> FgdReport {
+fn all(nodes: &[ClusterNode], pods: &[AlibabaPod], policy: FgdPolicy) -> FgdReport {
     replay(nodes, pods, policy, 1000.0)
 }
 
@@ -168,14 +168,14 @@ fn hand_worked_two_gpus() {
         .map(|&m| pod(1000, 1, m))
         .collect();
 
-    let bf = all(&nodes, &pods, Policy::BestFit);
+    let bf = all(&nodes, &pods, FgdPolicy::BestFit);
     assert_eq!(bf.policy, "best-fit");
     assert!(close(bf.arrived_gpu_pct, 100.0));
     assert_eq!((bf.placed_pods, bf.failed_pods), (4, 0));
     assert!(close(bf.unallocated_gpu_pct, 0.0));
     assert!(close(bf.idle_in_slices_gpu_pct, 0.0));
 
-    let gs = all(&nodes, &pods, Policy::GpuSlicer);
+    let gs = all(&nodes, &pods, FgdPolicy::GpuSlicer);
     assert_eq!(gs.policy, "gpu-slicer");
     assert_eq!((gs.placed_pods, gs.failed_pods), (3, 1));
     assert!(close(gs.unallocated_gpu_pct, 0.0));
@@ -183,10 +183,10 @@ fn hand_worked_two_gpus() {
     assert!(close(gs.failed_gpu_pct, 20.0));
 
     // Only the first three: BestFit leaves 400 of GPU1 free (20 %); GpuSlicer none.
-    let bf3 = all(&nodes, &pods[..3], Policy::BestFit);
+    let bf3 = all(&nodes, &pods[..3], FgdPolicy::BestFit);
     assert!(close(bf3.unallocated_gpu_pct, 20.0));
     assert!(close(bf3.arrived_gpu_pct, 80.0));
-    let gs3 = all(&nodes, &pods[..3], Policy::GpuSlicer);
+    let gs3 = all(&nodes, &pods[..3], FgdPolicy::GpuSlicer);
     assert!(close(gs3.unallocated_gpu_pct, 0.0));
     assert!(close(gs3.idle_in_slices_gpu_pct, 20.0));
     assert_eq!(gs3.failed_pods, 0);
@@ -208,11 +208,11 @@ fn hand_worked_share_safety() {
         .iter()
         .map(|&m| pod(1000, 1, m))
         .collect();
-    let bf = all(&nodes, &pods, Policy::BestFit);
+    let bf = all(&nodes, &pods, FgdPolicy::BestFit);
     assert_eq!((bf.placed_pods, bf.failed_pods), (3, 1));
     assert!(close(bf.unallocated_gpu_pct, 40.0));
     assert!(close(bf.failed_gpu_pct, 30.0));
-    let gs = all(&nodes, &pods, Policy::GpuSlicer);
+    let gs = all(&nodes, &pods, FgdPolicy::GpuSlicer);
     assert_eq!((gs.placed_pods, gs.failed_pods), (3, 1));
     assert!(close(gs.unallocated_gpu_pct, 100.0 / 6.0));
     assert!(close(gs.idle_in_slices_gpu_pct, 70.0 / 3.0));
@@ -231,7 +231,7 @@ fn hand_worked_share_safety() {
 fn cut_off_and_curve() {
     let nodes = vec![node("n", 64000, 2, "T4")];
     let pods = vec![pod(1000, 1, 500); 4];
-    let r = replay(&nodes, &pods, Policy::BestFit, 50.0);
+    let r = replay(&nodes, &pods, FgdPolicy::BestFit, 50.0);
     assert_eq!(r.arrived_pods, 2);
     assert!(close(r.arrived_gpu_pct, 50.0));
     assert!(close(r.unallocated_gpu_pct, 50.0));
@@ -242,7 +242,7 @@ fn cut_off_and_curve() {
     assert_eq!(r.curve[26], (26.0, 50.0));
     assert_eq!(r.curve[50], (50.0, 50.0));
     // A cut-off between pods lets the crossing pod arrive, and no more.
-    let r = replay(&nodes, &pods, Policy::BestFit, 30.0);
+    let r = replay(&nodes, &pods, FgdPolicy::BestFit, 30.0);
     assert_eq!(r.arrived_pods, 2);
     assert_eq!(r.curve.len(), 31);
 }
@@ -255,19 +255,19 @@ fn cpu_memory_and_cpu_only_pods() {
     // The 1000-milli pod goes to `a` (0 GPU left vs 1 on `b`), the CPU-only pod
     // joins it (least free GPU), and the third finds `a` out of CPU: it goes to `b`.
     let pods = vec![pod(2000, 1, 1000), pod(2000, 0, 0), pod(1000, 1, 200)];
-    let mut c = Cluster::new(&nodes, Policy::BestFit);
+    let mut c = FgdCluster::new(&nodes, FgdPolicy::BestFit);
     assert_eq!(c.place(&pods[0]).unwrap().node, 0);
     assert_eq!(c.place(&pods[1]).unwrap().node, 0);
     assert_eq!(c.node_free(0), Some((0, (1 << 20) - 2048)));
     assert_eq!(c.place(&pods[2]).unwrap().node, 1);
-    let r = all(&nodes, &pods, Policy::BestFit);
+    let r = all(&nodes, &pods, FgdPolicy::BestFit);
     assert!(close(r.arrived_gpu_pct, 1200.0 / 30.0));
     assert_eq!((r.arrived_pods, r.placed_pods), (3, 3));
     // Memory: a pod asking more than any node has fails.
     let mut big = pod(1, 1, 100);
     big.memory_mib = (1 << 20) + 1;
     assert!(
-        Cluster::new(&nodes, Policy::GpuSlicer)
+        FgdCluster::new(&nodes, FgdPolicy::GpuSlicer)
             .place(&big)
             .is_none()
     );
@@ -279,8 +279,8 @@ fn gpu_spec_is_respected() {
         node("t4", 64000, 1, "T4"),
         node("v100", 64000, 4, "V100M32"),
     ];
-    for policy in [Policy::BestFit, Policy::GpuSlicer] {
-        let mut c = Cluster::new(&nodes, policy);
+    for policy in [FgdPolicy::BestFit, FgdPolicy::GpuSlicer] {
+        let mut c = FgdCluster::new(&nodes, policy);
         // Tighter on `t4`, but the spec allows only V100s.
         let v = spec(pod(1000, 1, 1000), &["V100M16", "V100M32"]);
         assert_eq!(c.place(&v).unwrap().node, 1, "{policy:?}");
@@ -296,8 +296,8 @@ fn gpu_spec_is_respected() {
 #[test]
 fn multi_gpu_pods_take_whole_gpus_on_one_node() {
     let nodes = vec![node("a", 64000, 8, "G2"), node("b", 64000, 4, "G2")];
-    for policy in [Policy::BestFit, Policy::GpuSlicer] {
-        let mut c = Cluster::new(&nodes, policy);
+    for policy in [FgdPolicy::BestFit, FgdPolicy::GpuSlicer] {
+        let mut c = FgdCluster::new(&nodes, policy);
         let s = c.place(&pod(1000, 1, 250)).unwrap();
         assert_eq!((s.node, s.gpus.clone()), (1, vec![0]), "{policy:?}");
         // 4 whole GPUs: `b` has 3 left, `a` 8.
@@ -316,7 +316,7 @@ fn runs_are_deterministic_in_the_seed() {
     let (nodes, pods) = openb();
     let pods = &pods[..600];
     let cfg = |seed| FgdConfig {
-        policy: Policy::BestFit,
+        policy: FgdPolicy::BestFit,
         seed,
         arrived_until_pct: 100.0,
     };
@@ -334,9 +334,9 @@ fn runs_are_deterministic_in_the_seed() {
 #[test]
 fn capacities_hold_after_every_placement() {
     let (nodes, pods) = openb();
-    for policy in [Policy::BestFit, Policy::GpuSlicer] {
+    for policy in [FgdPolicy::BestFit, FgdPolicy::GpuSlicer] {
         let order = fgd_arrivals(&pods, 6212, 1, 100.0);
-        let mut c = Cluster::new(&nodes, policy);
+        let mut c = FgdCluster::new(&nodes, policy);
         let mut cpu = vec![0u64; nodes.len()];
         let mut mem = vec![0u64; nodes.len()];
         // Per GPU: pods' milli and pod count.
@@ -374,8 +374,8 @@ fn capacities_hold_after_every_placement() {
                 let alloc = c.gpu_allocated_milli(k, j).unwrap();
                 assert!(alloc <= 1000.0 + EPS);
                 match policy {
-                    Policy::BestFit => assert!((alloc - milli[k][j] as f64).abs() < EPS),
-                    Policy::GpuSlicer => {
+                    FgdPolicy::BestFit => assert!((alloc - milli[k][j] as f64).abs() < EPS),
+                    FgdPolicy::GpuSlicer => {
                         let r = c.gpu_slices(k, j).unwrap();
                         if r == 0 {
                             // Exclusive: one pod, the whole GPU.
@@ -415,7 +415,7 @@ fn default_trace_numbers() {
         "FGD published (default, 100 % arrived): FGD {FGD_PUBLISHED_DEFAULT_UNALLOCATED_PCT} %, \
          BestFit {FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT} %"
     );
-    for policy in [Policy::BestFit, Policy::GpuSlicer] {
+    for policy in [FgdPolicy::BestFit, FgdPolicy::GpuSlicer] {
         for seed in [1, 2] {
             let t = Instant::now();
             let r = run(
@@ -464,7 +464,7 @@ fn default_trace_numbers() {
             ));
             assert_eq!(r.arrived_pods, r.placed_pods + r.failed_pods);
             assert!(r.unallocated_gpu_pct < 20.0, "{r:?}");
-            if policy == Policy::BestFit {
+            if policy == FgdPolicy::BestFit {
                 assert_eq!(r.idle_in_slices_gpu_pct, 0.0);
             }
         }
@@ -475,7 +475,7 @@ fn default_trace_numbers() {
 #[test]
 fn default_trace_ten_seed_means() {
     let (nodes, pods) = openb();
-    for policy in [Policy::BestFit, Policy::GpuSlicer] {
+    for policy in [FgdPolicy::BestFit, FgdPolicy::GpuSlicer] {
         let runs: Vec<FgdReport> = (1..=10)
             .map(|seed| {
                 run(

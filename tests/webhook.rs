@@ -15,6 +15,8 @@
 #[allow(dead_code)]
 #[path = "support/helm.rs"]
 mod helm;
+#[path = "support/objects.rs"]
+mod objects;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use gpu_slicer::admission::{self, Policy};
 use gpu_slicer::controller::server::Shared;
 use gpu_slicer::controller::webhook::{self, CertStore, TlsError, Webhook};
-use gpu_slicer::reconcile::guard::Namespaces;
+use gpu_slicer::guard::Namespaces;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
@@ -217,10 +219,12 @@ async fn post_review(
 const UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
 
 fn pod(annotations: Value, resources: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "infer-0", "namespace": "ml", "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "image": "registry.example/infer:1",
-            "resources": resources}]}})
+    objects::pod("infer-0")
+        .namespace("ml")
+        .annotations(annotations)
+        .image("registry.example/infer:1")
+        .resources(resources)
+        .build()
 }
 
 fn gpu_pod(annotations: Value) -> Value {

@@ -5,7 +5,7 @@
 
 use fuzz_common::measured;
 use gpu_slicer::admission::{Policy, review};
-use gpu_slicer::reconcile::guard::Namespaces;
+use gpu_slicer::guard::Namespaces;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview, META_API_VERSION_V1, META_KIND};
 use libfuzzer_sys::fuzz_target;

@@ -27,9 +27,9 @@ use serde_json::{Map, Value, json};
 
 use crate::config::FieldError;
 use crate::demand::{demand_from_pod_spec, effective_requests};
+use crate::guard::Namespaces;
 use crate::model::slice::SliceNeed;
 use crate::model::{NVIDIA_GPU, Requirement, Sharing};
-use crate::reconcile::guard::Namespaces;
 
 /// What admission is configured with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

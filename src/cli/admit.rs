@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use super::{Failure, InputLimits, bad_input, read_sources};
 use crate::admission::{self, Policy, Skip, Template, Verdict};
 use crate::demand::text::for_each_document;
+use crate::guard::Namespaces;
 use crate::model::Requirement;
-use crate::reconcile::guard::Namespaces;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum AdmitOutput {

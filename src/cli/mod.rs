@@ -18,10 +18,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::catalog::{self, DaemonSetOverhead};
 use crate::config;
 use crate::demand::{self, Inputs, LoadOptions};
+use crate::guard::{self, Namespaces};
 use crate::model::{CapacityType, Catalog, MIB, Pool, ReplicaPolicy, quantity};
 use crate::planner::{self, PlanOptions};
 use crate::reconcile::cache::SnapshotSettings;
-use crate::reconcile::guard::Namespaces;
 use crate::render;
 
 #[derive(Debug, Parser)]
@@ -53,7 +53,7 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Output {
+pub enum OutputFormat {
     Table,
     Json,
     Yaml,
@@ -96,7 +96,7 @@ struct PlanArgs {
     input: PlanInput,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Output,
+    output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -177,7 +177,7 @@ struct PlanInput {
     #[command(flatten)]
     limits: InputLimits,
     #[command(flatten)]
-    policy: Policy,
+    policy: PolicyFlags,
 }
 
 /// How much a one-shot command reads from `-f`, over all its sources.
@@ -208,7 +208,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Planning policy shared by plan, render and run.
 #[derive(Debug, Args)]
-struct Policy {
+struct PolicyFlags {
     #[command(flatten)]
     source: CatalogSource,
     /// Replicas per GPU for sliced nodes: an integer 2..48, 1 (no sharing), or auto.
@@ -277,7 +277,7 @@ enum LogFormat {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
-    policy: Policy,
+    policy: PolicyFlags,
     #[command(flatten)]
     flags: RenderFlags,
     /// Do everything but write: plans are served at /plan, nothing is applied.
@@ -426,7 +426,7 @@ struct CatalogArgs {
     source: CatalogSource,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Output,
+    output: OutputFormat,
 }
 
 /// A failure with its exit code: 1 bad input, 2 usage.
@@ -616,9 +616,9 @@ fn plan(a: PlanArgs) -> Result<(), Failure> {
         ..
     } = make_plan(&a.input, None)?;
     let text = match a.output {
-        Output::Table => output::plan_table(&plan, &cat, &opts),
-        Output::Json => serde_json::to_string_pretty(&plan).map_err(bad_input)? + "\n",
-        Output::Yaml => serde_saphyr::to_string(&plan).map_err(bad_input)?,
+        OutputFormat::Table => output::plan_table(&plan, &cat, &opts),
+        OutputFormat::Json => serde_json::to_string_pretty(&plan).map_err(bad_input)? + "\n",
+        OutputFormat::Yaml => serde_saphyr::to_string(&plan).map_err(bad_input)?,
     };
     print!("{text}");
     Ok(())
@@ -670,12 +670,45 @@ fn render_cmd(a: RenderArgs) -> Result<(), Failure> {
         device_plugin: p.inputs.device_plugin.as_ref(),
         fleet: &p.fleet,
     };
+    // Nothing runs yet: the plan alone against each pool's budget and limits.
+    guard::check(
+        &p.plan,
+        &p.opts.pools,
+        &p.catalog,
+        &guard::Budget::default(),
+        &guard::Existing::default(),
+    )
+    .map_err(|refusals| bad_input(refused(&refusals, &p.inputs.pools)))?;
     let rendered = render::render(&p.plan, &p.catalog, frame, &opts).map_err(bad_input)?;
     for n in &rendered.notes {
         eprintln!("note: {n}");
     }
     print!("{}", rendered.to_yaml().map_err(bad_input)?);
     Ok(())
+}
+
+/// The budget guard's refusals, one line each, naming the pool's object and field.
+fn refused(refusals: &[guard::Refusal], pools: &[(Pool, serde_json::Value)]) -> String {
+    let lines: Vec<String> = refusals
+        .iter()
+        .map(|r| {
+            let object = r.pool().map(|name| {
+                let kind = pools
+                    .iter()
+                    .find(|(p, _)| p.name == name)
+                    .and_then(|(_, raw)| raw.get("kind").and_then(serde_json::Value::as_str))
+                    .unwrap_or("pool");
+                format!("{kind} {name}: ")
+            });
+            let field = r.field().map(|f| format!("field `{f}`: "));
+            format!(
+                "{}{}{r}",
+                object.unwrap_or_default(),
+                field.unwrap_or_default()
+            )
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// The policy flags, checked.
@@ -696,7 +729,7 @@ enum Caller {
     Controller,
 }
 
-fn resolve(a: &Policy, caller: Caller) -> Result<Resolved, Failure> {
+fn resolve(a: &PolicyFlags, caller: Caller) -> Result<Resolved, Failure> {
     let mut catalog = load_catalog(&a.source)?;
     if caller == Caller::OneShot && one_shot_live(&a.source.live) {
         catalog = live::apply(&a.source.live, catalog)?.0;
@@ -758,7 +791,7 @@ fn resolve(a: &Policy, caller: Caller) -> Result<Resolved, Failure> {
 
 /// Plan options from the policy and what was read. Replicas: the flag wins, then annotated
 /// NodePools, then the device-plugin ConfigMap, then auto.
-fn plan_options(a: &Policy, r: &Resolved, inputs: &Inputs) -> PlanOptions {
+fn plan_options(a: &PolicyFlags, r: &Resolved, inputs: &Inputs) -> PlanOptions {
     let default_replicas = r.replicas.clone().unwrap_or_else(|| {
         inputs
             .device_plugin
@@ -799,7 +832,10 @@ fn plan_options(a: &Policy, r: &Resolved, inputs: &Inputs) -> PlanOptions {
 }
 
 /// Reads the cluster in the kubeconfig, read-only, through the controller's caches.
-fn from_cluster(a: &Policy, cat: &Catalog) -> Result<(Inputs, Vec<planner::PlannedNode>), Failure> {
+fn from_cluster(
+    a: &PolicyFlags,
+    cat: &Catalog,
+) -> Result<(Inputs, Vec<planner::PlannedNode>), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -933,7 +969,7 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         settings: crate::reconcile::round::Settings {
             plan,
             render,
-            budget: crate::reconcile::guard::Budget {
+            budget: crate::guard::Budget {
                 max_hourly_cost: a.max_hourly_cost,
                 max_nodes: a.max_nodes,
             },
@@ -965,7 +1001,7 @@ fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         resync: a.resync_period,
         slicing_timeout: a.slicing_timeout,
         addr: a.metrics_bind_address,
-        lease: crate::controller::lease::LeaseConfig {
+        lease: crate::controller::elector::LeaseConfig {
             name: a.lease_name.clone(),
             namespace: a.lease_namespace.clone(),
             identity,
@@ -1047,14 +1083,16 @@ fn catalog_cmd(a: CatalogArgs) -> Result<(), Failure> {
         None => DaemonSetOverhead::default(),
     };
     let text = match a.output {
-        Output::Table => output::catalog_table(&cat, overhead, report.as_ref()),
-        Output::Json => {
+        OutputFormat::Table => output::catalog_table(&cat, overhead, report.as_ref()),
+        OutputFormat::Json => {
             serde_json::to_string_pretty(&output::CatalogDoc::new(&cat, report.as_ref()))
                 .map_err(bad_input)?
                 + "\n"
         }
-        Output::Yaml => serde_saphyr::to_string(&output::CatalogDoc::new(&cat, report.as_ref()))
-            .map_err(bad_input)?,
+        OutputFormat::Yaml => {
+            serde_saphyr::to_string(&output::CatalogDoc::new(&cat, report.as_ref()))
+                .map_err(bad_input)?
+        }
     };
     print!("{text}");
     Ok(())

@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{
-    CapacityArg, CatalogSource, Failure, Output, bad_input, load_catalog, parse_duration, usage,
+    CapacityArg, CatalogSource, Failure, OutputFormat, bad_input, load_catalog, parse_duration,
+    usage,
 };
 use crate::demand::LoadOptions;
 use crate::model::CapacityType;
@@ -151,7 +152,7 @@ pub struct SimulateArgs {
     out: Option<PathBuf>,
     /// Output format on stdout.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Output,
+    output: OutputFormat,
     /// Run the FGD paper's fixed-cluster experiment on the trace's own cluster instead.
     #[arg(long, requires = "nodes")]
     fgd: bool,
@@ -458,7 +459,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| PathBuf::from("simulations/out").join(&report.workload));
     plots::write_report(&out, &report, &table)?;
     match a.output {
-        Output::Table => {
+        OutputFormat::Table => {
             print!("{table}");
             println!(
                 "\nreplayed in {:.1} s; report, plots: {}",
@@ -466,13 +467,13 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
                 out.display()
             );
         }
-        Output::Json => {
+        OutputFormat::Json => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).map_err(bad_input)?
             );
         }
-        Output::Yaml => print!("{}", serde_saphyr::to_string(&report).map_err(bad_input)?),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&report).map_err(bad_input)?),
     }
     Ok(())
 }
@@ -516,7 +517,7 @@ fn fgd_cmd(a: &SimulateArgs) -> Result<(), Failure> {
     let pods = crate::trace::parse_alibaba_pods(&trace.display().to_string(), &read(trace)?)
         .map_err(bad_input)?;
     let mut reports = Vec::new();
-    for policy in [fgd::Policy::BestFit, fgd::Policy::GpuSlicer] {
+    for policy in [fgd::FgdPolicy::BestFit, fgd::FgdPolicy::GpuSlicer] {
         let cfg = fgd::FgdConfig {
             policy,
             seed: a.seed,
@@ -567,12 +568,12 @@ fn fgd_cmd(a: &SimulateArgs) -> Result<(), Failure> {
     }
     text.push_str(&super::output::table(&rows));
     match a.output {
-        Output::Table => print!("{text}"),
-        Output::Json => println!(
+        OutputFormat::Table => print!("{text}"),
+        OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&reports).map_err(bad_input)?
         ),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(&reports).map_err(bad_input)?),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&reports).map_err(bad_input)?),
     }
     Ok(())
 }

@@ -5,60 +5,12 @@ use crate::model::{Isolation, MIB, Sharing, quantity};
 
 use super::FieldError;
 use super::value::show;
-
-/// Prefix of every gpu-slicer annotation and label.
-pub const ANNOTATION_PREFIX: &str = "gpu-slicer.io/";
-
-/// Pod: GPU memory the pod uses on its GPU (quantity).
-pub const GPU_MEMORY: &str = "gpu-slicer.io/gpu-memory";
-/// Pod: smallest share of one GPU's time the pod accepts (decimal in (0,1] or milli).
-pub const GPU_SHARE: &str = "gpu-slicer.io/gpu-share";
-/// Pod: `shared` or `exclusive`.
-pub const SHARING: &str = "gpu-slicer.io/sharing";
-/// Pod: `none` (default) or `memory`: never on a time-sliced GPU.
-pub const ISOLATION: &str = "gpu-slicer.io/isolation";
-
-/// NodePool: `true` opts the NodePool in.
-pub const ENABLED: &str = "gpu-slicer.io/enabled";
-/// NodePool: integer 2..48 or `auto`.
-pub const REPLICAS: &str = "gpu-slicer.io/replicas";
-/// NodePool: integer 2..48, cap for `auto`.
-pub const MAX_REPLICAS: &str = "gpu-slicer.io/max-replicas";
-/// NodePool: quantity kept free on every GPU.
-pub const GPU_MEMORY_HEADROOM: &str = "gpu-slicer.io/gpu-memory-headroom";
-/// NodePool: USD per hour this pool may reach.
-pub const MAX_HOURLY_COST: &str = "gpu-slicer.io/max-hourly-cost";
-/// NodePool: emission mode.
-pub const EMISSION: &str = "gpu-slicer.io/emission";
-/// NodePool: `true` (default) or `false`, whether the controller may re-pack (defragment)
-/// the pool's nodes.
-pub const REPACK: &str = "gpu-slicer.io/repack";
-/// NodePool: `time-slicing`, `mps` or `auto` (default): how the pool's shared GPUs are
-/// shared ([`crate::model::SharingChoice`]).
-pub const SHARING_STRATEGY: &str = "gpu-slicer.io/sharing-strategy";
-
-/// The annotations a pod may carry.
-pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING, ISOLATION];
-/// The annotations a NodePool may carry.
-pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
-    ENABLED,
-    REPLICAS,
-    MAX_REPLICAS,
-    GPU_MEMORY_HEADROOM,
-    MAX_HOURLY_COST,
-    EMISSION,
-    REPACK,
-    SHARING_STRATEGY,
-];
-/// Values of `gpu-slicer.io/emission`.
-pub const EMISSION_MODES: &[&str] = &[
-    "auto",
-    "overlay",
-    "static",
-    "nodeclaim",
-    "v1beta1",
-    "v1alpha5",
-];
+/// The annotation keys are contract names, kept in [`crate::model::contract`].
+pub use crate::model::contract::{
+    ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY, GPU_MEMORY_HEADROOM,
+    GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS,
+    REPACK, REPLICAS, SHARING, SHARING_STRATEGY,
+};
 
 /// The field path of an annotation: `metadata.annotations["gpu-slicer.io/gpu-share"]`.
 pub fn annotation_field(key: &str) -> String {

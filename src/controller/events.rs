@@ -85,3 +85,13 @@ impl Events {
         }
     }
 }
+
+/// A reference to a cluster-scoped object, for an Event's subject.
+pub(super) fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        ..ObjectReference::default()
+    }
+}

@@ -2,9 +2,9 @@
 //! into indexes, one batched loop plans, renders and hands the difference to the one
 //! writer, which only writes while this replica holds the leader Lease.
 
+pub mod elector;
 pub mod error;
 pub mod events;
-pub mod lease;
 pub mod metrics;
 pub mod oneshot;
 pub mod prices;

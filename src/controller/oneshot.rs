@@ -6,11 +6,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 
-use super::writer::Resources;
+use super::writer::ApiResources;
+use crate::model::contract::POOL_LABEL;
 use crate::reconcile::cache::{
     Cache, Snapshot, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
 };
-use crate::render::POOL_LABEL;
 
 /// Lists everything once and returns the snapshot. Only GET requests are sent.
 pub async fn snapshot(
@@ -53,7 +53,7 @@ pub async fn snapshot(
             }
         }
     }
-    let resources = Resources::default();
+    let resources = ApiResources::default();
     for (api_version, kind) in [
         ("karpenter.sh/v1", "NodePool"),
         ("karpenter.sh/v1", "NodeClaim"),

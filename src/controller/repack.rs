@@ -34,9 +34,9 @@ use claims::{age_s, claim_ref, move_id, name_of, replaced_last_hour, replaces, r
 
 use super::metrics::{Metrics, ReasonLabel};
 use super::writer::{LeaderFlag, Writer};
+use crate::guard;
 use crate::model::Catalog;
 use crate::reconcile::cache::{Cache, Snapshot, SnapshotSettings};
-use crate::reconcile::guard;
 use crate::reconcile::repack::{self, Move, Proposal, Step};
 use crate::reconcile::round;
 use crate::reconcile::{Actions, Deletion, ObjectKey, is_owned};
@@ -398,7 +398,7 @@ impl Repacker {
         let cat = catalog.clone();
         let (snap, proposal) = match tokio::task::spawn_blocking(move || {
             let p = repack::propose(
-                &repack::Inputs {
+                &repack::RepackInputs {
                     catalog: &cat,
                     nodes: &snap.repack,
                     pools: &pools,
@@ -431,9 +431,11 @@ impl Repacker {
         };
         let (pools, _) = round_pools(&snap, settings);
         // Old and new nodes run side by side until the move finishes: both must fit the
-        // budget guard (`--max-hourly-cost`, `--max-nodes`, the pools' cost annotations).
+        // budget guard (`--max-hourly-cost`, `--max-nodes`, the pools' cost annotations and
+        // limits).
         let existing = round::existing_cost(&snap.fleet, &catalog);
-        if let Err(refusals) = guard::check(&m.plan, &pools, &settings.budget, &existing) {
+        if let Err(refusals) = guard::check(&m.plan, &pools, &catalog, &settings.budget, &existing)
+        {
             for r in &refusals {
                 tracing::warn!(refusal = %r, "repack: move skipped, the budget has no room for its replacements");
             }
@@ -522,7 +524,7 @@ impl Repacker {
             };
             for node in &m.replaced {
                 io.event(
-                    &super::run::object_ref("v1", "Node", node),
+                    &super::events::object_ref("v1", "Node", node),
                     false,
                     "RepackStarted",
                     note.clone(),
@@ -574,7 +576,7 @@ impl Repacker {
                             .and_then(Value::as_str)
                             .unwrap_or("karpenter.sh/v1");
                         io.event(
-                            &super::run::object_ref(api, "NodePool", np),
+                            &super::events::object_ref(api, "NodePool", np),
                             true,
                             "InvalidConfiguration",
                             note.clone(),

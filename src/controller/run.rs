@@ -19,13 +19,14 @@ use kube::{Client, Discovery};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-use super::events::Events;
-use super::lease::{Elector, LeaseConfig};
+use super::elector::{Elector, LeaseConfig};
+use super::events::{Events, object_ref};
 use super::server::{self, Shared};
 use super::webhook;
 use super::writer::{
-    LeaderFlag, Resources, Writer, WriterConfig, honouring_retry_after, retry_after,
+    ApiResources, LeaderFlag, Writer, WriterConfig, honouring_retry_after, retry_after,
 };
+use crate::model::contract::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDING_TAINT};
 use crate::model::{Catalog, DemandItem};
 use crate::reconcile::batch::Batcher;
 use crate::reconcile::cache::{
@@ -34,7 +35,7 @@ use crate::reconcile::cache::{
 use crate::reconcile::nodes::{Slicing, slicing};
 use crate::reconcile::round::{self, Settings};
 use crate::reconcile::{ObjectKey, is_owned};
-use crate::render::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDING_TAINT, emission_for_served};
+use crate::render::emission_for_served;
 
 /// Everything `run` needs, validated by the CLI.
 pub struct RunConfig {
@@ -114,7 +115,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("API discovery failed: {e}"))?;
     // Plurals come from discovery; the generated types' only for what it did not list.
-    let resources = Resources::default().with(served_resources);
+    let resources = ApiResources::default().with(served_resources);
     let discovered = emission_for_served(&served);
     if !cfg.emission_forced {
         cfg.settings.render.discovered = discovered;
@@ -422,15 +423,6 @@ fn pod_ref(id: &str) -> ObjectReference {
     }
 }
 
-pub(super) fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some(api_version.into()),
-        kind: Some(kind.into()),
-        name: Some(name.into()),
-        ..ObjectReference::default()
-    }
-}
-
 fn nodepool_ref(object: &str, pools: &[(crate::model::Pool, Value)]) -> Option<ObjectReference> {
     // `NodePool name` or `Provisioner name`.
     let (kind, name) = object.split_once(' ')?;
@@ -524,7 +516,7 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
     let mut columns = std::mem::take(&mut state.columns);
     let outcome = tokio::task::spawn_blocking(move || {
         let nodes_of = |k: &ObjectKey| nodes_per_pool.get(&k.name).copied().unwrap_or(0);
-        let inputs = round::Inputs {
+        let inputs = round::RoundInputs {
             catalog: &catalog,
             pending: &snap2.pending,
             fleet: &snap2.fleet,

@@ -240,7 +240,7 @@ pub type Reviewer =
 
 /// How a request was answered (the metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReviewResult {
     /// Allowed with a JSONPatch.
     Patched,
     /// Allowed unchanged.
@@ -251,21 +251,21 @@ pub enum Outcome {
     Error,
 }
 
-impl Outcome {
+impl ReviewResult {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Patched => "patched",
-            Outcome::Allowed => "allowed",
-            Outcome::Rejected => "rejected",
-            Outcome::Error => "error",
+            ReviewResult::Patched => "patched",
+            ReviewResult::Allowed => "allowed",
+            ReviewResult::Rejected => "rejected",
+            ReviewResult::Error => "error",
         }
     }
 
     fn of(resp: &AdmissionResponse) -> Self {
         match (resp.allowed, resp.patch.is_some()) {
-            (true, true) => Outcome::Patched,
-            (true, false) => Outcome::Allowed,
-            (false, _) => Outcome::Rejected,
+            (true, true) => ReviewResult::Patched,
+            (true, false) => ReviewResult::Allowed,
+            (false, _) => ReviewResult::Rejected,
         }
     }
 }
@@ -275,7 +275,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub body: Vec<u8>,
-    pub outcome: Outcome,
+    pub outcome: ReviewResult,
 }
 
 fn text(status: StatusCode, message: impl fmt::Display) -> Answer {
@@ -283,11 +283,11 @@ fn text(status: StatusCode, message: impl fmt::Display) -> Answer {
         status,
         content_type: "text/plain; charset=utf-8",
         body: format!("{message}\n").into_bytes(),
-        outcome: Outcome::Error,
+        outcome: ReviewResult::Error,
     }
 }
 
-fn review_json(review: &AdmissionReview<DynamicObject>, outcome: Outcome) -> Answer {
+fn review_json(review: &AdmissionReview<DynamicObject>, outcome: ReviewResult) -> Answer {
     match serde_json::to_vec(review) {
         Ok(body) => Answer {
             status: StatusCode::OK,
@@ -329,12 +329,12 @@ pub fn answer(body: &[u8], reviewer: &Reviewer) -> Answer {
         Err(e) => {
             return review_json(
                 &AdmissionResponse::invalid(format!("not an admission request: {e}")).into_review(),
-                Outcome::Error,
+                ReviewResult::Error,
             );
         }
     };
     let response = reviewer(&request);
-    let outcome = Outcome::of(&response);
+    let outcome = ReviewResult::of(&response);
     review_json(&response.into_review(), outcome)
 }
 

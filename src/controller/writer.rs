@@ -105,7 +105,7 @@ pub struct Failed {
 
 /// What a round of writes did.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outcome {
+pub struct Applied {
     pub applied: Vec<ObjectKey>,
     pub deleted: Vec<ObjectKey>,
     pub failed: Vec<Failed>,
@@ -120,16 +120,16 @@ pub struct Outcome {
 /// discovery did not list, the resource is the one the generated Karpenter type or the
 /// k8s-openapi type describes (its group, version and plural). No plural is spelt here.
 #[derive(Debug, Clone)]
-pub struct Resources(BTreeMap<(String, String), ApiResource>);
+pub struct ApiResources(BTreeMap<(String, String), ApiResource>);
 
-impl Default for Resources {
+impl Default for ApiResources {
     fn default() -> Self {
         use crate::karpenter::{
             awsnodetemplate_v1alpha1, ec2nodeclass_v1, ec2nodeclass_v1beta1, nodeclaim_v1,
             nodeoverlay_v1alpha1, nodepool_v1, nodepool_v1beta1, provisioner_v1alpha5,
         };
         use k8s_openapi::api::core::v1::{ConfigMap, Node};
-        Resources(BTreeMap::new()).with([
+        ApiResources(BTreeMap::new()).with([
             ApiResource::erase::<nodepool_v1::NodePool>(&()),
             ApiResource::erase::<nodeclaim_v1::NodeClaim>(&()),
             ApiResource::erase::<ec2nodeclass_v1::Ec2NodeClass>(&()),
@@ -144,7 +144,7 @@ impl Default for Resources {
     }
 }
 
-impl Resources {
+impl ApiResources {
     /// These resources added, replacing what was known for the same apiVersion and kind.
     pub fn with(mut self, resources: impl IntoIterator<Item = ApiResource>) -> Self {
         for ar in resources {
@@ -172,7 +172,7 @@ impl Resources {
 pub struct Writer {
     client: Client,
     cfg: WriterConfig,
-    resources: Resources,
+    resources: ApiResources,
     limiter: DefaultDirectRateLimiter,
     leader: LeaderFlag,
     /// Writes sent to the API server (each attempt counts), for metrics and tests.
@@ -190,15 +190,15 @@ impl Writer {
             backoff: Backoff::new(cfg.base_backoff, cfg.max_backoff),
             client,
             cfg,
-            resources: Resources::default(),
+            resources: ApiResources::default(),
             limiter,
             leader,
             sent: AtomicU64::new(0),
         }
     }
 
-    /// The writer with the resources discovery found (see [`Resources`]).
-    pub fn with_resources(mut self, resources: Resources) -> Self {
+    /// The writer with the resources discovery found (see [`ApiResources`]).
+    pub fn with_resources(mut self, resources: ApiResources) -> Self {
         self.resources = resources;
         self
     }
@@ -218,8 +218,8 @@ impl Writer {
 
     /// Applies, drains and deletes, in that order. Stops writing (and counts the rest as
     /// `not_leader`) as soon as the lease is lost.
-    pub async fn execute(&self, actions: &Actions) -> Outcome {
-        let mut out = Outcome::default();
+    pub async fn execute(&self, actions: &Actions) -> Applied {
+        let mut out = Applied::default();
         for obj in actions.apply.iter().chain(&actions.drain) {
             let Some(key) = ObjectKey::of(obj) else {
                 out.failed.push(Failed {
@@ -260,7 +260,7 @@ impl Writer {
     }
 
     /// Whether a write may be sent now (not dry-run, still the leader); counts why not.
-    fn may_write(&self, out: &mut Outcome) -> bool {
+    fn may_write(&self, out: &mut Applied) -> bool {
         if self.cfg.dry_run {
             out.dry_run += 1;
             false
@@ -498,7 +498,7 @@ mod tests {
     /// describes; what discovery lists replaces it, for that version only.
     #[test]
     fn resources_come_from_the_types_then_from_discovery() {
-        let typed = Resources::default();
+        let typed = ApiResources::default();
         for (api_version, kind, plural) in [
             ("karpenter.sh/v1", "NodePool", "nodepools"),
             ("karpenter.sh/v1beta1", "NodePool", "nodepools"),

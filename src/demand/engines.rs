@@ -62,7 +62,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::pod::{container_requests, scalar_string};
+use super::requests::{container_requests, scalar_string};
 use crate::config::FieldError;
 use crate::config::value::{as_map, describe, list, opt_str, show};
 use crate::model::MIB;

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 use super::engines::StatedMemory;
 use super::pod::demand_and_memory;
-use super::pod::{effective_requests, string_map};
+use super::pod::string_map;
+use super::requests::effective_requests;
 use super::text::for_each_document;
 use super::{InputError, Inputs, LoadOptions, MAX_WORKLOAD_PODS};
 use crate::config::value::{describe, opt_map, opt_str};

@@ -39,6 +39,7 @@
 mod engines;
 mod load;
 mod pod;
+mod requests;
 pub(crate) mod text;
 
 use std::fmt;
@@ -48,10 +49,8 @@ use crate::config::{DevicePluginConfig, FieldError};
 use crate::model::{DemandItem, Pool};
 
 pub use load::load_str;
-pub use pod::{
-    MAX_CPU_MILLI, MAX_GPUS, MAX_MEMORY_BYTES, PodRequests, demand_from_pod_spec,
-    effective_requests, never_matching_requirement,
-};
+pub use pod::{demand_from_pod_spec, never_matching_requirement};
+pub use requests::{MAX_CPU_MILLI, MAX_GPUS, MAX_MEMORY_BYTES, PodRequests, effective_requests};
 
 /// Name of the NVIDIA device plugin's ConfigMap in the seed guide and the Helm chart.
 pub const DEFAULT_DEVICE_PLUGIN_CONFIGMAP: &str = "nvidia-device-plugin";

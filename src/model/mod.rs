@@ -4,6 +4,7 @@
 //! Nothing here does I/O. Units are fixed: CPU in millicores, memory in bytes,
 //! GPU memory in MiB (as EC2 reports it), prices in USD per hour.
 
+pub mod contract;
 pub mod quantity;
 pub mod slice;
 
@@ -539,6 +540,24 @@ pub struct Pool {
     /// `gpu-slicer.io/sharing-strategy`: how GPUs of the pool's nodes are shared.
     #[serde(default)]
     pub sharing_strategy: SharingChoice,
+    /// The NodePool's `spec.limits` on cpu and memory (`spec.limits.resources` for a
+    /// Provisioner): the budget guard keeps gpu-slicer's capacity in the pool under them.
+    #[serde(default)]
+    pub limits: PoolLimits,
+}
+
+/// A NodePool's `spec.limits` (`spec.limits.resources` for a Provisioner).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolLimits {
+    /// Every entry as written: the NodePools gpu-slicer emits for the pool carry them.
+    pub written: BTreeMap<String, String>,
+    /// Where they were read (`spec.limits`), for messages.
+    pub field: String,
+    /// The cpu limit in milli-CPUs and the memory limit in bytes, which the budget guard
+    /// holds gpu-slicer's capacity in the pool under (`nvidia.com/gpu` is not a cap: see
+    /// the README, "The frame").
+    pub cpu_milli: Option<u64>,
+    pub memory_bytes: Option<u64>,
 }
 
 /// A pool's `gpu-slicer.io/sharing-strategy`: how its shared GPUs are shared.
@@ -591,6 +610,7 @@ impl Pool {
             emission: None,
             repack: true,
             sharing_strategy: SharingChoice::Auto,
+            limits: PoolLimits::default(),
         }
     }
 }

@@ -189,7 +189,7 @@ pub(crate) fn solve(
         outcome.bound = f;
         outcome.kind = BoundKind::Fluid;
     }
-    let Outcome {
+    let Searched {
         best,
         mut bound,
         mut kind,
@@ -240,7 +240,7 @@ struct CgStats {
 
 /// The search's result: the best plan, the best bound it proved itself and its kind,
 /// the columns to keep for later plans, and why it stopped short of the gap.
-struct Outcome {
+struct Searched {
     best: Best,
     bound: f64,
     kind: BoundKind,
@@ -263,7 +263,7 @@ fn search(
     shared: &lp::SharedBound,
     start: Instant,
     deadline: Option<Instant>,
-) -> Outcome {
+) -> Searched {
     let expired = || deadline.is_some_and(|d| Instant::now() >= d);
     let within = |cost: f64, bound: f64| cost <= bound * (1.0 + opts.gap) + 1e-9;
     let greedy::Greedy {
@@ -290,7 +290,7 @@ fn search(
     };
     let outcome = |best: Best, own: (f64, BoundKind), columns, cg, ended| {
         let (bound, kind) = bound_now(own);
-        Outcome {
+        Searched {
             best,
             bound,
             kind,

@@ -16,10 +16,10 @@ use super::repack::{self, ClaimNode, MOVE_LABEL, REPLACES_ANNOTATION, Step};
 use super::round::{FleetNode, Used};
 use crate::config::{self, DevicePluginConfig};
 use crate::demand::{demand_from_pod, demand_from_pod_spec, effective_requests};
+use crate::model::contract::{POOL_LABEL, REPLICAS_LABEL, SLICING_PENDING_TAINT};
 use crate::model::{CapacityType, DemandItem, Pool, Resources, Taint, TaintEffect, labels};
-use crate::render::{POOL_LABEL, REPLICAS_LABEL, SLICING_PENDING_TAINT};
 
-use super::guard::Namespaces;
+use crate::guard::Namespaces;
 
 /// One watched resource's objects, with the watcher's initial-list protocol: `init`,
 /// `init_apply`…, `init_done` replaces the contents; `apply`/`delete` edit them.

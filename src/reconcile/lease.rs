@@ -85,7 +85,7 @@ pub fn next(
         None => ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some(namespace.to_string()),
-            labels: Some(crate::render::owned_labels(None)),
+            labels: Some(crate::model::contract::owned_labels(None)),
             ..ObjectMeta::default()
         },
     };

@@ -5,7 +5,6 @@
 
 pub mod batch;
 pub mod cache;
-pub mod guard;
 pub mod lease;
 pub mod nodes;
 pub mod repack;
@@ -16,7 +15,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::render::{MANAGED_BY, MANAGER};
+use crate::model::contract::{MANAGED_BY, MANAGER};
 
 /// Identity of an object: apiVersion group, kind, namespace, name. The version is not
 /// part of it (the API server serves one object under each served version).

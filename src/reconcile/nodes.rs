@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::model::contract::{REPLICAS_LABEL, SLICING_PENDING_TAINT};
 use crate::model::{NVIDIA_GPU, labels};
-use crate::render::{REPLICAS_LABEL, SLICING_PENDING_TAINT};
 
 /// Where a node stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -156,7 +156,7 @@ impl std::fmt::Display for Blocked {
 }
 
 /// What [`propose`] reads.
-pub struct Inputs<'a> {
+pub struct RepackInputs<'a> {
     pub catalog: &'a Catalog,
     pub nodes: &'a [Node],
     /// The pools (their `repack` flag and GPU memory headroom).
@@ -281,7 +281,7 @@ fn utilisation(n: &FleetNode, cat: &Catalog, plan: &PlanOptions) -> f64 {
 }
 
 /// Proposes at most one move (see the module docs).
-pub fn propose(inp: &Inputs<'_>, s: &Settings) -> Proposal {
+pub fn propose(inp: &RepackInputs<'_>, s: &Settings) -> Proposal {
     let mut out = Proposal::default();
     let mut order: Vec<(usize, f64, f64)> = Vec::new();
     for (i, n) in inp.nodes.iter().enumerate() {
@@ -343,7 +343,7 @@ pub fn propose(inp: &Inputs<'_>, s: &Settings) -> Proposal {
 
 /// The move that replaces the nodes `set` (indexes into `inp.nodes`), if all their pods
 /// can be placed.
-fn try_move(inp: &Inputs<'_>, set: &[usize]) -> Option<Move> {
+fn try_move(inp: &RepackInputs<'_>, set: &[usize]) -> Option<Move> {
     let in_set: BTreeSet<usize> = set.iter().copied().collect();
     // The nodes that stay, as capacity the pods may use (in flight for `assign_in_flight`:
     // it only fills nodes that can still take pods). Nodes being replaced by another move

@@ -16,7 +16,8 @@ use crate::config::{DevicePluginConfig, SharingProfile, SharingStrategy};
 use crate::model::slice::{NodeSharing, Slice};
 use crate::model::{NVIDIA_GPU, profile_name};
 
-use super::{RenderError, owned_labels};
+use super::RenderError;
+use crate::model::contract::owned_labels;
 
 /// Name of the ConfigMap gpu-slicer writes, unless `--device-plugin-configmap` says otherwise.
 pub const DEVICE_PLUGIN_CONFIGMAP: &str = "gpu-slicer-device-plugin";

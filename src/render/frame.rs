@@ -36,7 +36,8 @@ pub(crate) struct PoolFrame {
     /// `spec.disruption`, kept raw; used only when emitting the same API version.
     pub disruption: Option<Value>,
     pub weight: Option<i32>,
-    /// `spec.limits` (`spec.limits.resources` for a Provisioner) as written.
+    /// `spec.limits` (`spec.limits.resources` for a Provisioner) as written
+    /// ([`Pool::limits`]).
     pub limits: BTreeMap<String, String>,
     /// The `gpu-slicer.io/emission` annotation, parsed.
     pub emission: Option<Emission>,
@@ -159,38 +160,8 @@ pub(crate) fn read(pool: &Pool, raw: &Value) -> Result<PoolFrame, RenderError> {
                 })?,
         ),
     };
-    let (limits, limits_path) = match api {
-        FrameApi::V1alpha5 => {
-            let l = opt_map(spec, "limits", "spec.limits").map_err(e)?;
-            match l {
-                Some(l) => (
-                    opt_map(l, "resources", "spec.limits.resources").map_err(e)?,
-                    "spec.limits.resources",
-                ),
-                None => (None, "spec.limits.resources"),
-            }
-        }
-        _ => (
-            opt_map(spec, "limits", "spec.limits").map_err(e)?,
-            "spec.limits",
-        ),
-    };
-    if let Some(l) = limits {
-        for (k, v) in l {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => {
-                    return Err(RenderError::new(
-                        &object,
-                        join(limits_path, k),
-                        "must be a quantity",
-                    ));
-                }
-            };
-            f.limits.insert(k.clone(), s);
-        }
-    }
+    // Read and checked with the pool (`config::pool_from_nodepool`).
+    f.limits = pool.limits.written.clone();
     Ok(f)
 }
 

@@ -19,7 +19,8 @@ use crate::model::{Catalog, NVIDIA_GPU};
 use super::frame::FrameApi;
 use super::v1::{derived_bottlerocket, meta, requirements_json, taints_json, typed};
 use super::{
-    AmiFamily, Ctx, Group, NAME_MAX, Output, RenderError, fit_name, gpu_key, gpu_quantity, to_value,
+    AmiFamily, Ctx, Emitted, Group, NAME_MAX, RenderError, fit_name, gpu_key, gpu_quantity,
+    to_value,
 };
 
 fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -28,7 +29,7 @@ fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
 
 /// Pods planned onto more slices than their node type has physical GPUs cannot make a
 /// pre-overlay Karpenter launch anything: say so.
-fn physical_gpu_note(g: &Group<'_>, mode: &str, out: &mut Output) {
+fn physical_gpu_note(g: &Group<'_>, mode: &str, out: &mut Emitted) {
     if g.r > 1 {
         out.notes.push(format!(
             "{mode} ({}): Karpenter counts physical GPUs here, so it launches these nodes only \
@@ -46,7 +47,7 @@ fn physical_gpu_note(g: &Group<'_>, mode: &str, out: &mut Output) {
 fn node_class_v1beta1(
     ctx: &Ctx<'_>,
     g: &Group<'_>,
-    out: &mut Output,
+    out: &mut Emitted,
 ) -> Result<String, RenderError> {
     let referenced = match g.frame.api {
         Some(FrameApi::V1 | FrameApi::V1beta1) => g.frame.node_class.clone(),
@@ -84,7 +85,7 @@ fn node_class_v1beta1(
             "subnetSelectorTerms": [{"tags": o.discovery()}],
             "securityGroupSelectorTerms": [{"tags": o.discovery()}],
             "blockDeviceMappings": [fam.image_volume()],
-            "tags": {super::PROFILE_LABEL: g.profile()},
+            "tags": {crate::model::contract::PROFILE_LABEL: g.profile()},
             "userData": fam.user_data(&g.slice, o.fail_requests_greater_than_one),
         }),
         "EC2NodeClass spec",
@@ -98,7 +99,7 @@ fn node_class_v1beta1(
 }
 
 /// A NodePool v1beta1 (and its node class) for a group.
-pub(crate) fn v1beta1(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Output) -> Result<(), RenderError> {
+pub(crate) fn v1beta1(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Emitted) -> Result<(), RenderError> {
     let class = node_class_v1beta1(ctx, g, out)?;
     physical_gpu_note(g, "v1beta1", out);
     let reqs = g.requirements(&g.types(), &g.capacity_types());
@@ -145,7 +146,7 @@ pub(crate) fn v1alpha5(
     ctx: &Ctx<'_>,
     g: &Group<'_>,
     _catalog: &Catalog,
-    out: &mut Output,
+    out: &mut Emitted,
 ) -> Result<(), RenderError> {
     physical_gpu_note(g, "v1alpha5", out);
     let o = ctx.opts;
@@ -156,7 +157,7 @@ pub(crate) fn v1alpha5(
                  label and the device-plugin ConfigMap (Bottlerocket userData is only written \
                  into templates gpu-slicer generates)",
                 g.frame.object,
-                super::DEVICE_PLUGIN_CONFIG_LABEL
+                crate::model::contract::DEVICE_PLUGIN_CONFIG_LABEL
             ));
             name.clone()
         }
@@ -183,7 +184,7 @@ pub(crate) fn v1alpha5(
                     "blockDeviceMappings",
                 )?]),
                 tags: Some(BTreeMap::from([(
-                    super::PROFILE_LABEL.to_string(),
+                    crate::model::contract::PROFILE_LABEL.to_string(),
                     g.profile(),
                 )])),
                 user_data: Some(fam.user_data(&g.slice, o.fail_requests_greater_than_one)),

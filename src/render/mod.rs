@@ -24,7 +24,14 @@ mod deviceplugin;
 mod frame;
 pub use frame::settle_sharing;
 mod legacy;
+mod naming;
 mod v1;
+mod validate;
+
+pub(crate) use naming::fnv1a;
+pub use naming::{NAME_MAX, describe_object, fit_name};
+pub use validate::check_profiles;
+use validate::{check_unique_names, dedup_by_identity};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,44 +39,18 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::DevicePluginConfig;
-use crate::model::slice::{NodeSharing, Slice};
-use crate::model::{
-    CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, TaintEffect, labels, quantity,
+use crate::model::contract::{
+    DEVICE_PLUGIN_CONFIG_LABEL, POOL_LABEL, PROFILE_LABEL, RESERVED_NODE_LABELS,
+    SLICING_PENDING_TAINT, slicing_pending,
 };
+use crate::model::slice::{NodeSharing, Slice};
+use crate::model::{CapacityType, Catalog, NVIDIA_GPU, Pool, Requirement, Taint, labels};
 use crate::planner::{Plan, PlannedNode};
 
 pub use deviceplugin::{ChartConfig, ChartGfd, ChartValues, DEVICE_PLUGIN_CONFIGMAP, config_text};
 
-/// Label every object gpu-slicer creates carries; it never touches an object without it.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY`].
-pub const MANAGER: &str = "gpu-slicer";
-/// Object label naming the pool an object was generated for.
-pub const POOL_LABEL: &str = "gpu-slicer.io/pool";
-/// Node label the NVIDIA device plugin reads to pick its config.
-pub const DEVICE_PLUGIN_CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
-/// Node label: the gpu-slicer profile (`ts-r4`).
-pub const PROFILE_LABEL: &str = "gpu-slicer.io/profile";
-/// Node labels of the slice-fit rule: replicas per GPU, one slice's GPU memory and share,
-/// and the sharing strategy (`time-slicing`, `none` on unsliced nodes, `fractional`).
-pub use crate::model::slice::{
-    REPLICAS_LABEL, SHARING_STRATEGY_LABEL, SLICE_GPU_MEMORY_LABEL, SLICE_SHARE_LABEL,
-};
-/// Startup taint the controller removes once the node advertises GPUs × R slices.
-pub const SLICING_PENDING_TAINT: &str = "gpu-slicer.io/slicing-pending";
 /// Weight of generated NodeOverlays: above hand-written overlays of the same types.
 pub const OVERLAY_WEIGHT: i32 = 1000;
-
-/// The node labels gpu-slicer sets; a frame NodePool may not set them itself.
-const RESERVED_NODE_LABELS: [&str; 7] = [
-    POOL_LABEL,
-    DEVICE_PLUGIN_CONFIG_LABEL,
-    PROFILE_LABEL,
-    REPLICAS_LABEL,
-    SHARING_STRATEGY_LABEL,
-    SLICE_GPU_MEMORY_LABEL,
-    SLICE_SHARE_LABEL,
-];
 
 /// How a plan is written as Karpenter objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -402,33 +383,6 @@ impl Rendered {
     }
 }
 
-/// `Kind name` (`Kind namespace/name`) of a rendered object.
-pub fn describe_object(o: &Value) -> String {
-    let kind = o.get("kind").and_then(Value::as_str).unwrap_or("object");
-    let meta = o.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("?");
-    match meta
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-    {
-        Some(ns) => format!("{kind} {ns}/{name}"),
-        None => format!("{kind} {name}"),
-    }
-}
-
-/// Labels on every object gpu-slicer creates: the ownership label, and the pool's name
-/// when the object belongs to one.
-pub fn owned_labels(pool: Option<&str>) -> BTreeMap<String, String> {
-    let mut l = BTreeMap::from([(MANAGED_BY.to_string(), MANAGER.to_string())]);
-    if let Some(p) = pool {
-        l.insert(POOL_LABEL.to_string(), p.to_string());
-    }
-    l
-}
-
 /// Planned nodes that share one NodePool: same pool, replicas per GPU, zone and slice
 /// (so the slice labels of its template hold for every type it may launch).
 #[derive(Debug)]
@@ -572,61 +526,6 @@ impl Group<'_> {
     }
 }
 
-/// `gpu-slicer.io/slicing-pending=true:NoSchedule`.
-pub fn slicing_pending() -> Taint {
-    Taint {
-        key: SLICING_PENDING_TAINT.to_string(),
-        value: Some("true".to_string()),
-        effect: TaintEffect::NoSchedule,
-    }
-}
-
-/// A valid object name of at most `max` characters: lowercase, `[a-z0-9-]`, and when
-/// shortened, a hash of the full name at the end so distinct names stay distinct.
-pub fn fit_name(base: &str, max: usize) -> String {
-    let mut s: String = base
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    while s.contains("--") {
-        s = s.replace("--", "-");
-    }
-    let s = s.trim_matches('-').to_string();
-    if s.len() <= max && !s.is_empty() {
-        return s;
-    }
-    let hash = format!("{:016x}", fnv1a(base.as_bytes()));
-    let keep = max.saturating_sub(9);
-    let head: String = s.chars().take(keep).collect();
-    let head = head.trim_end_matches('-');
-    if head.is_empty() {
-        hash[..8].to_string()
-    } else {
-        format!("{head}-{}", &hash[..8])
-    }
-}
-
-/// FNV-1a, 64 bit: a stable, dependency-free hash for names.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// Karpenter puts NodePool and NodeClaim names into a label value: at most 63
-/// characters.
-pub const NAME_MAX: usize = 63;
-
 /// Renders `plan` for the pools of `frame` (the implicit pool when none opted in).
 pub fn render(
     plan: &Plan,
@@ -726,9 +625,6 @@ pub fn render(
         });
     }
 
-    // Budgets and frame limits, per pool.
-    check_pool_budgets(&built, catalog)?;
-
     // The device-plugin ConfigMap.
     let slices: Vec<Slice> = built.iter().map(|g| g.slice).collect();
     let (cm, chart_values) = deviceplugin::configmap(
@@ -739,7 +635,7 @@ pub fn render(
         frame.device_plugin,
     )?;
 
-    let mut out = Output::default();
+    let mut out = Emitted::default();
     if opts.cluster_name == CLUSTER_PLACEHOLDER {
         out.notes.push(format!(
             "no --cluster-name: generated node classes select subnets and security groups tagged \
@@ -826,7 +722,7 @@ pub(crate) struct Ctx<'a> {
 
 /// Objects collected by the builders, by apply order.
 #[derive(Default)]
-pub(crate) struct Output {
+pub(crate) struct Emitted {
     pub node_classes: Vec<Value>,
     pub pools: Vec<Value>,
     pub overlays: Vec<Value>,
@@ -874,153 +770,6 @@ fn template_labels_field(api: Option<frame::FrameApi>, key: &str) -> String {
         Some(frame::FrameApi::V1alpha5) => format!("spec.labels[{key:?}]"),
         _ => format!("spec.template.metadata.labels[{key:?}]"),
     }
-}
-
-/// Refuses a plan above a pool's `gpu-slicer.io/max-hourly-cost`, or above the cpu and
-/// memory limits of its NodePool (the frame's `nvidia.com/gpu` limit is not a cap: see
-/// the README, "The frame").
-fn check_pool_budgets(groups: &[Group<'_>], catalog: &Catalog) -> Result<(), RenderError> {
-    let mut per_pool: BTreeMap<&str, Vec<&Group<'_>>> = BTreeMap::new();
-    for g in groups {
-        per_pool.entry(g.pool.name.as_str()).or_default().push(g);
-    }
-    for gs in per_pool.values() {
-        let g0 = gs[0];
-        let object = if g0.frame.object.is_empty() {
-            format!("pool {}", g0.pool.name)
-        } else {
-            g0.frame.object.clone()
-        };
-        let nodes = gs.iter().flat_map(|g| g.nodes.iter());
-        let (mut cost, mut cpu_milli, mut mem) = (0.0f64, 0u64, 0u64);
-        for n in nodes {
-            cost += n.hourly_price;
-            if let Some(t) = crate::catalog::find(catalog, &n.instance_type) {
-                cpu_milli += u64::from(t.vcpus) * 1000;
-                mem += t.memory_mib * crate::model::MIB;
-            }
-        }
-        if let Some(max) = g0.pool.max_hourly_cost
-            && cost > max + 1e-9
-        {
-            return Err(RenderError::new(
-                &object,
-                crate::config::annotation_field(crate::config::MAX_HOURLY_COST),
-                format!(
-                    "the plan costs ${cost:.4}/h, above the pool's budget of ${max:.4}/h; refused"
-                ),
-            ));
-        }
-        let limits_field = |k: &str| match g0.frame.api {
-            Some(frame::FrameApi::V1alpha5) => format!("spec.limits.resources.{k}"),
-            _ => format!("spec.limits.{k}"),
-        };
-        if let Some(l) = g0.frame.limits.get("cpu") {
-            let lim = quantity::cpu_milli(l)
-                .map_err(|e| RenderError::new(&object, limits_field("cpu"), e.to_string()))?;
-            if cpu_milli > lim {
-                return Err(RenderError::new(
-                    &object,
-                    limits_field("cpu"),
-                    format!(
-                        "the plan needs {} vCPUs, above the limit {l}; refused",
-                        cpu_milli / 1000
-                    ),
-                ));
-            }
-        }
-        if let Some(l) = g0.frame.limits.get("memory") {
-            let lim = quantity::bytes(l)
-                .map_err(|e| RenderError::new(&object, limits_field("memory"), e.to_string()))?;
-            if mem > lim {
-                return Err(RenderError::new(
-                    &object,
-                    limits_field("memory"),
-                    format!(
-                        "the plan needs {} GiB of memory, above the limit {l}; refused",
-                        mem / (1024 * crate::model::MIB)
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Every `nvidia.com/device-plugin.config` label on an emitted NodePool, NodeClaim or
-/// Provisioner must name a key of the emitted device-plugin ConfigMap.
-pub fn check_profiles(objects: &[Value]) -> Result<(), RenderError> {
-    let keys: BTreeSet<&str> = objects
-        .iter()
-        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("ConfigMap"))
-        .filter_map(|o| o.get("data").and_then(Value::as_object))
-        .flat_map(|d| d.keys().map(String::as_str))
-        .collect();
-    for o in objects {
-        let (labels, field) = match o.get("kind").and_then(Value::as_str) {
-            Some("NodePool") => (
-                o.pointer("/spec/template/metadata/labels"),
-                "spec.template.metadata.labels",
-            ),
-            Some("NodeClaim") => (o.pointer("/metadata/labels"), "metadata.labels"),
-            Some("Provisioner") => (o.pointer("/spec/labels"), "spec.labels"),
-            _ => continue,
-        };
-        let Some(profile) = labels
-            .and_then(|l| l.get(DEVICE_PLUGIN_CONFIG_LABEL))
-            .and_then(Value::as_str)
-        else {
-            return Err(RenderError::new(
-                &describe_object(o),
-                format!("{field}[{DEVICE_PLUGIN_CONFIG_LABEL:?}]"),
-                "is missing: the device plugin would not know the node's profile",
-            ));
-        };
-        if !keys.contains(profile) {
-            return Err(RenderError::new(
-                &describe_object(o),
-                format!("{field}[{DEVICE_PLUGIN_CONFIG_LABEL:?}]"),
-                format!(
-                    "names profile {profile:?}, which is not a key of the device-plugin ConfigMap"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_unique_names(objects: &[Value]) -> Result<(), RenderError> {
-    let mut seen = BTreeSet::new();
-    for o in objects {
-        let id = (
-            o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
-            describe_object(o),
-        );
-        if !seen.insert(id) {
-            return Err(RenderError::new(
-                &describe_object(o),
-                "metadata.name",
-                "two generated objects got the same name; rename one of the pools",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Node classes shared by several groups are emitted once.
-fn dedup_by_identity(v: Vec<Value>) -> Vec<Value> {
-    let mut seen = BTreeSet::new();
-    v.into_iter()
-        .filter(|o| {
-            seen.insert((
-                o.get("apiVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                describe_object(o),
-            ))
-        })
-        .collect()
 }
 
 pub(crate) fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, RenderError> {

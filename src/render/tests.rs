@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config::pool_from_nodepool;
+use crate::model::contract::{MANAGED_BY, MANAGER, REPLICAS_LABEL};
 use crate::model::{DemandItem, ReplicaPolicy, Resources};
 use crate::planner::{self, PlanOptions};
 
@@ -455,57 +456,7 @@ fn bad_configuration_is_refused_with_object_and_field() {
         e.field,
         "spec.template.metadata.labels[\"nvidia.com/device-plugin.config\"]"
     );
-
-    // Over the pool's budget annotation.
-    let (pool, raw) =
-        annotated(json!({"metadata": {"annotations": {"gpu-slicer.io/max-hourly-cost": "0.10"}}}));
-    let plan = plan_for(&items, vec![pool.clone()]);
-    let pools = [(pool, raw)];
-    let e = render(
-        &plan,
-        &cat,
-        Frame {
-            pools: &pools,
-            ..Frame::default()
-        },
-        &RenderOptions::default(),
-    )
-    .expect_err("budget");
-    assert_eq!(e.object, "NodePool team-a");
-    assert!(e.field.contains("gpu-slicer.io/max-hourly-cost"), "{e}");
-    assert!(e.message.contains("refused"), "{e}");
-
-    // Over the frame's cpu limit.
-    let (pool, raw) = annotated(json!({"spec": {"limits": {"cpu": "1"}}}));
-    let plan = plan_for(&items, vec![pool.clone()]);
-    let pools = [(pool, raw)];
-    let e = render(
-        &plan,
-        &cat,
-        Frame {
-            pools: &pools,
-            ..Frame::default()
-        },
-        &RenderOptions::default(),
-    )
-    .expect_err("cpu limit");
-    assert_eq!(e.field, "spec.limits.cpu");
-
-    // A malformed limit.
-    let (pool, raw) = annotated(json!({"spec": {"limits": {"memory": "lots"}}}));
-    let plan = plan_for(&items, vec![pool.clone()]);
-    let pools = [(pool, raw)];
-    let e = render(
-        &plan,
-        &cat,
-        Frame {
-            pools: &pools,
-            ..Frame::default()
-        },
-        &RenderOptions::default(),
-    )
-    .expect_err("bad quantity");
-    assert_eq!(e.field, "spec.limits.memory");
+    // The pool's budget and limits are the guard's (`guard::tests`): render renders.
 }
 
 #[test]

@@ -15,9 +15,10 @@ use crate::model::{CapacityType, Requirement, Taint, labels};
 
 use super::frame::{FrameApi, NodeClass};
 use super::{
-    AmiFamily, Ctx, Emission, Group, NAME_MAX, OVERLAY_WEIGHT, Output, RenderError, bootstrap,
-    fit_name, gpu_key, gpu_quantity, owned_labels, to_value,
+    AmiFamily, Ctx, Emission, Emitted, Group, NAME_MAX, OVERLAY_WEIGHT, RenderError, bootstrap,
+    fit_name, gpu_key, gpu_quantity, to_value,
 };
+use crate::model::contract::owned_labels;
 
 /// Converts through JSON into a generated type (the shapes are Kubernetes' own).
 pub(crate) fn typed<T: DeserializeOwned>(v: Value, what: &str) -> Result<T, RenderError> {
@@ -72,7 +73,7 @@ fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
 
 /// The name of the node class a group's nodes use, emitting a generated or derived one
 /// when needed.
-fn node_class(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Output) -> Result<String, RenderError> {
+fn node_class(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Emitted) -> Result<String, RenderError> {
     let opts = ctx.opts;
     let Some(name) = g.frame.referenced_class().map(str::to_string) else {
         let obj = generated_class(ctx, g, &g.name)?;
@@ -93,7 +94,7 @@ fn node_class(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Output) -> Result<String, 
                  {} label and the device-plugin ConfigMap. If it is a Bottlerocket class, pass it \
                  with -f so gpu-slicer derives one with the time-slicing settings",
                 g.frame.object,
-                super::DEVICE_PLUGIN_CONFIG_LABEL
+                crate::model::contract::DEVICE_PLUGIN_CONFIG_LABEL
             ));
             let _ = opts;
             Ok(name)
@@ -121,7 +122,7 @@ fn generated_class(ctx: &Ctx<'_>, g: &Group<'_>, name: &str) -> Result<Value, Re
         }],
         block_device_mappings: Some(vec![typed(fam.image_volume(), "blockDeviceMappings")?]),
         tags: Some(BTreeMap::from([(
-            super::PROFILE_LABEL.to_string(),
+            crate::model::contract::PROFILE_LABEL.to_string(),
             g.profile(),
         )])),
         user_data: Some(fam.user_data(&g.slice, o.fail_requests_greater_than_one)),
@@ -278,7 +279,7 @@ pub(crate) fn group(
     ctx: &Ctx<'_>,
     g: &Group<'_>,
     mode: Emission,
-    out: &mut Output,
+    out: &mut Emitted,
 ) -> Result<(), RenderError> {
     let class = node_class(ctx, g, out)?;
     match mode {

@@ -23,7 +23,7 @@
 //! `num_gpu × gpu_milli` (FGD's `TotalMilliGpu`); CPU-only pods (`num_gpu = 0`) add
 //! nothing to it but are scheduled when they arrive and take CPU and memory.
 //!
-//! **Cluster model** (FGD's GPU-sharing model): a node has CPU (millicores), memory
+//! **FgdCluster model** (FGD's GPU-sharing model): a node has CPU (millicores), memory
 //! (MiB) and `gpus` GPUs of one model. A pod needs its CPU and memory on one node and,
 //! with `num_gpu = n ≥ 1` and per-GPU share `gpu_milli = m`, `n` distinct GPUs of that
 //! node each with `m` milli free (a GPU holds pods whose milli sum to at most 1000;
@@ -37,10 +37,10 @@
 //!
 //! # Policies
 //!
-//! - [`Policy::BestFit`]: among the nodes where the pod fits, the one left with the
+//! - [`FgdPolicy::BestFit`]: among the nodes where the pod fits, the one left with the
 //!   least free GPU capacity after placing it (tie: least free CPU, then the first in
 //!   the node list); on that node, the GPU(s) left with the least free milli.
-//! - [`Policy::GpuSlicer`]: gpu-slicer's time-slicing model on the same fixed cluster.
+//! - [`FgdPolicy::GpuSlicer`]: gpu-slicer's time-slicing model on the same fixed cluster.
 //!   A shared pod (`num_gpu = 1`, `gpu_milli < 1000`) takes one *slice* of a GPU. A GPU
 //!   is cut into `R` equal slices when its first shared pod lands, `R = ⌊1000 ÷
 //!   gpu_milli⌋` capped at [`SLICER_MAX_REPLICAS`] (gpu-slicer's default
@@ -97,7 +97,7 @@ pub const FGD_PUBLISHED_DEFAULT_BESTFIT_UNALLOCATED_PCT: f64 = 7.1;
 /// before shuffling it (its workload tuning ratio 1.3).
 pub const FGD_POOL_PCT: f64 = 130.0;
 
-/// The cap on slices per GPU in [`Policy::GpuSlicer`]: gpu-slicer's default
+/// The cap on slices per GPU in [`FgdPolicy::GpuSlicer`]: gpu-slicer's default
 /// `--max-replicas`.
 pub const SLICER_MAX_REPLICAS: u32 = 10;
 
@@ -127,19 +127,19 @@ pub struct ClusterNode {
 /// The scheduling policy of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Policy {
+pub enum FgdPolicy {
     /// Best fit on FGD's milli-packing GPU-sharing model.
     BestFit,
     /// gpu-slicer's time-slicing model (equal slices per GPU, share-safe), best fit.
     GpuSlicer,
 }
 
-impl Policy {
+impl FgdPolicy {
     /// A short name for tables and file names.
     pub fn name(&self) -> &'static str {
         match self {
-            Policy::BestFit => "best-fit",
-            Policy::GpuSlicer => "gpu-slicer",
+            FgdPolicy::BestFit => "best-fit",
+            FgdPolicy::GpuSlicer => "gpu-slicer",
         }
     }
 }
@@ -148,7 +148,7 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FgdConfig {
-    pub policy: Policy,
+    pub policy: FgdPolicy,
     /// Seed of the arrival stream (sampling and shuffle).
     pub seed: u64,
     /// Stop once the arrived GPU requests reach this share (%) of the cluster's GPU
@@ -159,7 +159,7 @@ pub struct FgdConfig {
 impl Default for FgdConfig {
     fn default() -> Self {
         FgdConfig {
-            policy: Policy::BestFit,
+            policy: FgdPolicy::BestFit,
             seed: 1,
             arrived_until_pct: 100.0,
         }
@@ -176,11 +176,11 @@ pub struct FgdReport {
     /// end of the run (the cut-off, or a little above it: the last pod may overshoot).
     pub arrived_gpu_pct: f64,
     /// GPU capacity neither allocated nor reserved, % of capacity, at the end. For
-    /// [`Policy::GpuSlicer`]: free unsliced GPUs plus free slices.
+    /// [`FgdPolicy::GpuSlicer`]: free unsliced GPUs plus free slices.
     pub unallocated_gpu_pct: f64,
     /// Capacity reserved for placed pods beyond what they asked for, % of capacity:
-    /// the unused part of each taken slice ([`Policy::GpuSlicer`]; 0 for
-    /// [`Policy::BestFit`], which allocates exactly the requests).
+    /// the unused part of each taken slice ([`FgdPolicy::GpuSlicer`]; 0 for
+    /// [`FgdPolicy::BestFit`], which allocates exactly the requests).
     pub idle_in_slices_gpu_pct: f64,
     /// GPU requests of the pods that fit nowhere, % of capacity.
     pub failed_gpu_pct: f64,
@@ -342,13 +342,13 @@ pub fn run(nodes: &[ClusterNode], pods: &[AlibabaPod], cfg: &FgdConfig) -> FgdRe
 pub fn replay<'a, I>(
     nodes: &[ClusterNode],
     stream: I,
-    policy: Policy,
+    policy: FgdPolicy,
     arrived_until_pct: f64,
 ) -> FgdReport
 where
     I: IntoIterator<Item = &'a AlibabaPod>,
 {
-    let mut cluster = Cluster::new(nodes, policy);
+    let mut cluster = FgdCluster::new(nodes, policy);
     let capacity = u128::from(cluster.total_gpus) * u128::from(MILLI);
     let target = clamp_pct(arrived_until_pct);
     // Whole percents of the curve: 0..=⌊target⌋ (target ≤ 1000).
@@ -364,7 +364,7 @@ where
     let (mut arrived_pods, mut placed, mut failed) = (0usize, 0usize, 0usize);
     let mut curve = Vec::new();
     let mut next_k: u128 = 0;
-    let mut record = |arrived: u64, cluster: &Cluster, curve: &mut Vec<(f64, f64)>| {
+    let mut record = |arrived: u64, cluster: &FgdCluster, curve: &mut Vec<(f64, f64)>| {
         while next_k <= last_k && u128::from(arrived) * 100 >= next_k * capacity {
             curve.push((next_k as f64, cluster.unallocated_gpu_pct()));
             next_k += 1;
@@ -434,8 +434,8 @@ struct NodeState {
 
 /// The fixed cluster under one policy: place pods one at a time and read its state.
 #[derive(Debug, Clone)]
-pub struct Cluster {
-    policy: Policy,
+pub struct FgdCluster {
+    policy: FgdPolicy,
     nodes: Vec<NodeState>,
     total_gpus: u32,
     free_units: u64,
@@ -455,8 +455,8 @@ fn slices_for(m: u64) -> u32 {
     (MILLI / m.max(1)).clamp(1, u64::from(SLICER_MAX_REPLICAS)) as u32
 }
 
-impl Cluster {
-    pub fn new(nodes: &[ClusterNode], policy: Policy) -> Cluster {
+impl FgdCluster {
+    pub fn new(nodes: &[ClusterNode], policy: FgdPolicy) -> FgdCluster {
         let states: Vec<NodeState> = nodes
             .iter()
             .map(|n| NodeState {
@@ -468,7 +468,7 @@ impl Cluster {
             })
             .collect();
         let total_gpus = nodes.iter().fold(0u32, |a, n| a.saturating_add(n.gpus));
-        Cluster {
+        FgdCluster {
             policy,
             free_units: states.iter().map(|n| n.free_units).sum(),
             nodes: states,
@@ -558,7 +558,7 @@ impl Cluster {
         if (node.gpus.len() as u64) < u64::from(n) {
             return None;
         }
-        let shared = self.policy == Policy::GpuSlicer && n == 1 && m < MILLI;
+        let shared = self.policy == FgdPolicy::GpuSlicer && n == 1 && m < MILLI;
         if shared {
             // The GPU left with the least free capacity after taking a slice.
             let mut best: Option<(u64, usize, u64)> = None;
@@ -586,7 +586,7 @@ impl Cluster {
                 gpu: Some(j),
             });
         }
-        let exclusive = self.policy == Policy::GpuSlicer;
+        let exclusive = self.policy == FgdPolicy::GpuSlicer;
         let usable = |g: &Gpu| {
             if exclusive {
                 g.used == 0 && g.slices == 0
@@ -638,8 +638,8 @@ impl Cluster {
                     .iter()
                     .enumerate()
                     .filter(|(_, g)| match policy {
-                        Policy::GpuSlicer => g.used == 0 && g.slices == 0,
-                        Policy::BestFit => GPU_UNITS - g.used >= mu,
+                        FgdPolicy::GpuSlicer => g.used == 0 && g.slices == 0,
+                        FgdPolicy::BestFit => GPU_UNITS - g.used >= mu,
                     })
                     .map(|(j, g)| (GPU_UNITS - g.used, j))
                     .collect();
@@ -647,20 +647,20 @@ impl Cluster {
                 c.into_iter().take(n as usize).map(|(_, j)| j).collect()
             }
         };
-        let shared = policy == Policy::GpuSlicer && n == 1 && m < MILLI;
+        let shared = policy == FgdPolicy::GpuSlicer && n == 1 && m < MILLI;
         for &j in &chosen {
             let g = &mut node.gpus[j];
             g.own += mu;
             match policy {
-                Policy::BestFit => g.used += mu,
-                Policy::GpuSlicer if shared => {
+                FgdPolicy::BestFit => g.used += mu,
+                FgdPolicy::GpuSlicer if shared => {
                     if g.slices == 0 {
                         g.slices = slices_for(m);
                     }
                     g.slices_used += 1;
                     g.used += GPU_UNITS / u64::from(g.slices);
                 }
-                Policy::GpuSlicer => {
+                FgdPolicy::GpuSlicer => {
                     g.used = GPU_UNITS;
                     g.exclusive = true;
                 }

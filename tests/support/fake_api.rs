@@ -555,7 +555,7 @@ pub fn object_path(obj: &Value) -> Option<String> {
     let kind = obj.get("kind")?.as_str()?;
     let name = obj.pointer("/metadata/name")?.as_str()?;
     let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-    let plural = gpu_slicer::controller::writer::Resources::default()
+    let plural = gpu_slicer::controller::writer::ApiResources::default()
         .get(api, kind)
         .map_or_else(|| format!("{}s", kind.to_lowercase()), |ar| ar.plural);
     let base = if api.contains('/') {

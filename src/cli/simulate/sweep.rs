@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::Output;
+use super::OutputFormat;
 use crate::cli::{Failure, bad_input, parse_duration, usage};
 use crate::model::Catalog;
 use crate::sim::engine::{self, Floors};
@@ -180,7 +180,7 @@ pub fn run(
     variants: &[Variant],
     cfg: &SimConfig,
     sweep: &[(Key, Vec<u64>)],
-    output: Output,
+    output: OutputFormat,
 ) -> Result<(), Failure> {
     let combos = combinations(sweep);
     let open_ended = workload.jobs.iter().any(|j| j.departure.is_none());
@@ -232,12 +232,12 @@ pub fn run(
         });
     }
     match output {
-        Output::Table => print!("{}", table(workload, sweep, &rows)),
-        Output::Json => println!(
+        OutputFormat::Table => print!("{}", table(workload, sweep, &rows)),
+        OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&rows).map_err(bad_input)?
         ),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(&rows).map_err(bad_input)?),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&rows).map_err(bad_input)?),
     }
     Ok(())
 }

@@ -80,8 +80,8 @@ pub(super) fn claim_ref(claims: &[Value], name: &str) -> ObjectReference {
         .and_then(|c| c.pointer("/status/nodeName"))
         .and_then(Value::as_str);
     match node {
-        Some(n) => super::super::run::object_ref("v1", "Node", n),
-        None => super::super::run::object_ref("karpenter.sh/v1", "NodeClaim", name),
+        Some(n) => super::super::events::object_ref("v1", "Node", n),
+        None => super::super::events::object_ref("karpenter.sh/v1", "NodeClaim", name),
     }
 }
 

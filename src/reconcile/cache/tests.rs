@@ -236,7 +236,7 @@ fn running_pods_keep_what_repack_needs() {
 fn claim_of(name: &str, node: Option<&str>, owned: bool, extra: Value) -> Value {
     let mut labels = json!({labels::NODEPOOL: "gpu-slicer-ts-r4"});
     if owned {
-        labels[crate::render::MANAGED_BY] = json!(crate::render::MANAGER);
+        labels[crate::model::contract::MANAGED_BY] = json!(crate::model::contract::MANAGER);
     }
     if let Some(l) = extra.get("labels").and_then(Value::as_object) {
         for (k, v) in l {
@@ -254,7 +254,7 @@ fn claim_of(name: &str, node: Option<&str>, owned: bool, extra: Value) -> Value 
 fn repack_nodes_join_nodes_claims_and_pods() {
     let mut c = Cache::default();
     let owned_np = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
-        "metadata": {"name": "gpu-slicer-ts-r4", "labels": {crate::render::MANAGED_BY: crate::render::MANAGER}}});
+        "metadata": {"name": "gpu-slicer-ts-r4", "labels": {crate::model::contract::MANAGED_BY: crate::model::contract::MANAGER}}});
     c.object_store("NodePool")
         .expect("kind")
         .apply("gpu-slicer-ts-r4".into(), owned_np);

@@ -62,7 +62,7 @@ fn propose_on(nodes: &[Node], budgets: &BTreeMap<String, u32>, allowance: usize)
     let pools = vec![Pool::default_pool(ReplicaPolicy::Auto { max: 10 })];
     let o = opts();
     propose(
-        &Inputs {
+        &RepackInputs {
             catalog: &c,
             nodes,
             pools: &pools,
@@ -228,7 +228,7 @@ fn budgets_rate_limit_and_opt_out_are_honoured() {
     pool.repack = false;
     let o = opts();
     let p = propose(
-        &Inputs {
+        &RepackInputs {
             catalog: &c,
             nodes: &nodes,
             pools: &[pool],
@@ -293,8 +293,8 @@ fn claim(name: &str, owned: bool, labels: Value, ann: Value) -> Value {
     let mut l = labels.as_object().cloned().unwrap_or_default();
     if owned {
         l.insert(
-            crate::render::MANAGED_BY.into(),
-            json!(crate::render::MANAGER),
+            crate::model::contract::MANAGED_BY.into(),
+            json!(crate::model::contract::MANAGER),
         );
     }
     json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
@@ -375,7 +375,7 @@ fn a_move_waits_finishes_rolls_back_and_ends() {
 #[test]
 fn only_owned_claims_or_claims_of_owned_nodepools_may_be_deleted() {
     let owned_np = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
-        "metadata": {"name": "gpu-slicer-ts-r4", "labels": {crate::render::MANAGED_BY: crate::render::MANAGER}}});
+        "metadata": {"name": "gpu-slicer-ts-r4", "labels": {crate::model::contract::MANAGED_BY: crate::model::contract::MANAGER}}});
     let users_np = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": "default"}});
     let live = [owned_np, users_np];

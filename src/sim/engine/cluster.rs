@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::Binding;
-use super::repack::RepackMove;
 use crate::model::slice::{Slice, SliceNeed};
 use crate::model::{
     Catalog, DemandItem, Requirement, Resources, Sharing, Taint, labels, tolerates_all,
@@ -992,4 +991,18 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     }
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1] as f64
+}
+
+/// A repack move in the replay.
+#[derive(Debug, Clone)]
+pub(super) struct RepackMove {
+    /// The nodes it replaces (tainted `disrupting` while it runs).
+    pub replaced: Vec<usize>,
+    /// The nodes it launched.
+    pub replacements: Vec<usize>,
+    /// Still running: some replacement is not ready yet.
+    pub open: bool,
+    /// Where the move's plan put each pod: (pod, node), onto nodes that stay and onto the
+    /// replacements.
+    pub planned: Vec<(usize, usize)>,
 }

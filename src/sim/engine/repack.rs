@@ -9,28 +9,14 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::cluster::{Cluster, REPACK};
+use super::cluster::{Cluster, REPACK, RepackMove};
 use crate::model::{Resources, labels};
 use crate::planner::{PlanOptions, effective_pools};
-use crate::reconcile::repack::{self, Inputs, Node, RunningPod, Settings};
+use crate::reconcile::repack::{self, Node, RepackInputs, RunningPod, Settings};
 use crate::reconcile::round::{FleetNode, Used};
 
 /// The rate limit's window, seconds (`--repack-max-nodes-per-hour`).
 const HOUR_S: u64 = 3600;
-
-/// A repack move in the replay.
-#[derive(Debug, Clone)]
-pub(super) struct RepackMove {
-    /// The nodes it replaces (tainted `disrupting` while it runs).
-    pub replaced: Vec<usize>,
-    /// The nodes it launched.
-    pub replacements: Vec<usize>,
-    /// Still running: some replacement is not ready yet.
-    pub open: bool,
-    /// Where the move's plan put each pod: (pod, node), onto nodes that stay and onto the
-    /// replacements.
-    pub planned: Vec<(usize, usize)>,
-}
 
 impl Cluster<'_> {
     /// One repack round (the `REPACK` event): the next round is queued, then at most one
@@ -68,7 +54,7 @@ impl Cluster<'_> {
             min_pod_age_s: self.cfg.repack_min_pod_age_s,
         };
         let proposal = repack::propose(
-            &Inputs {
+            &RepackInputs {
                 catalog: self.catalog,
                 nodes: &nodes,
                 pools: &pools,
