@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Catalog, InstanceType, MIB, PriceSource, Resources};
 
 /// The embedded catalog (67 AWS NVIDIA instance types, us-east-1 on-demand prices).
-pub const EMBEDDED_CSV: &str = include_str!("aws-gpu-instances.csv");
+pub const EMBEDDED_CSV: &str = include_str!("catalog/aws-gpu-instances.csv");
 
 /// The name the embedded CSV has in error messages.
 pub const EMBEDDED_SOURCE_NAME: &str = "<embedded aws-gpu-instances.csv>";

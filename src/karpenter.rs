@@ -19,7 +19,7 @@ macro_rules! generated {
         $(
             #[allow(clippy::all, clippy::pedantic, dead_code, rustdoc::all)]
             pub mod $name {
-                include!(concat!("generated/", stringify!($name), ".rs"));
+                include!(concat!("karpenter/generated/", stringify!($name), ".rs"));
             }
         )*
     };
