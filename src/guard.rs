@@ -91,27 +91,46 @@ pub enum Refusal {
         total: f64,
         max: f64,
     },
-    /// The pool's nodes would hold more CPUs than its NodePool's limit.
-    PoolCpu {
+    /// The pool's nodes would hold more of `resource` than its NodePool's limit.
+    PoolLimit {
         pool: String,
-        total_milli: u64,
+        resource: Limited,
+        /// Milli-CPUs or bytes.
+        total: u64,
         limits: PoolLimits,
     },
-    /// The pool's nodes would hold more memory than its NodePool's limit.
-    PoolMemory {
-        pool: String,
-        total_bytes: u64,
-        limits: PoolLimits,
-    },
+}
+
+/// A resource a NodePool's limits cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    Cpu,
+    Memory,
+}
+
+impl Limited {
+    /// The key under `spec.limits`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Limited::Cpu => "cpu",
+            Limited::Memory => "memory",
+        }
+    }
+
+    /// `amount` (milli-CPUs or bytes) as a person reads it.
+    fn show(self, amount: u64) -> String {
+        match self {
+            Limited::Cpu => format!("{} vCPUs", amount / 1000),
+            Limited::Memory => format!("{} GiB of memory", amount / (1024 * MIB)),
+        }
+    }
 }
 
 impl Refusal {
     /// The pool the refusal is about (for the Event's object), if any.
     pub fn pool(&self) -> Option<&str> {
         match self {
-            Refusal::PoolCost { pool, .. }
-            | Refusal::PoolCpu { pool, .. }
-            | Refusal::PoolMemory { pool, .. } => Some(pool),
+            Refusal::PoolCost { pool, .. } | Refusal::PoolLimit { pool, .. } => Some(pool),
             Refusal::Cost { .. } | Refusal::Nodes { .. } => None,
         }
     }
@@ -120,8 +139,9 @@ impl Refusal {
     pub fn field(&self) -> Option<String> {
         match self {
             Refusal::PoolCost { .. } => Some(annotation_field(MAX_HOURLY_COST)),
-            Refusal::PoolCpu { limits, .. } => Some(format!("{}.cpu", limits.field)),
-            Refusal::PoolMemory { limits, .. } => Some(format!("{}.memory", limits.field)),
+            Refusal::PoolLimit {
+                resource, limits, ..
+            } => Some(format!("{}.{}", limits.field, resource.key())),
             Refusal::Cost { .. } | Refusal::Nodes { .. } => None,
         }
     }
@@ -129,7 +149,6 @@ impl Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let written = |l: &PoolLimits, k: &str| l.written.get(k).cloned().unwrap_or_default();
         match self {
             Refusal::Cost { total, max } => write!(
                 f,
@@ -143,25 +162,19 @@ impl fmt::Display for Refusal {
                 f,
                 "plan refused: pool {pool} would cost ${total:.4}/h, above its gpu-slicer.io/max-hourly-cost ${max:.4}/h"
             ),
-            Refusal::PoolCpu {
+            Refusal::PoolLimit {
                 pool,
-                total_milli,
+                resource,
+                total,
                 limits,
             } => write!(
                 f,
-                "plan refused: pool {pool} would hold {} vCPUs, above its limit {}",
-                total_milli / 1000,
-                written(limits, "cpu")
-            ),
-            Refusal::PoolMemory {
-                pool,
-                total_bytes,
-                limits,
-            } => write!(
-                f,
-                "plan refused: pool {pool} would hold {} GiB of memory, above its limit {}",
-                total_bytes / (1024 * MIB),
-                written(limits, "memory")
+                "plan refused: pool {pool} would hold {}, above its limit {}",
+                resource.show(*total),
+                limits
+                    .written
+                    .get(resource.key())
+                    .map_or("", String::as_str)
             ),
         }
     }
@@ -220,23 +233,19 @@ pub fn check(
                 max,
             });
         }
-        if let Some(max) = p.limits.cpu_milli
-            && after.cpu_milli > max
-        {
-            refusals.push(Refusal::PoolCpu {
-                pool: p.name.clone(),
-                total_milli: after.cpu_milli,
-                limits: p.limits.clone(),
-            });
-        }
-        if let Some(max) = p.limits.memory_bytes
-            && after.memory_bytes > max
-        {
-            refusals.push(Refusal::PoolMemory {
-                pool: p.name.clone(),
-                total_bytes: after.memory_bytes,
-                limits: p.limits.clone(),
-            });
+        let limited = [
+            (Limited::Cpu, p.limits.cpu_milli, after.cpu_milli),
+            (Limited::Memory, p.limits.memory_bytes, after.memory_bytes),
+        ];
+        for (resource, max, total) in limited {
+            if max.is_some_and(|max| total > max) {
+                refusals.push(Refusal::PoolLimit {
+                    pool: p.name.clone(),
+                    resource,
+                    total,
+                    limits: p.limits.clone(),
+                });
+            }
         }
     }
     if refusals.is_empty() {

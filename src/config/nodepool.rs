@@ -214,26 +214,12 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         }
         Shape::Flat => ("spec", spec, spec, "spec.labels"),
     };
-    let requirements = match opt_list(pod_spec, "requirements", &join(spec_path, "requirements"))? {
-        None => Vec::new(),
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, r)| parse_requirement(r, &index(&join(spec_path, "requirements"), i)))
-            .collect::<Result<_, _>>()?,
-    };
+    let requirements = each(pod_spec, spec_path, "requirements", parse_requirement)?;
     let labels: BTreeMap<String, String> = string_map(labels_parent, "labels", labels_path)?
         .into_iter()
         .collect();
     let limits = pool_limits(spec, shape)?;
-    let taints = match opt_list(pod_spec, "taints", &join(spec_path, "taints"))? {
-        None => Vec::new(),
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, t)| parse_taint(t, &index(&join(spec_path, "taints"), i)))
-            .collect::<Result<_, _>>()?,
-    };
+    let taints = each(pod_spec, spec_path, "taints", parse_taint)?;
     Ok(Some(Pool {
         name,
         replicas,
@@ -247,6 +233,22 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         sharing_strategy,
         limits,
     }))
+}
+
+/// Every entry of the list `key` under `parent` (at `path`), parsed; none when absent.
+fn each<T>(
+    parent: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    parse: impl Fn(&Value, &str) -> Result<T, FieldError>,
+) -> Result<Vec<T>, FieldError> {
+    let here = join(path, key);
+    opt_list(parent, key, &here)?.map_or(Ok(Vec::new()), |list| {
+        list.iter()
+            .enumerate()
+            .map(|(i, v)| parse(v, &index(&here, i)))
+            .collect()
+    })
 }
 
 /// `spec.limits` (a Provisioner's `spec.limits.resources`): every entry kept as written,

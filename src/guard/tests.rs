@@ -21,6 +21,13 @@ fn plan(n: usize) -> Plan {
     planner::plan(&catalog(), &items, &opts)
 }
 
+/// What runs in `pool` already.
+fn existing(pool: &str, usage: Usage) -> Existing {
+    Existing {
+        per_pool: BTreeMap::from([(pool.to_string(), usage)]),
+    }
+}
+
 /// The implicit pool's name with the annotations and `spec` of an annotated NodePool.
 fn pool(annotations: serde_json::Value, spec: serde_json::Value) -> Pool {
     let mut ann = json!({"gpu-slicer.io/enabled": "true"});
@@ -52,16 +59,14 @@ fn global_and_pool_budgets() {
     assert!(e[0].to_string().contains("--max-hourly-cost"));
 
     // Existing nodes count towards the node cap.
-    let existing = Existing {
-        per_pool: BTreeMap::from([(
-            "gpu-slicer".to_string(),
-            Usage {
-                hourly_cost: 1.0,
-                nodes: 1,
-                ..Usage::default()
-            },
-        )]),
-    };
+    let existing = existing(
+        "gpu-slicer",
+        Usage {
+            hourly_cost: 1.0,
+            nodes: 1,
+            ..Usage::default()
+        },
+    );
     let nodes_cap = Budget {
         max_hourly_cost: None,
         max_nodes: Some(nodes),
@@ -116,22 +121,20 @@ fn pool_limits_count_existing_and_planned_nodes() {
         .is_ok()
     );
     // One existing vCPU and byte more: both refused, each naming its limit.
-    let existing = Existing {
-        per_pool: BTreeMap::from([(
-            "gpu-slicer".to_string(),
-            Usage {
-                cpu_milli: 1000,
-                memory_bytes: 1,
-                ..Usage::default()
-            },
-        )]),
-    };
+    let one_more = existing(
+        "gpu-slicer",
+        Usage {
+            cpu_milli: 1000,
+            memory_bytes: 1,
+            ..Usage::default()
+        },
+    );
     let e = check(
         &p,
         std::slice::from_ref(&at),
         &cat,
         &Budget::default(),
-        &existing,
+        &one_more,
     )
     .expect_err("over");
     assert_eq!(e.len(), 2, "{e:?}");
@@ -147,15 +150,13 @@ fn pool_limits_count_existing_and_planned_nodes() {
         name: "other".into(),
         ..at.clone()
     };
-    let busy = Existing {
-        per_pool: BTreeMap::from([(
-            "other".to_string(),
-            Usage {
-                cpu_milli: 10_000_000,
-                ..Usage::default()
-            },
-        )]),
-    };
+    let busy = existing(
+        "other",
+        Usage {
+            cpu_milli: 10_000_000,
+            ..Usage::default()
+        },
+    );
     assert!(check(&p, &[at, other], &cat, &Budget::default(), &busy).is_ok());
 }
 
