@@ -28,10 +28,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::backoff::{Backoff, parse_retry_after, retry_delay};
 use crate::catalog::live::Ttls;
 
-/// The region of the Pricing API endpoint used unless `--pricing-region` says otherwise
-/// (the API is served from us-east-1, eu-central-1 and ap-south-1 only; its data covers
-/// every region).
-pub const DEFAULT_PRICING_REGION: &str = "us-east-1";
+pub use crate::catalog::live::DEFAULT_PRICING_REGION;
 
 /// How gpu-slicer talks to AWS.
 #[derive(Debug, Clone)]

@@ -6,15 +6,15 @@
 //! prints.
 
 pub mod admission;
-#[cfg(feature = "cli")]
+#[cfg(feature = "aws")]
 pub mod aws;
-#[cfg(feature = "cli")]
+#[cfg(any(feature = "aws", feature = "controller"))]
 pub mod backoff;
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
-#[cfg(feature = "cli")]
+#[cfg(feature = "controller")]
 pub mod controller;
 pub mod demand;
 pub mod guard;

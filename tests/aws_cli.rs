@@ -4,7 +4,7 @@
 
 // Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![cfg(feature = "cli")]
+#![cfg(feature = "aws")]
 
 #[path = "support/moto.rs"]
 mod moto;

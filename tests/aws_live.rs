@@ -9,7 +9,7 @@
 
 // Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![cfg(feature = "cli")]
+#![cfg(feature = "aws")]
 
 #[path = "support/fault_proxy.rs"]
 mod fault_proxy;
@@ -503,6 +503,7 @@ async fn the_governor_quota_bounds_every_attempt() {
     }
 }
 
+#[cfg(feature = "controller")]
 async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ok() {
@@ -514,6 +515,7 @@ async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+#[cfg(feature = "controller")]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_publishes_live_catalogs_and_falls_back_with_metrics() {
     use gpu_slicer::controller::prices::{self, LiveConfig};

@@ -415,3 +415,72 @@ fn render_refuses_a_plan_over_a_pools_budget_or_limits() {
     );
     assert!(err.contains("above its limit 1"), "{err}");
 }
+
+/// A build without the `aws` feature (`--no-default-features --features cli`, as
+/// `.ci/run` tests it) plans offline and says how to get live prices when asked for them.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn without_aws_live_prices_are_a_usage_error_that_names_the_feature() {
+    let (code, out, err) = run(&["plan", "-f", &root("examples/seed")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("g4dn.xlarge"), "{out}");
+    let (code, _, err) = run(&["plan", "-f", &root("examples/seed"), "--live-prices"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("built without the `aws` feature"), "{err}");
+}
+
+/// Without the `controller` feature there is no `run` and no `--from-cluster`.
+#[cfg(not(feature = "controller"))]
+#[test]
+fn without_the_controller_run_and_from_cluster_are_usage_errors() {
+    let (code, _, err) = run(&["plan", "--from-cluster"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("built without the `controller` feature"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["run", "--cluster-name", "c"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+}
+
+/// `run` with no cluster to talk to is the environment failing (exit 3), not bad input
+/// (1); a bad flag is still a usage error (2).
+#[cfg(feature = "controller")]
+#[test]
+fn run_without_a_cluster_exits_3_and_a_bad_flag_2() {
+    let run_env = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--cluster-name",
+            "c",
+            "--live-prices=false",
+            "--webhook-port",
+            "0",
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-slicer"))
+            .args(&args)
+            .env("KUBECONFIG", "/nonexistent/gpu-slicer-test/kubeconfig")
+            .env("HOME", "/nonexistent/gpu-slicer-test")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .output()
+            .expect("binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run_env(&[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("no usable in-cluster config or kubeconfig"),
+        "{err}"
+    );
+    let (code, err) = run_env(&["--writes-per-second", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--writes-per-second"), "{err}");
+}

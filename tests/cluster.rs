@@ -6,7 +6,7 @@
 
 // Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![cfg(feature = "cli")]
+#![cfg(feature = "controller")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

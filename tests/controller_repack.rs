@@ -6,7 +6,7 @@
 
 // Test code: an unwrap that fails is the failure being reported (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![cfg(feature = "cli")]
+#![cfg(feature = "controller")]
 
 #[path = "support/fake_api.rs"]
 mod fake_api;

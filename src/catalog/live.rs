@@ -586,6 +586,11 @@ fn describe_source(
     PriceSource { name, observed }
 }
 
+/// The region of the Pricing API endpoint used unless `--pricing-region` says otherwise
+/// (the API is served from us-east-1, eu-central-1 and ap-south-1 only; its data covers
+/// every region).
+pub const DEFAULT_PRICING_REGION: &str = "us-east-1";
+
 /// `2026-11-26T01:50:25Z` for Unix seconds (falls back to the number itself if out of
 /// range).
 pub fn format_unix(secs: i64) -> String {

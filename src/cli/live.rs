@@ -6,9 +6,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Failure, LiveWhen, parse_duration, usage};
+#[cfg(feature = "aws")]
+use super::usage;
+use super::{Failure, LiveWhen, parse_duration};
+#[cfg(feature = "aws")]
 use crate::aws::{self, AwsSettings, Clients, LiveSource};
-use crate::catalog::live::{KindStatus, Merged, TypeOrigin};
+#[cfg(feature = "aws")]
+use crate::catalog::live::Merged;
+use crate::catalog::live::{DEFAULT_PRICING_REGION, KindStatus, TypeOrigin};
 use crate::model::Catalog;
 
 /// The flags shared by every command that reads the catalog.
@@ -31,7 +36,7 @@ pub struct LiveFlags {
     #[arg(long, value_name = "URL")]
     pub pricing_endpoint_url: Option<String>,
     /// Region of the Pricing API endpoint (it is served from us-east-1, eu-central-1 and ap-south-1).
-    #[arg(long, value_name = "REGION", default_value = aws::DEFAULT_PRICING_REGION)]
+    #[arg(long, value_name = "REGION", default_value = DEFAULT_PRICING_REGION)]
     pub pricing_region: String,
     /// AWS requests per second (governor quota over every attempt; burst the same).
     #[arg(long, value_name = "N", default_value_t = 5)]
@@ -51,6 +56,7 @@ pub struct LiveFlags {
     pub no_price_cache: bool,
 }
 
+#[cfg(feature = "aws")]
 impl LiveFlags {
     pub fn settings(&self) -> Result<AwsSettings, Failure> {
         let rps = std::num::NonZeroU32::new(self.aws_requests_per_second)
@@ -120,8 +126,19 @@ pub struct LiveReport {
     pub warnings: Vec<String>,
 }
 
+/// Without the `aws` feature there is no AWS client: asking for live data is a usage
+/// error that says how to get it.
+#[cfg(not(feature = "aws"))]
+pub fn apply(_: &LiveFlags, _: Catalog) -> Result<(Catalog, Option<LiveReport>), Failure> {
+    Err(super::usage(
+        "--live-prices: this gpu-slicer was built without the `aws` feature \
+         (cargo build --features aws)",
+    ))
+}
+
 /// Fetches (what is due), merges into `base` and reports on stderr. `Ok((base, None))`
 /// when the region or credentials cannot be found; never an error for AWS trouble.
+#[cfg(feature = "aws")]
 pub fn apply(flags: &LiveFlags, base: Catalog) -> Result<(Catalog, Option<LiveReport>), Failure> {
     let settings = flags.settings()?;
     let cache_dir = flags.cache_dir(true);

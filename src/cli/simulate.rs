@@ -4,6 +4,7 @@
 //! the ranking moves (`sweep`). `--fgd` runs the FGD paper's fixed-cluster experiment
 //! instead.
 
+#[cfg(feature = "plots")]
 mod plots;
 mod sweep;
 
@@ -457,7 +458,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("simulations/out").join(&report.workload));
-    plots::write_report(&out, &report, &table)?;
+    write_report(&out, &report, &table)?;
     match a.output {
         OutputFormat::Table => {
             print!("{table}");
@@ -586,18 +587,6 @@ fn usd(x: f64) -> String {
     }
 }
 
-/// "safe", or "UNSAFE (S share / M memory violations)".
-pub fn safety_note(s: &crate::sim::StrategyReport) -> String {
-    if s.safe {
-        "safe".to_string()
-    } else {
-        format!(
-            "UNSAFE ({} share / {} memory violations)",
-            s.share_violations, s.memory_violations
-        )
-    }
-}
-
 /// The reports in rank order.
 pub fn ranked(r: &Report) -> Vec<&crate::sim::StrategyReport> {
     let mut v: Vec<_> = r.strategies.iter().collect();
@@ -723,4 +712,19 @@ pub fn summary_table(r: &Report, cfg: &SimConfig) -> String {
         }
     }
     out
+}
+
+/// The report folder: `report.json`, `summary.txt` and, with the `plots` feature, three
+/// SVG plots (`plots.rs`).
+fn write_report(dir: &Path, r: &Report, table: &str) -> Result<(), Failure> {
+    let io = |e: std::io::Error| bad_input(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let json = serde_json::to_string_pretty(r).map_err(bad_input)?;
+    std::fs::write(dir.join("report.json"), json).map_err(io)?;
+    std::fs::write(dir.join("summary.txt"), table).map_err(io)?;
+    #[cfg(feature = "plots")]
+    plots::write_plots(dir, r)?;
+    #[cfg(not(feature = "plots"))]
+    eprintln!("note: no plots: this gpu-slicer was built without the `plots` feature");
+    Ok(())
 }

@@ -145,7 +145,7 @@ fn run_with_rendered_args(docs: &[Value], ctx: &str) {
     );
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        status.code() == Some(1) && stderr.contains("no usable in-cluster config or kubeconfig"),
+        status.code() == Some(3) && stderr.contains("no usable in-cluster config or kubeconfig"),
         "{ctx}: gpu-slicer must accept the chart's arguments and stop only for want of a cluster; \
          exit {:?}:\n{stderr}\nargs: {args:?}",
         status.code()

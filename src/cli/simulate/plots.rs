@@ -1,6 +1,5 @@
-//! The report folder of `gpu-slicer simulate`: `report.json`, `summary.txt` and three SVG
-//! plots (cost over time with the floor, GPUs paid and requested, the pending-time CDF).
-//! Writes files. Plots put the legend beside the data (never over it), tick on round
+//! The three SVG plots of `gpu-slicer simulate`'s report folder (feature `plots`): cost
+//! over time with the floor, GPUs paid and requested, the pending-time CDF. Plots put the legend beside the data (never over it), tick on round
 //! numbers (integers whenever the range spans more than a couple of units), trim the
 //! time axis to the data, and mark unsafe strategies with their violation counts.
 
@@ -8,16 +7,11 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::safety_note;
 use crate::cli::{Failure, bad_input};
 use crate::sim::{Report, StrategyReport};
 
-pub fn write_report(dir: &Path, r: &Report, table: &str) -> Result<(), Failure> {
-    let io = |e: std::io::Error| bad_input(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let json = serde_json::to_string_pretty(r).map_err(bad_input)?;
-    std::fs::write(dir.join("report.json"), json).map_err(io)?;
-    std::fs::write(dir.join("summary.txt"), table).map_err(io)?;
+/// The three SVG plots into `dir`.
+pub fn write_plots(dir: &Path, r: &Report) -> Result<(), Failure> {
     plot_cost(&dir.join("cost.svg"), r).map_err(|e| bad_input(format!("cost.svg: {e}")))?;
     plot_gpus(&dir.join("gpus.svg"), r).map_err(|e| bad_input(format!("gpus.svg: {e}")))?;
     plot_pending_cdf(&dir.join("pending-cdf.svg"), r)
@@ -270,6 +264,18 @@ fn plot_pending_cdf(path: &Path, r: &Report) -> PlotResult {
         "% of placed pods",
         &lines,
     )
+}
+
+/// "safe", or "UNSAFE (S share / M memory violations)".
+fn safety_note(s: &crate::sim::StrategyReport) -> String {
+    if s.safe {
+        "safe".to_string()
+    } else {
+        format!(
+            "UNSAFE ({} share / {} memory violations)",
+            s.share_violations, s.memory_violations
+        )
+    }
 }
 
 #[cfg(test)]
