@@ -230,10 +230,157 @@ pub struct PlannedNode {
 }
 
 /// A pod that could not be placed, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unplaced {
     pub pod: String,
-    pub reason: String,
+    /// Written in the plan JSON as its message ([`UnplacedReason`]'s `Display`).
+    pub reason: UnplacedReason,
+}
+
+/// Why a pod fits nowhere, found by applying the planner's filters one at a time
+/// (`space.rs`). `Display` is the message users read (the plan's `unplaced[].reason`,
+/// the `Unplaced` Event); [`UnplacedReason::as_str`] is a short, stable label (the
+/// controller's `gpu_slicer_unplaced_pods{reason}` metric).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnplacedReason {
+    /// The pod requests no `nvidia.com/gpu`.
+    NoGpu,
+    /// The catalog, the flags and the NodePools' requirements leave no instance type.
+    NoInstanceType,
+    /// No allowed type satisfies the pod's node selector or affinity on these keys.
+    NodeSelector { keys: Vec<String> },
+    /// The pod does not tolerate this taint (`key=value:Effect`) of this NodePool.
+    Taint { taint: String, pool: String },
+    /// The pod does not tolerate the NodePools' taints.
+    Taints,
+    /// An exclusive pod needs more whole GPUs than the largest allowed type has.
+    WholeGpus { needs: u32, most: u32 },
+    /// The pod states more GPU memory than the largest allowed GPU has (after headroom).
+    GpuMemory {
+        needs_mib: u64,
+        most_mib: u64,
+        headroom_mib: u64,
+    },
+    /// The pod needs more GPU slices than fit on one allowed node.
+    GpuSlices { needs: u32, most: u64 },
+    /// The pod requests more CPU than any allowed GPU type's allocatable.
+    Cpu {
+        requests_milli: u64,
+        most_milli: u64,
+    },
+    /// The pod requests more memory than any allowed GPU type's allocatable.
+    Memory {
+        requests_bytes: u64,
+        most_bytes: u64,
+    },
+    /// DaemonSets leave no pod slot on any allowed type.
+    PodSlots,
+    /// CPU and memory together exceed every allowed type.
+    CpuAndMemory,
+    /// The rounded plan left the pod out (a planner bug; the independent check fails it).
+    NotCovered,
+}
+
+impl UnplacedReason {
+    /// The metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UnplacedReason::NoGpu => "no-gpu",
+            UnplacedReason::NoInstanceType => "no-instance-type",
+            UnplacedReason::NodeSelector { .. } => "node-selector",
+            UnplacedReason::Taint { .. } | UnplacedReason::Taints => "taint",
+            UnplacedReason::WholeGpus { .. } => "whole-gpus",
+            UnplacedReason::GpuMemory { .. } => "gpu-memory",
+            UnplacedReason::GpuSlices { .. } => "gpu-slices",
+            UnplacedReason::Cpu { .. } => "cpu",
+            UnplacedReason::Memory { .. } => "memory",
+            UnplacedReason::PodSlots => "pod-slots",
+            UnplacedReason::CpuAndMemory => "cpu-and-memory",
+            UnplacedReason::NotCovered => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for UnplacedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use space::gib;
+        let gib_of_bytes = |b: u64| gib(b as f64 / (1024.0 * crate::model::MIB as f64));
+        match self {
+            UnplacedReason::NoGpu => f.write_str("requests no nvidia.com/gpu"),
+            UnplacedReason::NoInstanceType => f.write_str(
+                "no instance type is allowed by the catalog, --instance-types, --families, \
+                 --capacity-type and the NodePools' requirements",
+            ),
+            UnplacedReason::NodeSelector { keys } => write!(
+                f,
+                "no allowed instance type satisfies its node selector/affinity on {}",
+                keys.join(", ")
+            ),
+            UnplacedReason::Taint { taint, pool } => {
+                write!(f, "does not tolerate taint {taint} of NodePool {pool}")
+            }
+            UnplacedReason::Taints => f.write_str("does not tolerate the NodePools' taints"),
+            UnplacedReason::WholeGpus { needs, most } => write!(
+                f,
+                "needs {needs} whole GPUs on one node; the largest allowed type has {most}"
+            ),
+            UnplacedReason::GpuMemory {
+                needs_mib,
+                most_mib,
+                headroom_mib,
+            } => {
+                write!(
+                    f,
+                    "needs {} GiB GPU memory; largest GPU allowed has {} GiB",
+                    gib(*needs_mib as f64 / 1024.0),
+                    gib(*most_mib as f64 / 1024.0)
+                )?;
+                if *headroom_mib > 0 {
+                    write!(
+                        f,
+                        " after {} GiB headroom",
+                        gib(*headroom_mib as f64 / 1024.0)
+                    )?;
+                }
+                Ok(())
+            }
+            UnplacedReason::GpuSlices { needs, most } => write!(
+                f,
+                "needs {needs} GPU slices on one node; at most {most} fit on an allowed node"
+            ),
+            UnplacedReason::Cpu {
+                requests_milli,
+                most_milli,
+            } => write!(
+                f,
+                "requests {} vCPU; the largest allocatable of an allowed GPU type is {} vCPU",
+                *requests_milli as f64 / 1000.0,
+                *most_milli as f64 / 1000.0
+            ),
+            UnplacedReason::Memory {
+                requests_bytes,
+                most_bytes,
+            } => write!(
+                f,
+                "requests {} GiB memory; the largest allocatable of an allowed GPU type is {} GiB",
+                gib_of_bytes(*requests_bytes),
+                gib_of_bytes(*most_bytes)
+            ),
+            UnplacedReason::PodSlots => {
+                f.write_str("no pod slots left after DaemonSets on any allowed type")
+            }
+            UnplacedReason::CpuAndMemory => f.write_str(
+                "requests more cpu and memory together than any allowed GPU type offers",
+            ),
+            UnplacedReason::NotCovered => f.write_str("internal: not covered by the rounded plan"),
+        }
+    }
+}
+
+impl Serialize for UnplacedReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,7 +431,7 @@ pub struct SolverStats {
     pub elapsed_seconds: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub nodes: Vec<PlannedNode>,
     pub unplaced: Vec<Unplaced>,

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub repack_pods_restarted: Counter,
     /// Nodes the last proposal could not move, by `repack::Blocked::reason`.
     pub repack_blocked: Family<ReasonLabel, Gauge>,
+    /// Pods the last round could place nowhere, by `planner::UnplacedReason::as_str`.
+    pub unplaced_pods: Family<ReasonLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -110,6 +112,7 @@ impl Metrics {
             repack_last_saving: Gauge::default(),
             repack_pods_restarted: Counter::default(),
             repack_blocked: Family::default(),
+            unplaced_pods: Family::default(),
             aws_requests: Family::default(),
             catalog_refresh_failures: Family::default(),
             catalog_data_age: Family::default(),
@@ -235,6 +238,11 @@ impl Metrics {
             "gpu-slicer's nodes the last repack proposal could not move, by reason",
             m.repack_blocked.clone(),
         );
+        registry.register(
+            "unplaced_pods",
+            "Pods the last round could place nowhere, by reason",
+            m.unplaced_pods.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -293,7 +301,16 @@ mod tests {
                 reason: "budget".into(),
             })
             .set(3);
+        m.unplaced_pods
+            .get_or_create(&ReasonLabel {
+                reason: crate::planner::UnplacedReason::PodSlots.as_str().into(),
+            })
+            .inc();
         let text = m.encode();
+        assert!(
+            text.contains("gpu_slicer_unplaced_pods{reason=\"pod-slots\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("gpu_slicer_repack_moves_total{outcome=\"started\"} 1"),
             "{text}"

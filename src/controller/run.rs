@@ -378,7 +378,7 @@ fn pod_notes(out: &round::Outcome, pending: &[DemandItem]) -> Vec<PodNote> {
         ));
     }
     for u in &out.plan.unplaced {
-        notes.push((u.pod.clone(), true, "Unplaced", u.reason.clone()));
+        notes.push((u.pod.clone(), true, "Unplaced", u.reason.to_string()));
     }
     // Pods that share a time-sliced GPU and say nothing of their GPU memory: a Warning
     // each, kept apart from the pod's placement note.
@@ -542,6 +542,15 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
     m.planned_nodes
         .set(i64::try_from(out.plan.nodes.len()).unwrap_or(i64::MAX));
     m.planned_hourly_cost.set(out.plan.summary.hourly_cost);
+    // This round's unplaced pods by reason; reasons of earlier rounds drop out.
+    m.unplaced_pods.clear();
+    for u in &out.plan.unplaced {
+        m.unplaced_pods
+            .get_or_create(&super::metrics::ReasonLabel {
+                reason: u.reason.as_str().to_string(),
+            })
+            .inc();
+    }
     if let Ok(json) = serde_json::to_string_pretty(&out.plan)
         && let Ok(mut p) = shared.plan_json.lock()
     {

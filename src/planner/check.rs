@@ -265,8 +265,8 @@ pub fn check(
     }
     for u in &plan.unplaced {
         *seen.entry(u.pod.as_str()).or_default() += 1;
-        if u.reason.is_empty() {
-            errs.push(format!("unplaced {} has no reason", u.pod));
+        if u.reason == super::UnplacedReason::NotCovered {
+            errs.push(format!("unplaced {}: {}", u.pod, u.reason));
         }
     }
     for it in items {

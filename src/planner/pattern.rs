@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::space::{Config, Space};
-use super::{Packing, PlannedNode, SolverStats, Unplaced};
+use super::{Packing, PlannedNode, SolverStats, Unplaced, UnplacedReason};
 use crate::model::slice::Slice;
 use crate::model::{CapacityType, Catalog, DemandItem, Isolation, Pool, SharingChoice};
 
@@ -242,7 +242,7 @@ pub(crate) fn into_packing(
         for &i in &cl.items[next[c].min(cl.items.len())..] {
             unplaced.push(Unplaced {
                 pod: items[i].id.clone(),
-                reason: "internal: not covered by the rounded plan".to_string(),
+                reason: UnplacedReason::NotCovered,
             });
         }
     }

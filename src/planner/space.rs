@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::PlanOptions;
+use super::{PlanOptions, UnplacedReason};
 use crate::model::slice::{self, Slice, SliceNeed};
 use crate::model::{
-    CapacityType, Catalog, DemandItem, Isolation, MIB, Operator, Pool, Requirement, Resources,
-    Sharing, SharingChoice, Taint, Toleration, labels, tolerates_all,
+    CapacityType, Catalog, DemandItem, Isolation, Operator, Pool, Requirement, Resources, Sharing,
+    SharingChoice, Taint, Toleration, labels, tolerates_all,
 };
 
 /// A node that could be launched: pool × instance type × capacity type × zone.
@@ -79,7 +79,7 @@ pub(crate) struct Space {
     /// Per configuration: (pool, type, capacity type, zone, R) hashed, for the column cache.
     pub config_keys: Vec<u64>,
     /// Items that fit nowhere, with the reason.
-    pub unplaced: Vec<(usize, String)>,
+    pub unplaced: Vec<(usize, UnplacedReason)>,
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -334,7 +334,7 @@ fn fits_empty(it: &DemandItem, k: &Kind) -> bool {
     it.requests.fits_in(k.cap) && k.pods >= 1
 }
 
-fn gib(bytes_or_mib: f64) -> String {
+pub(super) fn gib(bytes_or_mib: f64) -> String {
     let v = bytes_or_mib;
     if (v - v.round()).abs() < 0.005 {
         format!("{v:.0}")
@@ -350,11 +350,9 @@ fn reason(
     kinds: &[Kind],
     pools: &[Pool],
     allowed: &[Vec<u32>],
-) -> String {
+) -> UnplacedReason {
     if kinds.is_empty() {
-        return "no instance type is allowed by the catalog, --instance-types, --families, \
-                --capacity-type and the NodePools' requirements"
-            .to_string();
+        return UnplacedReason::NoInstanceType;
     }
     let by_label: Vec<&Kind> = kinds
         .iter()
@@ -363,10 +361,9 @@ fn reason(
     if by_label.is_empty() {
         let mut keys: BTreeSet<&str> = it.node_selector.keys().map(String::as_str).collect();
         keys.extend(it.affinity_terms.iter().flatten().map(|r| r.key.as_str()));
-        return format!(
-            "no allowed instance type satisfies its node selector/affinity on {}",
-            keys.into_iter().collect::<Vec<_>>().join(", ")
-        );
+        return UnplacedReason::NodeSelector {
+            keys: keys.into_iter().map(str::to_string).collect(),
+        };
     }
     let by_taint: Vec<&Kind> = by_label
         .iter()
@@ -380,26 +377,28 @@ fn reason(
             .iter()
             .find(|t| !tolerates_all(&it.tolerations, std::slice::from_ref(*t)));
         return match t {
-            Some(t) => format!(
-                "does not tolerate taint {}{}:{:?} of NodePool {}",
-                t.key,
-                t.value
-                    .as_ref()
-                    .map(|v| format!("={v}"))
-                    .unwrap_or_default(),
-                t.effect,
-                pools[k.pool].name
-            ),
-            None => "does not tolerate the NodePools' taints".to_string(),
+            Some(t) => UnplacedReason::Taint {
+                taint: format!(
+                    "{}{}:{:?}",
+                    t.key,
+                    t.value
+                        .as_ref()
+                        .map(|v| format!("={v}"))
+                        .unwrap_or_default(),
+                    t.effect
+                ),
+                pool: pools[k.pool].name.clone(),
+            },
+            None => UnplacedReason::Taints,
         };
     }
     if it.sharing == Sharing::Exclusive {
         let max = by_taint.iter().map(|k| k.gpus).max().unwrap_or(0);
         if it.gpus > max {
-            return format!(
-                "needs {} whole GPUs on one node; the largest allowed type has {max}",
-                it.gpus
-            );
+            return UnplacedReason::WholeGpus {
+                needs: it.gpus,
+                most: max,
+            };
         }
     }
     if let Some(m) = it.gpu_memory_mib {
@@ -410,16 +409,11 @@ fn reason(
                 .map(|k| pools[k.pool].gpu_memory_headroom_mib)
                 .max()
                 .unwrap_or(0);
-            return format!(
-                "needs {} GiB GPU memory; largest GPU allowed has {} GiB{}",
-                gib(m as f64 / 1024.0),
-                gib(max as f64 / 1024.0),
-                if headroom > 0 {
-                    format!(" after {} GiB headroom", gib(headroom as f64 / 1024.0))
-                } else {
-                    String::new()
-                }
-            );
+            return UnplacedReason::GpuMemory {
+                needs_mib: m,
+                most_mib: max,
+                headroom_mib: headroom,
+            };
         }
     }
     let by_gpu: Vec<&Kind> = by_taint
@@ -433,31 +427,29 @@ fn reason(
             .map(|k| u64::from(k.gpus) * u64::from(*allowed[k.pool].last().unwrap_or(&1)))
             .max()
             .unwrap_or(0);
-        return format!(
-            "needs {} GPU slices on one node; at most {max} fit on an allowed node",
-            it.gpus
-        );
+        return UnplacedReason::GpuSlices {
+            needs: it.gpus,
+            most: max,
+        };
     }
     let max_cpu = by_gpu.iter().map(|k| k.cap.cpu_milli).max().unwrap_or(0);
     let max_mem = by_gpu.iter().map(|k| k.cap.memory_bytes).max().unwrap_or(0);
     if it.requests.cpu_milli > max_cpu {
-        return format!(
-            "requests {} vCPU; the largest allocatable of an allowed GPU type is {} vCPU",
-            it.requests.cpu_milli as f64 / 1000.0,
-            max_cpu as f64 / 1000.0
-        );
+        return UnplacedReason::Cpu {
+            requests_milli: it.requests.cpu_milli,
+            most_milli: max_cpu,
+        };
     }
     if it.requests.memory_bytes > max_mem {
-        return format!(
-            "requests {} GiB memory; the largest allocatable of an allowed GPU type is {} GiB",
-            gib(it.requests.memory_bytes as f64 / (1024.0 * MIB as f64)),
-            gib(max_mem as f64 / (1024.0 * MIB as f64))
-        );
+        return UnplacedReason::Memory {
+            requests_bytes: it.requests.memory_bytes,
+            most_bytes: max_mem,
+        };
     }
     if by_gpu.iter().all(|k| k.pods == 0) {
-        return "no pod slots left after DaemonSets on any allowed type".to_string();
+        return UnplacedReason::PodSlots;
     }
-    "requests more cpu and memory together than any allowed GPU type offers".to_string()
+    UnplacedReason::CpuAndMemory
 }
 
 impl Space {
@@ -517,7 +509,7 @@ impl Space {
                 .collect();
             if r.iter().all(|x| *x == 0) {
                 let why = if it.gpus == 0 {
-                    "requests no nvidia.com/gpu".to_string()
+                    UnplacedReason::NoGpu
                 } else {
                     reason(catalog, it, &kinds, pools, &allowed)
                 };

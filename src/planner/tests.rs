@@ -110,21 +110,23 @@ fn exclusive_pods_get_whole_gpus_and_big_ones_are_explained() {
         .find(|n| n.pods.iter().any(|p| p == "default/bigmem-0"))
         .expect("bigmem placed");
     assert!(big.slice_gpu_memory_mib >= 96 * 1024, "{big:#?}");
-    let reasons: Vec<(&str, &str)> = plan
+    let reasons: Vec<(&str, String, &str)> = plan
         .unplaced
         .iter()
-        .map(|u| (u.pod.as_str(), u.reason.as_str()))
+        .map(|u| (u.pod.as_str(), u.reason.to_string(), u.reason.as_str()))
         .collect();
     assert_eq!(
         reasons,
         vec![
             (
                 "default/huge-0",
-                "needs 16 whole GPUs on one node; the largest allowed type has 8"
+                "needs 16 whole GPUs on one node; the largest allowed type has 8".to_string(),
+                "whole-gpus"
             ),
             (
                 "default/hugemem-0",
-                "needs 300 GiB GPU memory; largest GPU allowed has 268.59 GiB"
+                "needs 300 GiB GPU memory; largest GPU allowed has 268.59 GiB".to_string(),
+                "gpu-memory"
             ),
         ]
     );
