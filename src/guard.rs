@@ -17,7 +17,7 @@ use std::fmt;
 
 use crate::catalog;
 use crate::config::{MAX_HOURLY_COST, annotation_field};
-use crate::model::{Catalog, MIB, Pool, PoolLimits};
+use crate::model::{Catalog, InstanceType, MIB, Pool, PoolLimits};
 use crate::planner::Plan;
 
 /// Global limits from the controller's flags.
@@ -39,12 +39,12 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Adds one node of `instance_type` at `hourly_price` (cpu and memory from the
-    /// catalog; a type it does not list adds none).
-    pub fn add(&mut self, cat: &Catalog, instance_type: &str, hourly_price: f64) {
+    /// Adds one node of type `t` (its catalog entry: cpu and memory; a type the catalog
+    /// does not list adds none) at `hourly_price`.
+    pub fn add(&mut self, t: Option<&InstanceType>, hourly_price: f64) {
         self.hourly_cost += hourly_price;
         self.nodes += 1;
-        if let Some(t) = catalog::find(cat, instance_type) {
+        if let Some(t) = t {
             self.cpu_milli += u64::from(t.vcpus) * 1000;
             self.memory_bytes += t.memory_mib * MIB;
         }
@@ -195,7 +195,7 @@ pub fn check(
         planned
             .entry(n.node_pool.as_str())
             .or_default()
-            .add(cat, &n.instance_type, n.hourly_price);
+            .add(catalog::find(cat, &n.instance_type), n.hourly_price);
     }
     let total = planned.values().fold(existing.total(), |a, u| a.plus(*u));
     if let Some(max) = budget.max_hourly_cost

@@ -239,13 +239,9 @@ fn rename_taken_claims(desired: &mut [Value], live: &[Value]) {
 pub fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
     let mut e = Existing::default();
     for f in fleet {
-        let price = catalog::find(cat, &f.instance_type)
-            .and_then(|t| t.price(f.capacity_type))
-            .unwrap_or(0.0);
-        e.per_pool
-            .entry(f.pool.clone())
-            .or_default()
-            .add(cat, &f.instance_type, price);
+        let t = catalog::find(cat, &f.instance_type);
+        let price = t.and_then(|t| t.price(f.capacity_type)).unwrap_or(0.0);
+        e.per_pool.entry(f.pool.clone()).or_default().add(t, price);
     }
     e
 }
