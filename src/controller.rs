@@ -11,5 +11,6 @@ pub mod prices;
 pub mod repack;
 pub mod run;
 pub mod server;
+pub mod watch;
 pub mod webhook;
 pub mod writer;

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cache;
 pub mod lease;
 pub mod nodes;
+pub mod notes;
 pub mod repack;
 pub mod round;
 

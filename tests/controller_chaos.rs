@@ -38,7 +38,7 @@ use gpu_slicer::controller::writer::{self, Applied, LeaderFlag, Writer, WriterCo
 use gpu_slicer::guard::Budget;
 use gpu_slicer::model::{DemandItem, ReplicaPolicy, Resources};
 use gpu_slicer::planner::{Effort, PlanOptions};
-use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, trim_object};
+use gpu_slicer::reconcile::cache::{Cache, SnapshotSettings, WatchedKind, trim_object};
 use gpu_slicer::reconcile::round::{self, RoundInputs, Settings};
 use gpu_slicer::reconcile::{ObjectKey, is_owned};
 use gpu_slicer::render::{Emission, RenderOptions};
@@ -254,7 +254,9 @@ fn cache_of(objects: &[Value]) -> Cache {
         "ConfigMap",
     ];
     for kind in kinds {
-        c.object_store(kind).expect("a cached kind").init();
+        c.object_store(WatchedKind::parse(kind).expect("a watched kind"))
+            .expect("a cached kind")
+            .init();
     }
     for o in objects {
         let Some(kind) = o.get("kind").and_then(Value::as_str) else {
@@ -266,11 +268,15 @@ fn cache_of(objects: &[Value]) -> Cache {
         if kind == "ConfigMap" && o.pointer("/metadata/namespace") != Some(&json!("kube-system")) {
             continue;
         }
-        let store = c.object_store(kind).expect("a cached kind");
+        let store = c
+            .object_store(WatchedKind::parse(kind).expect("a watched kind"))
+            .expect("a cached kind");
         store.init_apply(Cache::object_key(o), trim_object(o.clone()));
     }
     for kind in kinds {
-        c.object_store(kind).expect("a cached kind").init_done();
+        c.object_store(WatchedKind::parse(kind).expect("a watched kind"))
+            .expect("a cached kind")
+            .init_done();
     }
     c.pods.init_done();
     c.nodes.init_done();
@@ -788,7 +794,9 @@ async fn watched_view(
             }
             trim_object(v)
         };
-        let store = cache.object_store(kind).expect("a cached kind");
+        let store = cache
+            .object_store(WatchedKind::parse(kind).expect("a watched kind"))
+            .expect("a cached kind");
         match ev {
             Event::Init => store.init(),
             Event::InitApply(o) => {
@@ -918,7 +926,7 @@ async fn a_watch_desyncing_twice_relists_and_the_round_converges() {
         "{uris:?}"
     );
     assert_eq!(
-        claims(cache.objects_of("NodeClaim").cloned()),
+        claims(cache.objects_of(WatchedKind::NodeClaim).cloned()),
         claims(w.api.objects()),
         "the cache holds the server's NodeClaims"
     );
@@ -930,7 +938,10 @@ async fn a_watch_desyncing_twice_relists_and_the_round_converges() {
             .filter(|o| o["kind"] == kind)
             .map(Cache::object_key)
             .collect();
-        let mut cached: Vec<String> = cache.objects_of(kind).map(Cache::object_key).collect();
+        let mut cached: Vec<String> = cache
+            .objects_of(WatchedKind::parse(kind).expect("a watched kind"))
+            .map(Cache::object_key)
+            .collect();
         server.sort();
         cached.sort();
         assert_eq!(cached, server, "{kind}");
@@ -1148,7 +1159,9 @@ async fn run_case(mode: Emission, initial: usize, steps: &[Step]) -> Result<(), 
                 if errors != 2 {
                     return Err(format!("{ctx}: {errors} watch errors"));
                 }
-                if claims(cache.objects_of("NodeClaim").cloned()) != claims(w.api.objects()) {
+                if claims(cache.objects_of(WatchedKind::NodeClaim).cloned())
+                    != claims(w.api.objects())
+                {
                     return Err(format!("{ctx}: the re-listed cache is not the server's"));
                 }
                 w.round_from(&cache, &w.writer(&LeaderFlag::new(true)), &demand)

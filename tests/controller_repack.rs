@@ -27,7 +27,7 @@ use gpu_slicer::model::contract::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDI
 use gpu_slicer::model::{ReplicaPolicy, profile_name};
 use gpu_slicer::planner::{Effort, PlanOptions};
 use gpu_slicer::reconcile::cache::{
-    Cache, SnapshotSettings, pod_entry, pod_key, trim_node, trim_object,
+    Cache, SnapshotSettings, WatchedKind, pod_entry, pod_key, trim_node, trim_object,
 };
 use gpu_slicer::reconcile::repack::{
     DO_NOT_DISRUPT, MOVE_LABEL, MOVE_SIZE_ANNOTATION, REPLACES_ANNOTATION,
@@ -173,7 +173,7 @@ fn cache_of(api: &FakeApi) -> Mutex<Cache> {
                 c.nodes.apply(name, trim_node(n));
             }
             Some(kind) => {
-                if let Some(s) = c.object_store(kind) {
+                if let Some(s) = WatchedKind::parse(kind).and_then(|k| c.object_store(k)) {
                     s.apply(Cache::object_key(&o), trim_object(o));
                 }
             }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use fake_api::FakeApi;
 use futures::StreamExt;
-use gpu_slicer::controller::run::apply_pod_event;
-use gpu_slicer::reconcile::cache::Cache;
+use gpu_slicer::controller::watch::apply;
+use gpu_slicer::reconcile::cache::{Cache, WatchedKind};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
@@ -66,7 +66,7 @@ async fn watch_desync_relists_and_the_cache_converges() {
                         api.insert(pending("p3"));
                     }
                 }
-                apply_pod_event(&cache, ev);
+                apply(&cache, WatchedKind::Pod, ev);
             }
             Err(_) => errors += 1,
         }

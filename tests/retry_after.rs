@@ -442,7 +442,7 @@ async fn the_lease_elector_waits_as_asked_and_a_holder_still_gives_up_in_time() 
 #[tokio::test(start_paused = true)]
 async fn a_watch_whose_list_is_throttled_waits_as_asked() {
     use futures::StreamExt;
-    use gpu_slicer::controller::run::watch_retry_after;
+    use gpu_slicer::controller::watch::watch_retry_after;
     use gpu_slicer::controller::writer::honouring_retry_after;
     use k8s_openapi::api::core::v1::Pod;
     use kube::runtime::watcher;

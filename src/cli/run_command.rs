@@ -257,7 +257,7 @@ pub(super) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
             .map_err(|e| environment(format!("no usable in-cluster config or kubeconfig: {e}")))?;
         crate::controller::run::run(client, cfg)
             .await
-            .map_err(environment)
+            .map_err(|e| environment(e.to_string()))
     })
 }
 
@@ -310,7 +310,7 @@ pub(super) fn from_cluster(
             .map_err(|e| environment(format!("--from-cluster: no usable kubeconfig: {e}")))?;
         crate::controller::oneshot::snapshot(&client, &settings, &a.device_plugin_namespace)
             .await
-            .map_err(environment)
+            .map_err(|e| environment(e.to_string()))
     })?;
     for (pod, why) in &snap.pod_errors {
         eprintln!("warning: pod {pod}: {why}");

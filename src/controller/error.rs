@@ -67,9 +67,65 @@ impl fmt::Display for Category {
     }
 }
 
+/// Why `gpu-slicer run` stopped before serving (the CLI exits 3).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The webhook's certificate cannot be loaded.
+    #[error(
+        "admission webhook certificate: {source} (--webhook-cert-dir must hold {cert} and \
+         {key}; --webhook-port 0 turns the webhook off)",
+        cert = super::webhook::CERT_FILE,
+        key = super::webhook::KEY_FILE
+    )]
+    WebhookCertificate {
+        #[source]
+        source: super::webhook::TlsError,
+    },
+    /// The webhook's port cannot be bound.
+    #[error("admission webhook: cannot listen on {addr}: {source}")]
+    WebhookPort {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API server's discovery failed.
+    #[error("API discovery failed: {0}")]
+    Discovery(#[source] kube::Error),
+}
+
 #[cfg(test)]
 mod tests {
+    use std::error::Error;
+
     use super::*;
+
+    #[test]
+    fn a_run_error_says_what_to_do_and_keeps_its_cause() {
+        let e = RunError::WebhookPort {
+            addr: "127.0.0.1:8443".parse().expect("an address"),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("admission webhook: cannot listen on 127.0.0.1:8443: "),
+            "{e}"
+        );
+        assert!(e.source().is_some());
+        let e = RunError::WebhookCertificate {
+            source: super::super::webhook::CertStore::load("/nonexistent-gpu-slicer-certs")
+                .expect_err("no such directory"),
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("--webhook-cert-dir must hold tls.crt and tls.key"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--webhook-port 0 turns the webhook off"),
+            "{text}"
+        );
+        assert!(e.source().is_some());
+    }
 
     #[test]
     fn codes() {

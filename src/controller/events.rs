@@ -13,6 +13,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::time::Instant;
 
 use super::writer::{honouring_retry_after, retry_after};
+use crate::reconcile::notes::Subject;
 
 /// The longest note sent; the API server refuses notes over 1 KiB.
 const NOTE_CHARS: usize = 1000;
@@ -93,5 +94,26 @@ pub(super) fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectRef
         kind: Some(kind.into()),
         name: Some(name.into()),
         ..ObjectReference::default()
+    }
+}
+
+/// The reference an Event about `subject` names.
+pub(super) fn subject_ref(subject: &Subject) -> ObjectReference {
+    match subject {
+        Subject::Pod(id) => {
+            let (ns, name) = id.split_once('/').unwrap_or(("default", id));
+            ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                ..ObjectReference::default()
+            }
+        }
+        Subject::Object {
+            api_version,
+            kind,
+            name,
+        } => object_ref(api_version, kind, name),
     }
 }

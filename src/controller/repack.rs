@@ -36,7 +36,7 @@ use super::metrics::{Metrics, ReasonLabel};
 use super::writer::{LeaderFlag, Writer};
 use crate::guard;
 use crate::model::Catalog;
-use crate::reconcile::cache::{Cache, Snapshot, SnapshotSettings};
+use crate::reconcile::cache::{Cache, Snapshot, SnapshotSettings, WatchedKind};
 use crate::reconcile::repack::{self, Move, Proposal, Step};
 use crate::reconcile::round;
 use crate::reconcile::{Actions, Deletion, ObjectKey, is_owned};
@@ -187,11 +187,11 @@ impl Repacker {
             let steps =
                 repack::progress(&claims, &|x| c.claim_node(x), &|x| age_s(x, now_s), timeout);
             let nodepools: Vec<Value> = c
-                .objects_of("NodePool")
+                .objects_of(WatchedKind::NodePool)
                 .filter(|o| is_owned(o))
                 .cloned()
                 .collect();
-            let paced = deletion_budgets(&nodepools, c.objects_of("NodeClaim"));
+            let paced = deletion_budgets(&nodepools, c.objects_of(WatchedKind::NodeClaim));
             let mut todo = Vec::new();
             for step in steps {
                 let (id, finish, delete, why) = match step {
@@ -564,7 +564,7 @@ impl Repacker {
                 }
                 Err(e) => {
                     out.insert(np.to_string(), 0);
-                    Metrics::count_kind(&io.metrics.invalid_input, "NodePool");
+                    Metrics::count_kind(&io.metrics.invalid_input, WatchedKind::NodePool.as_str());
                     let note = format!(
                         "NodePool {np}: field {e}; gpu-slicer does not repack its nodes until it \
                          can be read"
@@ -625,7 +625,7 @@ impl Repacker {
                 "repack: replacement not applied");
         }
         if let Ok(mut c) = cache.lock()
-            && let Some(store) = c.object_store("NodeClaim")
+            && let Some(store) = c.object_store(WatchedKind::NodeClaim)
         {
             for o in claims {
                 let key = Cache::object_key(o);

@@ -1,40 +1,38 @@
-//! `gpu-slicer run`: discovery, watches folded into the caches, the leader elector, the
-//! probe server, the admission webhook (every replica, see `webhook`), and the loop that batches pending pods, runs a round, publishes Events
-//! and metrics, hands the actions to the writer, and removes startup taints from nodes
+//! `gpu-slicer run`: discovery, the watches (`watch`), the leader elector, the probe
+//! server, the admission webhook (every replica, see `webhook`), and the loop: it batches
+//! pending pods, runs a round (`reconcile::round`), records metrics, publishes the
+//! round's Events (computed as data by `reconcile::notes`) once per change, hands the
+//! actions to the writer, re-packs (`repack`), and removes startup taints from nodes
 //! that came up sliced.
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::events::Reporter;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Discovery};
-use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use super::elector::{Elector, LeaseConfig};
-use super::events::{Events, object_ref};
+use super::error::RunError;
+use super::events::{Events, subject_ref};
+use super::metrics::Metrics;
 use super::server::{self, Shared};
+use super::watch::Watches;
 use super::webhook;
-use super::writer::{
-    ApiResources, LeaderFlag, Writer, WriterConfig, honouring_retry_after, retry_after,
-};
+use super::writer::{ApiResources, LeaderFlag, Writer, WriterConfig, honouring_retry_after};
+use crate::model::Catalog;
 use crate::model::contract::{MANAGED_BY, MANAGER, POOL_LABEL, SLICING_PENDING_TAINT};
-use crate::model::{Catalog, DemandItem};
+use crate::reconcile::ObjectKey;
 use crate::reconcile::batch::Batcher;
-use crate::reconcile::cache::{
-    Cache, SnapshotSettings, Store, pod_entry, pod_key, trim_node, trim_object,
-};
+use crate::reconcile::cache::{Cache, SnapshotSettings, WatchedKind};
 use crate::reconcile::nodes::{Slicing, slicing};
+use crate::reconcile::notes::{self, Note, Reason, Subject};
 use crate::reconcile::round::{self, Settings};
-use crate::reconcile::{ObjectKey, is_owned};
 use crate::render::emission_for_served;
 
 /// Everything `run` needs, validated by the CLI.
@@ -62,9 +60,6 @@ pub struct RunConfig {
     /// Defragmentation (`--repack-*`).
     pub repack: super::repack::RepackConfig,
 }
-
-/// Kinds whose watches must sync before `/readyz`.
-type Watched = Vec<&'static str>;
 
 /// What the cluster serves of Karpenter's groups, as (group, version, kind), and each
 /// served resource as discovery describes it (its plural included).
@@ -104,16 +99,14 @@ fn version_of(
 }
 
 /// Runs until SIGTERM/SIGINT.
-pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
+pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), RunError> {
     // The webhook's certificate and port first: a wrong mount or a taken port stops the
     // process before it touches the API.
     let webhook = match &cfg.webhook {
         None => None,
         Some(w) => Some(bind_webhook(w).await?),
     };
-    let (served, served_resources) = served(&client)
-        .await
-        .map_err(|e| format!("API discovery failed: {e}"))?;
+    let (served, served_resources) = served(&client).await.map_err(RunError::Discovery)?;
     // Plurals come from discovery; the generated types' only for what it did not list.
     let resources = ApiResources::default().with(served_resources);
     let discovered = emission_for_served(&served);
@@ -134,76 +127,72 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
 
     // Watches, through a client whose errors carry the server's `Retry-After` (the
     // fold waits that long before the watch's next request).
-    let watches = honouring_retry_after(&client);
-    let mut watched: Watched = vec!["Pod", "Node", "ConfigMap"];
-    spawn_pod_watch(
-        watches.clone(),
-        cache.clone(),
+    let client_w = honouring_retry_after(&client);
+    let watches = Watches {
+        cache: cache.clone(),
+        shared: shared.clone(),
+    };
+    let mut watched = vec![WatchedKind::Pod, WatchedKind::Node, WatchedKind::ConfigMap];
+    // Finished pods are not worth a watch event; a pod's first sight is worth a round.
+    watches.spawn(
+        Api::<Pod>::all(client_w.clone()),
+        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+        WatchedKind::Pod,
         pods_changed.clone(),
-        shared.clone(),
+        |ev| !matches!(ev, Event::InitApply(_)),
     );
-    spawn_node_watch(
-        watches.clone(),
-        cache.clone(),
+    watches.spawn(
+        Api::<Node>::all(client_w.clone()),
+        watcher::Config::default().labels(POOL_LABEL),
+        WatchedKind::Node,
         nodes_changed.clone(),
-        shared.clone(),
+        |ev| matches!(ev, Event::Apply(_) | Event::InitDone),
     );
     let (cm_ns, _) = cfg
         .snapshot
         .device_plugin_configmap
         .clone()
         .unwrap_or_else(|| ("kube-system".into(), String::new()));
-    spawn_configmap_watch(
-        watches.clone(),
-        cache.clone(),
-        &cm_ns,
-        "ConfigMap",
+    let cm_changed = |ev: &Event<ConfigMap>| matches!(ev, Event::Apply(_) | Event::Delete(_));
+    watches.spawn(
+        Api::<ConfigMap>::namespaced(client_w.clone(), &cm_ns),
+        watcher::Config::default(),
+        WatchedKind::ConfigMap,
         pods_changed.clone(),
-        shared.clone(),
+        cm_changed,
     );
     // gpu-slicer's own ConfigMap must be seen too (to skip unchanged applies), wherever
     // it is written.
     if cfg.settings.render.configmap_namespace != cm_ns {
-        watched.push("OwnedConfigMap");
-        spawn_configmap_watch(
-            watches.clone(),
-            cache.clone(),
-            &cfg.settings.render.configmap_namespace,
-            "OwnedConfigMap",
+        watched.push(WatchedKind::OwnedConfigMap);
+        watches.spawn(
+            Api::<ConfigMap>::namespaced(
+                client_w.clone(),
+                &cfg.settings.render.configmap_namespace,
+            ),
+            watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}")),
+            WatchedKind::OwnedConfigMap,
             pods_changed.clone(),
-            shared.clone(),
+            cm_changed,
         );
     }
-    for (group, kind) in [
-        ("karpenter.sh", "NodePool"),
-        ("karpenter.sh", "NodeClaim"),
-        ("karpenter.sh", "NodeOverlay"),
-        ("karpenter.k8s.aws", "EC2NodeClass"),
-        ("karpenter.sh", "Provisioner"),
-        ("karpenter.k8s.aws", "AWSNodeTemplate"),
-    ] {
-        let Some(version) = version_of(&served, group, kind) else {
+    for kind in WatchedKind::KARPENTER {
+        let Some(group) = kind.karpenter_group() else {
             continue;
         };
-        let api_version = format!("{group}/{version}");
-        let Some(ar) = resources.get(&api_version, kind) else {
+        let Some(version) = version_of(&served, group, kind.as_str()) else {
             continue;
         };
-        watched.push(match kind {
-            "NodePool" => "NodePool",
-            "NodeClaim" => "NodeClaim",
-            "NodeOverlay" => "NodeOverlay",
-            "EC2NodeClass" => "EC2NodeClass",
-            "Provisioner" => "Provisioner",
-            _ => "AWSNodeTemplate",
-        });
-        let api: Api<DynamicObject> = Api::all_with(watches.clone(), &ar);
-        spawn_object_watch(
-            api,
+        let Some(ar) = resources.get(&format!("{group}/{version}"), kind.as_str()) else {
+            continue;
+        };
+        watched.push(kind);
+        watches.spawn(
+            Api::<DynamicObject>::all_with(client_w.clone(), &ar),
+            watcher::Config::default(),
             kind,
-            cache.clone(),
             pods_changed.clone(),
-            shared.clone(),
+            super::watch::owned_or_annotated,
         );
     }
 
@@ -308,18 +297,15 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), String> {
 /// Loads the webhook's certificate and binds its port.
 async fn bind_webhook(
     w: &webhook::WebhookConfig,
-) -> Result<(tokio::net::TcpListener, Arc<webhook::CertStore>), String> {
-    let certs = webhook::CertStore::load(&w.cert_dir).map_err(|e| {
-        format!(
-            "admission webhook certificate: {e} (--webhook-cert-dir must hold {} and {}; \
-             --webhook-port 0 turns the webhook off)",
-            webhook::CERT_FILE,
-            webhook::KEY_FILE
-        )
-    })?;
+) -> Result<(tokio::net::TcpListener, Arc<webhook::CertStore>), RunError> {
+    let certs = webhook::CertStore::load(&w.cert_dir)
+        .map_err(|source| RunError::WebhookCertificate { source })?;
     let listener = tokio::net::TcpListener::bind(w.addr)
         .await
-        .map_err(|e| format!("admission webhook: cannot listen on {}: {e}", w.addr))?;
+        .map_err(|source| RunError::WebhookPort {
+            addr: w.addr,
+            source,
+        })?;
     Ok((listener, Arc::new(certs)))
 }
 
@@ -345,93 +331,18 @@ async fn shutdown_signal() {
     }
 }
 
-/// A pod Event to publish: (note key: the pod id, or the id with [`UNDECLARED_SUFFIX`];
-/// warning; reason; note).
-type PodNote = (String, bool, &'static str, String);
-
-/// The pod Events a round's outcome calls for, before de-duplication and the per-round cap.
-fn pod_notes(out: &round::Outcome, pending: &[DemandItem]) -> Vec<PodNote> {
-    let mut notes: Vec<PodNote> = Vec::new();
-    for n in &out.plan.nodes {
-        for p in &n.pods {
-            notes.push((
-                p.clone(),
-                false,
-                "Planned",
-                format!(
-                    "planned onto a new {} ({} {}, {} replicas per GPU) in pool {}",
-                    n.instance_type,
-                    n.capacity_type.as_str(),
-                    n.profile,
-                    n.replicas_per_gpu,
-                    n.node_pool
-                ),
-            ));
-        }
-    }
-    for (p, node) in &out.onto_fleet {
-        notes.push((
-            p.clone(),
-            false,
-            "Planned",
-            format!("expected on node {node}, launched earlier"),
-        ));
-    }
-    for u in &out.plan.unplaced {
-        notes.push((u.pod.clone(), true, "Unplaced", u.reason.to_string()));
-    }
-    // Pods that share a time-sliced GPU and say nothing of their GPU memory: a Warning
-    // each, kept apart from the pod's placement note.
-    for (p, others) in crate::planner::undeclared::undeclared_memory(pending, &out.plan.nodes) {
-        notes.push((
-            format!("{p}{UNDECLARED_SUFFIX}"),
-            true,
-            "UndeclaredGpuMemory",
-            crate::planner::undeclared::message(others),
-        ));
-    }
-    notes
-}
-
-/// Key suffix of a pod's undeclared-GPU-memory note in the per-pod note map (its placement
-/// note has the bare pod id).
-const UNDECLARED_SUFFIX: &str = "#undeclared-gpu-memory";
-
 /// What the loop remembers between rounds.
 #[derive(Default)]
 struct LoopState {
-    /// The last Event note per pod, so a pod gets an Event only when its fate changes.
-    pod_notes: BTreeMap<String, String>,
-    /// The last Event note per (object, reason) of pools and Nodes: repeated rounds with
-    /// the same outcome publish nothing new.
-    object_notes: BTreeMap<(String, String), String>,
+    /// The last note per slot (subject and reason, [`Note::slot`]), so an object gets an
+    /// Event only when its fate changes, and repeated rounds with the same outcome
+    /// publish nothing new. Pods' slots are dropped once the pod is no longer pending.
+    notes: BTreeMap<(Subject, Reason), String>,
     /// Nodes already reported as not sliced in time.
     timed_out: BTreeSet<String>,
     /// The planner's columns from earlier rounds: re-planning similar demand starts from
     /// them (`planner::Columns`).
     columns: crate::planner::Columns,
-}
-
-fn pod_ref(id: &str) -> ObjectReference {
-    let (ns, name) = id.split_once('/').unwrap_or(("default", id));
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        namespace: Some(ns.into()),
-        name: Some(name.into()),
-        ..ObjectReference::default()
-    }
-}
-
-fn nodepool_ref(object: &str, pools: &[(crate::model::Pool, Value)]) -> Option<ObjectReference> {
-    // `NodePool name` or `Provisioner name`.
-    let (kind, name) = object.split_once(' ')?;
-    let api = pools
-        .iter()
-        .find(|(p, _)| p.name == name)
-        .and_then(|(_, raw)| raw.get("apiVersion").and_then(Value::as_str))
-        .unwrap_or("karpenter.sh/v1");
-    Some(object_ref(api, kind, name))
 }
 
 /// What the loop's steps share.
@@ -446,34 +357,38 @@ struct Loop<'a> {
     leader: &'a LeaderFlag,
 }
 
-/// [`publish`] unless the same object already got the same note for the same reason.
-async fn publish_once(
-    lp: &Loop<'_>,
-    state: &mut LoopState,
-    r: &ObjectReference,
-    warning: bool,
-    reason: &str,
-    note: String,
-) {
-    let key = (
-        format!(
-            "{}/{}",
-            r.kind.as_deref().unwrap_or_default(),
-            r.name.as_deref().unwrap_or_default()
-        ),
-        reason.to_string(),
-    );
-    if state.object_notes.get(&key) == Some(&note) {
+/// Publishes a note unless its slot already holds the same text. Pod notes spend
+/// `pod_budget` (Events are writes too); once it is spent they wait for a later round.
+async fn publish_note(lp: &Loop<'_>, state: &mut LoopState, note: Note, pod_budget: &mut usize) {
+    let slot = note.slot();
+    if state.notes.get(&slot) == Some(&note.text) {
         return;
     }
-    publish(lp, r, warning, reason, note.clone()).await;
-    state.object_notes.insert(key, note);
+    if note.subject.pod().is_some() {
+        if *pod_budget == 0 {
+            return;
+        }
+        *pod_budget -= 1;
+    }
+    publish(lp, &note).await;
+    state.notes.insert(slot, note.text);
 }
 
 /// Publishes an Event, unless in dry-run or not the leader (Events are writes too).
-async fn publish(lp: &Loop<'_>, r: &ObjectReference, warning: bool, reason: &str, note: String) {
+async fn publish(lp: &Loop<'_>, note: &Note) {
     let skip = lp.cfg.writer.dry_run || !lp.leader.is_leader();
-    lp.events.send(skip, r, warning, reason, note, "Plan").await;
+    let r = subject_ref(&note.subject);
+    let reason = note.reason;
+    lp.events
+        .send(
+            skip,
+            &r,
+            reason.is_warning(),
+            reason.as_str(),
+            note.text.clone(),
+            "Plan",
+        )
+        .await;
 }
 
 async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
@@ -489,23 +404,16 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
         Ok(c) => c.snapshot(&cfg.snapshot),
         Err(_) => return,
     };
-    for (pod, why) in &snap.pod_errors {
-        super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "Pod");
-        let note = format!("gpu-slicer cannot plan this pod: {why}");
-        if state.pod_notes.get(pod) != Some(&note) {
-            publish(lp, &pod_ref(pod), true, "InvalidInput", note.clone()).await;
-            state.pod_notes.insert(pod.clone(), note);
-        }
+    let m = &shared.metrics;
+    for _ in &snap.pod_errors {
+        Metrics::count_kind(&m.invalid_input, WatchedKind::Pod.as_str());
     }
     for (object, why) in &snap.pool_errors {
-        super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "NodePool");
+        Metrics::count_kind(&m.invalid_input, WatchedKind::NodePool.as_str());
         tracing::warn!(%object, %why, "annotated NodePool cannot be read");
-        if let Some(r) = nodepool_ref(object, &[]) {
-            publish_once(lp, state, &r, true, "InvalidConfiguration", why.clone()).await;
-        }
     }
     if let Some(e) = &snap.device_plugin_error {
-        super::metrics::Metrics::count_kind(&shared.metrics.invalid_input, "ConfigMap");
+        Metrics::count_kind(&m.invalid_input, WatchedKind::ConfigMap.as_str());
         tracing::warn!(error = %e, "device-plugin ConfigMap cannot be read; planning without it");
     }
     let settings = cfg.settings.clone();
@@ -535,7 +443,6 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
         return;
     };
     state.columns = columns;
-    let m = &shared.metrics;
     m.rounds.inc();
     m.pending_gpu_pods
         .set(i64::try_from(snap.pending.len()).unwrap_or(i64::MAX));
@@ -565,19 +472,6 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
             })
             .inc();
         tracing::warn!(refusal = %r, "plan refused");
-        let targets: Vec<ObjectReference> = match r.pool() {
-            Some(p) => nodepool_ref(&format!("NodePool {p}"), &snap.pools)
-                .into_iter()
-                .collect(),
-            None => snap
-                .pools
-                .iter()
-                .filter_map(|(p, _)| nodepool_ref(&format!("NodePool {}", p.name), &snap.pools))
-                .collect(),
-        };
-        for t in targets {
-            publish_once(lp, state, &t, true, "PlanRefused", r.to_string()).await;
-        }
     }
     if let Some(e) = &out.error {
         m.refusals
@@ -586,44 +480,22 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
             })
             .inc();
         tracing::warn!(error = %e, "plan cannot be rendered");
-        if let Some(r) = nodepool_ref(&e.object, &snap.pools) {
-            publish_once(lp, state, &r, true, "InvalidConfiguration", e.to_string()).await;
-        }
     }
     for c in &out.conflicts {
         tracing::warn!(object = %c, "name taken by an object gpu-slicer does not own; left alone");
     }
     for n in &out.notes {
         tracing::info!(note = %n, "pool sharing settled");
-        if let Some((object, _)) = n.split_once(": ")
-            && let Some(r) = nodepool_ref(object, &snap.pools)
-        {
-            publish_once(lp, state, &r, false, "SharingStrategy", n.clone()).await;
-        }
     }
-
-    // Pod Events: only when a pod's fate changed, at most max_pod_events per round.
-    let mut budget = cfg.max_pod_events;
-    let notes = pod_notes(&out, &snap.pending);
-    for (key, warning, reason, note) in notes {
-        if state.pod_notes.get(&key) == Some(&note) {
-            continue;
-        }
-        let pod = key
-            .strip_suffix(UNDECLARED_SUFFIX)
-            .unwrap_or(&key)
-            .to_string();
-        if budget == 0 {
-            break;
-        }
-        budget -= 1;
-        publish(lp, &pod_ref(&pod), warning, reason, note.clone()).await;
-        state.pod_notes.insert(key, note);
+    let mut pod_budget = cfg.max_pod_events;
+    for note in notes::round_notes(&snap, &out) {
+        publish_note(lp, state, note, &mut pod_budget).await;
     }
+    // A pod no longer pending has no fate left to report.
     let pending: BTreeSet<&str> = snap.pending.iter().map(|d| d.id.as_str()).collect();
     state
-        .pod_notes
-        .retain(|p, _| pending.contains(p.strip_suffix(UNDECLARED_SUFFIX).unwrap_or(p)));
+        .notes
+        .retain(|(s, _), _| s.pod().is_none_or(|p| pending.contains(p)));
 
     if out.refusals.is_empty() && out.error.is_none() && !out.actions.is_empty() {
         let res = writer.execute(&out.actions).await;
@@ -643,35 +515,6 @@ async fn run_round(lp: &Loop<'_>, state: &mut LoopState) {
             not_leader = res.not_leader,
             "round written"
         );
-    }
-    for (pool, raw) in &snap.pools {
-        let nodes: Vec<_> = out
-            .plan
-            .nodes
-            .iter()
-            .filter(|n| n.node_pool == pool.name)
-            .collect();
-        if nodes.is_empty() {
-            continue;
-        }
-        let cost: f64 = nodes.iter().map(|n| n.hourly_price).sum();
-        let api = raw
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("karpenter.sh/v1");
-        let kind = raw
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("NodePool");
-        publish_once(
-            lp,
-            state,
-            &object_ref(api, kind, &pool.name),
-            false,
-            "Planned",
-            format!("{} new node(s), ${cost:.3}/h", nodes.len()),
-        )
-        .await;
     }
     m.planning_duration.observe(started.elapsed().as_secs_f64());
 }
@@ -782,21 +625,9 @@ async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
             } => {
                 if state.timed_out.insert(name.clone()) {
                     shared.metrics.slicing_timeouts.inc();
-                    let note = format!(
-                        "node advertises {actual} nvidia.com/gpu after {}s, expected {expected} \
-                         (GPUs x replicas); it stays tainted {SLICING_PENDING_TAINT}. Check the \
-                         device plugin's config for this node's profile label",
-                        waited.as_secs()
-                    );
-                    tracing::warn!(node = %name, %note, "not sliced in time");
-                    publish(
-                        lp,
-                        &object_ref("v1", "Node", &name),
-                        true,
-                        "SlicingTimeout",
-                        note,
-                    )
-                    .await;
+                    let note = notes::slicing_timeout(&name, expected, actual, waited);
+                    tracing::warn!(node = %name, note = %note.text, "not sliced in time");
+                    publish(lp, &note).await;
                 }
             }
             Slicing::Unknown(why) => {
@@ -806,355 +637,5 @@ async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
             }
             Slicing::Waiting { .. } | Slicing::NotPending => {}
         }
-    }
-}
-
-/// Folds a watcher stream into one store of the cache until it ends; a watch error
-/// counts a restart (the watcher then backs off and re-lists, and the store's init
-/// protocol replaces its contents with the fresh list).
-async fn fold_stream<K, F, T>(
-    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>>,
-    kind: &'static str,
-    shared: Arc<Shared>,
-    notify: Arc<Notify>,
-    mut apply: F,
-    mut wants_notify: T,
-) where
-    F: FnMut(Event<K>),
-    T: FnMut(&Event<K>) -> bool,
-{
-    futures::pin_mut!(stream);
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(ev) => {
-                let n = wants_notify(&ev);
-                apply(ev);
-                if n {
-                    notify.notify_one();
-                }
-            }
-            Err(e) => {
-                super::metrics::Metrics::count_kind(&shared.metrics.watch_restarts, kind);
-                tracing::warn!(%kind, error = %e, "watch failed; restarting with backoff");
-                // The watcher's own backoff follows this wait.
-                if let Some(wait) = watch_retry_after(&e) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-    }
-}
-
-/// The wait a failed watch's answer asks for (`Retry-After`), at most
-/// [`crate::backoff::MAX_RETRY_AFTER`].
-pub fn watch_retry_after(e: &watcher::Error) -> Option<std::time::Duration> {
-    match e {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => retry_after(e),
-        watcher::Error::WatchError(s) => retry_after(&kube::Error::Api(s.clone())),
-        watcher::Error::NoResourceVersion => None,
-    }
-}
-
-fn fold<K, F, T>(
-    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
-    kind: &'static str,
-    shared: Arc<Shared>,
-    notify: Arc<Notify>,
-    apply: F,
-    wants_notify: T,
-) where
-    K: Send + 'static,
-    F: FnMut(Event<K>) + Send + 'static,
-    T: FnMut(&Event<K>) -> bool + Send + 'static,
-{
-    tokio::spawn(fold_stream(
-        stream,
-        kind,
-        shared,
-        notify,
-        apply,
-        wants_notify,
-    ));
-}
-
-/// Applies one pod watch event to the cache (the pod watch's fold).
-pub fn apply_pod_event(cache: &Mutex<Cache>, ev: Event<Pod>) {
-    let Ok(mut c) = cache.lock() else { return };
-    match ev {
-        Event::Init => c.pods.init(),
-        Event::InitApply(p) => {
-            if let Some(e) = pod_entry(&p) {
-                c.pods.init_apply(pod_key(&p), e);
-            }
-        }
-        Event::InitDone => c.pods.init_done(),
-        Event::Apply(p) => match pod_entry(&p) {
-            Some(e) => c.pods.apply(pod_key(&p), e),
-            None => c.pods.delete(&pod_key(&p)),
-        },
-        Event::Delete(p) => c.pods.delete(&pod_key(&p)),
-    }
-}
-
-fn spawn_pod_watch(
-    client: Client,
-    cache: Arc<Mutex<Cache>>,
-    notify: Arc<Notify>,
-    shared: Arc<Shared>,
-) {
-    let api: Api<Pod> = Api::all(client);
-    let conf = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
-    let stream = watcher::watcher(api, conf).default_backoff();
-    fold(
-        stream,
-        "Pod",
-        shared,
-        notify,
-        move |ev| apply_pod_event(&cache, ev),
-        |ev| !matches!(ev, Event::InitApply(_)),
-    );
-}
-
-fn spawn_node_watch(
-    client: Client,
-    cache: Arc<Mutex<Cache>>,
-    notify: Arc<Notify>,
-    shared: Arc<Shared>,
-) {
-    let api: Api<Node> = Api::all(client);
-    let conf = watcher::Config::default().labels(POOL_LABEL);
-    let stream = watcher::watcher(api, conf).default_backoff();
-    fold(
-        stream,
-        "Node",
-        shared,
-        notify,
-        move |ev| {
-            let Ok(mut c) = cache.lock() else { return };
-            let key = |n: &Node| n.metadata.name.clone().unwrap_or_default();
-            match ev {
-                Event::Init => c.nodes.init(),
-                Event::InitApply(n) => {
-                    let k = key(&n);
-                    c.nodes.init_apply(k, trim_node(n));
-                }
-                Event::InitDone => c.nodes.init_done(),
-                Event::Apply(n) => {
-                    let k = key(&n);
-                    c.nodes.apply(k, trim_node(n));
-                }
-                Event::Delete(n) => c.nodes.delete(&key(&n)),
-            }
-        },
-        |ev| matches!(ev, Event::Apply(_) | Event::InitDone),
-    );
-}
-
-/// Applies one watch event of a kind cached as JSON values, converted by `conv`.
-fn apply_value_event<K>(store: &mut Store<Value>, ev: Event<K>, conv: impl Fn(K) -> Option<Value>) {
-    let mut with = |o: K, f: &mut dyn FnMut(&mut Store<Value>, Value)| {
-        if let Some(v) = conv(o) {
-            f(store, v);
-        }
-    };
-    match ev {
-        Event::Init => store.init(),
-        Event::InitDone => store.init_done(),
-        Event::InitApply(o) => with(o, &mut |s, v| s.init_apply(Cache::object_key(&v), v)),
-        Event::Apply(o) => with(o, &mut |s, v| s.apply(Cache::object_key(&v), v)),
-        Event::Delete(o) => with(o, &mut |s, v| s.delete(&Cache::object_key(&v))),
-    }
-}
-
-/// Watches the ConfigMaps of one namespace into the cache store `kind` (`ConfigMap` for
-/// the device plugin's namespace; `OwnedConfigMap`, gpu-slicer's own only, when
-/// gpu-slicer writes its ConfigMap to another namespace).
-fn spawn_configmap_watch(
-    client: Client,
-    cache: Arc<Mutex<Cache>>,
-    ns: &str,
-    kind: &'static str,
-    notify: Arc<Notify>,
-    shared: Arc<Shared>,
-) {
-    let api: Api<ConfigMap> = Api::namespaced(client, ns);
-    let conf = if kind == "ConfigMap" {
-        watcher::Config::default()
-    } else {
-        watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"))
-    };
-    let stream = watcher::watcher(api, conf).default_backoff();
-    fold(
-        stream,
-        kind,
-        shared,
-        notify,
-        move |ev| {
-            let Ok(mut c) = cache.lock() else { return };
-            let Some(store) = c.object_store(kind) else {
-                return;
-            };
-            let conv = |cm: ConfigMap| {
-                serde_json::to_value(&cm).ok().map(|mut v| {
-                    if let Some(m) = v.as_object_mut() {
-                        m.insert("apiVersion".into(), "v1".into());
-                        m.insert("kind".into(), "ConfigMap".into());
-                    }
-                    trim_object(v)
-                })
-            };
-            apply_value_event(store, ev, conv);
-        },
-        |ev| matches!(ev, Event::Apply(_) | Event::Delete(_)),
-    );
-}
-
-fn spawn_object_watch(
-    api: Api<DynamicObject>,
-    kind: &'static str,
-    cache: Arc<Mutex<Cache>>,
-    notify: Arc<Notify>,
-    shared: Arc<Shared>,
-) {
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    fold(
-        stream,
-        kind,
-        shared,
-        notify,
-        move |ev| {
-            let Ok(mut c) = cache.lock() else { return };
-            let Some(store) = c.object_store(kind) else {
-                return;
-            };
-            let conv = |o: DynamicObject| serde_json::to_value(&o).ok().map(trim_object);
-            apply_value_event(store, ev, conv);
-        },
-        // A change to an annotated or owned pool is worth a round.
-        |ev| match ev {
-            Event::Apply(o) | Event::Delete(o) => serde_json::to_value(o)
-                .map(|v| {
-                    is_owned(&v)
-                        || v.pointer("/metadata/annotations/gpu-slicer.io~1enabled")
-                            .is_some()
-                })
-                .unwrap_or(false),
-            _ => false,
-        },
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pending(name: &str) -> Pod {
-        crate::reconcile::cache::tests::gpu_pod("ml", name, None, &[])
-    }
-
-    #[test]
-    fn undeclared_gpu_memory_gets_a_warning_on_time_slicing_only() {
-        use crate::model::Resources;
-        let node = |r: u32, sharing: &str, pods: &[&str]| -> crate::planner::PlannedNode {
-            serde_json::from_value(serde_json::json!({
-                "instanceType": "g5.xlarge", "capacityType": "on-demand", "gpus": 1,
-                "gpuModel": "a10g", "gpuMemoryMiB": 22888, "replicasPerGpu": r,
-                "sharing": sharing, "profile": "x", "hourlyPrice": 1.0,
-                "pods": pods, "nodePool": "gpu-slicer",
-            }))
-            .expect("a planned node")
-        };
-        let mut sized = DemandItem::shared("ml/sized", Resources::ZERO);
-        sized.gpu_memory_mib = Some(4096);
-        let pending = vec![
-            DemandItem::shared("ml/silent", Resources::ZERO),
-            sized,
-            DemandItem::shared("ml/capped", Resources::ZERO),
-        ];
-        let plan = crate::planner::plan(
-            &crate::catalog::embedded().expect("catalog"),
-            &[],
-            &crate::planner::PlanOptions::default(),
-        );
-        let out = round::Outcome {
-            plan: crate::planner::Plan {
-                nodes: vec![
-                    node(4, "time-slicing", &["ml/silent", "ml/sized"]),
-                    node(4, "mps", &["ml/capped"]),
-                ],
-                ..plan
-            },
-            onto_fleet: Vec::new(),
-            refusals: Vec::new(),
-            error: None,
-            actions: Default::default(),
-            conflicts: Vec::new(),
-            modes: BTreeMap::new(),
-            notes: Vec::new(),
-        };
-        let warnings: Vec<(String, &str, String)> = pod_notes(&out, &pending)
-            .into_iter()
-            .filter(|n| n.1)
-            .map(|(k, _, r, n)| (k, r, n))
-            .collect();
-        assert_eq!(
-            warnings,
-            [(
-                format!("ml/silent{UNDECLARED_SUFFIX}"),
-                "UndeclaredGpuMemory",
-                "shares a GPU with up to 3 pods and declares no GPU memory".to_string()
-            )]
-        );
-        // Each pod still gets its placement note under its own id.
-        let planned = pod_notes(&out, &pending)
-            .into_iter()
-            .filter(|n| n.2 == "Planned")
-            .count();
-        assert_eq!(planned, 3);
-    }
-
-    #[tokio::test]
-    async fn a_watch_error_and_relist_converge_and_are_counted() {
-        let cache = Arc::new(Mutex::new(Cache::default()));
-        let shared = Arc::new(Shared::default());
-        let notify = Arc::new(Notify::new());
-        // Initial list with p1, then p2 appears; the watch fails (desync, e.g. 410 Gone);
-        // the re-list no longer has p1 (deleted while the watch was down).
-        let events: Vec<Result<Event<Pod>, watcher::Error>> = vec![
-            Ok(Event::Init),
-            Ok(Event::InitApply(pending("p1"))),
-            Ok(Event::InitDone),
-            Ok(Event::Apply(pending("p2"))),
-            Err(watcher::Error::NoResourceVersion),
-            Ok(Event::Init),
-            Ok(Event::InitApply(pending("p2"))),
-            Ok(Event::InitApply(pending("p3"))),
-            Ok(Event::InitDone),
-        ];
-        let c2 = cache.clone();
-        fold_stream(
-            futures::stream::iter(events),
-            "Pod",
-            shared.clone(),
-            notify,
-            move |ev| apply_pod_event(&c2, ev),
-            |_| true,
-        )
-        .await;
-        let c = cache.lock().expect("lock");
-        assert!(c.pods.synced());
-        let keys: Vec<String> = ["ml/p1", "ml/p2", "ml/p3"]
-            .into_iter()
-            .filter(|k| c.pods.get(k).is_some())
-            .map(str::to_string)
-            .collect();
-        assert_eq!(keys, ["ml/p2", "ml/p3"]);
-        let text = shared.metrics.encode();
-        assert!(
-            text.contains("gpu_slicer_watch_restarts_total{kind=\"Pod\"} 1"),
-            "{text}"
-        );
     }
 }

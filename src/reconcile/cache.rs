@@ -21,6 +21,9 @@ use crate::model::{CapacityType, DemandItem, Pool, Resources, Taint, TaintEffect
 
 use crate::guard::Namespaces;
 
+mod kind;
+pub use kind::WatchedKind;
+
 /// One watched resource's objects, with the watcher's initial-list protocol: `init`,
 /// `init_apply`…, `init_done` replaces the contents; `apply`/`delete` edit them.
 #[derive(Debug, Clone)]
@@ -249,39 +252,27 @@ fn object_key(v: &Value) -> String {
     }
 }
 
-/// Stores of objects cached as JSON values, by kind. `ConfigMap` holds the device
-/// plugin's namespace; `OwnedConfigMap` holds gpu-slicer's own ConfigMap when it is written
-/// to another namespace.
-pub const OBJECT_KINDS: [&str; 8] = [
-    "NodePool",
-    "NodeClaim",
-    "NodeOverlay",
-    "EC2NodeClass",
-    "ConfigMap",
-    "OwnedConfigMap",
-    "Provisioner",
-    "AWSNodeTemplate",
-];
-
 /// Everything the controller watches.
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
     pub pods: Store<PodEntry>,
     pub nodes: Store<Node>,
-    pub objects: BTreeMap<&'static str, Store<Value>>,
+    /// The stores of [`WatchedKind::OBJECTS`].
+    pub objects: BTreeMap<WatchedKind, Store<Value>>,
 }
 
 impl Cache {
-    pub fn object_store(&mut self, kind: &str) -> Option<&mut Store<Value>> {
-        let k = OBJECT_KINDS.iter().find(|k| **k == kind)?;
-        Some(self.objects.entry(k).or_default())
+    /// The store of a kind cached as JSON values; None for pods and nodes.
+    pub fn object_store(&mut self, kind: WatchedKind) -> Option<&mut Store<Value>> {
+        kind.is_object()
+            .then(|| self.objects.entry(kind).or_default())
     }
 
     /// Every store that must be synced before `/readyz` (those that were started).
-    pub fn all_synced(&self, watched: &[&str]) -> bool {
-        watched.iter().all(|w| match *w {
-            "Pod" => self.pods.synced(),
-            "Node" => self.nodes.synced(),
+    pub fn all_synced(&self, watched: &[WatchedKind]) -> bool {
+        watched.iter().all(|w| match w {
+            WatchedKind::Pod => self.pods.synced(),
+            WatchedKind::Node => self.nodes.synced(),
             k => self.objects.get(k).is_some_and(Store::synced),
         })
     }
@@ -290,9 +281,9 @@ impl Cache {
         object_key(v)
     }
 
-    /// The cached objects of one of [`OBJECT_KINDS`].
-    pub fn objects_of(&self, kind: &str) -> impl Iterator<Item = &Value> + Clone {
-        self.objects.get(kind).into_iter().flat_map(Store::values)
+    /// The cached objects of one of [`WatchedKind::OBJECTS`].
+    pub fn objects_of(&self, kind: WatchedKind) -> impl Iterator<Item = &Value> + Clone {
+        self.objects.get(&kind).into_iter().flat_map(Store::values)
     }
 
     /// What a round needs, read from the caches.
@@ -309,7 +300,7 @@ impl Cache {
             }
         }
         // Pools (annotated NodePools and Provisioners).
-        for kind in ["NodePool", "Provisioner"] {
+        for kind in [WatchedKind::NodePool, WatchedKind::Provisioner] {
             for np in self.objects_of(kind) {
                 match config::pool_from_nodepool(np) {
                     Ok(Some(pool)) => snap.pools.push((pool, np.clone())),
@@ -332,10 +323,13 @@ impl Cache {
                 }
             }
         }
-        snap.ec2nodeclasses = self.objects_of("EC2NodeClass").cloned().collect();
+        snap.ec2nodeclasses = self
+            .objects_of(WatchedKind::Ec2NodeClass)
+            .cloned()
+            .collect();
         if let Some((ns, name)) = &s.device_plugin_configmap
             && let Some(cm) = self
-                .objects_of("ConfigMap")
+                .objects_of(WatchedKind::ConfigMap)
                 .find(|c| object_key(c) == format!("{ns}/{name}"))
         {
             match config::device_plugin_from_configmap(cm) {
@@ -343,12 +337,12 @@ impl Cache {
                 Err(e) => snap.device_plugin_error = Some(e.to_string()),
             }
         }
-        for kind in OBJECT_KINDS {
+        for kind in WatchedKind::OBJECTS {
             snap.live.extend(self.objects_of(kind).cloned());
         }
         // Nodes per NodePool (Karpenter's label on claims and nodes).
         let mut per_pool: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for c in self.objects_of("NodeClaim") {
+        for c in self.objects_of(WatchedKind::NodeClaim) {
             if let Some(np) = c
                 .pointer("/metadata/labels")
                 .and_then(|l| l.get(labels::NODEPOOL))
@@ -393,7 +387,7 @@ impl Cache {
     /// The NodeClaims of moves (replacements and the claims they replace), cloned: few,
     /// so the controller can read a move's progress every loop without copying the fleet.
     pub fn move_claims(&self) -> Vec<Value> {
-        move_claims(self.objects_of("NodeClaim"))
+        move_claims(self.objects_of(WatchedKind::NodeClaim))
     }
 
     /// gpu-slicer's registered nodes as repacking sees them (see [`repack::Node`]): the
@@ -412,7 +406,7 @@ impl Cache {
         let steps = repack::progress(&claims, &|c| self.claim_node(c), &|_| 0, u64::MAX);
         let moving = moving_claims(&claims, &steps);
         let mut claim_of: BTreeMap<&str, &Value> = BTreeMap::new();
-        for c in self.objects_of("NodeClaim") {
+        for c in self.objects_of(WatchedKind::NodeClaim) {
             if let Some(n) = c.pointer("/status/nodeName").and_then(Value::as_str) {
                 claim_of.insert(n, c);
             }
@@ -558,7 +552,7 @@ impl Cache {
                 .collect();
             fleet.push(f);
         }
-        for c in self.objects_of("NodeClaim") {
+        for c in self.objects_of(WatchedKind::NodeClaim) {
             let node_name = c.pointer("/status/nodeName").and_then(Value::as_str);
             if node_name.is_some_and(|n| registered.contains(n)) {
                 continue;
@@ -586,7 +580,10 @@ impl Cache {
     /// Owned NodePools that pin a single zone.
     fn nodepool_zones(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
-        for np in self.objects_of("NodePool").filter(|o| is_owned(o)) {
+        for np in self
+            .objects_of(WatchedKind::NodePool)
+            .filter(|o| is_owned(o))
+        {
             let reqs = np
                 .pointer("/spec/template/spec/requirements")
                 .and_then(Value::as_array);

@@ -148,7 +148,7 @@ fn snapshot_filters_namespaces_and_builds_the_fleet() {
             POOL_LABEL: "gpu-slicer", labels::INSTANCE_TYPE: "g5.xlarge",
             REPLICAS_LABEL: "2", labels::NODEPOOL: "gpu-slicer-ts-r2"}},
         "status": {}});
-    c.object_store("NodeClaim")
+    c.object_store(WatchedKind::NodeClaim)
         .expect("kind")
         .apply("c1".into(), claim);
     let settings = SnapshotSettings {
@@ -182,7 +182,7 @@ fn snapshot_filters_namespaces_and_builds_the_fleet() {
     assert_eq!(c1.replicas, 2);
     assert_eq!(s.nodes_per_nodepool.get("gpu-slicer-ts-r4"), Some(&2));
     assert_eq!(s.nodes_per_nodepool.get("gpu-slicer-ts-r2"), Some(&1));
-    assert!(!c.all_synced(&["Pod", "Node", "NodeClaim"]));
+    assert!(!c.all_synced(&[WatchedKind::Pod, WatchedKind::Node, WatchedKind::NodeClaim]));
 }
 
 fn owned_by(mut p: Pod, kind: &str) -> Pod {
@@ -255,7 +255,7 @@ fn repack_nodes_join_nodes_claims_and_pods() {
     let mut c = Cache::default();
     let owned_np = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": "gpu-slicer-ts-r4", "labels": {crate::model::contract::MANAGED_BY: crate::model::contract::MANAGER}}});
-    c.object_store("NodePool")
+    c.object_store(WatchedKind::NodePool)
         .expect("kind")
         .apply("gpu-slicer-ts-r4".into(), owned_np);
     for n in ["n1", "n2", "n3"] {
@@ -280,7 +280,9 @@ fn repack_nodes_join_nodes_claims_and_pods() {
     ];
     for cl in claims {
         let k = Cache::object_key(&cl);
-        c.object_store("NodeClaim").expect("kind").apply(k, cl);
+        c.object_store(WatchedKind::NodeClaim)
+            .expect("kind")
+            .apply(k, cl);
     }
     let p = owned_by(gpu_pod("ml", "a", Some("n1"), &[]), "ReplicaSet");
     c.pods.apply(pod_key(&p), pod_entry(&p).expect("kept"));
@@ -344,7 +346,9 @@ fn repack_nodes_join_nodes_claims_and_pods() {
     assert!(n1.pods[0].do_not_disrupt && n1.pods[0].item.id == "node/n1");
     c.nodes.apply("n1".into(), node("n1", true, false));
     // Once r1's node is Ready and c2 is gone, the move is over: nothing is moving.
-    c.object_store("NodeClaim").expect("kind").delete("c2");
+    c.object_store(WatchedKind::NodeClaim)
+        .expect("kind")
+        .delete("c2");
     let s = c.snapshot(&SnapshotSettings {
         repack_now_s: Some(4_600),
         ..SnapshotSettings::default()
@@ -364,7 +368,7 @@ fn a_claim_without_an_instance_type_label_is_pinned_by_its_requirements() {
                 {"key": labels::INSTANCE_TYPE, "operator": "In", "values": ["g5.xlarge"]},
                 {"key": labels::CAPACITY_TYPE, "operator": "In", "values": ["spot"]}]}}),
     );
-    c.object_store("NodeClaim")
+    c.object_store(WatchedKind::NodeClaim)
         .expect("kind")
         .apply("r1".into(), cl);
     let s = c.snapshot(&SnapshotSettings::default());
@@ -404,10 +408,10 @@ fn own_configmap_in_another_namespace_is_live_but_not_the_device_plugin() {
         "metadata": {"name": "gpu-slicer-device-plugin", "namespace": "nvidia",
                      "labels": {"app.kubernetes.io/managed-by": "gpu-slicer"}},
         "data": {"ts-r1": "version: v1\n"}});
-    c.object_store("ConfigMap")
+    c.object_store(WatchedKind::ConfigMap)
         .expect("store")
         .apply(Cache::object_key(&user), user);
-    c.object_store("OwnedConfigMap")
+    c.object_store(WatchedKind::OwnedConfigMap)
         .expect("store")
         .apply(Cache::object_key(&ours), ours.clone());
     let s = c.snapshot(&SnapshotSettings {
@@ -430,7 +434,7 @@ fn a_nodepool_configured_but_not_enabled_is_reported_not_planned() {
         "metadata": {"name": "gpu", "annotations": {"gpu-slicer.io/replicas": "4"}}});
     let plain = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": "cpu"}});
-    let store = c.object_store("NodePool").expect("kind");
+    let store = c.object_store(WatchedKind::NodePool).expect("kind");
     store.apply("gpu".into(), configured);
     store.apply("cpu".into(), plain);
     let s = c.snapshot(&SnapshotSettings::default());
