@@ -14,7 +14,9 @@
 mod cache;
 mod fetch;
 
-pub use cache::{LiveSource, Refresh, cache_file, load_cache, now_unix, refresh, save_cache};
+pub use cache::{
+    CacheError, LiveSource, Refresh, cache_file, load_cache, now_unix, refresh, save_cache,
+};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -118,26 +120,21 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// A call that failed after its retries.
-#[derive(Debug, Clone, PartialEq)]
+/// A call that failed after its retries. The error of the last attempt (the SDK's, or the
+/// timeout's) is its [`source`](std::error::Error::source), shared so that the error
+/// stays `Clone` (downcast through `cause`); the message already says what it says. An
+/// answer that did not make sense has no cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{api} failed after {attempts} attempt(s) ({reason}): {message}")]
 pub struct CallError {
     pub api: &'static str,
     pub reason: Reason,
     pub attempts: u32,
     pub message: String,
+    /// The error this one was made from, if any.
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} failed after {} attempt(s) ({}): {}",
-            self.api, self.attempts, self.reason, self.message
-        )
-    }
-}
-
-impl std::error::Error for CallError {}
 
 /// Receives one report per attempt: the API and `ok` or the failure reason. The
 /// controller's metrics implement it; [`Counts`] counts for the CLI and tests.
@@ -185,17 +182,11 @@ pub struct Clients {
     observers: Vec<Arc<dyn Observer>>,
 }
 
-/// Why the clients could not be made.
-#[derive(Debug, Clone, PartialEq)]
+/// Why the clients could not be made (no region, no credentials provider: nothing
+/// underneath, so no source).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
 pub struct SetupError(pub String);
-
-impl std::fmt::Display for SetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SetupError {}
 
 /// The HTTPS client the SDK needs (rustls on ring; see the module docs).
 pub fn https_client() -> aws_sdk_ec2::config::SharedHttpClient {
@@ -325,18 +316,24 @@ impl Clients {
             self.limiter.until_ready().await;
             attempt += 1;
             let result = tokio::time::timeout(self.settings.attempt_timeout, op()).await;
-            let ((reason, message), retry_after) = match result {
+            type Cause = Arc<dyn std::error::Error + Send + Sync>;
+            let ((reason, message), retry_after, cause) = match result {
                 Ok(Ok(v)) => {
                     self.report(api, "ok");
                     return Ok(v);
                 }
-                Ok(Err(e)) => (classify(&e), retry_after(&e, std::time::SystemTime::now())),
-                Err(_) => (
+                Ok(Err(e)) => (
+                    classify(&e),
+                    retry_after(&e, std::time::SystemTime::now()),
+                    Arc::new(e) as Cause,
+                ),
+                Err(elapsed) => (
                     (
                         Reason::Timeout,
                         format!("no answer within {:?}", self.settings.attempt_timeout),
                     ),
                     None,
+                    Arc::new(elapsed) as Cause,
                 ),
             };
             self.report(api, reason.as_str());
@@ -347,6 +344,7 @@ impl Clients {
                     reason,
                     attempts: attempt,
                     message,
+                    cause: Some(cause),
                 });
             }
             let computed = if reason == Reason::Throttled {
@@ -467,4 +465,51 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn call_error_displays_its_attempts_and_keeps_the_sdk_error() {
+        type Ec2Error = aws_sdk_ec2::operation::describe_instance_types::DescribeInstanceTypesError;
+        let sdk = SdkError::<Ec2Error, HttpResponse>::timeout_error("no answer");
+        let (reason, message) = classify(&sdk);
+        let e = CallError {
+            api: "ec2:DescribeInstanceTypes",
+            reason,
+            attempts: 3,
+            message,
+            cause: Some(Arc::new(sdk)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "ec2:DescribeInstanceTypes failed after 3 attempt(s) (timeout): timed out"
+        );
+        // The source is the shared cause: the SDK error's text and its own sources.
+        let source = e.source().expect("the SDK error");
+        assert_eq!(source.to_string(), "request has timed out");
+        assert_eq!(
+            source.source().map(ToString::to_string).as_deref(),
+            Some("no answer")
+        );
+        let cause = e.cause.as_deref().expect("a cause");
+        assert!(
+            cause
+                .downcast_ref::<SdkError<Ec2Error, HttpResponse>>()
+                .is_some()
+        );
+        let e = CallError { cause: None, ..e };
+        assert!(e.source().is_none());
+    }
+
+    #[test]
+    fn setup_error_is_its_message() {
+        let e = SetupError("no AWS credentials provider".to_string());
+        assert_eq!(e.to_string(), "no AWS credentials provider");
+        assert!(e.source().is_none());
+    }
 }

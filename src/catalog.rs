@@ -22,7 +22,6 @@ pub mod live;
 mod tests;
 
 use std::collections::HashMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -94,8 +93,15 @@ pub fn find<'a>(c: &'a Catalog, name: &str) -> Option<&'a InstanceType> {
     c.types.iter().find(|t| t.name == name)
 }
 
-/// A CSV that could not be loaded: where and why.
-#[derive(Debug, Clone, PartialEq)]
+/// A CSV that could not be loaded: where and why. Displays as
+/// `{source}:{line}: column `{column}`: {message}` (without the column part when the error
+/// is not about one column). A cell that does not parse keeps its [`CellError`] as the
+/// [`source`](std::error::Error::source); the message is what it says.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{source}:{line}: {}{message}",
+    column.as_ref().map(|c| format!("column `{c}`: ")).unwrap_or_default()
+)]
 pub struct CatalogError {
     /// The file (or other source) name given to [`parse_csv`].
     pub source: String,
@@ -104,22 +110,77 @@ pub struct CatalogError {
     /// The header name of the offending column, if the error is about one column.
     pub column: Option<String>,
     pub message: String,
+    /// The cell's error, when the error is about a cell of a data row.
+    #[source]
+    pub cell: Option<Box<CellError>>,
 }
 
-impl fmt::Display for CatalogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.column {
-            Some(c) => write!(
-                f,
-                "{}:{}: column `{}`: {}",
-                self.source, self.line, c, self.message
-            ),
-            None => write!(f, "{}:{}: {}", self.source, self.line, self.message),
-        }
-    }
+/// Why a cell of a data row is not valid. `found` is the cell as shown in messages:
+/// escaped, at most 40 characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CellError {
+    #[error("missing value")]
+    Missing,
+    #[error("expected `<family>.<size>` such as `g4dn.xlarge`, found `{found}`")]
+    InstanceType { found: String },
+    #[error("`{found}` does not match instance type `{instance_type}` (expected `{expected}`)")]
+    FamilyMismatch {
+        found: String,
+        instance_type: String,
+        expected: String,
+    },
+    #[error("must not be negative, found `{found}`")]
+    Negative { found: String },
+    #[error("expected a whole number, found `{found}`")]
+    NotWhole { found: String },
+    #[error("`{found}` is out of range (at most {max})")]
+    AboveMax { found: String, max: u64 },
+    #[error("`{found}` is out of range")]
+    NotU32 {
+        found: String,
+        #[source]
+        source: std::num::TryFromIntError,
+    },
+    #[error("must be greater than 0")]
+    Zero,
+    #[error("must be at least 1 (the catalog lists GPU instance types)")]
+    NoGpus,
+    #[error("expected a decimal number of GiB such as `16` or `0.5`, found `{found}`")]
+    NotGib { found: String },
+    #[error("`{found}` GiB is out of range")]
+    GibOutOfRange { found: String },
+    #[error("`{found}` GiB is not a whole number of MiB")]
+    NotWholeMib { found: String },
+    #[error("expected a price in USD per hour, found `{found}`")]
+    NotPrice {
+        found: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    #[error("must be a finite price greater than 0, found `{found}`")]
+    NotPositivePrice { found: String },
+    #[error(
+        "expected a fraction of a GPU in (0, 1] with at most three decimals, such as \
+         `0.125`, found `{found}`"
+    )]
+    NotFraction { found: String },
+    #[error("a fraction of a GPU ({found}) needs `gpu_count` 1, found {gpu_count}")]
+    FractionOfMany { found: String, gpu_count: u32 },
+    #[error("{label_count} is more than `gpu_count` ({gpu_count})")]
+    LabelCountAboveGpus { label_count: u32, gpu_count: u32 },
+    #[error("expected `true` or `false`, found `{found}`")]
+    NotBool { found: String },
+    #[error("expected `<manufacturer> <model>` such as `NVIDIA T4`, found `{found}`")]
+    NotGpuModel { found: String },
+    #[error("`{found}` does not give valid label values (`{manufacturer}`, `{name}`)")]
+    GpuLabels {
+        found: String,
+        manufacturer: String,
+        name: String,
+    },
+    #[error("`{found}` is not a valid label value")]
+    NotLabelValue { found: String },
 }
-
-impl std::error::Error for CatalogError {}
 
 /// Per-node overhead of DaemonSets (requests and pod slots), subtracted from allocatable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +276,7 @@ pub fn parse_csv(source: &str, text: &str, prices: PriceSource) -> Result<Catalo
         line,
         column: column.map(str::to_string),
         message,
+        cell: None,
     };
 
     let table =
@@ -264,7 +326,11 @@ pub fn parse_csv(source: &str, text: &str, prices: PriceSource) -> Result<Catalo
     for (line, row) in &table.rows {
         let line = *line;
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        let it = parse_row(&cols, &cells).map_err(|(col, msg)| err(line, Some(col), msg))?;
+        let it = parse_row(&cols, &cells).map_err(|(col, cell)| CatalogError {
+            message: cell.to_string(),
+            cell: Some(Box::new(cell)),
+            ..err(line, Some(col), String::new())
+        })?;
         if let Some(first) = first_line.get(&it.name) {
             return Err(err(
                 line,
@@ -309,57 +375,52 @@ struct Columns {
     gpu_label_count: Option<usize>,
 }
 
-/// A cell error: the column's header name and the message.
-type CellError = (&'static str, String);
+/// A row's error: the column's header name and the cell's error.
+type ColumnError = (&'static str, CellError);
 
-fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> {
+fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, ColumnError> {
     // The caller checked cells.len() == header length, so every index is in range; the
     // fallback to "" only keeps this function panic-free by construction.
     let cell = |i: usize| cells.get(i).copied().unwrap_or("");
-    let at = |col: &'static str| move |msg: String| (col, msg);
+    let at = |col: &'static str| move |e: CellError| (col, e);
 
     let name = cell(cols.instance_type);
     let (prefix, _) = parse_instance_type(name).map_err(at(columns::INSTANCE_TYPE))?;
     let family = cell(cols.family);
     if family.is_empty() {
-        return Err((columns::FAMILY, "missing value".to_string()));
+        return Err((columns::FAMILY, CellError::Missing));
     }
     if family != prefix {
         return Err((
             columns::FAMILY,
-            format!(
-                "`{}` does not match instance type `{name}` (expected `{prefix}`)",
-                shown(family)
-            ),
+            CellError::FamilyMismatch {
+                found: shown(family),
+                instance_type: name.to_string(),
+                expected: prefix.to_string(),
+            },
         ));
     }
 
     let vcpus = parse_u32(cell(cols.vcpus)).map_err(at(columns::VCPUS))?;
     if vcpus == 0 {
-        return Err((columns::VCPUS, "must be greater than 0".to_string()));
+        return Err((columns::VCPUS, CellError::Zero));
     }
     let memory_mib = parse_gib_as_mib(cell(cols.memory_gib)).map_err(at(columns::MEMORY_GIB))?;
     let gpu_count = parse_u32(cell(cols.gpu_count)).map_err(at(columns::GPU_COUNT))?;
     if gpu_count == 0 {
-        return Err((
-            columns::GPU_COUNT,
-            "must be at least 1 (the catalog lists GPU instance types)".to_string(),
-        ));
+        return Err((columns::GPU_COUNT, CellError::NoGpus));
     }
     let (gpu_manufacturer, gpu_name) =
         parse_gpu_model(cell(cols.gpu_model)).map_err(at(columns::GPU_MODEL))?;
     let gpu_memory_mib =
         parse_uint(cell(cols.gpu_memory_mib), u64::MAX).map_err(at(columns::GPU_MEMORY_MIB))?;
     if gpu_memory_mib == 0 {
-        return Err((
-            columns::GPU_MEMORY_MIB,
-            "must be greater than 0".to_string(),
-        ));
+        return Err((columns::GPU_MEMORY_MIB, CellError::Zero));
     }
     let on_demand_price = parse_price(cell(cols.on_demand)).map_err(at(columns::ON_DEMAND))?;
     let max_pods = parse_u32(cell(cols.max_pods)).map_err(at(columns::MAX_PODS))?;
     if max_pods == 0 {
-        return Err((columns::MAX_PODS, "must be greater than 0".to_string()));
+        return Err((columns::MAX_PODS, CellError::Zero));
     }
     let mig_supported = parse_bool(cell(cols.mig)).map_err(at(columns::MIG))?;
     let spot_price = match cols.spot.map(cell) {
@@ -370,10 +431,7 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
         None | Some("") => crate::model::DEFAULT_ARCH.to_string(),
         Some(s) if is_label_value(s) => s.to_string(),
         Some(s) => {
-            return Err((
-                columns::ARCH,
-                format!("`{}` is not a valid label value", shown(s)),
-            ));
+            return Err((columns::ARCH, CellError::NotLabelValue { found: shown(s) }));
         }
     };
 
@@ -386,10 +444,10 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
     if gpu_fraction_milli < 1000 && gpu_count > 1 {
         return Err((
             columns::GPU_FRACTION,
-            format!(
-                "a fraction of a GPU ({}) needs `gpu_count` 1, found {gpu_count}",
-                shown(fraction)
-            ),
+            CellError::FractionOfMany {
+                found: shown(fraction),
+                gpu_count,
+            },
         ));
     }
     let gpu_label_count = match cols.gpu_label_count.map(cell) {
@@ -399,7 +457,10 @@ fn parse_row(cols: &Columns, cells: &[&str]) -> Result<InstanceType, CellError> 
     if gpu_label_count > gpu_count {
         return Err((
             columns::GPU_LABEL_COUNT,
-            format!("{gpu_label_count} is more than `gpu_count` ({gpu_count})"),
+            CellError::LabelCountAboveGpus {
+                label_count: gpu_label_count,
+                gpu_count,
+            },
         ));
     }
     let allocatable = karpenter_allocatable_for_arch(&arch, vcpus, memory_mib, max_pods);
@@ -446,9 +507,9 @@ fn is_label_value(s: &str) -> bool {
 }
 
 /// `family.size`, both parts non-empty `[A-Za-z0-9-]`, one dot, a valid label value.
-fn parse_instance_type(s: &str) -> Result<(&str, &str), String> {
+fn parse_instance_type(s: &str) -> Result<(&str, &str), CellError> {
     if s.is_empty() {
-        return Err("missing value".to_string());
+        return Err(CellError::Missing);
     }
     let ok_part =
         |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
@@ -456,26 +517,23 @@ fn parse_instance_type(s: &str) -> Result<(&str, &str), String> {
         Some((family, size)) if ok_part(family) && ok_part(size) && is_label_value(s) => {
             Ok((family, size))
         }
-        _ => Err(format!(
-            "expected `<family>.<size>` such as `g4dn.xlarge`, found `{}`",
-            shown(s)
-        )),
+        _ => Err(CellError::InstanceType { found: shown(s) }),
     }
 }
 
 /// A non-negative decimal integer of plain ASCII digits, at most `max`.
-fn parse_uint(s: &str, max: u64) -> Result<u64, String> {
+fn parse_uint(s: &str, max: u64) -> Result<u64, CellError> {
     if s.is_empty() {
-        return Err("missing value".to_string());
+        return Err(CellError::Missing);
     }
     if let Some(rest) = s.strip_prefix('-')
         && !rest.is_empty()
         && rest.bytes().all(|c| c.is_ascii_digit() || c == b'.')
     {
-        return Err(format!("must not be negative, found `{}`", shown(s)));
+        return Err(CellError::Negative { found: shown(s) });
     }
     if !s.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("expected a whole number, found `{}`", shown(s)));
+        return Err(CellError::NotWhole { found: shown(s) });
     }
     let mut v: u64 = 0;
     for c in s.bytes() {
@@ -483,20 +541,26 @@ fn parse_uint(s: &str, max: u64) -> Result<u64, String> {
             .checked_mul(10)
             .and_then(|v| v.checked_add(u64::from(c - b'0')))
             .filter(|v| *v <= max)
-            .ok_or_else(|| format!("`{}` is out of range (at most {max})", shown(s)))?;
+            .ok_or_else(|| CellError::AboveMax {
+                found: shown(s),
+                max,
+            })?;
     }
     Ok(v)
 }
 
-fn parse_u32(s: &str) -> Result<u32, String> {
+fn parse_u32(s: &str) -> Result<u32, CellError> {
     let v = parse_uint(s, u64::from(u32::MAX))?;
-    u32::try_from(v).map_err(|_| format!("`{}` is out of range", shown(s)))
+    u32::try_from(v).map_err(|source| CellError::NotU32 {
+        found: shown(s),
+        source,
+    })
 }
 
 /// GiB as a plain decimal (`16`, `0.5`, `22.35`) to an exact whole number of MiB.
-fn parse_gib_as_mib(s: &str) -> Result<u64, String> {
+fn parse_gib_as_mib(s: &str) -> Result<u64, CellError> {
     if s.is_empty() {
-        return Err("missing value".to_string());
+        return Err(CellError::Missing);
     }
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
     let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
@@ -504,15 +568,12 @@ fn parse_gib_as_mib(s: &str) -> Result<u64, String> {
         && digits(rest)
         && digits(frac)
     {
-        return Err(format!("must not be negative, found `{}`", shown(s)));
+        return Err(CellError::Negative { found: shown(s) });
     }
     if !digits(int) || !digits(frac) {
-        return Err(format!(
-            "expected a decimal number of GiB such as `16` or `0.5`, found `{}`",
-            shown(s)
-        ));
+        return Err(CellError::NotGib { found: shown(s) });
     }
-    let out_of_range = || format!("`{}` GiB is out of range", shown(s));
+    let out_of_range = || CellError::GibOutOfRange { found: shown(s) };
     // Whole part: checked, so any number of (leading-zero) digits is safe.
     let mut whole: u64 = 0;
     for c in int.bytes() {
@@ -525,7 +586,7 @@ fn parse_gib_as_mib(s: &str) -> Result<u64, String> {
     // With trailing zeros removed f is not a multiple of 10, which forces k ≤ 10.
     let frac = frac.trim_end_matches('0');
     if frac.len() > 10 {
-        return Err(format!("`{}` GiB is not a whole number of MiB", shown(s)));
+        return Err(CellError::NotWholeMib { found: shown(s) });
     }
     let f: u64 = frac
         .bytes()
@@ -533,7 +594,7 @@ fn parse_gib_as_mib(s: &str) -> Result<u64, String> {
     let den = 10u64.pow(u32::try_from(frac.len()).unwrap_or(10)); // ≤ 10^10
     let num = f * 1024; // < 1.1e13
     if !num.is_multiple_of(den) {
-        return Err(format!("`{}` GiB is not a whole number of MiB", shown(s)));
+        return Err(CellError::NotWholeMib { found: shown(s) });
     }
     let mib = whole
         .checked_mul(1024)
@@ -541,38 +602,30 @@ fn parse_gib_as_mib(s: &str) -> Result<u64, String> {
         .filter(|m| m.checked_mul(MIB).is_some())
         .ok_or_else(out_of_range)?;
     if mib == 0 {
-        return Err("must be greater than 0".to_string());
+        return Err(CellError::Zero);
     }
     Ok(mib)
 }
 
 /// A price in USD per hour: finite and > 0.
-fn parse_price(s: &str) -> Result<f64, String> {
+fn parse_price(s: &str) -> Result<f64, CellError> {
     if s.is_empty() {
-        return Err("missing value".to_string());
+        return Err(CellError::Missing);
     }
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("expected a price in USD per hour, found `{}`", shown(s)))?;
+    let v: f64 = s.parse().map_err(|source| CellError::NotPrice {
+        found: shown(s),
+        source,
+    })?;
     if !v.is_finite() || v <= 0.0 {
-        return Err(format!(
-            "must be a finite price greater than 0, found `{}`",
-            shown(s)
-        ));
+        return Err(CellError::NotPositivePrice { found: shown(s) });
     }
     Ok(v)
 }
 
 /// A fraction of a GPU in (0, 1] with at most three decimals (`1`, `0.5`, `0.125`), in
 /// thousandths.
-fn parse_fraction_milli(s: &str) -> Result<u32, String> {
-    let bad = || {
-        format!(
-            "expected a fraction of a GPU in (0, 1] with at most three decimals, such as \
-             `0.125`, found `{}`",
-            shown(s)
-        )
-    };
+fn parse_fraction_milli(s: &str) -> Result<u32, CellError> {
+    let bad = || CellError::NotFraction { found: shown(s) };
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
     let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
     if !digits(int) || !digits(frac) {
@@ -591,20 +644,20 @@ fn parse_fraction_milli(s: &str) -> Result<u32, String> {
     Ok(milli)
 }
 
-fn parse_bool(s: &str) -> Result<bool, String> {
+fn parse_bool(s: &str) -> Result<bool, CellError> {
     match s {
         "true" => Ok(true),
         "false" => Ok(false),
-        "" => Err("missing value".to_string()),
-        _ => Err(format!("expected `true` or `false`, found `{}`", shown(s))),
+        "" => Err(CellError::Missing),
+        _ => Err(CellError::NotBool { found: shown(s) }),
     }
 }
 
 /// `"NVIDIA T4"` → (`nvidia`, `t4`): the first word is the manufacturer, the rest joined
 /// with `-` is the name (Karpenter's `lowerKabobCase` of EC2's GPU name), lower case.
-fn parse_gpu_model(s: &str) -> Result<(String, String), String> {
+fn parse_gpu_model(s: &str) -> Result<(String, String), CellError> {
     if s.is_empty() {
-        return Err("missing value".to_string());
+        return Err(CellError::Missing);
     }
     let mut words = s.split_whitespace();
     let manufacturer = words.next().unwrap_or("").to_ascii_lowercase();
@@ -615,18 +668,14 @@ fn parse_gpu_model(s: &str) -> Result<(String, String), String> {
         name = "rtx-pro-server-6000".to_string();
     }
     if name.is_empty() {
-        return Err(format!(
-            "expected `<manufacturer> <model>` such as `NVIDIA T4`, found `{}`",
-            shown(s)
-        ));
+        return Err(CellError::NotGpuModel { found: shown(s) });
     }
     if !is_label_value(&manufacturer) || !is_label_value(&name) {
-        return Err(format!(
-            "`{}` does not give valid label values (`{}`, `{}`)",
-            shown(s),
-            shown(&manufacturer),
-            shown(&name)
-        ));
+        return Err(CellError::GpuLabels {
+            found: shown(s),
+            manufacturer: shown(&manufacturer),
+            name: shown(&name),
+        });
     }
     Ok((manufacturer, name))
 }

@@ -2,6 +2,10 @@
 //!
 //! Exit codes (the contract): 0 a plan was made (unplaced pods are listed), 1 bad
 //! input (the message names the file, object and field), 2 usage error.
+//!
+//! The clap `value_parser` functions (`parse_size`, `parse_gap`, `parse_duration`) return
+//! `Result<_, String>`: that is clap's convention, and clap prints the message after the
+//! flag's name.
 
 mod admit;
 mod live;

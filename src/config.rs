@@ -30,7 +30,7 @@ pub use nodepool::{
     DEFAULT_MAX_REPLICAS, annotations_without_enabled, parse_replicas_flag, pool_from_nodepool,
 };
 
-use std::fmt;
+use crate::model::quantity::QuantityError;
 
 /// A configuration value that gpu-slicer cannot use, and why.
 ///
@@ -39,10 +39,27 @@ use std::fmt;
 /// `data.any: sharing.timeSlicing.resources[0].replicas` (the data key, then the path
 /// inside that config). It is empty only when the error concerns a whole device-plugin
 /// config document passed to [`parse_device_plugin_config`] (not valid YAML, empty).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Displays as `field `{field}`: {message}` (the message alone when `field` is empty).
+/// A value that is not a Kubernetes quantity keeps the [`QuantityError`] as its
+/// [`source`](std::error::Error::source); the message already says what it says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", field_prefix(.field))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// The quantity that did not parse, when the message is about one.
+    #[source]
+    pub cause: Option<Box<QuantityError>>,
+}
+
+/// `field `x`: `, or nothing for an error without a field.
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("field `{field}`: ")
+    }
 }
 
 impl FieldError {
@@ -50,6 +67,15 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// The same error, caused by the quantity that did not parse.
+    pub fn caused_by(self, cause: QuantityError) -> Self {
+        FieldError {
+            cause: Some(Box::new(cause)),
+            ..self
         }
     }
 
@@ -63,24 +89,9 @@ impl FieldError {
         } else {
             format!("{prefix}: {}", self.field)
         };
-        FieldError {
-            field,
-            message: self.message,
-        }
+        FieldError { field, ..self }
     }
 }
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "field `{}`: {}", self.field, self.message)
-        }
-    }
-}
-
-impl std::error::Error for FieldError {}
 
 #[cfg(test)]
 mod tests {
@@ -104,5 +115,18 @@ mod tests {
             FieldError::new("", "empty config").to_string(),
             "empty config"
         );
+    }
+
+    #[test]
+    fn a_quantity_error_is_the_source() {
+        use std::error::Error as _;
+        let q = crate::model::quantity::parse("4Xi").unwrap_err();
+        let e = FieldError::new("spec.limits.memory", q.to_string()).caused_by(q.clone());
+        assert_eq!(e.to_string(), format!("field `spec.limits.memory`: {q}"));
+        assert_eq!(e.source().map(ToString::to_string), Some(q.to_string()));
+        let e = e.within("data.any");
+        assert_eq!(e.field, "data.any: spec.limits.memory");
+        assert!(e.source().is_some(), "within keeps the cause");
+        assert!(FieldError::new("f", "m").source().is_none());
     }
 }

@@ -42,8 +42,6 @@ mod pod;
 mod requests;
 pub(crate) mod text;
 
-use std::fmt;
-
 use crate::catalog::DaemonSetOverhead;
 use crate::config::{DevicePluginConfig, FieldError};
 use crate::model::{DemandItem, Pool};
@@ -117,7 +115,12 @@ impl Default for LoadOptions {
 }
 
 /// Bad input: where it is and what is wrong.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{}{}: {message}",
+    location(source, *document, object.as_deref()),
+    field.as_ref().map(|f| format!(": field `{f}`")).unwrap_or_default()
+)]
 pub struct InputError {
     /// A file path, or `<stdin>`.
     pub source: String,
@@ -128,6 +131,10 @@ pub struct InputError {
     /// Path of the field inside the document: `spec.template.spec.containers[0].resources.limits.cpu`.
     pub field: Option<String>,
     pub message: String,
+    /// The field error this one was made from (its field relative to the object), when
+    /// there was one; the [`source`](std::error::Error::source) of this error.
+    #[source]
+    pub cause: Option<Box<FieldError>>,
 }
 
 impl InputError {
@@ -139,37 +146,20 @@ impl InputError {
             object: None,
             field: None,
             message: message.into(),
+            cause: None,
         }
     }
 }
 
-/// Writes `{source}: document {n} ({object})`, leaving out the parts that are absent.
-fn write_location(
-    f: &mut fmt::Formatter<'_>,
-    source: &str,
-    document: Option<usize>,
-    object: Option<&str>,
-) -> fmt::Result {
-    f.write_str(source)?;
+/// `{source}: document {n} ({object})`, leaving out the parts that are absent.
+fn location(source: &str, document: Option<usize>, object: Option<&str>) -> String {
     match (document, object) {
-        (Some(n), Some(o)) => write!(f, ": document {n} ({o})"),
-        (Some(n), None) => write!(f, ": document {n}"),
-        (None, Some(o)) => write!(f, " ({o})"),
-        (None, None) => Ok(()),
+        (Some(n), Some(o)) => format!("{source}: document {n} ({o})"),
+        (Some(n), None) => format!("{source}: document {n}"),
+        (None, Some(o)) => format!("{source} ({o})"),
+        (None, None) => source.to_string(),
     }
 }
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_location(f, &self.source, self.document, self.object.as_deref())?;
-        if let Some(field) = &self.field {
-            write!(f, ": field `{field}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// Converts a typed pod (from a watch) with [`demand_from_pod_spec`]; the id is
 /// `namespace/name` (namespace `default` when unset). Errors name fields relative to the

@@ -35,6 +35,7 @@ use validate::{check_unique_names, dedup_by_identity};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -304,13 +305,32 @@ pub struct Frame<'a> {
 }
 
 /// Configuration that cannot be rendered: the object, the field and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Displays as `{object}: field `{field}`: {message}`, leaving out the parts that are
+/// empty. An error made from another one (a [`FieldError`](crate::config::FieldError) of
+/// the frame, a serialiser's error, a userData conflict) keeps it as its
+/// [`source`](std::error::Error::source), shared so that the error stays `Clone`
+/// (downcast through `cause`); the message already says what it says.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{}{message}", prefix(object, ""), prefix(field, "field "))]
 pub struct RenderError {
     /// `NodePool gpu`, `ConfigMap kube-system/nvidia-device-plugin`, or empty.
     pub object: String,
     /// Field path inside the object, or a flag (`--emission`), or empty.
     pub field: String,
     pub message: String,
+    /// The error this one was made from, if any.
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// `{what}{s}: ` (`s` in backquotes after `field `), or nothing for an empty `s`.
+fn prefix(s: &str, what: &str) -> String {
+    match (s.is_empty(), what.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("{s}: "),
+        (false, false) => format!("{what}`{s}`: "),
+    }
 }
 
 impl RenderError {
@@ -319,23 +339,26 @@ impl RenderError {
             object: object.to_string(),
             field: field.into(),
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// The same error, made from `cause`.
+    pub fn caused_by(self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        RenderError {
+            cause: Some(Arc::new(cause)),
+            ..self
+        }
+    }
+
+    /// The same error (and cause) about `object`.
+    pub fn of(self, object: &str) -> Self {
+        RenderError {
+            object: object.to_string(),
+            ..self
         }
     }
 }
-
-impl fmt::Display for RenderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.object.is_empty() {
-            write!(f, "{}: ", self.object)?;
-        }
-        if !self.field.is_empty() {
-            write!(f, "field `{}`: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for RenderError {}
 
 /// The objects that realise a plan.
 #[derive(Debug, Clone)]
@@ -372,6 +395,7 @@ impl Rendered {
         for o in &self.objects {
             let text = serde_saphyr::to_string(o).map_err(|e| {
                 RenderError::new(&describe_object(o), "", format!("cannot write YAML: {e}"))
+                    .caused_by(e)
             })?;
             out.push_str("---\n");
             out.push_str(&text);
@@ -773,7 +797,8 @@ fn template_labels_field(api: Option<frame::FrameApi>, key: &str) -> String {
 }
 
 pub(crate) fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, RenderError> {
-    serde_json::to_value(t).map_err(|e| RenderError::new("", "", format!("cannot serialise: {e}")))
+    serde_json::to_value(t)
+        .map_err(|e| RenderError::new("", "", format!("cannot serialise: {e}")).caused_by(e))
 }
 
 /// `nvidia.com/gpu` as the NodePool limit / overlay capacity quantity.

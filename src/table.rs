@@ -26,21 +26,14 @@ impl Table {
 }
 
 /// Why a table could not be read: the line, the column when one is to blame, and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Displays as `column `x`: message`, or the message alone (each table puts its source
+/// and the line in front).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", column.as_ref().map(|c| format!("column `{c}`: ")).unwrap_or_default())]
 pub struct Error {
     pub line: usize,
     pub column: Option<String>,
     pub message: String,
-}
-
-impl Error {
-    /// `column `x`: message`, or the message alone.
-    pub fn text(&self) -> String {
-        match &self.column {
-            Some(c) => format!("column `{c}`: {}", self.message),
-            None => self.message.clone(),
-        }
-    }
 }
 
 /// Reads `text` as CSV; with `comments`, lines starting with `#` are skipped. A header
@@ -162,17 +155,20 @@ mod tests {
     fn row_lengths_and_duplicate_headers_are_errors_naming_the_line() {
         let short = read("a,b\n\n1\n", true).expect_err("short row");
         assert_eq!(
-            (short.line, short.text()),
+            (short.line, short.to_string()),
             (
                 3,
                 "expected 2 cells (as in the header), found 1".to_string()
             )
         );
         let long = read("a,b\n1,2,3\n", true).expect_err("long row");
-        assert_eq!(long.text(), "expected 2 cells (as in the header), found 3");
+        assert_eq!(
+            long.to_string(),
+            "expected 2 cells (as in the header), found 3"
+        );
         let dup = read("\na,b,a\n", true).expect_err("duplicate");
         assert_eq!(
-            (dup.line, dup.column.as_deref(), dup.text()),
+            (dup.line, dup.column.as_deref(), dup.to_string()),
             (
                 2,
                 Some("a"),

@@ -10,7 +10,7 @@
 //!   T4→t4, V100M16/V100M32→v100, A10→a10g. A spec naming a model with no EC2
 //!   counterpart (P100, G2, G3) leaves the pod unconstrained.
 
-use std::fmt;
+use std::sync::Arc;
 
 use crate::model::{DemandItem, MIB, Operator, Requirement, Resources, Sharing, labels};
 
@@ -29,29 +29,50 @@ pub struct AlibabaPod {
     pub deletion_time: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A trace or workload file that could not be read: `{source}:{line}: {message}`.
+///
+/// An error made from another one (the CSV reader's, the JSON parser's, a number's, a
+/// quantity's or an annotation value's) keeps it as its
+/// [`source`](std::error::Error::source), shared so that the error stays `Clone`
+/// (downcast through `cause`); the message already says what it says.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{source}:{line}: {message}")]
 pub struct TraceError {
+    /// The file (or other source) name.
     pub source: String,
+    /// 1-based line.
     pub line: usize,
     pub message: String,
+    /// The error this one was made from, if any.
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
-impl fmt::Display for TraceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.source, self.line, self.message)
+impl TraceError {
+    /// An error at `source:line` without a cause.
+    pub fn new(source: &str, line: usize, message: impl Into<String>) -> Self {
+        TraceError {
+            source: source.to_string(),
+            line,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// The same error, made from `cause`.
+    pub fn caused_by(self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TraceError {
+            cause: Some(Arc::new(cause)),
+            ..self
+        }
     }
 }
 
-impl std::error::Error for TraceError {}
-
 /// Parses an Alibaba pod list (11- or 5-column variant) by header names.
 pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, TraceError> {
-    let e = |line: usize, message: String| TraceError {
-        source: source.to_string(),
-        line,
-        message,
-    };
-    let table = crate::table::read(text, false).map_err(|t| e(t.line, t.text()))?;
+    let e = |line: usize, message: String| TraceError::new(source, line, message);
+    let table =
+        crate::table::read(text, false).map_err(|t| e(t.line, t.to_string()).caused_by(t))?;
     if table.header.is_empty() {
         return Err(e(1, "empty trace".into()));
     }
@@ -73,11 +94,12 @@ pub fn parse_alibaba_pods(source: &str, text: &str) -> Result<Vec<AlibabaPod>, T
         let ln = *ln;
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         let num = |c: usize, what: &str| -> Result<u64, TraceError> {
-            cells[c].parse::<u64>().map_err(|_| {
+            cells[c].parse::<u64>().map_err(|p| {
                 e(
                     ln,
                     format!("column `{what}`: not a whole number: {:?}", cells[c]),
                 )
+                .caused_by(p)
             })
         };
         let opt = |c: Option<usize>, what: &str| -> Result<Option<u64>, TraceError> {
@@ -228,10 +250,41 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_line_and_keep_their_cause() {
+        use std::error::Error as _;
+        let short = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1,1,1,1\np1,1,1\n";
+        let e = parse_alibaba_pods("t.csv", short).expect_err("short row");
+        assert_eq!(
+            e.to_string(),
+            "t.csv:3: expected 5 cells (as in the header), found 3"
+        );
+        let table = e.source().map(ToString::to_string);
+        assert_eq!(
+            table.as_deref(),
+            Some("expected 5 cells (as in the header), found 3")
+        );
+        let bad = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,x,1,1,1\n";
+        let e = parse_alibaba_pods("t.csv", bad).expect_err("not a number");
+        assert_eq!(
+            e.to_string(),
+            "t.csv:2: column `cpu_milli`: not a whole number: \"x\""
+        );
+        assert!(e.source().is_some(), "the ParseIntError");
+        let e = TraceError::new("t.csv", 1, "empty trace");
+        assert_eq!(e.to_string(), "t.csv:1: empty trace");
+        assert!(e.source().is_none());
+    }
+
+    #[test]
     fn times_past_a_century_are_refused_with_their_line() {
         let head = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n";
         let ok = format!("{head}p0,1000,1024,1,500,,LS,Running,0,{MAX_TRACE_SECONDS},0\n");
-        assert_eq!(parse_alibaba_pods("t.csv", &ok).map(|p| p.len()), Ok(1));
+        assert_eq!(
+            parse_alibaba_pods("t.csv", &ok)
+                .map(|p| p.len())
+                .map_err(|e| e.to_string()),
+            Ok(1)
+        );
         let never = format!(
             "{head}p0,1000,1024,1,500,,LS,Running,0,10,0\np1,1000,1024,1,500,,LS,Running,0,18446744073709551615,0\n"
         );

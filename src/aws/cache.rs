@@ -34,6 +34,7 @@ fn empty(api: &'static str, what: &str) -> CallError {
         reason: Reason::BadResponse,
         attempts: 1,
         message: format!("the answer had no {what}"),
+        cause: None,
     }
 }
 
@@ -216,29 +217,75 @@ pub fn cache_file(
     }
 }
 
+/// Why a cache file could not be read or written. Each names the file; the I/O or JSON
+/// error underneath is the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The file exists but cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a cache's JSON.
+    #[error("{path}: not a gpu-slicer price cache: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Another version of gpu-slicer wrote it.
+    #[error("{path}: cache version {version} (this gpu-slicer writes {CACHE_VERSION}); ignored")]
+    Version { path: PathBuf, version: u32 },
+    /// The data cannot be serialised.
+    #[error("{path}: {source}")]
+    Serialise {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The directory, the temporary file or the rename failed.
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Reads a cache file: `Ok(None)` if it does not exist, `Err` (naming the file) if it
 /// cannot be read or parsed, or is another version.
-pub fn load_cache(path: &Path) -> Result<Option<LiveData>, String> {
+pub fn load_cache(path: &Path) -> Result<Option<LiveData>, CacheError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(source) => {
+            return Err(CacheError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
-    let f: CacheFile = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a gpu-slicer price cache: {e}", path.display()))?;
+    let f: CacheFile = serde_json::from_str(&text).map_err(|source| CacheError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if f.version != CACHE_VERSION {
-        return Err(format!(
-            "{}: cache version {} (this gpu-slicer writes {CACHE_VERSION}); ignored",
-            path.display(),
-            f.version
-        ));
+        return Err(CacheError::Version {
+            path: path.to_path_buf(),
+            version: f.version,
+        });
     }
     Ok(Some(f.data))
 }
 
 /// Writes a cache file atomically (a temporary file renamed over it).
-pub fn save_cache(path: &Path, data: &LiveData) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+pub fn save_cache(path: &Path, data: &LiveData) -> Result<(), CacheError> {
+    let err = |source: std::io::Error| CacheError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -246,7 +293,10 @@ pub fn save_cache(path: &Path, data: &LiveData) -> Result<(), String> {
         version: CACHE_VERSION,
         data: data.clone(),
     })
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    .map_err(|source| CacheError::Serialise {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
@@ -274,7 +324,7 @@ impl LiveSource {
         });
         let (data, warning) = match cache.as_deref().map(load_cache) {
             Some(Ok(Some(d))) if d.region == clients.region() => (d, None),
-            Some(Err(e)) => (LiveData::new(clients.region()), Some(e)),
+            Some(Err(e)) => (LiveData::new(clients.region()), Some(e.to_string())),
             _ => (LiveData::new(clients.region()), None),
         };
         (
@@ -311,5 +361,64 @@ impl LiveSource {
     /// The base catalog with the live data merged in, at `now`.
     pub fn merged(&self, base: &Catalog, now: i64) -> Merged {
         live::merge(base, &self.data, now, &self.clients.settings().ttls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn cache_errors_name_the_file_and_keep_their_cause() {
+        let dir = std::env::temp_dir().join(format!("gpu-slicer-cache-{}", std::process::id()));
+        let path = dir.join("live-us-east-1.json");
+        assert!(matches!(load_cache(&path), Ok(None)), "no file yet");
+
+        let data = LiveData::new("us-east-1");
+        save_cache(&path, &data).expect("written");
+        assert!(matches!(load_cache(&path), Ok(Some(_))));
+
+        std::fs::write(&path, "{").expect("written");
+        let e = load_cache(&path).expect_err("not JSON");
+        let json = serde_json::from_str::<CacheFile>("{")
+            .err()
+            .map(|j| j.to_string());
+        assert_eq!(
+            Some(e.to_string()),
+            json.map(|j| format!("{}: not a gpu-slicer price cache: {j}", path.display()))
+        );
+        assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
+
+        let other = serde_json::to_string(&CacheFile {
+            version: 7,
+            data: data.clone(),
+        })
+        .expect("serialised");
+        std::fs::write(&path, other).expect("written");
+        let v = load_cache(&path).expect_err("another version");
+        assert_eq!(
+            v.to_string(),
+            format!(
+                "{}: cache version 7 (this gpu-slicer writes {CACHE_VERSION}); ignored",
+                path.display()
+            )
+        );
+        assert!(v.source().is_none());
+
+        // A directory where the file should be: reading it fails with the I/O error.
+        std::fs::remove_file(&path).expect("removed");
+        std::fs::create_dir_all(&path).expect("a directory");
+        let e = load_cache(&path).expect_err("a directory");
+        assert!(matches!(e, CacheError::Read { .. }), "{e}");
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+        let e = save_cache(&path, &data).expect_err("renaming over a directory");
+        assert!(matches!(e, CacheError::Write { .. }), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("{}: ", path.display())),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 }

@@ -9,7 +9,7 @@ use aws_sdk_pricing::types::{Filter as PriceFilter, FilterType};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use super::{CallError, Clients, HttpResponse, Reason};
-use crate::catalog::live::{Ec2Type, PRICE_FILTERS, parse_price_item};
+use crate::catalog::live::{Ec2Type, PRICE_FILTERS, PriceItemError, parse_price_item};
 
 /// Pages longer than this are a server bug; stop rather than loop forever.
 const MAX_PAGES: usize = 500;
@@ -20,6 +20,7 @@ fn bad(api: &'static str, message: String) -> CallError {
         reason: Reason::BadResponse,
         attempts: 1,
         message,
+        cause: None,
     }
 }
 
@@ -220,11 +221,17 @@ impl Clients {
                 .field(field)
                 .value(value)
                 .build()
-                .map_err(|e| bad(API, format!("filter {field}: {e}")))?;
+                .map_err(|e| {
+                    let message = format!("filter {field}: {e}");
+                    CallError {
+                        cause: Some(std::sync::Arc::new(e)),
+                        ..bad(API, message)
+                    }
+                })?;
             filters.push(f);
         }
         let mut prices = BTreeMap::new();
-        let mut problems: Vec<String> = Vec::new();
+        let mut problems: Vec<PriceItemError> = Vec::new();
         self.paginate(
             API,
             |token| {

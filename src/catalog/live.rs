@@ -612,11 +612,23 @@ pub const PRICE_FILTERS: [(&str, &str); 7] = [
     ("marketoption", "OnDemand"),
 ];
 
+/// A price-list product attribute that [`PRICE_FILTERS`] (or the region) rules out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("attribute {name} is {have:?}, not {want:?}")]
+pub struct AttributeMismatch {
+    pub name: &'static str,
+    pub have: String,
+    pub want: String,
+}
+
 /// Attribute names of a price-list product that [`PRICE_FILTERS`] constrains, as they
 /// appear in `product.attributes` (the filter names, except the service code which is
 /// `servicecode` there).
-fn attribute_matches(attrs: &serde_json::Map<String, Value>, region: &str) -> Result<(), String> {
-    let mut want: Vec<(&str, &str)> = PRICE_FILTERS
+fn attribute_matches(
+    attrs: &serde_json::Map<String, Value>,
+    region: &str,
+) -> Result<(), AttributeMismatch> {
+    let mut want: Vec<(&'static str, &str)> = PRICE_FILTERS
         .iter()
         .map(|&(k, v)| (if k == "serviceCode" { "servicecode" } else { k }, v))
         .collect();
@@ -627,22 +639,52 @@ fn attribute_matches(attrs: &serde_json::Map<String, Value>, region: &str) -> Re
         if let Some(have) = attrs.get(k).and_then(Value::as_str)
             && have != v
         {
-            return Err(format!("attribute {k} is {have:?}, not {v:?}"));
+            return Err(AttributeMismatch {
+                name: k,
+                have: have.to_string(),
+                want: v.to_string(),
+            });
         }
     }
     Ok(())
+}
+
+/// A `PriceList` entry of `GetProducts` that does not parse: what is missing or wrong,
+/// by its path in the document.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceItemError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("missing product.attributes")]
+    NoAttributes,
+    #[error("missing terms.OnDemand")]
+    NoOnDemandTerms,
+    #[error("terms.OnDemand.{term}: missing priceDimensions")]
+    NoPriceDimensions { term: String },
+    #[error("terms.OnDemand.{term}.priceDimensions.{dimension}: missing pricePerUnit.USD")]
+    NoUsdPrice { term: String, dimension: String },
+    #[error(
+        "terms.OnDemand.{term}.priceDimensions.{dimension}.pricePerUnit.USD: {usd:?} is not a number"
+    )]
+    NotANumber {
+        term: String,
+        dimension: String,
+        usd: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
 }
 
 /// Parses one `PriceList` entry of `GetProducts` (a JSON document in a string):
 /// `Ok(Some((instance type, USD per hour)))`, `Ok(None)` for a product that is not an
 /// on-demand shared Linux price in `region` (or priced 0, as unused capacity
 /// reservations are), `Err` naming the field for a document that does not parse.
-pub fn parse_price_item(text: &str, region: &str) -> Result<Option<(String, f64)>, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_price_item(text: &str, region: &str) -> Result<Option<(String, f64)>, PriceItemError> {
+    let doc: Value = serde_json::from_str(text).map_err(PriceItemError::NotJson)?;
     let attrs = doc
         .pointer("/product/attributes")
         .and_then(Value::as_object)
-        .ok_or("missing product.attributes")?;
+        .ok_or(PriceItemError::NoAttributes)?;
     let Some(instance_type) = attrs.get("instanceType").and_then(Value::as_str) else {
         return Ok(None);
     };
@@ -652,25 +694,30 @@ pub fn parse_price_item(text: &str, region: &str) -> Result<Option<(String, f64)
     let terms = doc
         .pointer("/terms/OnDemand")
         .and_then(Value::as_object)
-        .ok_or("missing terms.OnDemand")?;
+        .ok_or(PriceItemError::NoOnDemandTerms)?;
     let mut best: Option<f64> = None;
     for (code, term) in terms {
         let dims = term
             .get("priceDimensions")
             .and_then(Value::as_object)
-            .ok_or_else(|| format!("terms.OnDemand.{code}: missing priceDimensions"))?;
+            .ok_or_else(|| PriceItemError::NoPriceDimensions { term: code.clone() })?;
         for (dim, d) in dims {
             let usd = d
                 .pointer("/pricePerUnit/USD")
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    format!("terms.OnDemand.{code}.priceDimensions.{dim}: missing pricePerUnit.USD")
+                .ok_or_else(|| PriceItemError::NoUsdPrice {
+                    term: code.clone(),
+                    dimension: dim.clone(),
                 })?;
-            let p: f64 = usd.trim().parse().map_err(|_| {
-                format!(
-                    "terms.OnDemand.{code}.priceDimensions.{dim}.pricePerUnit.USD: {usd:?} is not a number"
-                )
-            })?;
+            let p: f64 = usd
+                .trim()
+                .parse()
+                .map_err(|source| PriceItemError::NotANumber {
+                    term: code.clone(),
+                    dimension: dim.clone(),
+                    usd: usd.to_string(),
+                    source,
+                })?;
             if usable_price(p) {
                 best = Some(best.map_or(p, |b: f64| b.max(p)));
             }

@@ -526,13 +526,26 @@ fn error_fields_and_display() {
             line: 2,
             column: Some("mig_supported".to_string()),
             message: "expected `true` or `false`, found `maybe`".to_string(),
+            cell: Some(Box::new(CellError::NotBool {
+                found: "maybe".to_string()
+            })),
         }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("{SRC}:2: column `mig_supported`: expected `true` or `false`, found `maybe`")
+    );
+    let dyn_err: &dyn std::error::Error = &e;
+    assert_eq!(
+        dyn_err.source().map(ToString::to_string).as_deref(),
+        Some("expected `true` or `false`, found `maybe`")
     );
     let e = CatalogError {
         source: "a.csv".into(),
         line: 7,
         column: None,
         message: "boom".into(),
+        cell: None,
     };
     assert_eq!(e.to_string(), "a.csv:7: boom");
     let dyn_err: &dyn std::error::Error = &e;

@@ -3,6 +3,10 @@
 //! SVG plots, `plots`). `--sweep` replays it once per setting combination and prints how
 //! the ranking moves (`sweep`). `--fgd` runs the FGD paper's fixed-cluster experiment
 //! instead.
+//!
+//! `parse_time_scale` (a clap `value_parser`) and `parse_variant` (one `--strategies`
+//! entry, its message turned into a usage error) return `Result<_, String>`: that is
+//! clap's convention for value parsers, and the message follows the flag's name.
 
 #[cfg(feature = "plots")]
 mod plots;

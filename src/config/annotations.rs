@@ -1,6 +1,7 @@
 //! The `gpu-slicer.io/*` annotation keys and the parsers of their values that pods and
 //! NodePools share (CONTRACT.md, "Pod annotations" and "NodePool annotations").
 
+use crate::model::quantity::QuantityError;
 use crate::model::{Isolation, MIB, Sharing, quantity};
 
 use super::FieldError;
@@ -102,15 +103,13 @@ pub fn parse_share(s: &str) -> Result<u32, FieldError> {
 /// rounded up (`4Gi` → 4096, `1G` → 954). The error's field is the annotation on a pod.
 pub fn parse_gpu_memory_mib(s: &str) -> Result<u64, FieldError> {
     let field = annotation_field(GPU_MEMORY);
-    let q = quantity::parse(s).map_err(|e| {
-        FieldError::new(
-            field.clone(),
-            format!(
-                "must be a Kubernetes quantity such as 4Gi or 512Mi, got {} ({})",
-                show(s),
-                e.reason
-            ),
-        )
+    let q = quantity::parse(s).map_err(|source| {
+        QuantityMibError::NotQuantity {
+            example: "4Gi or 512Mi",
+            shown: show(s),
+            source,
+        }
+        .in_field(field.clone())
     })?;
     if q.is_negative() || q.is_zero() {
         return Err(FieldError::new(
@@ -118,29 +117,57 @@ pub fn parse_gpu_memory_mib(s: &str) -> Result<u64, FieldError> {
             format!("must be positive, got {}", show(s)),
         ));
     }
-    quantity_mib(&q, s).map_err(|m| FieldError::new(field, m))
+    quantity_mib(&q, s).map_err(|e| e.in_field(field))
 }
 
-/// A non-negative quantity in MiB, rounded up; the message of the error when it is not.
-pub(crate) fn quantity_mib_non_negative(s: &str) -> Result<u64, String> {
-    let q = quantity::parse(s).map_err(|e| {
-        format!(
-            "must be a Kubernetes quantity such as 512Mi or 1Gi, got {} ({})",
-            show(s),
-            e.reason
-        )
+/// Why a quantity is not a usable amount of MiB: the rest of a sentence naming the field
+/// (`<field> must not be negative, got "-1Mi"`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum QuantityMibError {
+    /// Not a Kubernetes quantity; `example` names valid ones.
+    #[error("must be a Kubernetes quantity such as {example}, got {shown} ({})", .source.reason)]
+    NotQuantity {
+        example: &'static str,
+        shown: String,
+        #[source]
+        source: QuantityError,
+    },
+    #[error("must not be negative, got {shown}")]
+    Negative { shown: String },
+    #[error("is out of range, got {shown}")]
+    OutOfRange { shown: String },
+}
+
+impl QuantityMibError {
+    /// The error as a [`FieldError`] of `field`: this message, and the [`QuantityError`]
+    /// as its cause when the value did not parse.
+    pub(crate) fn in_field(self, field: impl Into<String>) -> FieldError {
+        let e = FieldError::new(field, self.to_string());
+        match self {
+            QuantityMibError::NotQuantity { source, .. } => e.caused_by(source),
+            QuantityMibError::Negative { .. } | QuantityMibError::OutOfRange { .. } => e,
+        }
+    }
+}
+
+/// A non-negative quantity in MiB, rounded up.
+pub(crate) fn quantity_mib_non_negative(s: &str) -> Result<u64, QuantityMibError> {
+    let q = quantity::parse(s).map_err(|source| QuantityMibError::NotQuantity {
+        example: "512Mi or 1Gi",
+        shown: show(s),
+        source,
     })?;
     if q.is_negative() {
-        return Err(format!("must not be negative, got {}", show(s)));
+        return Err(QuantityMibError::Negative { shown: show(s) });
     }
     quantity_mib(&q, s)
 }
 
-fn quantity_mib(q: &quantity::Quantity, s: &str) -> Result<u64, String> {
+fn quantity_mib(q: &quantity::Quantity, s: &str) -> Result<u64, QuantityMibError> {
     let bytes = q
         .units_ceil()
         .and_then(|b| u64::try_from(b).ok())
-        .ok_or_else(|| format!("is out of range, got {}", show(s)))?;
+        .ok_or_else(|| QuantityMibError::OutOfRange { shown: show(s) })?;
     Ok(bytes.div_ceil(MIB))
 }
 
@@ -281,7 +308,8 @@ mod tests {
             Err(FieldError::new(
                 field,
                 "must be a Kubernetes quantity such as 4Gi or 512Mi, got \"4GB\" (unknown suffix \"GB\")"
-            ))
+            )
+            .caused_by(quantity::parse("4GB").unwrap_err()))
         );
         assert_eq!(
             parse_gpu_memory_mib("9Ei"),
@@ -307,8 +335,35 @@ mod tests {
         assert_eq!(quantity_mib_non_negative("0"), Ok(0));
         assert_eq!(quantity_mib_non_negative("1Gi"), Ok(1024));
         assert_eq!(
-            quantity_mib_non_negative("-1Mi"),
+            quantity_mib_non_negative("-1Mi").map_err(|e| e.to_string()),
             Err("must not be negative, got \"-1Mi\"".to_string())
+        );
+    }
+
+    #[test]
+    fn quantity_mib_errors_keep_the_quantity_error() {
+        use std::error::Error as _;
+        let e = quantity_mib_non_negative("4Xi").unwrap_err();
+        let q = quantity::parse("4Xi").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "must be a Kubernetes quantity such as 512Mi or 1Gi, got \"4Xi\" ({})",
+                q.reason
+            )
+        );
+        assert_eq!(e.source().map(ToString::to_string), Some(q.to_string()));
+        let f = e.in_field("f");
+        assert_eq!(f.message, f.to_string().trim_start_matches("field `f`: "));
+        assert_eq!(f.cause, Some(Box::new(q)));
+        let e = quantity_mib_non_negative("9Ei").unwrap_err();
+        assert_eq!(e.to_string(), "is out of range, got \"9Ei\"");
+        assert!(e.source().is_none());
+        let e = parse_gpu_memory_mib("4Xi").unwrap_err();
+        assert!(e.source().is_some());
+        assert!(
+            e.message
+                .starts_with("must be a Kubernetes quantity such as 4Gi or 512Mi, got \"4Xi\" (")
         );
     }
 }

@@ -153,7 +153,7 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
     let gpu_memory_headroom_mib = match ann.get(GPU_MEMORY_HEADROOM) {
         None => 0,
         Some(s) => quantity_mib_non_negative(s)
-            .map_err(|m| FieldError::new(annotation_field(GPU_MEMORY_HEADROOM), m))?,
+            .map_err(|e| e.in_field(annotation_field(GPU_MEMORY_HEADROOM)))?,
     };
     let max_hourly_cost = ann
         .get(MAX_HOURLY_COST)
@@ -275,7 +275,7 @@ fn pool_limits(spec: &Map<String, Value>, shape: Shape) -> Result<PoolLimits, Fi
             _ => return Err(FieldError::new(join(field, k), "must be a quantity")),
         };
         let bad = |e: crate::model::quantity::QuantityError| {
-            FieldError::new(join(field, k), e.to_string())
+            FieldError::new(join(field, k), e.to_string()).caused_by(e)
         };
         match k.as_str() {
             "cpu" => out.cpu_milli = Some(quantity::cpu_milli(&written).map_err(bad)?),

@@ -566,19 +566,31 @@ fn repository(image: &str) -> String {
     parts.join("/").to_ascii_lowercase()
 }
 
+/// A value a container states that cannot be read: the rest of a sentence naming the flag
+/// or the variable (`vLLM's --gpu-memory-utilization must be greater than 0, got "0"`).
+/// `shown` is the value as messages show it (quoted, cut).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("must be a fraction of the GPU in (0, 1] such as 0.9, got {shown}")]
+    NotFraction { shown: String },
+    #[error("must be greater than 0, got {shown}")]
+    NotPositive { shown: String },
+    #[error("must be at most 1 (the whole GPU), got {shown}")]
+    AboveWholeGpu { shown: String },
+    #[error("must be a limit such as 0=4G, 4096M or 0=1G,1=512MB, got {shown}")]
+    NotMpsLimit { shown: String },
+    #[error("needs a unit (M or G) after {number}, got {shown}")]
+    NoUnit { number: String, shown: String },
+}
+
 /// A fraction of the GPU in (0, 1], written as a decimal (`0.9`, `.85`, `1`, `1.0`), in
-/// thousandths rounded up. The error is the rest of a sentence naming the flag.
-pub(crate) fn parse_fraction(s: &str) -> Result<u32, String> {
+/// thousandths rounded up.
+pub(crate) fn parse_fraction(s: &str) -> Result<u32, ValueError> {
     let t = s.trim();
-    let grammar = || {
-        format!(
-            "must be a fraction of the GPU in (0, 1] such as 0.9, got {}",
-            show(s)
-        )
-    };
+    let grammar = || ValueError::NotFraction { shown: show(s) };
     let body = t.strip_prefix('+').unwrap_or(t);
     if body.starts_with('-') && body.len() > 1 {
-        return Err(format!("must be greater than 0, got {}", show(s)));
+        return Err(ValueError::NotPositive { shown: show(s) });
     }
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
     let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
@@ -587,10 +599,7 @@ pub(crate) fn parse_fraction(s: &str) -> Result<u32, String> {
     }
     let int = int.trim_start_matches('0');
     if int.len() > 1 || int.parse::<u64>().unwrap_or(0) > 1 {
-        return Err(format!(
-            "must be at most 1 (the whole GPU), got {}",
-            show(s)
-        ));
+        return Err(ValueError::AboveWholeGpu { shown: show(s) });
     }
     let whole = u64::from(int == "1");
     let mut milli = whole * 1000;
@@ -601,13 +610,10 @@ pub(crate) fn parse_fraction(s: &str) -> Result<u32, String> {
         milli += 1;
     }
     if milli == 0 {
-        return Err(format!("must be greater than 0, got {}", show(s)));
+        return Err(ValueError::NotPositive { shown: show(s) });
     }
     if milli > 1000 {
-        return Err(format!(
-            "must be at most 1 (the whole GPU), got {}",
-            show(s)
-        ));
+        return Err(ValueError::AboveWholeGpu { shown: show(s) });
     }
     // milli is in 1..=1000 here.
     u32::try_from(milli).map_err(|_| grammar())
@@ -616,14 +622,9 @@ pub(crate) fn parse_fraction(s: &str) -> Result<u32, String> {
 /// `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`: `<device>=<limit>` entries separated by commas, or
 /// one bare `<limit>`; a limit is whole digits and a unit `K`, `M`, `G` or `T` (optionally
 /// followed by `B`, `i` or `iB`), read as powers of 1024. The largest entry, in MiB rounded
-/// up. The error is the rest of a sentence naming the variable.
-pub(crate) fn parse_mps_limit(s: &str) -> Result<u64, String> {
-    let grammar = || {
-        format!(
-            "must be a limit such as 0=4G, 4096M or 0=1G,1=512MB, got {}",
-            show(s)
-        )
-    };
+/// up.
+pub(crate) fn parse_mps_limit(s: &str) -> Result<u64, ValueError> {
+    let grammar = || ValueError::NotMpsLimit { shown: show(s) };
     let mut largest: Option<u64> = None;
     for entry in s.split(',') {
         let entry = entry.trim();
@@ -652,16 +653,15 @@ pub(crate) fn parse_mps_limit(s: &str) -> Result<u64, String> {
             "G" => 1 << 30,
             "T" => 1 << 40,
             "" => {
-                return Err(format!(
-                    "needs a unit (M or G) after {}, got {}",
-                    show(num),
-                    show(s)
-                ));
+                return Err(ValueError::NoUnit {
+                    number: show(num),
+                    shown: show(s),
+                });
             }
             _ => return Err(grammar()),
         };
         if n == 0 {
-            return Err(format!("must be greater than 0, got {}", show(s)));
+            return Err(ValueError::NotPositive { shown: show(s) });
         }
         let mib = n.saturating_mul(bytes_per).div_ceil(MIB);
         largest = Some(largest.map_or(mib, |l| l.max(mib)));

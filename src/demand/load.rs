@@ -51,6 +51,7 @@ pub fn load_str(
             object: None,
             field: None,
             message: e.message,
+            cause: None,
         },
     );
     let Loader {
@@ -190,6 +191,7 @@ impl Loader<'_> {
             object: place.label.clone(),
             field,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -200,7 +202,11 @@ impl Loader<'_> {
         } else {
             format!("{base}{}", e.field)
         };
-        self.error(place, Some(&field), e.message)
+        let error = self.error(place, Some(&field), e.message.clone());
+        InputError {
+            cause: Some(Box::new(e)),
+            ..error
+        }
     }
 
     /// A note on what a pod (or a workload's template at `template`, when that is not

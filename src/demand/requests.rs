@@ -36,7 +36,7 @@ fn quantity_text(v: &Value, path: &str) -> Result<String, FieldError> {
 }
 
 fn qerr(path: &str, e: QuantityError) -> FieldError {
-    FieldError::new(path, e.to_string())
+    FieldError::new(path, e.to_string()).caused_by(e)
 }
 
 fn too_big(path: &str, text: &str, what: &str) -> FieldError {

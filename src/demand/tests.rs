@@ -618,6 +618,46 @@ fn error_display_leaves_out_absent_parts() {
         e.to_string(),
         "<stdin>: document 2 (Pod default/a): field `spec`: no Kubernetes objects found"
     );
+    e.document = None;
+    e.field = None;
+    assert_eq!(
+        e.to_string(),
+        "<stdin> (Pod default/a): no Kubernetes objects found"
+    );
+    assert!(std::error::Error::source(&e).is_none());
+}
+
+#[test]
+fn a_field_error_is_the_source_of_its_input_error() {
+    use std::error::Error as _;
+    let Err(e) = load(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: c
+    resources: {limits: {nvidia.com/gpu: 1, cpu: 4Xi}}
+",
+    ) else {
+        panic!("accepted");
+    };
+    assert_eq!(e.document, Some(1));
+    assert_eq!(
+        e.field.as_deref(),
+        Some("spec.containers[0].resources.limits.cpu")
+    );
+    assert!(e.to_string().starts_with(
+        "t.yaml: document 1 (Pod default/p): field `spec.containers[0].resources.limits.cpu`: invalid quantity \"4Xi\""
+    ), "{e}");
+    let field = e.cause.as_ref().expect("made from a field error");
+    assert_eq!(field.message, e.message);
+    let quantity = e.source().and_then(|s| s.source()).map(ToString::to_string);
+    assert_eq!(
+        quantity,
+        Some(e.message.clone()),
+        "the chain reaches the quantity"
+    );
 }
 
 #[test]

@@ -4,22 +4,13 @@
 //! signed 128-bit mantissa, so `0.1`, `100m` and `1Gi` convert without rounding error
 //! and conversions round up the way the scheduler does (`MilliValue`, `Value`).
 
-use std::fmt;
-
 /// Why a quantity string is not a valid Kubernetes quantity, or is out of range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid quantity {input:?}: {reason}")]
 pub struct QuantityError {
     pub input: String,
     pub reason: String,
 }
-
-impl fmt::Display for QuantityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid quantity {:?}: {}", self.input, self.reason)
-    }
-}
-
-impl std::error::Error for QuantityError {}
 
 /// An exact quantity value: `mantissa × 10^exp10 × 2^exp2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +215,19 @@ fn non_negative(s: &str, v: Option<i128>) -> Result<u64, QuantityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_display() {
+        let e = parse("4Xi").unwrap_err();
+        assert_eq!(e.input, "4Xi");
+        assert_eq!(
+            e.to_string(),
+            format!("invalid quantity \"4Xi\": {}", e.reason)
+        );
+        let e = err("", "empty");
+        assert_eq!(e.to_string(), "invalid quantity \"\": empty");
+        assert!(std::error::Error::source(&e).is_none());
+    }
 
     #[test]
     fn cpu_forms() {

@@ -46,21 +46,26 @@ pub fn bottlerocket_toml(slice: &Slice, fail_requests_greater_than_one: bool) ->
     }
 }
 
+/// A user's Bottlerocket userData that already configures `kubelet-device-plugins`: it
+/// and gpu-slicer's settings would disagree ([`merge_bottlerocket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "already configures settings.kubelet-device-plugins; gpu-slicer writes those \
+     settings per profile, so remove them from this EC2NodeClass"
+)]
+pub struct DevicePluginsConfigured;
+
 /// Appends gpu-slicer's Bottlerocket settings to a user's userData TOML. A userData that
 /// already configures `kubelet-device-plugins` is refused: the two would disagree.
 pub fn merge_bottlerocket(
     user: Option<&str>,
     slice: &Slice,
     fail_requests_greater_than_one: bool,
-) -> Result<String, String> {
+) -> Result<String, DevicePluginsConfigured> {
     let ours = bottlerocket_toml(slice, fail_requests_greater_than_one);
     match user.map(str::trim_end).filter(|u| !u.trim().is_empty()) {
         None => Ok(ours),
-        Some(u) if u.contains("kubelet-device-plugins") => Err(
-            "already configures settings.kubelet-device-plugins; gpu-slicer writes those \
-             settings per profile, so remove them from this EC2NodeClass"
-                .to_string(),
-        ),
+        Some(u) if u.contains("kubelet-device-plugins") => Err(DevicePluginsConfigured),
         Some(u) => Ok(format!(
             "{u}\n\n# gpu-slicer: {} profile\n{ours}",
             slice.profile()
@@ -169,7 +174,12 @@ mod tests {
         let clash =
             "[settings.kubelet-device-plugins.nvidia]\ndevice-sharing-strategy = \"none\"\n";
         let e = merge_bottlerocket(Some(clash), &Slice::new(16384, 2), false).expect_err("clash");
-        assert!(e.contains("kubelet-device-plugins"), "{e}");
+        assert!(e.to_string().contains("kubelet-device-plugins"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "already configures settings.kubelet-device-plugins; gpu-slicer writes those \
+             settings per profile, so remove them from this EC2NodeClass"
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub(crate) struct PoolFrame {
 }
 
 fn field_err(object: &str, e: FieldError) -> RenderError {
-    RenderError::new(object, e.field, e.message)
+    RenderError::new(object, e.field.clone(), e.message.clone()).caused_by(e)
 }
 
 /// Reads the frame of an annotated pool from its raw object.

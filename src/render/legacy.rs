@@ -106,7 +106,7 @@ pub(crate) fn v1beta1(ctx: &Ctx<'_>, g: &Group<'_>, out: &mut Emitted) -> Result
     let disruption = match (&g.frame.disruption, g.frame.api) {
         (Some(d), Some(FrameApi::V1beta1)) => Some(
             typed::<npb::NodePoolDisruption>(d.clone(), "spec.disruption")
-                .map_err(|e| RenderError::new(&g.frame.object, e.field, e.message))?,
+                .map_err(|e| e.of(&g.frame.object))?,
         ),
         _ => None,
     };

@@ -505,3 +505,50 @@ fn yaml_is_multi_document_and_parses_back() {
         assert_eq!(&back, obj);
     }
 }
+
+#[test]
+fn render_errors_leave_out_empty_parts_and_keep_their_cause() {
+    use std::error::Error as _;
+    let e = RenderError::new(
+        "NodePool gpu",
+        "spec.weight",
+        "must be an integer from 1 to 100",
+    );
+    assert_eq!(
+        e.to_string(),
+        "NodePool gpu: field `spec.weight`: must be an integer from 1 to 100"
+    );
+    assert!(e.source().is_none());
+    assert_eq!(
+        RenderError::new("", "--emission", "unknown").to_string(),
+        "field `--emission`: unknown"
+    );
+    assert_eq!(
+        RenderError::new("NodePool gpu", "", "boom").to_string(),
+        "NodePool gpu: boom"
+    );
+    assert_eq!(RenderError::new("", "", "boom").to_string(), "boom");
+
+    // Made from a serde error: the message quotes it, the source is it.
+    let e = v1::typed::<Vec<u32>>(json!("x"), "spec.disruption")
+        .expect_err("not a list")
+        .of("NodePool gpu");
+    assert!(
+        e.to_string()
+            .starts_with("NodePool gpu: field `spec.disruption`: cannot be converted: "),
+        "{e}"
+    );
+    let cause = e.cause.as_deref().expect("the serde error");
+    assert!(cause.is::<serde_json::Error>());
+    assert_eq!(e.source().map(ToString::to_string), Some(cause.to_string()));
+
+    // Made from a field error of the frame.
+    let field = crate::config::FieldError::new("spec.limits", "must be a map");
+    let e = RenderError::new("NodePool gpu", field.field.clone(), field.message.clone())
+        .caused_by(field.clone());
+    assert_eq!(
+        e.to_string(),
+        "NodePool gpu: field `spec.limits`: must be a map"
+    );
+    assert_eq!(e.source().map(ToString::to_string), Some(field.to_string()));
+}

@@ -22,8 +22,9 @@ use crate::model::contract::owned_labels;
 
 /// Converts through JSON into a generated type (the shapes are Kubernetes' own).
 pub(crate) fn typed<T: DeserializeOwned>(v: Value, what: &str) -> Result<T, RenderError> {
-    serde_json::from_value(v)
-        .map_err(|e| RenderError::new("", what.to_string(), format!("cannot be converted: {e}")))
+    serde_json::from_value(v).map_err(|e| {
+        RenderError::new("", what.to_string(), format!("cannot be converted: {e}")).caused_by(e)
+    })
 }
 
 pub(crate) fn requirements_json(reqs: &[Requirement]) -> Value {
@@ -149,7 +150,7 @@ pub(crate) fn derived_bottlerocket(
     let user = spec.get("userData").and_then(Value::as_str);
     let merged =
         bootstrap::merge_bottlerocket(user, &g.slice, ctx.opts.fail_requests_greater_than_one)
-            .map_err(|m| RenderError::new(&object, "spec.userData", m))?;
+            .map_err(|e| RenderError::new(&object, "spec.userData", e.to_string()).caused_by(e))?;
     if let Some(m) = spec.as_object_mut() {
         m.insert("userData".into(), json!(merged));
     }
@@ -173,7 +174,7 @@ pub(crate) fn derived_bottlerocket(
 fn disruption(g: &Group<'_>) -> Result<Option<np::NodePoolDisruption>, RenderError> {
     match (&g.frame.disruption, g.frame.api) {
         (Some(d), Some(FrameApi::V1)) => typed(d.clone(), "spec.disruption")
-            .map_err(|e| RenderError::new(&g.frame.object, e.field, e.message))
+            .map_err(|e| e.of(&g.frame.object))
             .map(Some),
         _ => Ok(None),
     }

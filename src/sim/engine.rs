@@ -261,7 +261,7 @@ mod consolidate;
 mod provision;
 mod repack;
 
-pub use cluster::{Cluster, NodeView};
+pub use cluster::{Cluster, InvariantError, NodeView};
 
 use super::{Report, SimConfig, StrategyReport, Variant, Workload};
 use crate::model::{CapacityType, Catalog};

@@ -196,12 +196,9 @@ pub struct FgdReport {
 /// with the one CSV reader (`table::read`). Errors name the source, the line and the
 /// column.
 pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>, TraceError> {
-    let e = |line: usize, message: String| TraceError {
-        source: source.to_string(),
-        line,
-        message,
-    };
-    let table = crate::table::read(text, false).map_err(|t| e(t.line, t.text()))?;
+    let e = |line: usize, message: String| TraceError::new(source, line, message);
+    let table =
+        crate::table::read(text, false).map_err(|t| e(t.line, t.to_string()).caused_by(t))?;
     if table.header.is_empty() {
         return Err(e(1, "empty node list".into()));
     }
@@ -222,11 +219,12 @@ pub fn parse_alibaba_nodes(source: &str, text: &str) -> Result<Vec<ClusterNode>,
     for (ln, cells) in &table.rows {
         let ln = *ln;
         let num = |c: usize, what: &str| -> Result<u64, TraceError> {
-            cells[c].parse::<u64>().map_err(|_| {
+            cells[c].parse::<u64>().map_err(|p| {
                 e(
                     ln,
                     format!("column `{what}`: not a whole number: {:?}", cells[c]),
                 )
+                .caused_by(p)
             })
         };
         let name = cells[c_sn].as_str();

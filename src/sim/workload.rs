@@ -28,11 +28,7 @@ use crate::model::{DemandItem, Resources, Sharing, quantity};
 use crate::trace::{AlibabaPod, TraceError, alibaba_demand};
 
 fn err(source: &str, line: usize, message: String) -> TraceError {
-    TraceError {
-        source: source.to_string(),
-        line,
-        message,
-    }
+    TraceError::new(source, line, message)
 }
 
 /// The Alibaba trace's GPU pods as a workload (see the module docs). `source` names the
@@ -97,9 +93,9 @@ fn job_from_fields(
     let field = |k: &str, e: String| err(source, line, format!("field `{k}`: {e}"));
     let name = need("name")?.to_string();
     let secs = |k: &str, v: &str| {
-        let t = v
-            .parse::<u64>()
-            .map_err(|_| field(k, format!("{v:?} is not a whole number of seconds")))?;
+        let t = v.parse::<u64>().map_err(|p| {
+            field(k, format!("{v:?} is not a whole number of seconds")).caused_by(p)
+        })?;
         if t > crate::trace::MAX_TRACE_SECONDS {
             return Err(err(
                 source,
@@ -122,9 +118,12 @@ fn job_from_fields(
             format!("{d} is before arrival {arrival}"),
         ));
     }
-    let cpu = quantity::cpu_milli(need("cpu")?).map_err(|e| field("cpu", e.to_string()))?;
-    let memory = quantity::bytes(need("memory")?).map_err(|e| field("memory", e.to_string()))?;
-    let gpus = quantity::count(need("gpus")?).map_err(|e| field("gpus", e.to_string()))?;
+    let cpu =
+        quantity::cpu_milli(need("cpu")?).map_err(|e| field("cpu", e.to_string()).caused_by(e))?;
+    let memory = quantity::bytes(need("memory")?)
+        .map_err(|e| field("memory", e.to_string()).caused_by(e))?;
+    let gpus =
+        quantity::count(need("gpus")?).map_err(|e| field("gpus", e.to_string()).caused_by(e))?;
     let gpus = u32::try_from(gpus)
         .ok()
         .filter(|g| *g >= 1)
@@ -132,16 +131,18 @@ fn job_from_fields(
     let mut item = DemandItem::shared(name, Resources::new(cpu, memory));
     item.gpus = gpus;
     item.sharing = match get("sharing") {
-        Some(v) => parse_sharing(v).map_err(|e| field("sharing", e.to_string()))?,
+        Some(v) => parse_sharing(v).map_err(|e| field("sharing", e.to_string()).caused_by(e))?,
         None if gpus == 1 => Sharing::Shared,
         None => Sharing::Exclusive,
     };
     if let Some(v) = get("gpu_share").or_else(|| get("gpuShare")) {
-        item.gpu_share_milli = Some(parse_share(v).map_err(|e| field("gpu_share", e.to_string()))?);
+        item.gpu_share_milli =
+            Some(parse_share(v).map_err(|e| field("gpu_share", e.to_string()).caused_by(e))?);
     }
     if let Some(v) = get("gpu_memory").or_else(|| get("gpuMemory")) {
-        item.gpu_memory_mib =
-            Some(parse_gpu_memory_mib(v).map_err(|e| field("gpu_memory", e.to_string()))?);
+        item.gpu_memory_mib = Some(
+            parse_gpu_memory_mib(v).map_err(|e| field("gpu_memory", e.to_string()).caused_by(e))?,
+        );
     }
     Ok(Job {
         arrival,
@@ -152,7 +153,8 @@ fn job_from_fields(
 
 /// Our CSV format (see the module docs): a header row names the columns.
 pub fn parse_csv(source: &str, name: &str, text: &str) -> Result<Workload, TraceError> {
-    let table = crate::table::read(text, true).map_err(|t| err(source, t.line, t.text()))?;
+    let table = crate::table::read(text, true)
+        .map_err(|t| err(source, t.line, t.to_string()).caused_by(t))?;
     if table.header.is_empty() {
         return Err(err(
             source,
@@ -182,8 +184,8 @@ pub fn parse_jsonl(source: &str, name: &str, text: &str) -> Result<Workload, Tra
         if l.is_empty() {
             continue;
         }
-        let v: Value =
-            serde_json::from_str(l).map_err(|e| err(source, line, format!("not JSON: {e}")))?;
+        let v: Value = serde_json::from_str(l)
+            .map_err(|e| err(source, line, format!("not JSON: {e}")).caused_by(e))?;
         let Some(obj) = v.as_object() else {
             return Err(err(source, line, "not a JSON object".into()));
         };

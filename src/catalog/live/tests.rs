@@ -356,10 +356,15 @@ fn price_doc(instance_type: &str, capacitystatus: &str, usd: &str) -> String {
     .to_string()
 }
 
+/// [`parse_price_item`] with its error as text.
+fn price_item(text: &str, region: &str) -> Result<Option<(String, f64)>, String> {
+    parse_price_item(text, region).map_err(|e| e.to_string())
+}
+
 #[test]
 fn price_items_parse_and_foreign_ones_are_skipped() {
     assert_eq!(
-        parse_price_item(
+        price_item(
             &price_doc("g4dn.xlarge", "Used", "0.5260000000"),
             "us-east-1"
         ),
@@ -367,41 +372,69 @@ fn price_items_parse_and_foreign_ones_are_skipped() {
     );
     // Unused capacity reservations and other regions are not the on-demand price.
     assert_eq!(
-        parse_price_item(
+        price_item(
             &price_doc("g4dn.xlarge", "UnusedCapacityReservation", "0.526"),
             "us-east-1"
         ),
         Ok(None)
     );
     assert_eq!(
-        parse_price_item(&price_doc("g4dn.xlarge", "Used", "0.526"), "eu-west-1"),
+        price_item(&price_doc("g4dn.xlarge", "Used", "0.526"), "eu-west-1"),
         Ok(None)
     );
     assert_eq!(
-        parse_price_item(
+        price_item(
             &price_doc("g4dn.xlarge", "Used", "0.0000000000"),
             "us-east-1"
         ),
         Ok(None)
     );
-    let e = parse_price_item(&price_doc("g4dn.xlarge", "Used", "cheap"), "us-east-1")
+    let e = price_item(&price_doc("g4dn.xlarge", "Used", "cheap"), "us-east-1")
         .expect_err("bad number");
     assert!(
         e.contains("terms.OnDemand.ABC.JRTCKXETXF.priceDimensions.ABC.JRTCKXETXF.6YS6EN2CT7.pricePerUnit.USD"),
         "{e}"
     );
     assert!(
-        parse_price_item("{", "us-east-1")
+        price_item("{", "us-east-1")
             .expect_err("not json")
             .contains("not JSON")
     );
     let no_terms = r#"{"product":{"attributes":{"instanceType":"g5.xlarge"}}}"#;
     assert_eq!(
-        parse_price_item(no_terms, "us-east-1"),
+        price_item(no_terms, "us-east-1"),
         Err("missing terms.OnDemand".to_string())
     );
     let no_type = r#"{"product":{"attributes":{"operation":"RunInstances"}},"terms":{}}"#;
-    assert_eq!(parse_price_item(no_type, "us-east-1"), Ok(None));
+    assert_eq!(price_item(no_type, "us-east-1"), Ok(None));
+}
+
+#[test]
+fn price_item_errors_keep_the_parser_error() {
+    use std::error::Error as _;
+    let e = parse_price_item(&price_doc("g4dn.xlarge", "Used", "cheap"), "us-east-1")
+        .expect_err("bad number");
+    assert_eq!(
+        e.to_string(),
+        "terms.OnDemand.ABC.JRTCKXETXF.priceDimensions.ABC.JRTCKXETXF.6YS6EN2CT7.pricePerUnit.USD: \"cheap\" is not a number"
+    );
+    assert!(
+        e.source()
+            .is_some_and(|s| s.is::<std::num::ParseFloatError>())
+    );
+    let e = parse_price_item("{", "us-east-1").expect_err("not JSON");
+    assert!(e.to_string().starts_with("not JSON: "), "{e}");
+    assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
+    let e = parse_price_item("{}", "us-east-1").expect_err("no attributes");
+    assert_eq!(e.to_string(), "missing product.attributes");
+    assert!(e.source().is_none());
+    let attrs = serde_json::json!({"regionCode": "eu-west-1", "tenancy": "Shared"});
+    let attrs = attrs.as_object().expect("an object");
+    assert_eq!(
+        attribute_matches(attrs, "us-east-1").map_err(|e| e.to_string()),
+        Err("attribute regionCode is \"eu-west-1\", not \"us-east-1\"".to_string())
+    );
+    assert_eq!(attribute_matches(attrs, "eu-west-1"), Ok(()));
 }
 
 proptest::proptest! {

@@ -195,6 +195,7 @@ fn mps_limit_forms() {
     assert!(
         parse_mps_limit("4096")
             .unwrap_err()
+            .to_string()
             .contains("needs a unit (M or G)")
     );
 
@@ -410,6 +411,43 @@ fn fractions_are_exact_and_round_up() {
     ] {
         assert!(parse_fraction(s).is_err(), "{s}");
     }
+}
+
+#[test]
+fn value_errors_are_the_rest_of_a_sentence() {
+    let text = |r: Result<u64, ValueError>| r.map_err(|e| e.to_string());
+    assert_eq!(
+        parse_fraction("2").map_err(|e| e.to_string()),
+        Err("must be at most 1 (the whole GPU), got \"2\"".to_string())
+    );
+    assert_eq!(
+        parse_fraction("0"),
+        Err(ValueError::NotPositive {
+            shown: "\"0\"".to_string()
+        })
+    );
+    assert_eq!(
+        parse_fraction("abc").map_err(|e| e.to_string()),
+        Err("must be a fraction of the GPU in (0, 1] such as 0.9, got \"abc\"".to_string())
+    );
+    assert_eq!(
+        text(parse_mps_limit("4096")),
+        Err("needs a unit (M or G) after \"4096\", got \"4096\"".to_string())
+    );
+    assert_eq!(
+        text(parse_mps_limit("4X")),
+        Err("must be a limit such as 0=4G, 4096M or 0=1G,1=512MB, got \"4X\"".to_string())
+    );
+    assert_eq!(
+        text(parse_mps_limit("0=0G")),
+        Err("must be greater than 0, got \"0=0G\"".to_string())
+    );
+    assert!(
+        std::error::Error::source(&ValueError::NotMpsLimit {
+            shown: String::new()
+        })
+        .is_none()
+    );
 }
 
 #[test]
