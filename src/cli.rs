@@ -11,6 +11,7 @@ mod admit;
 mod live;
 mod memory;
 mod output;
+mod repack_flags;
 #[cfg(feature = "controller")]
 mod run_command;
 #[cfg(feature = "controller")]

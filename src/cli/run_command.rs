@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::repack_flags::RepackFlags;
 use super::{
     Caller, Failure, Inputs, LiveWhen, PolicyFlags, RenderFlags, parse_duration, plan_options,
     render_options, resolve, usage,
@@ -103,19 +104,8 @@ pub(super) struct RunArgs {
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "plain")]
     log_format: LogFormat,
-    /// How often the controller looks for nodes to re-pack onto cheaper ones; 0s turns
-    /// repacking off.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
-    repack_interval: Duration,
-    /// A repack move must save at least this fraction of the replaced nodes' cost (0..1).
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.05)]
-    repack_min_saving: f64,
-    /// Pods younger than this pin their node (repack never moves them).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    repack_min_pod_age: Duration,
-    /// Most nodes repacking replaces in any hour.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    repack_max_nodes_per_hour: u32,
+    #[command(flatten)]
+    repack: RepackFlags,
     /// Replacement nodes not Ready and sliced after this long roll the move back.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     repack_ready_timeout: Duration,
@@ -123,27 +113,17 @@ pub(super) struct RunArgs {
 
 /// `--repack-*` → the controller's repack settings, each flag checked.
 fn repack_config(a: &RunArgs) -> Result<crate::controller::repack::RepackConfig, Failure> {
-    if !(a.repack_min_saving.is_finite() && (0.0..=1.0).contains(&a.repack_min_saving)) {
-        return Err(usage(format!(
-            "--repack-min-saving must be a fraction from 0 to 1 (0.05 = 5 %), not {}",
-            a.repack_min_saving
-        )));
-    }
-    if a.repack_max_nodes_per_hour == 0 {
-        return Err(usage(
-            "--repack-max-nodes-per-hour must be at least 1 (--repack-interval 0s turns repacking off)",
-        ));
-    }
+    a.repack.check()?;
     if a.repack_ready_timeout.is_zero() {
         return Err(usage("--repack-ready-timeout must be more than 0s"));
     }
     Ok(crate::controller::repack::RepackConfig {
-        interval: (!a.repack_interval.is_zero()).then_some(a.repack_interval),
+        interval: a.repack.interval(),
         settings: crate::reconcile::repack::Settings {
-            min_saving: a.repack_min_saving,
-            min_pod_age_s: a.repack_min_pod_age.as_secs(),
+            min_saving: a.repack.repack_min_saving,
+            min_pod_age_s: a.repack.repack_min_pod_age.as_secs(),
         },
-        max_nodes_per_hour: a.repack_max_nodes_per_hour as usize,
+        max_nodes_per_hour: a.repack.repack_max_nodes_per_hour as usize,
         ready_timeout: a.repack_ready_timeout,
     })
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::repack_flags::RepackFlags;
 use super::{
     CapacityArg, CatalogSource, Failure, OutputFormat, bad_input, load_catalog, parse_duration,
     usage,
@@ -128,19 +129,9 @@ pub struct SimulateArgs {
     sample_every: Option<Duration>,
     #[arg(long, value_enum, default_value = "on-demand")]
     capacity_type: CapacityArg,
-    /// gpu-slicer re-packs (defragments) its nodes this often, as the controller does;
-    /// 0s turns it off.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
-    repack_interval: Duration,
-    /// A repack move must save at least this fraction of the replaced nodes' cost (0..1).
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.05)]
-    repack_min_saving: f64,
-    /// Pods bound for less than this pin their node (repack never moves them).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    repack_min_pod_age: Duration,
-    /// Most nodes repacking replaces in any hour.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    repack_max_nodes_per_hour: u32,
+    /// Re-packing, as the controller does it.
+    #[command(flatten)]
+    repack: RepackFlags,
     /// The gpu-slicer NodePool's disruption budget, percent of its nodes (Karpenter's
     /// default for a NodePool without budgets).
     #[arg(long, value_name = "PERCENT", default_value_t = 10)]
@@ -485,21 +476,12 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
 
 /// `--repack-*` → the replay's repack settings, each flag checked as `run` checks it.
 fn repack_settings(a: &SimulateArgs, cfg: &mut SimConfig) -> Result<(), Failure> {
-    if !(a.repack_min_saving.is_finite() && (0.0..=1.0).contains(&a.repack_min_saving)) {
-        return Err(usage(format!(
-            "--repack-min-saving must be a fraction from 0 to 1 (0.05 = 5 %), not {}",
-            a.repack_min_saving
-        )));
-    }
-    if a.repack_max_nodes_per_hour == 0 {
-        return Err(usage(
-            "--repack-max-nodes-per-hour must be at least 1 (--repack-interval 0s turns repacking off)",
-        ));
-    }
-    cfg.repack_interval_s = a.repack_interval.as_secs();
-    cfg.repack_min_saving = a.repack_min_saving;
-    cfg.repack_min_pod_age_s = a.repack_min_pod_age.as_secs();
-    cfg.repack_max_nodes_per_hour = a.repack_max_nodes_per_hour as usize;
+    a.repack.check()?;
+    let r = &a.repack;
+    cfg.repack_interval_s = r.repack_interval.as_secs();
+    cfg.repack_min_saving = r.repack_min_saving;
+    cfg.repack_min_pod_age_s = r.repack_min_pod_age.as_secs();
+    cfg.repack_max_nodes_per_hour = r.repack_max_nodes_per_hour as usize;
     if a.repack_budget > 100 {
         return Err(usage(format!(
             "--repack-budget must be a percentage from 0 to 100, not {}",

@@ -564,12 +564,9 @@ async fn repack(
 
 async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
     let Loop {
-        cfg,
-        cache,
-        shared,
-        writer,
-        ..
+        cfg, cache, writer, ..
     } = *lp;
+    let m = &lp.shared.metrics;
     let nodes: Vec<Node> = match cache.lock() {
         Ok(c) => c
             .nodes
@@ -608,12 +605,12 @@ async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
                 };
                 match writer.remove_taint(&name, i, &taint).await {
                     Ok(true) => {
-                        shared.metrics.taints_removed.inc();
+                        m.taints_removed.inc();
                         tracing::info!(node = %name, "sliced as planned; startup taint removed");
                     }
                     Ok(false) => {}
                     Err((category, message)) => {
-                        shared.metrics.count_apply("failed", category.as_str(), 1);
+                        m.count_apply("failed", category.as_str(), 1);
                         tracing::warn!(node = %name, %category, %message, "startup taint not removed");
                     }
                 }
@@ -624,7 +621,7 @@ async fn check_nodes(lp: &Loop<'_>, state: &mut LoopState) {
                 waited,
             } => {
                 if state.timed_out.insert(name.clone()) {
-                    shared.metrics.slicing_timeouts.inc();
+                    m.slicing_timeouts.inc();
                     let note = notes::slicing_timeout(&name, expected, actual, waited);
                     tracing::warn!(node = %name, note = %note.text, "not sliced in time");
                     publish(lp, &note).await;

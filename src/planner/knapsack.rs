@@ -325,15 +325,7 @@ pub fn solve_dp(
                 .map(|(w, l)| *w as f64 * l)
                 .sum::<f64>()
     };
-    let mut order: Vec<usize> = (0..input.len())
-        .filter(|&i| input[i].value > 0.0 && input[i].max_count > 0)
-        .filter(|&i| input[i].weight.iter().zip(&cap).all(|(w, c)| w <= c))
-        .collect();
-    order.sort_by(|&a, &b| {
-        reduced(&input[b])
-            .total_cmp(&reduced(&input[a]))
-            .then(a.cmp(&b))
-    });
+    let order = by_reduced_value(input, &cap, reduced);
     // suffix[j]: Lagrangian value still obtainable from order[j..].
     let mut suffix = vec![0.0; order.len() + 1];
     for j in (0..order.len()).rev() {
@@ -519,15 +511,7 @@ pub fn solve_slices(
                 .map(|k| lambda[k].max(0.0) * it.weight[k] as f64)
                 .sum::<f64>()
     };
-    let mut order: Vec<usize> = (0..input.len())
-        .filter(|&i| input[i].value > 0.0 && input[i].max_count > 0)
-        .filter(|&i| input[i].weight.iter().zip(&cap).all(|(w, c)| w <= c))
-        .collect();
-    order.sort_by(|&a, &b| {
-        reduced(&input[b])
-            .total_cmp(&reduced(&input[a]))
-            .then(a.cmp(&b))
-    });
+    let order = by_reduced_value(input, &cap, reduced);
     let n = order.len();
     if (n + 1).saturating_mul(slices + 1) > SLICE_TABLE {
         return None;
@@ -829,6 +813,25 @@ pub fn solve_mip(input: &[Item], cap: [u64; DIMS], node_limit: u64, gap: f64) ->
         nodes: usize::try_from(sol.stats().nodes_solved).unwrap_or(usize::MAX),
         alternatives: Vec::new(),
     })
+}
+
+/// The items worth considering (positive value, some copies, fitting the capacity
+/// alone), best reduced value first, ties by index so the order is stable.
+fn by_reduced_value(
+    input: &[Item],
+    cap: &[u64; DIMS],
+    reduced: impl Fn(&Item) -> f64,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..input.len())
+        .filter(|&i| input[i].value > 0.0 && input[i].max_count > 0)
+        .filter(|&i| input[i].weight.iter().zip(cap).all(|(w, c)| w <= c))
+        .collect();
+    order.sort_by(|&a, &b| {
+        reduced(&input[b])
+            .total_cmp(&reduced(&input[a]))
+            .then(a.cmp(&b))
+    });
+    order
 }
 
 fn take(rem: &mut [u64; DIMS], w: &[u64; DIMS], n: u32) {

@@ -5,211 +5,26 @@
 //! start time and whether it may be moved ([`Running`]), so repacking needs no second
 //! pass over the API.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde_json::Value;
 
 use super::is_owned;
 use super::repack::{self, ClaimNode, MOVE_LABEL, REPLACES_ANNOTATION, Step};
 use super::round::{FleetNode, Used};
 use crate::config::{self, DevicePluginConfig};
-use crate::demand::{demand_from_pod, demand_from_pod_spec, effective_requests};
 use crate::model::contract::{POOL_LABEL, REPLICAS_LABEL, SLICING_PENDING_TAINT};
 use crate::model::{CapacityType, DemandItem, Pool, Resources, Taint, TaintEffect, labels};
 
 use crate::guard::Namespaces;
 
 mod kind;
+mod pod;
+mod store;
 pub use kind::WatchedKind;
-
-/// One watched resource's objects, with the watcher's initial-list protocol: `init`,
-/// `init_apply`…, `init_done` replaces the contents; `apply`/`delete` edit them.
-#[derive(Debug, Clone)]
-pub struct Store<T> {
-    items: BTreeMap<String, T>,
-    init: Option<BTreeMap<String, T>>,
-    synced: bool,
-}
-
-impl<T> Default for Store<T> {
-    fn default() -> Self {
-        Store {
-            items: BTreeMap::new(),
-            init: None,
-            synced: false,
-        }
-    }
-}
-
-impl<T> Store<T> {
-    pub fn init(&mut self) {
-        self.init = Some(BTreeMap::new());
-    }
-    pub fn init_apply(&mut self, key: String, v: T) {
-        self.init.get_or_insert_with(BTreeMap::new).insert(key, v);
-    }
-    pub fn init_done(&mut self) {
-        if let Some(i) = self.init.take() {
-            self.items = i;
-        }
-        self.synced = true;
-    }
-    pub fn apply(&mut self, key: String, v: T) {
-        self.items.insert(key, v);
-    }
-    pub fn delete(&mut self, key: &str) {
-        self.items.remove(key);
-    }
-    pub fn synced(&self) -> bool {
-        self.synced
-    }
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-    pub fn values(&self) -> std::collections::btree_map::Values<'_, String, T> {
-        self.items.values()
-    }
-    pub fn get(&self, key: &str) -> Option<&T> {
-        self.items.get(key)
-    }
-}
-
-/// A pod reduced to what planning needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodEntry {
-    pub namespace: String,
-    /// Pending and marked unschedulable: its demand, or why it cannot be read.
-    pub pending: Option<Result<DemandItem, String>>,
-    /// The node it is bound to, with its requests there (running pods only).
-    pub bound: Option<(String, Resources, u32)>,
-    /// A bound pod as repacking sees it; `None` for pending pods and for DaemonSet pods
-    /// (they come with every node: counted in `bound`, never moved).
-    pub running: Option<Box<Running>>,
-}
-
-/// What repacking needs of a running pod.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Running {
-    /// Its demand (the pending pods' parser), or why it may not be moved: no controller
-    /// re-creates it, a static pod, no GPU request, or an annotation that cannot be read.
-    pub demand: Result<DemandItem, Cow<'static, str>>,
-    /// `status.startTime`, seconds since the epoch.
-    pub started_s: Option<i64>,
-    /// Annotated `karpenter.sh/do-not-disrupt: "true"`.
-    pub do_not_disrupt: bool,
-}
-
-/// Why a pod without a controller owner may not be moved.
-pub const NO_CONTROLLER: &str = "no controller re-creates it";
-
-/// The running-pod view of a bound pod; `None` for a DaemonSet's pod.
-fn running(pod: &Pod, spec: &Value) -> Option<Running> {
-    let owner = pod
-        .metadata
-        .owner_references
-        .as_ref()
-        .and_then(|os| os.iter().find(|o| o.controller == Some(true)));
-    if owner.is_some_and(|o| o.kind == "DaemonSet") {
-        return None;
-    }
-    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
-    let demand = match owner {
-        None => Err(Cow::Borrowed(NO_CONTROLLER)),
-        Some(o) if o.kind == "Node" => Err(Cow::Borrowed(
-            "a static pod: the kubelet runs it from a file",
-        )),
-        Some(_) => match demand_from_pod_spec(pod_key(pod), &annotations, spec) {
-            Ok(Some(item)) => Ok(item),
-            Ok(None) => Err(Cow::Borrowed(
-                "requests no nvidia.com/gpu: gpu-slicer does not plan where it would go",
-            )),
-            Err(e) => Err(Cow::Owned(e.to_string())),
-        },
-    };
-    Some(Running {
-        demand,
-        started_s: pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0.as_second()),
-        do_not_disrupt: annotations
-            .get(repack::DO_NOT_DISRUPT)
-            .is_some_and(|v| v == "true"),
-    })
-}
-
-/// `namespace/name`.
-pub fn pod_key(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
-fn is_unschedulable(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    let pending = status.and_then(|s| s.phase.as_deref()) == Some("Pending");
-    let unschedulable = status
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.type_ == "PodScheduled"
-                    && c.status == "False"
-                    && c.reason.as_deref() == Some("Unschedulable")
-            })
-        });
-    pending && unschedulable && pod.spec.as_ref().is_some_and(|s| s.node_name.is_none())
-}
-
-/// Reduces a pod; `None` when it is of no interest (no GPU, finished).
-pub fn pod_entry(pod: &Pod) -> Option<PodEntry> {
-    let namespace = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Succeeded" | "Failed")) || pod.metadata.deletion_timestamp.is_some() {
-        return None;
-    }
-    if is_unschedulable(pod) {
-        return match demand_from_pod(pod) {
-            Ok(Some(item)) => Some(PodEntry {
-                namespace,
-                pending: Some(Ok(item)),
-                bound: None,
-                running: None,
-            }),
-            Ok(None) => None,
-            Err(e) => Some(PodEntry {
-                namespace,
-                pending: Some(Err(e.to_string())),
-                bound: None,
-                running: None,
-            }),
-        };
-    }
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone())?;
-    let spec = serde_json::to_value(pod.spec.as_ref()?).ok()?;
-    let r = effective_requests(&spec, "spec").ok()?;
-    Some(PodEntry {
-        namespace,
-        pending: None,
-        bound: Some((
-            node,
-            Resources::new(r.cpu_milli, r.memory_bytes),
-            u32::try_from(r.gpus).unwrap_or(u32::MAX),
-        )),
-        running: running(pod, &spec).map(Box::new),
-    })
-}
+pub use pod::{NO_CONTROLLER, PodEntry, Running, pod_entry, pod_key};
+pub use store::Store;
 
 /// Keeps what the controller reads of a Node (of its annotations, only
 /// `karpenter.sh/do-not-disrupt`, which repacking honours).
@@ -289,7 +104,7 @@ impl Cache {
     /// What a round needs, read from the caches.
     pub fn snapshot(&self, s: &SnapshotSettings) -> Snapshot {
         let mut snap = Snapshot::default();
-        for (key, p) in &self.pods.items {
+        for (key, p) in self.pods.iter() {
             if !s.namespaces.allows(&p.namespace) {
                 continue;
             }
@@ -417,7 +232,7 @@ impl Cache {
             .filter(|n| self.nodes.get(n).is_some())
             .collect();
         let mut pods_of: BTreeMap<&str, Vec<repack::RunningPod>> = BTreeMap::new();
-        for (key, p) in &self.pods.items {
+        for (key, p) in self.pods.iter() {
             let (Some((node, req, gpus)), Some(r)) = (&p.bound, &p.running) else {
                 continue;
             };

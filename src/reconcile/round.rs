@@ -382,4 +382,4 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -33,6 +33,17 @@ fn plan_for(items: &[DemandItem], pools: Vec<Pool>) -> Plan {
     planner::plan(&catalog(), items, &opts)
 }
 
+/// `plan` rendered without a frame, with the default options.
+fn render_default(plan: &Plan) -> Rendered {
+    render(
+        plan,
+        &catalog(),
+        Frame::default(),
+        &RenderOptions::default(),
+    )
+    .expect("renders")
+}
+
 fn kinds(r: &Rendered) -> Vec<String> {
     r.objects.iter().map(describe_object).collect()
 }
@@ -119,13 +130,7 @@ fn overlay_mode_pins_types_and_counts_slices() {
     // 12 pods of 3 GiB: replicas are chosen per node, every overlay must say count × R.
     let items = pods("infer", 12, 3);
     let plan = plan_for(&items, Vec::new());
-    let rendered = render(
-        &plan,
-        &catalog(),
-        Frame::default(),
-        &RenderOptions::default(),
-    )
-    .expect("renders");
+    let rendered = render_default(&plan);
     let pools = find(&rendered, "NodePool");
     assert!(!pools.is_empty());
     let planned_slices: u64 = plan
@@ -463,13 +468,7 @@ fn bad_configuration_is_refused_with_object_and_field() {
 fn profile_labels_must_name_configmap_keys() {
     let items = pods("infer", 4, 4);
     let plan = plan_for(&items, Vec::new());
-    let mut r = render(
-        &plan,
-        &catalog(),
-        Frame::default(),
-        &RenderOptions::default(),
-    )
-    .expect("renders");
+    let mut r = render_default(&plan);
     check_profiles(&r.objects).expect("own output is consistent");
     // Drop the key a NodePool names: the check must catch it.
     let np = find(&r, "NodePool")[0].clone();
@@ -489,13 +488,7 @@ fn profile_labels_must_name_configmap_keys() {
 fn yaml_is_multi_document_and_parses_back() {
     let items = pods("infer", 6, 4);
     let plan = plan_for(&items, Vec::new());
-    let r = render(
-        &plan,
-        &catalog(),
-        Frame::default(),
-        &RenderOptions::default(),
-    )
-    .expect("renders");
+    let r = render_default(&plan);
     let text = r.to_yaml().expect("yaml");
     assert!(text.contains("config.name=gpu-slicer-device-plugin"));
     let docs: Vec<&str> = text.split("\n---\n").skip(1).collect();

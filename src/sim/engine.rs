@@ -442,14 +442,7 @@ pub fn simulate_one(
     variant: impl Into<Variant>,
     cfg: &SimConfig,
 ) -> StrategyReport {
-    cluster::run(
-        catalog,
-        workload,
-        variant.into(),
-        cfg,
-        &mut |_| {},
-        &mut |_| {},
-    )
+    simulate_one_with(catalog, workload, variant, cfg, &mut |_| {})
 }
 
 /// [`simulate_one`] with a callback that sees the state after every event (tests check

@@ -1,6 +1,8 @@
+use std::borrow::Cow;
+
 use super::*;
 use k8s_openapi::api::core::v1::{
-    Container, NodeCondition, NodeSpec, NodeStatus, PodCondition, PodSpec, PodStatus,
+    Container, NodeCondition, NodeSpec, NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
     ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

@@ -29,18 +29,7 @@ fn node(name: &str, ty: &str, r: u32, pods: Vec<RunningPod>) -> Node {
         used.pods += 1;
     }
     Node {
-        fleet: FleetNode {
-            name: name.into(),
-            pool: "gpu-slicer".into(),
-            instance_type: ty.into(),
-            capacity_type: CapacityType::OnDemand,
-            replicas: r,
-            zone: None,
-            in_flight: false,
-            used,
-            labels: BTreeMap::new(),
-            taints: Vec::new(),
-        },
+        fleet: crate::reconcile::round::tests::fleet_node(name, ty, r, false, used),
         claim: Some(format!("claim-{name}")),
         nodepool: Some("np".into()),
         pods,

@@ -6,6 +6,12 @@ fn cat() -> Catalog {
 }
 
 fn inflight(name: &str, ty: &str, r: u32) -> FleetNode {
+    fleet_node(name, ty, r, true, Used::default())
+}
+
+/// An on-demand node of pool `gpu-slicer`, no zone, labels or taints (shared with the
+/// repack tests).
+pub(crate) fn fleet_node(name: &str, ty: &str, r: u32, in_flight: bool, used: Used) -> FleetNode {
     FleetNode {
         name: name.into(),
         pool: "gpu-slicer".into(),
@@ -13,8 +19,8 @@ fn inflight(name: &str, ty: &str, r: u32) -> FleetNode {
         capacity_type: CapacityType::OnDemand,
         replicas: r,
         zone: None,
-        in_flight: true,
-        used: Used::default(),
+        in_flight,
+        used,
         labels: BTreeMap::new(),
         taints: Vec::new(),
     }

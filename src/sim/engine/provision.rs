@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::cluster::{Cluster, Use};
 use crate::model::slice::Slice;
-use crate::model::{DemandItem, Operator, Pool, Resources, labels};
+use crate::model::{CapacityType, DemandItem, Operator, Pool, Resources, labels};
 use crate::planner::{self, PlannedNode, effective_pools};
 use crate::reconcile::round::{FleetNode, Used, assign_in_flight};
 use crate::sim::{OVERLAY_SAFE_REPLICAS, Strategy};
@@ -24,6 +24,33 @@ struct Claim {
 }
 
 impl Cluster<'_> {
+    /// Node `n` as a round sees it in the fleet: an in-flight node counts the room its
+    /// reservations took, a ready one what its pods use.
+    pub(super) fn fleet_node(&self, n: usize, ct: CapacityType, in_flight: bool) -> FleetNode {
+        let node = &self.nodes[n];
+        let used = if in_flight {
+            &node.reserved_use
+        } else {
+            &node.used
+        };
+        FleetNode {
+            name: n.to_string(),
+            pool: node.pool.clone(),
+            instance_type: self.catalog.types[self.tys[node.ty].cat].name.clone(),
+            capacity_type: ct,
+            replicas: node.r,
+            zone: node.labels.get(labels::ZONE).cloned(),
+            in_flight,
+            used: Used {
+                slices: used.slices,
+                requests: Resources::new(used.cpu, used.mem),
+                pods: u32::try_from(used.pods).unwrap_or(u32::MAX),
+            },
+            labels: node.labels.clone(),
+            taints: node.taints.clone(),
+        }
+    }
+
     /// The batch closed: provision for the pending pods without a reservation.
     pub(super) fn provision(&mut self) {
         let pods: Vec<usize> = self
@@ -200,25 +227,7 @@ impl Cluster<'_> {
             // In-flight nodes, not repack's replacements (their room is for the pods
             // they replace).
             .filter(|&n| !self.nodes[n].ready && self.nodes[n].in_move.is_none())
-            .map(|n| {
-                let node = &self.nodes[n];
-                FleetNode {
-                    name: n.to_string(),
-                    pool: node.pool.clone(),
-                    instance_type: self.catalog.types[self.tys[node.ty].cat].name.clone(),
-                    capacity_type: ct,
-                    replicas: node.r,
-                    zone: node.labels.get(labels::ZONE).cloned(),
-                    in_flight: true,
-                    used: Used {
-                        slices: node.reserved_use.slices,
-                        requests: Resources::new(node.reserved_use.cpu, node.reserved_use.mem),
-                        pods: u32::try_from(node.reserved_use.pods).unwrap_or(u32::MAX),
-                    },
-                    labels: node.labels.clone(),
-                    taints: node.taints.clone(),
-                }
-            })
+            .map(|n| self.fleet_node(n, ct, true))
             .collect();
         let (rest, onto) = assign_in_flight(
             &items,

@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::cluster::{Cluster, REPACK, RepackMove};
-use crate::model::{Resources, labels};
 use crate::planner::{PlanOptions, effective_pools};
 use crate::reconcile::repack::{self, Node, RepackInputs, RunningPod, Settings};
-use crate::reconcile::round::{FleetNode, Used};
 
 /// The rate limit's window, seconds (`--repack-max-nodes-per-hour`).
 const HOUR_S: u64 = 3600;
@@ -142,22 +140,7 @@ impl Cluster<'_> {
                     })
                     .collect();
                 Node {
-                    fleet: FleetNode {
-                        name: n.to_string(),
-                        pool: node.pool.clone(),
-                        instance_type: self.catalog.types[self.tys[node.ty].cat].name.clone(),
-                        capacity_type: ct,
-                        replicas: node.r,
-                        zone: node.labels.get(labels::ZONE).cloned(),
-                        in_flight: false,
-                        used: Used {
-                            slices: node.used.slices,
-                            requests: Resources::new(node.used.cpu, node.used.mem),
-                            pods: u32::try_from(node.used.pods).unwrap_or(u32::MAX),
-                        },
-                        labels: node.labels.clone(),
-                        taints: node.taints.clone(),
-                    },
+                    fleet: self.fleet_node(n, ct, false),
                     claim: Some(n.to_string()),
                     nodepool: Some(node.pool.clone()),
                     pods,
