@@ -18,6 +18,10 @@
 //! profile. Names are stable: derived from the pool, the profile, the zone and (for static
 //! pools and NodeClaims) the type and ordinal, never random, so a new plan updates the
 //! same objects in place.
+//!
+//! Size (~640 code lines): the emission choice, the orchestration per pool and the
+//! `RenderError` every emitter returns; the emitters (`v1.rs`, `legacy.rs`), names
+//! (`naming.rs`), validation (`validate.rs`), bootstrap and the frame are their own files.
 
 pub mod bootstrap;
 mod deviceplugin;

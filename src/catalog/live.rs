@@ -24,6 +24,9 @@
 //!    else the base catalog's, else unknown.
 //!
 //! Every drop is reported as a note, never silently.
+//!
+//! `DataKind` has the `as_str` + `Display` shape of `model::CapacityType` (and of the other
+//! closed label sets): each is a few lines over its own variants, clearer than a macro.
 
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,8 @@
+//! The catalog's tests: the embedded CSV, the loader's errors, allocatable and overhead.
+//! One file (~760 code lines): half of it is the table of malformed cells and rows
+//! (`malformed_cases`, each with its exact error) and the mutation search for panics,
+//! sharing the CSV helpers at the top.
+
 use super::*;
 use crate::model::{CapacityType, labels};
 

@@ -1,4 +1,9 @@
 //! The loader: documents → objects → [`Inputs`].
+//!
+//! Size (~690 code lines): one pass over the documents with one error location per
+//! object, for every kind the loader reads (`KNOWN`: Pod, the workload controllers,
+//! LeaderWorkerSet, ConfigMap, NodePool, Provisioner, EC2NodeClass); the
+//! per-kind parts are short and share the location, so they stay together.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -35,6 +35,10 @@
 //! Plans packed from the LP's assignment came out 6–12 % above its bound on the trace
 //! (pods with more than half a node cannot pair, which the assignment ignores), so only
 //! its bound and duals are used.
+//!
+//! Its pivot is the textbook Gauss–Jordan step that `simplex.rs` also takes (a dense
+//! tableau here, a basis and its inverse there), written again on purpose: this bound
+//! checks the planner's own LP, so it shares no solver code with it.
 
 use std::time::Instant;
 

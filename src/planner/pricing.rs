@@ -379,20 +379,15 @@ mod tests {
 
     #[test]
     fn merged_searches_keep_the_better_packing_and_the_tighter_bound() {
-        let a = knapsack::Solution {
-            value: 3.0,
-            counts: vec![1, 0],
-            upper_bound: 5.0,
-            nodes: 1,
+        let solution = |value: f64, counts: Vec<u32>, upper_bound: f64, nodes| knapsack::Solution {
+            value,
+            counts,
+            upper_bound,
+            nodes,
             alternatives: vec![],
         };
-        let b = knapsack::Solution {
-            value: 4.0,
-            counts: vec![0, 1],
-            upper_bound: 6.0,
-            nodes: 2,
-            alternatives: vec![],
-        };
+        let a = solution(3.0, vec![1, 0], 5.0, 1);
+        let b = solution(4.0, vec![0, 1], 6.0, 2);
         let m = merge(a, b);
         assert_eq!(m.value, 4.0);
         assert_eq!(m.upper_bound, 5.0);

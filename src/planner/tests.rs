@@ -1,3 +1,10 @@
+//! The planner's tests. One file (~900 code lines) on purpose: the tests share the small
+//! catalogs and demand builders at its top, and each checks a plan for validity and for
+//! cost against a lower bound or the exact optimum; split by topic, the files would
+//! import each other's fixtures. Where a test builds a `PlannedNode` it spells the
+//! fields out as `pattern.rs` does, on purpose: the expected node is built independently
+//! of the code under test.
+
 use super::check::check;
 use super::*;
 use crate::model::{

@@ -33,6 +33,18 @@ fn plan_for(items: &[DemandItem], pools: Vec<Pool>) -> Plan {
     planner::plan(&catalog(), items, &opts)
 }
 
+/// `plan` rendered for one annotated pool and these EC2NodeClasses, default options.
+fn render_with_classes(plan: &Plan, pool: (Pool, Value), classes: &[Value]) -> Rendered {
+    let pools = [pool];
+    let frame = Frame {
+        pools: &pools,
+        ec2nodeclasses: classes,
+        device_plugin: None,
+        fleet: &[],
+    };
+    render(plan, &catalog(), frame, &RenderOptions::default()).expect("renders")
+}
+
 /// `plan` rendered without a frame, with the default options.
 fn render_default(plan: &Plan) -> Rendered {
     render(
@@ -341,14 +353,7 @@ fn frame_gives_class_labels_taints_and_derives_bottlerocket() {
                  "subnetSelectorTerms": [{"tags": {"k": "v"}}], "securityGroupSelectorTerms": [{"tags": {"k": "v"}}],
                  "userData": "[settings.kubernetes]\nmax-pods = 110\n"}
     })];
-    let pools = [(pool, raw)];
-    let frame = Frame {
-        pools: &pools,
-        ec2nodeclasses: &classes,
-        device_plugin: None,
-        fleet: &[],
-    };
-    let r = render(&plan, &catalog(), frame, &RenderOptions::default()).expect("renders");
+    let r = render_with_classes(&plan, (pool, raw), &classes);
     let np = find(&r, "NodePool")[0];
     assert!(
         np["metadata"]["name"]
@@ -395,14 +400,7 @@ fn frame_with_al2023_class_is_referenced_not_copied() {
         "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "br"},
         "spec": {"amiSelectorTerms": [{"alias": "al2023@latest"}]}
     })];
-    let pools = [(pool, raw)];
-    let frame = Frame {
-        pools: &pools,
-        ec2nodeclasses: &classes,
-        device_plugin: None,
-        fleet: &[],
-    };
-    let r = render(&plan, &catalog(), frame, &RenderOptions::default()).expect("renders");
+    let r = render_with_classes(&plan, (pool, raw), &classes);
     assert!(find(&r, "EC2NodeClass").is_empty());
     assert_eq!(
         find(&r, "NodePool")[0]["spec"]["template"]["spec"]["nodeClassRef"]["name"],

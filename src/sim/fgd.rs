@@ -76,6 +76,10 @@
 //!   same in FGD's simulator); `gpu_spec` is applied to GPU pods only.
 //! - A GPU pod with `gpu_milli = 0` (none in the published traces) is taken as asking
 //!   for whole GPUs (as `crate::trace` maps it), so it counts `num_gpu × 1000` milli.
+//!
+//! Size (~610 code lines): the FGD policy, its fragmentation measure and the experiment
+//! that runs it are one method to be read against the paper; split, each part would
+//! need the others' definitions to be checked.
 
 use std::collections::HashMap;
 
