@@ -570,7 +570,7 @@ impl Repacker {
                     out.insert(np.to_string(), 0);
                     Metrics::count_kind(&io.metrics.invalid_input, WatchedKind::NodePool.as_str());
                     let note = format!(
-                        "NodePool {np}: field {e}; gpu-slicer does not repack its nodes until it \
+                        "NodePool {np}: {e}; gpu-slicer does not repack its nodes until it \
                          can be read"
                     );
                     if self.budget_notes.get(np) != Some(&note) {

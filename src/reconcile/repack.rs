@@ -46,6 +46,7 @@ use serde_json::Value;
 use super::round::{FleetNode, assign_in_flight};
 use super::{Deletion, is_owned};
 use crate::catalog;
+use crate::config::FieldError;
 use crate::model::{Catalog, DemandItem, Pool, labels};
 use crate::planner::{self, Plan, PlanOptions};
 
@@ -419,11 +420,11 @@ pub fn allowed_disruptions(
     nodepool: &Value,
     nodes_in_pool: usize,
     disrupting: usize,
-) -> Result<u32, String> {
+) -> Result<u32, FieldError> {
     let budgets = match nodepool.pointer("/spec/disruption/budgets") {
         None | Some(Value::Null) => None,
         Some(Value::Array(b)) => Some(b.as_slice()),
-        Some(_) => return Err("spec.disruption.budgets: must be a list".to_string()),
+        Some(_) => return Err(FieldError::new("spec.disruption.budgets", "must be a list")),
     };
     let default = [serde_json::json!({"nodes": "10%"})];
     let budgets = budgets.unwrap_or(&default);
@@ -432,7 +433,10 @@ pub fn allowed_disruptions(
         let field = format!("spec.disruption.budgets[{i}]");
         if let Some(reasons) = b.get("reasons") {
             let Some(list) = reasons.as_array() else {
-                return Err(format!("{field}.reasons: must be a list"));
+                return Err(FieldError::new(
+                    format!("{field}.reasons"),
+                    "must be a list",
+                ));
             };
             if !list.iter().any(|r| r.as_str() == Some(BUDGET_REASON)) {
                 continue;
@@ -442,10 +446,19 @@ pub fn allowed_disruptions(
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             None => "10%".to_string(),
-            Some(_) => return Err(format!("{field}.nodes: must be a count or a percentage")),
+            Some(_) => {
+                return Err(FieldError::new(
+                    format!("{field}.nodes"),
+                    "must be a count or a percentage",
+                ));
+            }
         };
-        let n = scaled(&nodes, nodes_in_pool)
-            .ok_or_else(|| format!("{field}.nodes: {nodes:?} is not a count or a percentage"))?;
+        let n = scaled(&nodes, nodes_in_pool).ok_or_else(|| {
+            FieldError::new(
+                format!("{field}.nodes"),
+                format!("{nodes:?} is not a count or a percentage"),
+            )
+        })?;
         allowed = Some(allowed.map_or(n, |a| a.min(n)));
     }
     let allowed = allowed.unwrap_or(u64::MAX);
