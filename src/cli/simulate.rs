@@ -481,7 +481,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<(), Failure> {
 fn repack_settings(a: &SimulateArgs, cfg: &mut SimConfig) -> Result<(), Failure> {
     a.repack.check()?;
     let r = &a.repack;
-    cfg.repack_interval_s = r.repack_interval.as_secs();
+    cfg.repack_interval_s = r.interval().map_or(0, |d| d.as_secs());
     cfg.repack_min_saving = r.repack_min_saving;
     cfg.repack_min_pod_age_s = r.repack_min_pod_age.as_secs();
     cfg.repack_max_nodes_per_hour = r.repack_max_nodes_per_hour as usize;
