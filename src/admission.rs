@@ -38,6 +38,10 @@ pub struct Policy {
     pub namespaces: Namespaces,
     /// The device plugin fails requests of more than one slice (`failRequestsGreaterThanOne`).
     pub fail_requests_greater_than_one: bool,
+    /// The CUDA context every pod holds, MiB (`--context-memory`): part of the GPU memory
+    /// term admission adds, so a pod that declares none still needs a slice with room for
+    /// its context.
+    pub context_memory_mib: u64,
 }
 
 /// Why a pod is left alone.
@@ -168,7 +172,7 @@ pub fn admit(
             item.gpus
         ));
     }
-    let requirements = SliceNeed::of(&item).requirements();
+    let requirements = SliceNeed::of(&item, policy.context_memory_mib).requirements();
     if requirements.is_empty() {
         return Verdict::Skip(Skip::AnySlice);
     }

@@ -235,6 +235,11 @@ struct PolicyFlags {
     /// GPU memory kept free on every GPU (a quantity, e.g. 1Gi); overrides the NodePools' annotation.
     #[arg(long, value_name = "QTY")]
     gpu_memory_headroom: Option<String>,
+    /// GPU memory each pod's CUDA context holds (a quantity), in pools without their own
+    /// gpu-slicer.io/context-memory annotation. Default: 618Mi, measured (see the README);
+    /// 0 counts none.
+    #[arg(long, value_name = "QTY")]
+    context_memory: Option<String>,
     /// Only these instance types (comma-separated).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     instance_types: Vec<String>,
@@ -606,6 +611,7 @@ struct Resolved {
     overhead: DaemonSetOverhead,
     replicas: Option<ReplicaPolicy>,
     headroom_mib: Option<u64>,
+    context_mib: u64,
     capacity: CapacityType,
     max_replicas: u32,
 }
@@ -648,6 +654,12 @@ fn resolve(a: &PolicyFlags, caller: Caller) -> Result<Resolved, Failure> {
         ),
         None => None,
     };
+    let context_mib = match &a.context_memory {
+        Some(q) => quantity::bytes(q)
+            .map(|b| b.div_ceil(MIB))
+            .map_err(|e| usage(format!("--context-memory: {e}")))?,
+        None => crate::model::DEFAULT_CONTEXT_MEMORY_MIB,
+    };
     for t in &a.instance_types {
         if catalog::find(&catalog, t).is_none() {
             return Err(usage(format!(
@@ -673,6 +685,7 @@ fn resolve(a: &PolicyFlags, caller: Caller) -> Result<Resolved, Failure> {
         overhead,
         replicas,
         headroom_mib,
+        context_mib,
         capacity,
         max_replicas: a.max_replicas,
     })
@@ -715,6 +728,7 @@ fn plan_options(a: &PolicyFlags, r: &Resolved, inputs: &Inputs) -> PlanOptions {
         daemonset_overhead: add_overhead(inputs.daemonset_overhead, r.overhead),
         pools,
         default_replicas,
+        context_memory_mib: r.context_mib,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..PlanOptions::default()
     }

@@ -16,10 +16,10 @@ mod nodepool;
 pub(crate) mod value;
 
 pub use annotations::{
-    ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY, GPU_MEMORY_HEADROOM,
-    GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS,
-    REPLICAS, SHARING, SHARING_STRATEGY, annotation_field, parse_gpu_memory_mib, parse_isolation,
-    parse_share, parse_sharing,
+    ANNOTATION_PREFIX, CONTEXT_MEMORY, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY,
+    GPU_MEMORY_CONTEXT, GPU_MEMORY_HEADROOM, GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS,
+    NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPLICAS, SHARING, SHARING_STRATEGY, annotation_field,
+    parse_gpu_memory_context, parse_gpu_memory_mib, parse_isolation, parse_share, parse_sharing,
 };
 pub use device_plugin::{
     DevicePluginConfig, SharingProfile, SharingStrategy, device_plugin_from_configmap,

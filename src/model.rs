@@ -15,6 +15,14 @@ use serde::{Deserialize, Serialize};
 /// Mebibyte in bytes.
 pub const MIB: u64 = 1024 * 1024;
 
+/// GPU memory one process's CUDA context holds, MiB: 618 MiB for a PyTorch process that
+/// has touched the GPU once, 8 at once (622 MiB under MPS), measured on an NVIDIA H200,
+/// driver 580.159.04, CUDA 13.0, PyTorch 2.11.0 on 2026-12-02
+/// (`../shared/data/gpu-sharing-measurements.md`, `tools/gpu_probe.py`). It depends on the
+/// GPU, driver and CUDA/PyTorch versions (lazy module loading lowers it): an order of
+/// magnitude, overridden by `--context-memory` and `gpu-slicer.io/context-memory`.
+pub const DEFAULT_CONTEXT_MEMORY_MIB: u64 = 618;
+
 /// The extended resource the NVIDIA device plugin advertises.
 pub const NVIDIA_GPU: &str = "nvidia.com/gpu";
 
@@ -428,6 +436,12 @@ pub struct DemandItem {
     pub gpu_memory_mib: Option<u64>,
     /// `gpu-slicer.io/gpu-share` in thousandths of a GPU, 1..=1000.
     pub gpu_share_milli: Option<u32>,
+    /// The declared `gpu_memory_mib` leaves the CUDA context out
+    /// (`gpu-slicer.io/gpu-memory-context: excluded`, or an MPS client limit, which caps
+    /// allocations, not the context): the slice must hold it and the context. False
+    /// (the contract's convention): the declared memory includes the context.
+    #[serde(default)]
+    pub gpu_memory_excludes_context: bool,
     /// GPU memory stated as a share of whichever GPU the pod lands on, thousandths
     /// (vLLM's `--gpu-memory-utilization` and the like), when no `gpu-memory` says it.
     #[serde(default)]
@@ -452,6 +466,7 @@ impl DemandItem {
             sharing: Sharing::Shared,
             gpu_memory_mib: None,
             gpu_share_milli: None,
+            gpu_memory_excludes_context: false,
             gpu_memory_fraction_milli: None,
             isolation: Isolation::None,
             node_selector: BTreeMap::new(),
@@ -525,6 +540,10 @@ pub struct Pool {
     pub replicas: ReplicaPolicy,
     /// GPU memory kept free on every GPU, MiB.
     pub gpu_memory_headroom_mib: u64,
+    /// `gpu-slicer.io/context-memory`: the CUDA context every pod on a shared GPU holds,
+    /// MiB; None: the planner's (`--context-memory`, default
+    /// [`DEFAULT_CONTEXT_MEMORY_MIB`]).
+    pub context_memory_mib: Option<u64>,
     pub max_hourly_cost: Option<f64>,
     /// The NodePool's `spec.template.spec.requirements` (instance-type, family, capacity-type, ...).
     pub requirements: Vec<Requirement>,
@@ -603,6 +622,7 @@ impl Pool {
             name: "gpu-slicer".to_string(),
             replicas,
             gpu_memory_headroom_mib: 0,
+            context_memory_mib: None,
             max_hourly_cost: None,
             requirements: Vec::new(),
             labels: BTreeMap::new(),

@@ -94,6 +94,10 @@ pub struct PlanOptions {
     /// Plan hardware-fractional GPU types (g6f, gr6f). Off for the replay, whose cluster
     /// has only time-sliced whole GPUs.
     pub fractional_gpus: bool,
+    /// The CUDA context each pod on a GPU holds, MiB, in pools without their own
+    /// `context-memory` (`--context-memory`; default
+    /// [`crate::model::DEFAULT_CONTEXT_MEMORY_MIB`]).
+    pub context_memory_mib: u64,
 }
 
 /// How far the planner may search.
@@ -177,6 +181,7 @@ impl Default for PlanOptions {
             integer_step: true,
             prove_small: true,
             fractional_gpus: true,
+            context_memory_mib: crate::model::DEFAULT_CONTEXT_MEMORY_MIB,
         }
     }
 }

@@ -161,7 +161,8 @@ spec:
         "{out}"
     );
     assert!(
-        out.contains("LeaderWorkerSet ml/big-llm (workers): patched: adds to every required node-affinity term: gpu-slicer.io/sharing-strategy In fractional,mps,none"),
+        // The workers declare no memory: their CUDA context (618 MiB by default) is the need.
+        out.contains("LeaderWorkerSet ml/big-llm (workers): patched: adds to every required node-affinity term: gpu-slicer.io/slice-gpu-memory-mib Gt 617 AND gpu-slicer.io/sharing-strategy In fractional,mps,none"),
         "{out}"
     );
     assert_eq!(out.lines().count(), 2, "{out}");
@@ -181,7 +182,7 @@ spec:
     );
     assert_eq!(
         terms("workerTemplate").as_deref(),
-        Some("gpu-slicer.io/sharing-strategy")
+        Some("gpu-slicer.io/slice-gpu-memory-mib")
     );
     let (code, again, err) = run_stdin(&["admit", "-f", "-"], &yaml);
     assert_eq!(code, 0, "{err}");

@@ -180,13 +180,7 @@ impl World {
         let snap = self.view().snapshot(&SnapshotSettings::default());
         let settings = self.settings();
         let pools = gpu_slicer::planner::effective_pools(&settings.plan);
-        let (left, _) = round::assign_in_flight(
-            pending,
-            &snap.fleet,
-            &cat,
-            &pools,
-            settings.plan.daemonset_overhead,
-        );
+        let (left, _) = round::assign_in_flight(pending, &snap.fleet, &cat, &pools, &settings.plan);
         left.into_iter().map(|d| d.id).collect()
     }
 

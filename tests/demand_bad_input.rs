@@ -161,7 +161,7 @@ data:
         (
             "unknown gpu-slicer.io annotation",
             gpu_pod("gpu-slicer.io/foo: bar"),
-            r#"bad.yaml: document 1 (Pod default/p): field `metadata.annotations["gpu-slicer.io/foo"]`: unknown gpu-slicer.io annotation on a pod (known: gpu-slicer.io/gpu-memory, gpu-slicer.io/gpu-share, gpu-slicer.io/sharing, gpu-slicer.io/isolation)"#,
+            r#"bad.yaml: document 1 (Pod default/p): field `metadata.annotations["gpu-slicer.io/foo"]`: unknown gpu-slicer.io annotation on a pod (known: gpu-slicer.io/gpu-memory, gpu-slicer.io/gpu-memory-context, gpu-slicer.io/gpu-share, gpu-slicer.io/sharing, gpu-slicer.io/isolation)"#,
         ),
         (
             "bad affinity operator",

@@ -108,6 +108,7 @@ fn policy() -> Policy {
             deny: vec!["kube-system".into()],
         },
         fail_requests_greater_than_one: false,
+        context_memory_mib: 0,
     }
 }
 

@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         // Both settings are reached: the first byte picks (an input of any first byte
         // still decodes only when it is `{` or whitespace, so most inputs take `false`).
         fail_requests_greater_than_one: data.first().is_some_and(|b| *b == b' '),
+        context_memory_mib: gpu_slicer::model::DEFAULT_CONTEXT_MEMORY_MIB,
     };
     measured("admission::review", data.len(), || {
         let Ok(rev) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(data) else {

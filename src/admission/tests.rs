@@ -364,11 +364,46 @@ proptest! {
         let mut labels = if labelled { node_labels(&slice, &[]) } else { BTreeMap::new() };
         labels.insert("zone".into(), zone.to_string());
         let own = before.matches_labels(&|k| labels.get(k).cloned());
-        let need = SliceNeed::of(&before);
+        let need = SliceNeed::of(&before, Policy::default().context_memory_mib);
         let safe = if labelled { need.fits(&slice) } else { need.is_unconstrained() };
         let v = admit_pod(&p, &Policy::default());
         prop_assert!(!matches!(v, Verdict::Reject(_)), "{:?}", v);
         let after = patched(&p, &v);
         prop_assert_eq!(matches(&after, &labels), own && safe);
     }
+}
+
+#[test]
+fn the_context_reserve_gives_a_silent_pod_a_memory_term() {
+    let silent = pod(json!({}), 1, None);
+    let with_context = Policy {
+        context_memory_mib: 618,
+        ..Policy::default()
+    };
+    let Verdict::Mutate { requirements, .. } = admit_pod(&silent, &with_context) else {
+        panic!("a silent pod needs room for its context");
+    };
+    assert_eq!(
+        requirements,
+        [Requirement {
+            key: "gpu-slicer.io/slice-gpu-memory-mib".into(),
+            operator: crate::model::Operator::Gt,
+            values: vec!["617".into()],
+        }]
+    );
+    // Without a reserve a silent shared pod fits every slice.
+    assert!(matches!(
+        admit_pod(&silent, &Policy::default()),
+        Verdict::Skip(Skip::AnySlice)
+    ));
+    // 1 GiB without its context: 1,024 + 618 − 1.
+    let excluded = pod(
+        json!({"gpu-slicer.io/gpu-memory": "1Gi", "gpu-slicer.io/gpu-memory-context": "excluded"}),
+        1,
+        None,
+    );
+    let Verdict::Mutate { requirements, .. } = admit_pod(&excluded, &with_context) else {
+        panic!("a memory need");
+    };
+    assert_eq!(requirements[0].values, ["1641"]);
 }

@@ -47,6 +47,9 @@ pub struct AdmitArgs {
     /// The device plugin runs with failRequestsGreaterThanOne (as `run`'s flag of that name).
     #[arg(long)]
     fail_requests_greater_than_one: bool,
+    /// GPU memory each pod's CUDA context holds, as `run --context-memory` (default 618Mi).
+    #[arg(long, value_name = "QTY")]
+    context_memory: Option<String>,
     #[command(flatten)]
     limits: InputLimits,
 }
@@ -73,6 +76,12 @@ pub fn admit_cmd(a: AdmitArgs) -> Result<(), Failure> {
             deny: a.exclude_namespaces.clone(),
         },
         fail_requests_greater_than_one: a.fail_requests_greater_than_one,
+        context_memory_mib: match &a.context_memory {
+            Some(q) => crate::model::quantity::bytes(q)
+                .map(|b| b.div_ceil(crate::model::MIB))
+                .map_err(|e| super::usage(format!("--context-memory: {e}")))?,
+            None => crate::model::DEFAULT_CONTEXT_MEMORY_MIB,
+        },
     };
     let mut judged = Vec::new();
     let mut objects = Vec::new();

@@ -68,6 +68,25 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         cat.source.name,
         cat.source.observed
     );
+    // Every pod's GPU memory counts its CUDA context (`model::slice`).
+    let own: Vec<String> = opts
+        .pools
+        .iter()
+        .filter_map(|p| {
+            p.context_memory_mib
+                .map(|c| format!("pool {}: {c} MiB", p.name))
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "GPU memory per pod counts its CUDA context: {} MiB",
+        opts.context_memory_mib
+    );
+    if own.is_empty() {
+        out.push('\n');
+    } else {
+        let _ = writeln!(out, " ({})", own.join(", "));
+    }
     out.push('\n');
     // Group identical nodes.
     type Key = (

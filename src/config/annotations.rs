@@ -8,9 +8,9 @@ use super::FieldError;
 use super::value::show;
 /// The annotation keys are contract names, kept in [`crate::model::contract`].
 pub use crate::model::contract::{
-    ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY, GPU_MEMORY_HEADROOM,
-    GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS,
-    REPACK, REPLICAS, SHARING, SHARING_STRATEGY,
+    ANNOTATION_PREFIX, CONTEXT_MEMORY, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY,
+    GPU_MEMORY_CONTEXT, GPU_MEMORY_HEADROOM, GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS,
+    NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, SHARING, SHARING_STRATEGY,
 };
 
 /// The field path of an annotation: `metadata.annotations["gpu-slicer.io/gpu-share"]`.
@@ -191,6 +191,19 @@ pub fn parse_isolation(s: &str) -> Result<Isolation, FieldError> {
         _ => Err(FieldError::new(
             annotation_field(ISOLATION),
             format!("must be \"none\" or \"memory\", got {}", show(s)),
+        )),
+    }
+}
+
+/// `gpu-slicer.io/gpu-memory-context`: true when the declared `gpu-memory` leaves the
+/// CUDA context out (`excluded`); `included` (the default) is the contract's convention.
+pub fn parse_gpu_memory_context(s: &str) -> Result<bool, FieldError> {
+    match s {
+        "included" => Ok(false),
+        "excluded" => Ok(true),
+        _ => Err(FieldError::new(
+            annotation_field(GPU_MEMORY_CONTEXT),
+            format!("must be \"included\" or \"excluded\", got {}", show(s)),
         )),
     }
 }

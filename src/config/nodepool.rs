@@ -13,9 +13,9 @@ use crate::model::{
 
 use super::FieldError;
 use super::annotations::{
-    ANNOTATION_PREFIX, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY_HEADROOM, MAX_HOURLY_COST,
-    MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, SHARING_STRATEGY,
-    annotation_field, quantity_mib_non_negative,
+    ANNOTATION_PREFIX, CONTEXT_MEMORY, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY_HEADROOM,
+    MAX_HOURLY_COST, MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS,
+    SHARING_STRATEGY, annotation_field, quantity_mib_non_negative,
 };
 use super::value::{
     as_map, describe, index, join, opt_list, opt_map, opt_str, parse_digits, req_str, show,
@@ -155,6 +155,13 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         Some(s) => quantity_mib_non_negative(s)
             .map_err(|e| e.in_field(annotation_field(GPU_MEMORY_HEADROOM)))?,
     };
+    let context_memory_mib = match ann.get(CONTEXT_MEMORY) {
+        None => None,
+        Some(s) => Some(
+            quantity_mib_non_negative(s)
+                .map_err(|e| e.in_field(annotation_field(CONTEXT_MEMORY)))?,
+        ),
+    };
     let max_hourly_cost = ann
         .get(MAX_HOURLY_COST)
         .map(|s| parse_cost(s))
@@ -224,6 +231,7 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         name,
         replicas,
         gpu_memory_headroom_mib,
+        context_memory_mib,
         max_hourly_cost,
         requirements,
         labels,

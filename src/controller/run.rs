@@ -205,6 +205,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), RunError> {
         let policy = crate::admission::Policy {
             namespaces: cfg.snapshot.namespaces.clone(),
             fail_requests_greater_than_one: cfg.settings.render.fail_requests_greater_than_one,
+            context_memory_mib: cfg.settings.plan.context_memory_mib,
         };
         let wh = webhook::Webhook {
             certs,

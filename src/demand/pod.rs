@@ -334,6 +334,23 @@ pub(crate) fn demand_and_memory(
             StatedMemory::default(),
         ),
     };
+    // An MPS client limit caps allocations, not the context; the annotation says itself.
+    let gpu_memory_excludes_context = match annotations.get(config::GPU_MEMORY_CONTEXT) {
+        Some(s) => {
+            let excluded = config::parse_gpu_memory_context(s)?;
+            if annotations.get(config::GPU_MEMORY).is_none() {
+                return Err(FieldError::new(
+                    config::annotation_field(config::GPU_MEMORY_CONTEXT),
+                    format!(
+                        "says what {} includes, and the pod has none",
+                        config::GPU_MEMORY
+                    ),
+                ));
+            }
+            excluded
+        }
+        None => annotations.get(config::GPU_MEMORY).is_none() && stated.mib.is_some(),
+    };
     let gpu_share_milli = match annotations.get(config::GPU_SHARE) {
         None => None,
         Some(s) => {
@@ -359,6 +376,7 @@ pub(crate) fn demand_and_memory(
         gpus,
         sharing,
         gpu_memory_mib,
+        gpu_memory_excludes_context,
         gpu_share_milli,
         gpu_memory_fraction_milli: stated.fraction_milli,
         isolation,

@@ -231,7 +231,7 @@ fn annotation_errors() {
     let e = item(&[("gpu-slicer.io/gpu-mem", "4Gi")], gpu_spec(json!({}))).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "field `metadata.annotations[\"gpu-slicer.io/gpu-mem\"]`: unknown gpu-slicer.io annotation on a pod (known: gpu-slicer.io/gpu-memory, gpu-slicer.io/gpu-share, gpu-slicer.io/sharing, gpu-slicer.io/isolation)"
+        "field `metadata.annotations[\"gpu-slicer.io/gpu-mem\"]`: unknown gpu-slicer.io annotation on a pod (known: gpu-slicer.io/gpu-memory, gpu-slicer.io/gpu-memory-context, gpu-slicer.io/gpu-share, gpu-slicer.io/sharing, gpu-slicer.io/isolation)"
     );
     assert!(
         item(
@@ -697,5 +697,51 @@ spec: {template: {spec: {requirements: []}}}
           but not gpu-slicer.io/enabled: \"true\", so gpu-slicer ignores it (add the annotation \
           to opt it in, or \"false\" to say it stays out)"
         ]
+    );
+}
+
+#[test]
+fn gpu_memory_context_says_whether_the_context_is_in_the_declared_memory() {
+    let read = |ann: &[(&str, &str)], spec: Value| item(ann, spec).expect("reads").expect("GPU");
+    let plain = read(&[("gpu-slicer.io/gpu-memory", "1Gi")], gpu_spec(json!({})));
+    assert!(!plain.gpu_memory_excludes_context, "the contract: included");
+    let excluded = read(
+        &[
+            ("gpu-slicer.io/gpu-memory", "1Gi"),
+            ("gpu-slicer.io/gpu-memory-context", "excluded"),
+        ],
+        gpu_spec(json!({})),
+    );
+    assert!(excluded.gpu_memory_excludes_context);
+    assert_eq!(excluded.gpu_memory_mib, Some(1024));
+    // An MPS client limit caps allocations, not the context.
+    let mps = read(
+        &[],
+        json!({"containers": [{"name": "c",
+            "env": [{"name": "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT", "value": "0=1G"}],
+            "resources": {"limits": {"nvidia.com/gpu": 1}}}]}),
+    );
+    assert_eq!(mps.gpu_memory_mib, Some(1024));
+    assert!(mps.gpu_memory_excludes_context);
+    let field = "metadata.annotations[\"gpu-slicer.io/gpu-memory-context\"]";
+    let e = item(
+        &[
+            ("gpu-slicer.io/gpu-memory", "1Gi"),
+            ("gpu-slicer.io/gpu-memory-context", "sometimes"),
+        ],
+        gpu_spec(json!({})),
+    )
+    .expect_err("a bad value");
+    assert_eq!(e.field, field);
+    let e = item(
+        &[("gpu-slicer.io/gpu-memory-context", "excluded")],
+        gpu_spec(json!({})),
+    )
+    .expect_err("nothing to qualify");
+    assert_eq!(e.field, field);
+    assert!(
+        e.message.contains("gpu-slicer.io/gpu-memory"),
+        "{}",
+        e.message
     );
 }

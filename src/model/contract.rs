@@ -38,9 +38,20 @@ pub const REPACK: &str = "gpu-slicer.io/repack";
 /// NodePool: `time-slicing`, `mps` or `auto` (default): how the pool's shared GPUs are
 /// shared ([`crate::model::SharingChoice`]).
 pub const SHARING_STRATEGY: &str = "gpu-slicer.io/sharing-strategy";
+/// NodePool annotation: the CUDA context every pod on the pool's GPUs holds (quantity).
+pub const CONTEXT_MEMORY: &str = "gpu-slicer.io/context-memory";
+/// Pod annotation: whether `gpu-memory` includes the CUDA context (`included`, the
+/// default) or leaves it out (`excluded`).
+pub const GPU_MEMORY_CONTEXT: &str = "gpu-slicer.io/gpu-memory-context";
 
 /// The annotations a pod may carry.
-pub const POD_ANNOTATIONS: &[&str] = &[GPU_MEMORY, GPU_SHARE, SHARING, ISOLATION];
+pub const POD_ANNOTATIONS: &[&str] = &[
+    GPU_MEMORY,
+    GPU_MEMORY_CONTEXT,
+    GPU_SHARE,
+    SHARING,
+    ISOLATION,
+];
 /// The annotations a NodePool may carry.
 pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
     ENABLED,
@@ -51,6 +62,7 @@ pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
     EMISSION,
     REPACK,
     SHARING_STRATEGY,
+    CONTEXT_MEMORY,
 ];
 /// Values of `gpu-slicer.io/emission`.
 pub const EMISSION_MODES: &[&str] = &[

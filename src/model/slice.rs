@@ -23,13 +23,21 @@
 //! GPU) has one slice, [`Slice::fractional`]: its own memory, share `1000 × f`, R = 1,
 //! strategy `fractional`.
 //!
-//! A pod ([`SliceNeed`]) fits a slice when its `gpu-memory` (if declared) ≤ the slice's
-//! memory, its `gpu-share` (if declared) ≤ the slice's share, and:
+//! A pod ([`SliceNeed`]) fits a slice when its GPU memory ≤ the slice's memory, its
+//! `gpu-share` (if declared) ≤ the slice's share, and:
 //! - an exclusive pod: a whole, unshared GPU (strategy `none`);
 //! - a pod with `isolation: memory`: never time-slicing;
 //! - a pod whose GPU memory is a share `m` of whatever GPU it gets (vLLM's
 //!   `--gpu-memory-utilization`): `m × R ≤ 1` on a shared whole GPU (its neighbours get
 //!   the same GPU), any fractional GPU (the share is of the part it sees).
+//!
+//! A pod's GPU memory counts its CUDA context `C` (the pool's `context-memory`, default
+//! [`crate::model::DEFAULT_CONTEXT_MEMORY_MIB`]): every process on a GPU holds one. It is
+//! `C` for a pod that declares no memory, `max(gpu-memory, C)` for one that declares it
+//! (the contract's convention: the declared amount includes the context) and
+//! `gpu-memory + C` for one whose declared amount leaves it out
+//! (`gpu-memory-context: excluded`, or an MPS client limit). With `C = 0` a pod that
+//! declares nothing needs nothing, as before the reserve existed.
 //!
 //! Because memory and share are whole numbers, `need ≤ ⌊M/R⌋` ⇔ `need × R ≤ M`, and
 //! `share ≤ ⌊1000/R⌋` ⇔ `share × R ≤ 1000`: the labels lose nothing.
@@ -44,7 +52,8 @@
 //! pods asking for several `nvidia.com/gpu`, and `replicas Lt ⌊1000 / m⌋ + 1` for a
 //! memory share `m` (`Gt` and `Lt`
 //! because Kubernetes has no `Ge` or `Le`). A pod that declares nothing and is shared
-//! needs no term: every slice is safe for it. A node without the labels never matches a term, so
+//! needs the memory term for its context only; with no context reserve it needs no term:
+//! every slice is safe for it. A node without the labels never matches a term, so
 //! a pod with a need is never bound to a GPU node gpu-slicer did not slice.
 
 use super::{DemandItem, Isolation, Operator, Requirement, Sharing};
@@ -235,7 +244,7 @@ impl Slice {
 /// What a pod needs of a slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SliceNeed {
-    /// `gpu-slicer.io/gpu-memory`, MiB.
+    /// GPU memory with the CUDA context ([`memory_with_context`]), MiB.
     pub gpu_memory_mib: Option<u64>,
     /// `gpu-slicer.io/gpu-share`, thousandths (an exclusive pod has none).
     pub share_milli: Option<u32>,
@@ -251,9 +260,10 @@ pub struct SliceNeed {
 }
 
 impl SliceNeed {
-    pub fn of(it: &DemandItem) -> SliceNeed {
+    /// What `it` needs of a slice where each process's CUDA context holds `context_mib`.
+    pub fn of(it: &DemandItem, context_mib: u64) -> SliceNeed {
         SliceNeed {
-            gpu_memory_mib: it.gpu_memory_mib,
+            gpu_memory_mib: memory_with_context(it, context_mib),
             share_milli: it.gpu_share_milli,
             exclusive: it.sharing == Sharing::Exclusive,
             isolation: it.isolation == Isolation::Memory,
@@ -336,6 +346,16 @@ impl SliceNeed {
             });
         }
         out
+    }
+}
+
+/// A pod's GPU memory with its CUDA context ([the rule](self)); None when it declares
+/// nothing and the context counts nothing.
+pub fn memory_with_context(it: &DemandItem, context_mib: u64) -> Option<u64> {
+    match it.gpu_memory_mib {
+        None => (context_mib > 0).then_some(context_mib),
+        Some(m) if it.gpu_memory_excludes_context => Some(m.saturating_add(context_mib)),
+        Some(m) => Some(m.max(context_mib)),
     }
 }
 

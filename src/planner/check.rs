@@ -59,6 +59,9 @@ pub fn check(
         }
         let pool = pools.iter().find(|p| p.name == n.node_pool);
         let headroom = pool.map_or(0, |p| p.gpu_memory_headroom_mib);
+        let context = pool
+            .and_then(|p| p.context_memory_mib)
+            .unwrap_or(opts.context_memory_mib);
         if let Some(p) = pool {
             if r > 1 && !p.replicas.allowed().contains(&r) {
                 errs.push(format!("node {ni}: R={r} not allowed by pool {}", p.name));
@@ -165,7 +168,16 @@ pub fn check(
                     "node {ni}: pod {pod} asks for memory isolation on a time-sliced GPU"
                 ));
             }
-            if let Some(m) = it.gpu_memory_mib {
+            // The pod's memory with its CUDA context: the context alone when it declares
+            // none, at least the context when the declared amount includes it, and the
+            // two added when it does not.
+            let with_context = match it.gpu_memory_mib {
+                None if context == 0 => None,
+                None => Some(context),
+                Some(m) if it.gpu_memory_excludes_context => Some(m + context),
+                Some(m) => Some(m.max(context)),
+            };
+            if let Some(m) = with_context {
                 // m ≤ (GPU memory − headroom) / R, or the fractional part's memory.
                 let over = if fractional {
                     m > usable

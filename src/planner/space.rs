@@ -26,6 +26,9 @@ pub(crate) struct Kind {
     /// Usable GPU memory per GPU (after the pool's headroom), MiB; for a fractional type,
     /// of its part of a GPU.
     pub gpu_mem_mib: u64,
+    /// The CUDA context each pod on its GPUs holds, MiB (the pool's `context-memory`, else
+    /// the planner's): part of every pod's GPU memory in the slice-fit rule.
+    pub context_mib: u64,
     /// The type's share of a physical GPU, thousandths: 1000, or less for a
     /// hardware-fractional type (g6f, gr6f), whose one slice is that part (R = 1).
     pub fraction_milli: u32,
@@ -88,6 +91,7 @@ struct ClassKey<'a> {
     gpus: u32,
     sharing: Sharing,
     gpu_memory_mib: Option<u64>,
+    gpu_memory_excludes_context: bool,
     gpu_share_milli: Option<u32>,
     gpu_memory_fraction_milli: Option<u32>,
     isolation: Isolation,
@@ -284,6 +288,7 @@ fn build_kinds(
                         gpu_mem_mib: t
                             .gpu_memory_mib
                             .saturating_sub(pool.gpu_memory_headroom_mib),
+                        context_mib: pool.context_memory_mib.unwrap_or(opts.context_memory_mib),
                         fraction_milli: t.gpu_fraction_milli,
                         labels: extra.clone(),
                         arch_named: pool.requirements.iter().any(|r| is_arch_key(&r.key)),
@@ -307,7 +312,7 @@ fn build_kinds(
 /// term that refuses a *smaller* R, such as `replicas In ["4"]`, is honoured only at the
 /// largest R).
 fn replicas_on(it: &DemandItem, k: &Kind, allowed: &[u32]) -> u32 {
-    let need = SliceNeed::of(it);
+    let need = SliceNeed::of(it, k.context_mib);
     let best = k
         .allowed(allowed)
         .iter()
@@ -472,6 +477,7 @@ impl Space {
                 gpus: it.gpus,
                 sharing: it.sharing,
                 gpu_memory_mib: it.gpu_memory_mib,
+                gpu_memory_excludes_context: it.gpu_memory_excludes_context,
                 gpu_share_milli: it.gpu_share_milli,
                 gpu_memory_fraction_milli: it.gpu_memory_fraction_milli,
                 isolation: it.isolation,

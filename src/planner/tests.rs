@@ -351,7 +351,10 @@ fn every_planned_pod_fits_its_nodes_slice_by_the_model_rule_and_the_checker() {
             assert_eq!(slice, Slice::new(n.gpu_memory_mib, n.replicas_per_gpu));
             for p in &n.pods {
                 let it = items.iter().find(|i| &i.id == p).expect("known pod");
-                assert!(SliceNeed::of(it).fits(&slice), "{p} on {n:?}");
+                assert!(
+                    SliceNeed::of(it, crate::model::DEFAULT_CONTEXT_MEMORY_MIB).fits(&slice),
+                    "{p} on {n:?}"
+                );
             }
         }
     }
@@ -368,7 +371,7 @@ fn admitted_affinity_changes_nothing_in_the_plan() {
         .iter()
         .map(|it| {
             let mut a = it.clone();
-            let reqs = SliceNeed::of(it).requirements();
+            let reqs = SliceNeed::of(it, crate::model::DEFAULT_CONTEXT_MEMORY_MIB).requirements();
             if !reqs.is_empty() {
                 a.affinity_terms = vec![reqs];
             }
@@ -992,4 +995,95 @@ fn memory_isolation_is_never_time_sliced() {
             .any(|e| e.contains("asks for memory isolation on a time-sliced GPU")),
         "{errs:?}"
     );
+}
+
+/// Issue 19's hand-worked case: 10 pods on T4s (16,384 MiB) whose CUDA context (618 MiB)
+/// counts, undeclared or added to 1 GiB.
+#[test]
+fn the_cuda_context_sets_the_largest_r_and_the_cost() {
+    use crate::model::DEFAULT_CONTEXT_MEMORY_MIB as C;
+    use crate::model::slice::SliceNeed;
+    assert_eq!(C, 618);
+    let t4 = 16_384;
+    let all: Vec<u32> = (1..=48).collect();
+    let silent = DemandItem::shared("default/silent", Resources::ZERO);
+    // ⌊16384 / 618⌋ = 26: far above --max-replicas 10, so it does not bind there.
+    assert_eq!(SliceNeed::of(&silent, C).max_replicas(t4, &all), Some(26));
+    assert_eq!(SliceNeed::of(&silent, 0).max_replicas(t4, &all), Some(48));
+    let mut one_gib = silent.clone();
+    one_gib.gpu_memory_mib = Some(1024);
+    // The context included (the contract's convention): ⌊16384 / 1024⌋ = 16.
+    assert_eq!(SliceNeed::of(&one_gib, C).max_replicas(t4, &all), Some(16));
+    // The context added: ⌊16384 / (1024 + 618)⌋ = 9 (R = 10 gives 1,638 MiB < 1,642).
+    one_gib.gpu_memory_excludes_context = true;
+    assert_eq!(SliceNeed::of(&one_gib, C).max_replicas(t4, &all), Some(9));
+    // A declared amount below the context still counts the context.
+    let mut tiny = silent.clone();
+    tiny.gpu_memory_mib = Some(100);
+    assert_eq!(SliceNeed::of(&tiny, C).gpu_memory_mib, Some(C));
+
+    // The costs that follow, on g4dn.xlarge only: 10 undeclared pods share one T4 at
+    // R = 10; 10 pods of 1 GiB without their context need R ≤ 9, so two nodes.
+    let cat = catalog();
+    let price = crate::catalog::find(&cat, "g4dn.xlarge")
+        .and_then(|t| t.price(crate::model::CapacityType::OnDemand))
+        .expect("priced");
+    let opts = PlanOptions {
+        instance_types: vec!["g4dn.xlarge".into()],
+        ..PlanOptions::default()
+    };
+    let request = Resources::new(100, 256 * MIB);
+    let silent_pods = pods("silent", 10, |d| d.requests = request);
+    let p = plan(&cat, &silent_pods, &opts);
+    assert_valid(&p, &cat, &silent_pods, &opts);
+    assert_eq!(p.nodes.len(), 1);
+    assert_eq!(p.nodes[0].replicas_per_gpu, 10);
+    assert!((p.summary.hourly_cost - price).abs() < 1e-9);
+    let added = pods("added", 10, |d| {
+        d.requests = request;
+        d.gpu_memory_mib = Some(1024);
+        d.gpu_memory_excludes_context = true;
+    });
+    let p = plan(&cat, &added, &opts);
+    assert_valid(&p, &cat, &added, &opts);
+    assert!(p.unplaced.is_empty());
+    assert_eq!(p.nodes.len(), 2);
+    assert!(
+        p.nodes.iter().all(|n| n.replicas_per_gpu <= 9),
+        "{:?}",
+        p.nodes
+    );
+    assert!((p.summary.hourly_cost - 2.0 * price).abs() < 1e-9);
+    // The independent verifier counts the context too: the first plan, checked for pods
+    // whose 1 GiB leaves the context out, is refused (R = 10 is one too many).
+    let silent_plan = plan(&cat, &silent_pods, &opts);
+    let renamed: Vec<DemandItem> = silent_pods
+        .iter()
+        .map(|d| DemandItem {
+            gpu_memory_mib: Some(1024),
+            gpu_memory_excludes_context: true,
+            ..d.clone()
+        })
+        .collect();
+    let errs = check(&silent_plan, &cat, &renamed, &opts);
+    assert!(
+        errs.iter().any(|e| e.contains("needs 1642 MiB GPU memory")),
+        "{errs:#?}"
+    );
+    // A pool's own reserve wins over the planner's.
+    let mut pool = Pool::default_pool(ReplicaPolicy::Auto { max: 48 });
+    pool.context_memory_mib = Some(2048);
+    let pooled = PlanOptions {
+        pools: vec![pool],
+        ..opts.clone()
+    };
+    let p = plan(&cat, &silent_pods, &pooled);
+    assert_valid(&p, &cat, &silent_pods, &pooled);
+    // ⌊16384 / 2048⌋ = 8: two nodes for 10 pods.
+    assert!(
+        p.nodes.iter().all(|n| n.replicas_per_gpu <= 8),
+        "{:?}",
+        p.nodes
+    );
+    assert_eq!(p.nodes.len(), 2);
 }

@@ -363,13 +363,7 @@ fn try_move(inp: &RepackInputs<'_>, set: &[usize]) -> Option<Move> {
         .iter()
         .flat_map(|&i| inp.nodes[i].pods.iter().map(|p| p.item.clone()))
         .collect();
-    let (rest, onto_kept) = assign_in_flight(
-        &items,
-        &kept,
-        inp.catalog,
-        inp.pools,
-        inp.plan.daemonset_overhead,
-    );
+    let (rest, onto_kept) = assign_in_flight(&items, &kept, inp.catalog, inp.pools, inp.plan);
     // A move is tried for several prefixes each round and only has to prove a saving of
     // `min_saving`, not the last percent: each plan gets a share of the deadline and
     // stops at the gap, small or not.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Actions, ObjectKey, diff, is_owned};
-use crate::catalog::{self, DaemonSetOverhead};
+use crate::catalog;
 use crate::config::DevicePluginConfig;
 use crate::guard::{self, Budget, Existing, Refusal};
 use crate::model::slice::{NodeSharing, SHARING_STRATEGY_LABEL, Slice, SliceNeed};
@@ -132,13 +132,8 @@ pub fn round_with(
             Ok(n) => (n, None),
             Err(e) => (Vec::new(), Some(e)),
         };
-    let (remaining, onto_fleet) = assign_in_flight(
-        inp.pending,
-        inp.fleet,
-        inp.catalog,
-        &pools,
-        settings.plan.daemonset_overhead,
-    );
+    let (remaining, onto_fleet) =
+        assign_in_flight(inp.pending, inp.fleet, inp.catalog, &pools, &settings.plan);
     let mut plan_opts = settings.plan.clone();
     if !inp.pools.is_empty() {
         plan_opts.pools = pools.clone();
@@ -287,6 +282,8 @@ struct Free {
     slices: u64,
     /// Usable GPU memory per GPU after the pool's headroom, MiB.
     gpu_mem: u64,
+    /// The CUDA context each pod holds there (the pool's, else the planner's), MiB.
+    context: u64,
     gpus: u32,
 }
 
@@ -298,8 +295,9 @@ pub fn assign_in_flight(
     fleet: &[FleetNode],
     cat: &Catalog,
     pools: &[Pool],
-    overhead: DaemonSetOverhead,
+    opts: &PlanOptions,
 ) -> (Vec<DemandItem>, Vec<(String, String)>) {
+    let overhead = opts.daemonset_overhead;
     let mut free: Vec<Free> = fleet
         .iter()
         .enumerate()
@@ -307,7 +305,8 @@ pub fn assign_in_flight(
         .filter_map(|(i, f)| {
             let t = catalog::find(cat, &f.instance_type)?;
             let (res, pods) = overhead.remaining(t);
-            let headroom = headroom_of(pools, &f.pool);
+            let pool = pools.iter().find(|p| p.name == f.pool);
+            let headroom = pool.map_or(0, |p| p.gpu_memory_headroom_mib);
             Some(Free {
                 node: i,
                 requests: res.saturating_sub(f.used.requests),
@@ -315,6 +314,9 @@ pub fn assign_in_flight(
                 slices: (u64::from(t.gpu_count) * u64::from(f.replicas))
                     .saturating_sub(f.used.slices),
                 gpu_mem: t.gpu_memory_mib.saturating_sub(headroom),
+                context: pool
+                    .and_then(|p| p.context_memory_mib)
+                    .unwrap_or(opts.context_memory_mib),
                 gpus: t.gpu_count,
             })
         })
@@ -367,7 +369,7 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
     };
     // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom (a
     // fractional type's one slice is its part of a GPU).
-    if !SliceNeed::of(p).fits(&f.slice(fr.gpu_mem, t.gpu_fraction_milli)) {
+    if !SliceNeed::of(p, fr.context).fits(&f.slice(fr.gpu_mem, t.gpu_fraction_milli)) {
         return false;
     }
     if p.sharing == Sharing::Exclusive && p.gpus > fr.gpus {

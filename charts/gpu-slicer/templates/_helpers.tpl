@@ -157,6 +157,9 @@ when true; empty optional values leave their flag out.
 {{- with $v.planner.gpuMemoryHeadroom }}
 - {{ printf "--gpu-memory-headroom=%s" . | quote }}
 {{- end }}
+{{- with $v.planner.contextMemory }}
+- {{ printf "--context-memory=%s" . | quote }}
+{{- end }}
 {{- with $v.planner.instanceTypes }}
 - {{ printf "--instance-types=%s" (join "," .) | quote }}
 {{- end }}

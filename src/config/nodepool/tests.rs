@@ -320,22 +320,22 @@ fn annotation_errors() {
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replica": "4"}),
             f("gpu-slicer.io/replica"),
-            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy)",
+            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory)",
         ),
         (
             json!({"gpu-slicer.io/enable": "true"}),
             f("gpu-slicer.io/enable"),
-            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy)",
+            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory)",
         ),
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/colour": "blue"}),
             f("gpu-slicer.io/colour"),
-            "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy)",
+            "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory)",
         ),
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/gpu-memory": "4Gi"}),
             f("gpu-slicer.io/gpu-memory"),
-            "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy",
+            "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory",
         ),
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replicas": 4}),
@@ -651,5 +651,43 @@ fn no_panic_on_malformed_nodepools() {
             let _ =
                 pool_from_nodepool(&nodepool(json!({"gpu-slicer.io/enabled": "true", *key: s})));
         }
+    }
+}
+
+#[test]
+fn context_memory_is_a_non_negative_quantity_of_the_pool() {
+    let pool = |v: &str| {
+        pool_from_nodepool(&nodepool(json!({
+            "gpu-slicer.io/enabled": "true",
+            "gpu-slicer.io/context-memory": v
+        })))
+    };
+    assert_eq!(
+        pool("1Gi")
+            .expect("reads")
+            .expect("a pool")
+            .context_memory_mib,
+        Some(1024)
+    );
+    assert_eq!(
+        pool("0")
+            .expect("reads")
+            .expect("a pool")
+            .context_memory_mib,
+        Some(0)
+    );
+    let plain = pool_from_nodepool(&nodepool(json!({"gpu-slicer.io/enabled": "true"})))
+        .expect("reads")
+        .expect("a pool");
+    assert_eq!(plain.context_memory_mib, None);
+    for bad in ["-1Gi", "lots"] {
+        let (field, _) = ann_err(json!({
+            "gpu-slicer.io/enabled": "true",
+            "gpu-slicer.io/context-memory": bad
+        }));
+        assert_eq!(
+            field, "metadata.annotations[\"gpu-slicer.io/context-memory\"]",
+            "{bad}"
+        );
     }
 }

@@ -89,7 +89,10 @@ fn assert_valid(m: &Move, nodes: &[Node]) {
         let t = catalog::find(&c, &n.instance_type).expect("type");
         let slice = Slice::new(t.gpu_memory_mib, n.replicas_per_gpu);
         for p in &n.pods {
-            assert!(SliceNeed::of(items[p]).fits(&slice), "{p} on {n:?}");
+            assert!(
+                SliceNeed::of(items[p], crate::model::DEFAULT_CONTEXT_MEMORY_MIB).fits(&slice),
+                "{p} on {n:?}"
+            );
         }
     }
     assert_eq!(m.pods_restarted, moved.len());

@@ -42,35 +42,17 @@ fn in_flight_capacity_is_used_first_and_safely() {
     let pools = vec![Pool::default_pool(ReplicaPolicy::Fixed(4))];
     // g4dn.xlarge at R=4: 4 slices of 4 GiB (16 GiB T4).
     let fleet = [inflight("n1", "g4dn.xlarge", 4)];
-    let (left, onto) = assign_in_flight(
-        &pods(6, 4),
-        &fleet,
-        &c,
-        &pools,
-        DaemonSetOverhead::default(),
-    );
+    let (left, onto) = assign_in_flight(&pods(6, 4), &fleet, &c, &pools, &PlanOptions::default());
     assert_eq!(onto.len(), 4);
     assert_eq!(left.len(), 2);
     // 5 GiB pods do not fit a 4 GiB slice.
-    let (left, onto) = assign_in_flight(
-        &pods(3, 5),
-        &fleet,
-        &c,
-        &pools,
-        DaemonSetOverhead::default(),
-    );
+    let (left, onto) = assign_in_flight(&pods(3, 5), &fleet, &c, &pools, &PlanOptions::default());
     assert!(onto.is_empty());
     assert_eq!(left.len(), 3);
     // Ready nodes are not in flight: the scheduler already found them full.
     let mut ready = fleet.clone();
     ready[0].in_flight = false;
-    let (left, _) = assign_in_flight(
-        &pods(2, 1),
-        &ready,
-        &c,
-        &pools,
-        DaemonSetOverhead::default(),
-    );
+    let (left, _) = assign_in_flight(&pods(2, 1), &ready, &c, &pools, &PlanOptions::default());
     assert_eq!(left.len(), 2);
     // Taints and affinity are honoured.
     let mut tainted = fleet.clone();
@@ -79,13 +61,7 @@ fn in_flight_capacity_is_used_first_and_safely() {
         value: None,
         effect: crate::model::TaintEffect::NoSchedule,
     });
-    let (left, _) = assign_in_flight(
-        &pods(2, 1),
-        &tainted,
-        &c,
-        &pools,
-        DaemonSetOverhead::default(),
-    );
+    let (left, _) = assign_in_flight(&pods(2, 1), &tainted, &c, &pools, &PlanOptions::default());
     assert_eq!(left.len(), 2);
 }
 

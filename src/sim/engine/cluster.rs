@@ -362,7 +362,7 @@ impl<'a> Cluster<'a> {
             .iter()
             .map(|j| {
                 if admission {
-                    SliceNeed::of(&j.item).requirements()
+                    SliceNeed::of(&j.item, plan_opts.context_memory_mib).requirements()
                 } else {
                     Vec::new()
                 }
@@ -547,14 +547,16 @@ impl<'a> Cluster<'a> {
     /// With admission, a claim of type `ty` at R = `r` would get slice labels the pod's
     /// admitted affinity matches (overlay-safe's pools have no headroom).
     pub(super) fn slice_admits(&self, p: usize, ty: usize, r: u32) -> bool {
-        !self.admission || SliceNeed::of(self.item(p)).fits(&Slice::new(self.tys[ty].gpu_mem, r))
+        !self.admission
+            || SliceNeed::of(self.item(p), self.plan_opts.context_memory_mib)
+                .fits(&Slice::new(self.tys[ty].gpu_mem, r))
     }
 
     /// (share safe, memory safe) for the pod on a node of type `ty` at R = `r`: the model's
     /// slice-fit rule (`model::slice`) on the GPU's physical memory (no headroom), split
     /// into its share part (share, exclusive ⇒ R = 1) and its memory part.
     pub(super) fn safety(&self, p: usize, ty: usize, r: u32) -> (bool, bool) {
-        let need = SliceNeed::of(self.item(p));
+        let need = SliceNeed::of(self.item(p), self.plan_opts.context_memory_mib);
         let slice = Slice::new(self.tys[ty].gpu_mem, r);
         let share = SliceNeed {
             gpu_memory_mib: None,

@@ -229,13 +229,7 @@ impl Cluster<'_> {
             .filter(|&n| !self.nodes[n].ready && self.nodes[n].in_move.is_none())
             .map(|n| self.fleet_node(n, ct, true))
             .collect();
-        let (rest, onto) = assign_in_flight(
-            &items,
-            &fleet,
-            self.catalog,
-            &pools,
-            self.plan_opts.daemonset_overhead,
-        );
+        let (rest, onto) = assign_in_flight(&items, &fleet, self.catalog, &pools, &self.plan_opts);
         for (pod, node) in onto {
             if let (Ok(p), Ok(n)) = (pod.parse::<usize>(), node.parse::<usize>()) {
                 self.reserve(p, n);
