@@ -646,20 +646,8 @@ fn resolve(a: &PolicyFlags, caller: Caller) -> Result<Resolved, Failure> {
         Some(s) => Some(config::parse_replicas_flag(s, a.max_replicas).map_err(usage)?),
         None => None,
     };
-    let headroom_mib = match &a.gpu_memory_headroom {
-        Some(q) => Some(
-            quantity::bytes(q)
-                .map(|b| b.div_ceil(MIB))
-                .map_err(|e| usage(format!("--gpu-memory-headroom: {e}")))?,
-        ),
-        None => None,
-    };
-    let context_mib = match &a.context_memory {
-        Some(q) => quantity::bytes(q)
-            .map(|b| b.div_ceil(MIB))
-            .map_err(|e| usage(format!("--context-memory: {e}")))?,
-        None => crate::model::DEFAULT_CONTEXT_MEMORY_MIB,
-    };
+    let headroom_mib = mib_flag("--gpu-memory-headroom", a.gpu_memory_headroom.as_deref())?;
+    let context_mib = context_memory_flag(a.context_memory.as_deref())?;
     for t in &a.instance_types {
         if catalog::find(&catalog, t).is_none() {
             return Err(usage(format!(
@@ -689,6 +677,22 @@ fn resolve(a: &PolicyFlags, caller: Caller) -> Result<Resolved, Failure> {
         capacity,
         max_replicas: a.max_replicas,
     })
+}
+
+/// A quantity flag in MiB (rounded up); a bad value is a usage error naming the flag.
+fn mib_flag(flag: &str, value: Option<&str>) -> Result<Option<u64>, Failure> {
+    value
+        .map(|q| {
+            quantity::bytes(q)
+                .map(|b| b.div_ceil(MIB))
+                .map_err(|e| usage(format!("{flag}: {e}")))
+        })
+        .transpose()
+}
+
+/// `--context-memory` (`plan`, `render`, `run`, `admit`), else the measured default.
+fn context_memory_flag(value: Option<&str>) -> Result<u64, Failure> {
+    Ok(mib_flag("--context-memory", value)?.unwrap_or(crate::model::DEFAULT_CONTEXT_MEMORY_MIB))
 }
 
 /// Plan options from the policy and what was read. Replicas: the flag wins, then annotated

@@ -76,12 +76,7 @@ pub fn admit_cmd(a: AdmitArgs) -> Result<(), Failure> {
             deny: a.exclude_namespaces.clone(),
         },
         fail_requests_greater_than_one: a.fail_requests_greater_than_one,
-        context_memory_mib: match &a.context_memory {
-            Some(q) => crate::model::quantity::bytes(q)
-                .map(|b| b.div_ceil(crate::model::MIB))
-                .map_err(|e| super::usage(format!("--context-memory: {e}")))?,
-            None => crate::model::DEFAULT_CONTEXT_MEMORY_MIB,
-        },
+        context_memory_mib: super::context_memory_flag(a.context_memory.as_deref())?,
     };
     let mut judged = Vec::new();
     let mut objects = Vec::new();
