@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::config::FieldError;
 use crate::demand::{demand_from_pod_spec, effective_requests};
 use crate::guard::Namespaces;
-use crate::model::slice::SliceNeed;
+use crate::model::slice::{FitRules, ShareModel, SliceNeed};
 use crate::model::{NVIDIA_GPU, Requirement, Sharing};
 
 /// What admission is configured with.
@@ -42,6 +42,9 @@ pub struct Policy {
     /// term admission adds, so a pod that declares none still needs a slice with room for
     /// its context.
     pub context_memory_mib: u64,
+    /// How `gpu-share` is read (`--share-model`): `time` adds a `slice-share-milli` term,
+    /// `throughput` a `slice-throughput-milli` term.
+    pub share_model: ShareModel,
 }
 
 /// Why a pod is left alone.
@@ -172,7 +175,8 @@ pub fn admit(
             item.gpus
         ));
     }
-    let requirements = SliceNeed::of(&item, policy.context_memory_mib).requirements();
+    let rules = FitRules::new(policy.context_memory_mib, policy.share_model);
+    let requirements = SliceNeed::of(&item, rules).requirements();
     if requirements.is_empty() {
         return Verdict::Skip(Skip::AnySlice);
     }

@@ -19,6 +19,7 @@ mod output;
 mod repack_flags;
 #[cfg(feature = "controller")]
 mod run_command;
+mod share_flags;
 #[cfg(feature = "controller")]
 use run_command::from_cluster;
 mod simulate;
@@ -240,6 +241,8 @@ struct PolicyFlags {
     /// 0 counts none.
     #[arg(long, value_name = "QTY")]
     context_memory: Option<String>,
+    #[command(flatten)]
+    shares: share_flags::ShareFlags,
     /// Only these instance types (comma-separated).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     instance_types: Vec<String>,
@@ -733,6 +736,8 @@ fn plan_options(a: &PolicyFlags, r: &Resolved, inputs: &Inputs) -> PlanOptions {
         pools,
         default_replicas,
         context_memory_mib: r.context_mib,
+        share_model: a.shares.model(),
+        efficiency: a.shares.efficiency(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..PlanOptions::default()
     }

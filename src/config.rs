@@ -18,7 +18,8 @@ pub(crate) mod value;
 pub use annotations::{
     ANNOTATION_PREFIX, CONTEXT_MEMORY, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY,
     GPU_MEMORY_CONTEXT, GPU_MEMORY_HEADROOM, GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS,
-    NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPLICAS, SHARING, SHARING_STRATEGY, annotation_field,
+    MPS_EFFICIENCY, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPLICAS, SHARE_MODEL, SHARING,
+    SHARING_STRATEGY, TIME_SLICING_EFFICIENCY, annotation_field, parse_efficiency,
     parse_gpu_memory_context, parse_gpu_memory_mib, parse_isolation, parse_share, parse_sharing,
 };
 pub use device_plugin::{

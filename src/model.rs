@@ -544,6 +544,16 @@ pub struct Pool {
     /// MiB; None: the planner's (`--context-memory`, default
     /// [`DEFAULT_CONTEXT_MEMORY_MIB`]).
     pub context_memory_mib: Option<u64>,
+    /// `gpu-slicer.io/share-model`: a reading of `gpu-share` the pool's nodes keep besides
+    /// the planner's (`--share-model`); None: the planner's alone.
+    #[serde(default)]
+    pub share_model: Option<slice::ShareModel>,
+    /// `gpu-slicer.io/time-slicing-efficiency` and `gpu-slicer.io/mps-efficiency`,
+    /// thousandths: what the pool's GPUs deliver shared; None: the planner's.
+    #[serde(default)]
+    pub time_slicing_efficiency_milli: Option<u32>,
+    #[serde(default)]
+    pub mps_efficiency_milli: Option<u32>,
     pub max_hourly_cost: Option<f64>,
     /// The NodePool's `spec.template.spec.requirements` (instance-type, family, capacity-type, ...).
     pub requirements: Vec<Requirement>,
@@ -623,6 +633,9 @@ impl Pool {
             replicas,
             gpu_memory_headroom_mib: 0,
             context_memory_mib: None,
+            share_model: None,
+            time_slicing_efficiency_milli: None,
+            mps_efficiency_milli: None,
             max_hourly_cost: None,
             requirements: Vec::new(),
             labels: BTreeMap::new(),

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::DaemonSetOverhead;
+use crate::model::slice::{Efficiency, FitRules, ShareModel, ShareReadings};
 use crate::model::{CapacityType, Catalog, DemandItem, Pool, ReplicaPolicy, Sharing};
 
 /// What the planner may use and how hard it may try.
@@ -98,6 +99,42 @@ pub struct PlanOptions {
     /// `context-memory` (`--context-memory`; default
     /// [`crate::model::DEFAULT_CONTEXT_MEMORY_MIB`]).
     pub context_memory_mib: u64,
+    /// How `gpu-share` is read (`--share-model`): in every pool, besides a pool's own
+    /// `share-model`; admission enforces this one.
+    pub share_model: ShareModel,
+    /// What shared GPUs deliver, in pools without their own efficiencies
+    /// (`--time-slicing-efficiency`, `--mps-efficiency`): the `slice-throughput-milli`
+    /// labels.
+    pub efficiency: Efficiency,
+}
+
+impl PlanOptions {
+    /// The slice-fit rule's settings on a node of `pool` (`None`: the planner's own):
+    /// the larger of the pool's CUDA context and the planner's, the planner's share
+    /// reading and the pool's. Admission enforces the planner's settings (its flags), so
+    /// a pool may add to them but not relax them: a plan never uses a slice admission
+    /// refuses.
+    pub fn fit_rules(&self, pool: Option<&Pool>) -> FitRules {
+        FitRules {
+            context_mib: pool
+                .and_then(|p| p.context_memory_mib)
+                .map_or(self.context_memory_mib, |c| c.max(self.context_memory_mib)),
+            shares: ShareReadings::of(self.share_model).and(pool.and_then(|p| p.share_model)),
+        }
+    }
+
+    /// The efficiencies of `pool`'s GPUs: its own where it states them, else the
+    /// planner's.
+    pub fn efficiency(&self, pool: Option<&Pool>) -> Efficiency {
+        Efficiency {
+            time_slicing_milli: pool
+                .and_then(|p| p.time_slicing_efficiency_milli)
+                .unwrap_or(self.efficiency.time_slicing_milli),
+            mps_milli: pool
+                .and_then(|p| p.mps_efficiency_milli)
+                .unwrap_or(self.efficiency.mps_milli),
+        }
+    }
 }
 
 /// How far the planner may search.
@@ -182,6 +219,8 @@ impl Default for PlanOptions {
             prove_small: true,
             fractional_gpus: true,
             context_memory_mib: crate::model::DEFAULT_CONTEXT_MEMORY_MIB,
+            share_model: ShareModel::Time,
+            efficiency: Efficiency::MEASURED,
         }
     }
 }
@@ -217,6 +256,10 @@ pub struct PlannedNode {
     /// `gpu-slicer.io/slice-share-milli`: the share of a GPU one slice gets, thousandths.
     #[serde(default)]
     pub slice_share_milli: u32,
+    /// `gpu-slicer.io/slice-throughput-milli`: what one busy slice gets beside busy
+    /// neighbours, thousandths of the GPU alone (`model::slice::Slice::rated`).
+    #[serde(default)]
+    pub slice_throughput_milli: u32,
     /// How the node's GPUs are shared (`gpu-slicer.io/sharing-strategy`): `none`,
     /// `time-slicing`, `mps` or `fractional` (a hardware part of a GPU, g6f/gr6f).
     #[serde(default)]

@@ -597,6 +597,7 @@ pub fn render(
             replicas: r,
             gpu_memory_mib: n.slice_gpu_memory_mib,
             share_milli: n.slice_share_milli,
+            throughput_milli: n.slice_throughput_milli,
             sharing,
         };
         let e = groups

@@ -258,8 +258,15 @@ pub struct StrategyReport {
     pub nodes_launched: usize,
     pub peak_nodes: usize,
     /// Pods placed on a GPU slice smaller than the share they asked for
-    /// (`gpu-slicer.io/gpu-share`; strategies that do not check shares).
+    /// (`gpu-slicer.io/gpu-share`; strategies that do not check shares), under the
+    /// replay's reading of shares (`--share-model`).
     pub share_violations: usize,
+    /// The same under each reading alone: of GPU time (`⌊1000/R⌋`) and of throughput
+    /// (`⌊e/R⌋`, switching loss counted).
+    #[serde(default)]
+    pub share_violations_by_time: usize,
+    #[serde(default)]
+    pub share_violations_by_throughput: usize,
     /// Pods placed on a slice with less GPU memory than they declared.
     pub memory_violations: usize,
     /// Pods moved off a node by consolidation (each move counts).

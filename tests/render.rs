@@ -466,7 +466,7 @@ proptest! {
                 let ty = gpu_slicer::catalog::find(&cat, t).expect("known type");
                 // The type's slice at R, under MPS where the labels say so.
                 let own = ty.slice(headroom, slice.replicas);
-                let own = if slice.sharing == NodeSharing::Mps { own.under_mps() } else { own };
+                let own = if slice.sharing == NodeSharing::Mps { own.under_mps(gpu_slicer::model::slice::Efficiency::MEASURED) } else { own };
                 prop_assert_eq!(slice, own);
                 // MPS nodes run the MPS profile.
                 prop_assert_eq!(label("nvidia.com/device-plugin.config"), Some(slice.profile()));

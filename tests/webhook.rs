@@ -109,6 +109,7 @@ fn policy() -> Policy {
         },
         fail_requests_greater_than_one: false,
         context_memory_mib: 0,
+        ..Policy::default()
     }
 }
 

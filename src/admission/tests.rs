@@ -364,7 +364,7 @@ proptest! {
         let mut labels = if labelled { node_labels(&slice, &[]) } else { BTreeMap::new() };
         labels.insert("zone".into(), zone.to_string());
         let own = before.matches_labels(&|k| labels.get(k).cloned());
-        let need = SliceNeed::of(&before, Policy::default().context_memory_mib);
+        let need = SliceNeed::of(&before, FitRules::time(Policy::default().context_memory_mib));
         let safe = if labelled { need.fits(&slice) } else { need.is_unconstrained() };
         let v = admit_pod(&p, &Policy::default());
         prop_assert!(!matches!(v, Verdict::Reject(_)), "{:?}", v);
@@ -406,4 +406,45 @@ fn the_context_reserve_gives_a_silent_pod_a_memory_term() {
         panic!("a memory need");
     };
     assert_eq!(requirements[0].values, ["1641"]);
+}
+
+#[test]
+fn a_throughput_share_model_writes_the_throughput_term() {
+    let quarter = pod(json!({"gpu-slicer.io/gpu-share": "0.25"}), 1, None);
+    let keys = |policy: &Policy| {
+        let Verdict::Mutate { requirements, .. } = admit_pod(&quarter, policy) else {
+            panic!("a share needs a term");
+        };
+        requirements
+            .iter()
+            .map(|r| (r.key.clone(), r.values.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(&Policy::default()),
+        vec![(SLICE_SHARE_LABEL.to_string(), vec!["249".to_string()])]
+    );
+    let throughput = Policy {
+        share_model: ShareModel::Throughput,
+        ..Policy::default()
+    };
+    assert_eq!(
+        keys(&throughput),
+        vec![(
+            crate::model::slice::SLICE_THROUGHPUT_LABEL.to_string(),
+            vec!["249".to_string()]
+        )]
+    );
+    // The term admits exactly the slices the rule allows: a T4 time-sliced at R = 2
+    // (365) and under MPS at R = 4 (275), not time-sliced at R = 3 (243) or 4 (182).
+    let e = crate::model::slice::Efficiency::MEASURED;
+    for (slice, ok) in [
+        (Slice::new(16_384, 2), true),
+        (Slice::new(16_384, 3), false),
+        (Slice::new(16_384, 4), false),
+        (Slice::new(16_384, 4).under_mps(e), true),
+    ] {
+        let after = patched(&quarter, &admit_pod(&quarter, &throughput));
+        assert_eq!(matches(&after, &node_labels(&slice, &[])), ok, "{slice:?}");
+    }
 }

@@ -50,6 +50,10 @@ pub struct AdmitArgs {
     /// GPU memory each pod's CUDA context holds, as `run --context-memory` (default 618Mi).
     #[arg(long, value_name = "QTY")]
     context_memory: Option<String>,
+    /// How gpu-share is read, as `run --share-model`: time adds a slice-share-milli term,
+    /// throughput a slice-throughput-milli term.
+    #[arg(long, value_enum, default_value = "time")]
+    share_model: super::share_flags::ShareModelArg,
     #[command(flatten)]
     limits: InputLimits,
 }
@@ -77,6 +81,7 @@ pub fn admit_cmd(a: AdmitArgs) -> Result<(), Failure> {
         },
         fail_requests_greater_than_one: a.fail_requests_greater_than_one,
         context_memory_mib: super::context_memory_flag(a.context_memory.as_deref())?,
+        share_model: a.share_model.model(),
     };
     let mut judged = Vec::new();
     let mut objects = Vec::new();

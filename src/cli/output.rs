@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::live::LiveReport;
 use crate::catalog::DaemonSetOverhead;
 use crate::catalog::live::Origin;
+use crate::model::slice::ShareModel;
 use crate::model::{Catalog, MIB};
 use crate::planner::{Plan, PlanOptions};
 
@@ -68,13 +69,15 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         cat.source.name,
         cat.source.observed
     );
-    // Every pod's GPU memory counts its CUDA context (`model::slice`).
+    // Every pod's GPU memory counts its CUDA context, and its share is read by the
+    // planner's model and its pool's (`model::slice`, `PlanOptions::fit_rules`).
     let own: Vec<String> = opts
         .pools
         .iter()
         .filter_map(|p| {
-            p.context_memory_mib
-                .map(|c| format!("pool {}: {c} MiB", p.name))
+            let rules = opts.fit_rules(Some(p));
+            (rules.context_mib != opts.context_memory_mib)
+                .then(|| format!("pool {}: {} MiB", p.name, rules.context_mib))
         })
         .collect();
     let _ = write!(
@@ -86,6 +89,30 @@ pub fn plan_table(plan: &Plan, cat: &Catalog, opts: &PlanOptions) -> String {
         out.push('\n');
     } else {
         let _ = writeln!(out, " ({})", own.join(", "));
+    }
+    let base = opts.fit_rules(None).shares;
+    let own: Vec<String> = opts
+        .pools
+        .iter()
+        .filter_map(|p| {
+            let shares = opts.fit_rules(Some(p)).shares;
+            (shares != base).then(|| format!("pool {}: {}", p.name, shares.as_str()))
+        })
+        .collect();
+    let e = opts.efficiency;
+    let _ = write!(out, "gpu-share is read as {}", opts.share_model.as_str());
+    if opts.share_model == ShareModel::Throughput || !own.is_empty() {
+        let _ = write!(
+            out,
+            " (time-slicing delivers {:.2} / R per busy pod, MPS {:.2} / R)",
+            f64::from(e.time_slicing_milli) / 1000.0,
+            f64::from(e.mps_milli) / 1000.0
+        );
+    }
+    if own.is_empty() {
+        out.push('\n');
+    } else {
+        let _ = writeln!(out, "; {}", own.join(", "));
     }
     out.push('\n');
     // Group identical nodes.

@@ -10,7 +10,8 @@ use super::value::show;
 pub use crate::model::contract::{
     ANNOTATION_PREFIX, CONTEXT_MEMORY, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY,
     GPU_MEMORY_CONTEXT, GPU_MEMORY_HEADROOM, GPU_SHARE, ISOLATION, MAX_HOURLY_COST, MAX_REPLICAS,
-    NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, SHARING, SHARING_STRATEGY,
+    MPS_EFFICIENCY, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS, SHARE_MODEL, SHARING,
+    SHARING_STRATEGY, TIME_SLICING_EFFICIENCY,
 };
 
 /// The field path of an annotation: `metadata.annotations["gpu-slicer.io/gpu-share"]`.
@@ -24,79 +25,126 @@ pub fn annotation_field(key: &str) -> String {
 /// The resolution is 1/1000: `0.0001` is an error, not rounded; `0.2500` is fine.
 /// The error's field is the annotation on a pod's metadata.
 pub fn parse_share(s: &str) -> Result<u32, FieldError> {
-    let field = annotation_field(GPU_SHARE);
-    let err = |m: String| FieldError::new(field.clone(), m);
-    let t = s.trim();
-    let grammar = || {
-        err(format!(
-            "must be a decimal in (0, 1] such as 0.25, or thousandths such as 250m, got {}",
-            show(s)
-        ))
-    };
-    if let Some(rest) = t.strip_prefix('-') {
-        if !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'm')
+    Thousandths {
+        field: annotation_field(GPU_SHARE),
+        max_milli: 1000,
+        examples: ("0.25", "250m"),
+        max_text: "1 (a whole GPU)",
+    }
+    .parse(s)
+}
+
+/// Parses an efficiency (`gpu-slicer.io/time-slicing-efficiency`, at most 1, and
+/// `gpu-slicer.io/mps-efficiency`, at most 2; `model::slice::Efficiency`): a decimal or
+/// thousandths, as [`parse_share`], in thousandths; `field` names where it was read.
+pub fn parse_efficiency(s: &str, field: String, max_milli: u32) -> Result<u32, FieldError> {
+    Thousandths {
+        field,
+        max_milli: u64::from(max_milli),
+        examples: ("0.73", "730m"),
+        max_text: if max_milli == 1000 {
+            "1 (the GPU alone)"
+        } else {
+            "2 (twice the GPU alone)"
+        },
+    }
+    .parse(s)
+}
+
+/// A decimal in (0, max] or thousandths with the `m` suffix, exact to 1/1000.
+struct Thousandths<'a> {
+    field: String,
+    max_milli: u64,
+    /// A decimal and a milli example, for the grammar message.
+    examples: (&'a str, &'a str),
+    /// The largest value in words, for the message of a value above it.
+    max_text: &'a str,
+}
+
+impl Thousandths<'_> {
+    fn parse(&self, s: &str) -> Result<u32, FieldError> {
+        let err = |m: String| FieldError::new(self.field.clone(), m);
+        let t = s.trim();
+        let grammar = || {
+            err(format!(
+                "must be a decimal in (0, {}] such as {}, or thousandths such as {}, got {}",
+                self.max_milli / 1000,
+                self.examples.0,
+                self.examples.1,
+                show(s)
+            ))
+        };
+        if let Some(rest) = t.strip_prefix('-') {
+            if !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'm')
+            {
+                return Err(err(format!("must be greater than 0, got {}", show(s))));
+            }
+            return Err(grammar());
+        }
+        // Split off the milli suffix; the number is then `int[.frac]` in units of 10^-scale.
+        let (num, milli) = match t.strip_suffix('m') {
+            Some(n) => (n, true),
+            None => (t, false),
+        };
+        let (int_part, frac_part) = match num.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (num, ""),
+        };
+        let digits_ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+        if (int_part.is_empty() && frac_part.is_empty())
+            || !digits_ok(int_part)
+            || !digits_ok(frac_part)
         {
+            return Err(grammar());
+        }
+        // Value in thousandths = int * k + first (3 - m) fraction digits, where k is 1000 for
+        // a plain decimal and 1 for milli; fraction digits past the resolution must be zero.
+        let (scale_digits, unit) = if milli {
+            (0usize, 1u64)
+        } else {
+            (3usize, 1000u64)
+        };
+        let (kept, rest) = frac_part.split_at(frac_part.len().min(scale_digits));
+        if rest.bytes().any(|b| b != b'0') {
+            return Err(err(format!(
+                "is finer than the resolution of 1/1000 (0.001 or 1m), got {}",
+                show(s)
+            )));
+        }
+        let int_trim = int_part.trim_start_matches('0');
+        let too_big = || {
+            err(format!(
+                "must be at most {}, got {}",
+                self.max_text,
+                show(s)
+            ))
+        };
+        if int_trim.len() > 7 {
+            return Err(too_big());
+        }
+        let int_val: u64 = if int_trim.is_empty() {
+            0
+        } else {
+            int_trim.parse().map_err(|_| grammar())?
+        };
+        let mut frac_val: u64 = 0;
+        for i in 0..scale_digits {
+            let d = kept.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+            frac_val = frac_val * 10 + d;
+        }
+        let thousandths = int_val * unit + frac_val;
+        if thousandths == 0 {
             return Err(err(format!("must be greater than 0, got {}", show(s))));
         }
-        return Err(grammar());
+        if thousandths > self.max_milli {
+            return Err(too_big());
+        }
+        // thousandths is in 1..=max_milli (≤ 2000) here, so the conversion cannot fail.
+        u32::try_from(thousandths).map_err(|_| too_big())
     }
-    // Split off the milli suffix; the number is then `int[.frac]` in units of 10^-scale.
-    let (num, milli) = match t.strip_suffix('m') {
-        Some(n) => (n, true),
-        None => (t, false),
-    };
-    let (int_part, frac_part) = match num.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (num, ""),
-    };
-    let digits_ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty())
-        || !digits_ok(int_part)
-        || !digits_ok(frac_part)
-    {
-        return Err(grammar());
-    }
-    // Value in thousandths = int * k + first (3 - m) fraction digits, where k is 1000 for
-    // a plain decimal and 1 for milli; fraction digits past the resolution must be zero.
-    let (scale_digits, unit) = if milli {
-        (0usize, 1u64)
-    } else {
-        (3usize, 1000u64)
-    };
-    let (kept, rest) = frac_part.split_at(frac_part.len().min(scale_digits));
-    if rest.bytes().any(|b| b != b'0') {
-        return Err(err(format!(
-            "is finer than the resolution of 1/1000 (0.001 or 1m), got {}",
-            show(s)
-        )));
-    }
-    let int_trim = int_part.trim_start_matches('0');
-    let too_big = || err(format!("must be at most 1 (a whole GPU), got {}", show(s)));
-    if int_trim.len() > 7 {
-        return Err(too_big());
-    }
-    let int_val: u64 = if int_trim.is_empty() {
-        0
-    } else {
-        int_trim.parse().map_err(|_| grammar())?
-    };
-    let mut frac_val: u64 = 0;
-    for i in 0..scale_digits {
-        let d = kept.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
-        frac_val = frac_val * 10 + d;
-    }
-    let thousandths = int_val * unit + frac_val;
-    if thousandths == 0 {
-        return Err(err(format!("must be greater than 0, got {}", show(s))));
-    }
-    if thousandths > 1000 {
-        return Err(too_big());
-    }
-    // thousandths is in 1..=1000 here, so the conversion cannot fail.
-    u32::try_from(thousandths).map_err(|_| too_big())
 }
 
 /// Parses `gpu-slicer.io/gpu-memory`: a Kubernetes quantity greater than zero, in MiB

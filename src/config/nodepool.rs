@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::model::contract::{MANAGED_BY, MANAGER};
 use crate::model::quantity;
+use crate::model::slice::ShareModel;
 use crate::model::{
     Operator, Pool, PoolLimits, ReplicaPolicy, Requirement, SharingChoice, Taint, TaintEffect,
 };
@@ -14,8 +15,9 @@ use crate::model::{
 use super::FieldError;
 use super::annotations::{
     ANNOTATION_PREFIX, CONTEXT_MEMORY, EMISSION, EMISSION_MODES, ENABLED, GPU_MEMORY_HEADROOM,
-    MAX_HOURLY_COST, MAX_REPLICAS, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK, REPLICAS,
-    SHARING_STRATEGY, annotation_field, quantity_mib_non_negative,
+    MAX_HOURLY_COST, MAX_REPLICAS, MPS_EFFICIENCY, NODEPOOL_ANNOTATIONS, POD_ANNOTATIONS, REPACK,
+    REPLICAS, SHARE_MODEL, SHARING_STRATEGY, TIME_SLICING_EFFICIENCY, annotation_field,
+    parse_efficiency, quantity_mib_non_negative,
 };
 use super::value::{
     as_map, describe, index, join, opt_list, opt_map, opt_str, parse_digits, req_str, show,
@@ -162,6 +164,26 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
                 .map_err(|e| e.in_field(annotation_field(CONTEXT_MEMORY)))?,
         ),
     };
+    let share_model = match ann.get(SHARE_MODEL).copied() {
+        None => None,
+        Some(s) => Some(ShareModel::parse(s).ok_or_else(|| {
+            FieldError::new(
+                annotation_field(SHARE_MODEL),
+                format!(
+                    "must be one of {}, got {}",
+                    ShareModel::VALUES.join(", "),
+                    show(s)
+                ),
+            )
+        })?),
+    };
+    let efficiency = |key: &str, max_milli: u32| {
+        ann.get(key)
+            .map(|s| parse_efficiency(s, annotation_field(key), max_milli))
+            .transpose()
+    };
+    let time_slicing_efficiency_milli = efficiency(TIME_SLICING_EFFICIENCY, 1000)?;
+    let mps_efficiency_milli = efficiency(MPS_EFFICIENCY, 2000)?;
     let max_hourly_cost = ann
         .get(MAX_HOURLY_COST)
         .map(|s| parse_cost(s))
@@ -232,6 +254,9 @@ pub fn pool_from_nodepool(np: &Value) -> Result<Option<Pool>, FieldError> {
         replicas,
         gpu_memory_headroom_mib,
         context_memory_mib,
+        share_model,
+        time_slicing_efficiency_milli,
+        mps_efficiency_milli,
         max_hourly_cost,
         requirements,
         labels,

@@ -206,6 +206,7 @@ pub async fn run(client: Client, mut cfg: RunConfig) -> Result<(), RunError> {
             namespaces: cfg.snapshot.namespaces.clone(),
             fail_requests_greater_than_one: cfg.settings.render.fail_requests_greater_than_one,
             context_memory_mib: cfg.settings.plan.context_memory_mib,
+            share_model: cfg.settings.plan.share_model,
         };
         let wh = webhook::Webhook {
             certs,

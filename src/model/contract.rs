@@ -40,6 +40,14 @@ pub const REPACK: &str = "gpu-slicer.io/repack";
 pub const SHARING_STRATEGY: &str = "gpu-slicer.io/sharing-strategy";
 /// NodePool annotation: the CUDA context every pod on the pool's GPUs holds (quantity).
 pub const CONTEXT_MEMORY: &str = "gpu-slicer.io/context-memory";
+/// NodePool annotation: `time` or `throughput`, a reading of `gpu-share` the pool's nodes
+/// keep besides the cluster's (`--share-model`; [`crate::model::slice::ShareModel`]).
+pub const SHARE_MODEL: &str = "gpu-slicer.io/share-model";
+/// NodePool annotation: what all busy pods on one time-sliced GPU get together, of the
+/// GPU alone (decimal in (0, 1]).
+pub const TIME_SLICING_EFFICIENCY: &str = "gpu-slicer.io/time-slicing-efficiency";
+/// NodePool annotation: the same under MPS (decimal in (0, 2]).
+pub const MPS_EFFICIENCY: &str = "gpu-slicer.io/mps-efficiency";
 /// Pod annotation: whether `gpu-memory` includes the CUDA context (`included`, the
 /// default) or leaves it out (`excluded`).
 pub const GPU_MEMORY_CONTEXT: &str = "gpu-slicer.io/gpu-memory-context";
@@ -63,6 +71,9 @@ pub const NODEPOOL_ANNOTATIONS: &[&str] = &[
     REPACK,
     SHARING_STRATEGY,
     CONTEXT_MEMORY,
+    SHARE_MODEL,
+    TIME_SLICING_EFFICIENCY,
+    MPS_EFFICIENCY,
 ];
 /// Values of `gpu-slicer.io/emission`.
 pub const EMISSION_MODES: &[&str] = &[

@@ -14,6 +14,10 @@
 //!
 //! - `gpu-slicer.io/slice-gpu-memory-mib` = ⌊(M − H) / R⌋,
 //! - `gpu-slicer.io/slice-share-milli` = ⌊1000 / R⌋,
+//! - `gpu-slicer.io/slice-throughput-milli` = the throughput one busy slice gets when
+//!   every slice of its GPU is busy, thousandths of the GPU alone: ⌊`e_ts` / R⌋ under
+//!   time-slicing and ⌊`e_mps` / R⌋ under MPS (at most 1000), with the GPU's sharing
+//!   efficiencies [`Efficiency`] (measured: 730 and 1100); 1000 at R = 1,
 //! - `gpu-slicer.io/replicas` = R,
 //! - `gpu-slicer.io/sharing-strategy` = `none` (R = 1), `time-slicing`, or `mps` when
 //!   the device plugin shares the GPU with CUDA MPS ([`Slice::under_mps`]: the same
@@ -39,14 +43,17 @@
 //! (`gpu-memory-context: excluded`, or an MPS client limit). With `C = 0` a pod that
 //! declares nothing needs nothing, as before the reserve existed.
 //!
-//! Because memory and share are whole numbers, `need ≤ ⌊M/R⌋` ⇔ `need × R ≤ M`, and
-//! `share ≤ ⌊1000/R⌋` ⇔ `share × R ≤ 1000`: the labels lose nothing.
+//! Because memory and share are whole numbers, `need ≤ ⌊M/R⌋` ⇔ `need × R ≤ M`,
+//! `share ≤ ⌊1000/R⌋` ⇔ `share × R ≤ 1000` and `share ≤ ⌊e/R⌋` ⇔ `share × R ≤ e`: the
+//! labels lose nothing. So under throughput `gpu-share: 0.25` tolerates R ≤ ⌊730/250⌋ = 2
+//! on time-slicing and R ≤ ⌊1100/250⌋ = 4 on MPS.
 //!
 //! # The affinity
 //!
 //! [`SliceNeed::requirements`] gives the node-selector requirements that match exactly
 //! the nodes whose slice labels satisfy the rule: `slice-gpu-memory-mib Gt need − 1`,
-//! `slice-share-milli Gt share − 1`, `replicas In ["1"]` and `sharing-strategy In
+//! `slice-share-milli Gt share − 1` (time reading), `slice-throughput-milli Gt share − 1`
+//! (throughput reading), `replicas In ["1"]` and `sharing-strategy In
 //! ["none"]` for exclusive pods, `sharing-strategy In ["fractional", "mps", "none"]` for
 //! isolated ones, `sharing-strategy In ["fractional", "none", "time-slicing"]` for shared
 //! pods asking for several `nvidia.com/gpu`, and `replicas Lt ⌊1000 / m⌋ + 1` for a
@@ -56,21 +63,27 @@
 //! every slice is safe for it. A node without the labels never matches a term, so
 //! a pod with a need is never bound to a GPU node gpu-slicer did not slice.
 
+use serde::{Deserialize, Serialize};
+
 use super::{DemandItem, Isolation, Operator, Requirement, Sharing};
 
 /// Node label: GPU memory of one slice, MiB (⌊(GPU memory − headroom) / R⌋).
 pub const SLICE_GPU_MEMORY_LABEL: &str = "gpu-slicer.io/slice-gpu-memory-mib";
 /// Node label: share of one GPU's time one slice gets, thousandths (⌊1000 / R⌋).
 pub const SLICE_SHARE_LABEL: &str = "gpu-slicer.io/slice-share-milli";
+/// Node label: throughput one busy slice gets with every slice of its GPU busy,
+/// thousandths of the GPU alone ([`Efficiency`]).
+pub const SLICE_THROUGHPUT_LABEL: &str = "gpu-slicer.io/slice-throughput-milli";
 /// Node label: replicas per GPU.
 pub const REPLICAS_LABEL: &str = "gpu-slicer.io/replicas";
 /// Node label: how the node's GPUs are shared ([`NodeSharing`]).
 pub const SHARING_STRATEGY_LABEL: &str = "gpu-slicer.io/sharing-strategy";
 
 /// The node labels the slice-fit rule reads.
-pub const SLICE_LABELS: [&str; 4] = [
+pub const SLICE_LABELS: [&str; 5] = [
     SLICE_GPU_MEMORY_LABEL,
     SLICE_SHARE_LABEL,
+    SLICE_THROUGHPUT_LABEL,
     REPLICAS_LABEL,
     SHARING_STRATEGY_LABEL,
 ];
@@ -125,6 +138,135 @@ impl NodeSharing {
     }
 }
 
+/// How a pod's `gpu-share` is read (`--share-model`, NodePool `gpu-slicer.io/share-model`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareModel {
+    /// A share of the GPU's time (`⌊1000 / R⌋`): what time-slicing hands out.
+    #[default]
+    Time,
+    /// A share of what the GPU does alone, switching loss counted ([`Efficiency`]).
+    Throughput,
+}
+
+impl ShareModel {
+    /// The flag's and annotation's values.
+    pub const VALUES: [&'static str; 2] = ["time", "throughput"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareModel::Time => "time",
+            ShareModel::Throughput => "throughput",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ShareModel> {
+        match s {
+            "time" => Some(ShareModel::Time),
+            "throughput" => Some(ShareModel::Throughput),
+            _ => None,
+        }
+    }
+}
+
+/// What all busy processes on one shared GPU get together, thousandths of one process
+/// alone. Measured on an NVIDIA H200 (driver 580, CUDA 13, PyTorch 2.11, compute-bound
+/// fp16 matrix products, 2026-12-02; `../shared/data/gpu-sharing-measurements.md`):
+/// time-slicing 0.728 at 2, 4 and 8 processes, MPS 1.099 at 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Efficiency {
+    /// Under time-slicing at R ≥ 2 (`--time-slicing-efficiency`).
+    pub time_slicing_milli: u32,
+    /// Under MPS at R ≥ 2 (`--mps-efficiency`).
+    pub mps_milli: u32,
+}
+
+impl Efficiency {
+    /// The H200 measurement.
+    pub const MEASURED: Efficiency = Efficiency {
+        time_slicing_milli: 730,
+        mps_milli: 1100,
+    };
+}
+
+impl Default for Efficiency {
+    fn default() -> Self {
+        Efficiency::MEASURED
+    }
+}
+
+/// Which readings of `gpu-share` a placement honours: the cluster's share model, and a
+/// pool's own where it names another (a pod placed there keeps both promises, so what
+/// admission enforces with the cluster's model never refuses what a pool planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShareReadings {
+    pub time: bool,
+    pub throughput: bool,
+}
+
+impl ShareReadings {
+    /// One model's reading.
+    pub fn of(model: ShareModel) -> ShareReadings {
+        ShareReadings {
+            time: model == ShareModel::Time,
+            throughput: model == ShareModel::Throughput,
+        }
+    }
+
+    /// These readings and `model`'s.
+    pub fn and(self, model: Option<ShareModel>) -> ShareReadings {
+        let other = model.map(ShareReadings::of).unwrap_or(self);
+        ShareReadings {
+            time: self.time || other.time,
+            throughput: self.throughput || other.throughput,
+        }
+    }
+
+    /// The readings' names, for messages (`time`, `throughput`, `time+throughput`).
+    pub fn as_str(self) -> &'static str {
+        match (self.time, self.throughput) {
+            (true, true) => "time+throughput",
+            (false, true) => "throughput",
+            _ => "time",
+        }
+    }
+}
+
+impl Default for ShareReadings {
+    fn default() -> Self {
+        ShareReadings::of(ShareModel::Time)
+    }
+}
+
+/// The settings the rule reads besides the pod and the slice: the CUDA context each pod
+/// holds and the readings of its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FitRules {
+    /// MiB ([`memory_with_context`]).
+    pub context_mib: u64,
+    pub shares: ShareReadings,
+}
+
+impl FitRules {
+    /// A context of `context_mib` and shares read as GPU time.
+    pub fn time(context_mib: u64) -> FitRules {
+        FitRules {
+            context_mib,
+            shares: ShareReadings::default(),
+        }
+    }
+
+    /// A context of `context_mib` and shares read under `model`.
+    pub fn new(context_mib: u64, model: ShareModel) -> FitRules {
+        FitRules {
+            context_mib,
+            shares: ShareReadings::of(model),
+        }
+    }
+}
+
 /// True for a label key the slice-fit rule reads.
 pub fn is_slice_key(key: &str) -> bool {
     SLICE_LABELS.contains(&key)
@@ -139,19 +281,48 @@ pub struct Slice {
     pub gpu_memory_mib: u64,
     /// Share of a GPU's time, thousandths.
     pub share_milli: u32,
+    /// Throughput of one busy slice beside busy neighbours, thousandths of the GPU alone
+    /// ([`Slice::rated`]); 0 on a node labelled before the label existed.
+    pub throughput_milli: u32,
     pub sharing: NodeSharing,
 }
 
 impl Slice {
     /// The time-sliced slice of a GPU with `usable_gpu_memory_mib` (after headroom) at
-    /// `replicas` per GPU (0 is read as 1; R = 1 is an unshared GPU).
+    /// `replicas` per GPU (0 is read as 1; R = 1 is an unshared GPU), rated with the
+    /// measured [`Efficiency`] (a node of a pool with its own: [`Slice::rated`]).
     pub fn new(usable_gpu_memory_mib: u64, replicas: u32) -> Slice {
         let r = replicas.max(1);
         Slice {
             replicas: r,
             gpu_memory_mib: usable_gpu_memory_mib / u64::from(r),
             share_milli: 1000 / r,
+            throughput_milli: 0,
             sharing: NodeSharing::for_replicas(r),
+        }
+        .rated(Efficiency::MEASURED)
+    }
+
+    /// The same slice with its throughput from the GPU's efficiencies `e`: 1000 at R = 1,
+    /// the part on a fractional GPU (no neighbours to switch with), ⌊`e` / R⌋ of
+    /// time-slicing or MPS at R ≥ 2, at most 1000.
+    pub fn rated(self, e: Efficiency) -> Slice {
+        let per_gpu = match self.sharing {
+            NodeSharing::None => 1000,
+            NodeSharing::Fractional => {
+                return Slice {
+                    throughput_milli: self.share_milli,
+                    ..self
+                };
+            }
+            NodeSharing::TimeSlicing => e.time_slicing_milli,
+            NodeSharing::Mps => e.mps_milli,
+        };
+        let r = self.replicas.max(1);
+        let each = if r == 1 { 1000 } else { per_gpu / r };
+        Slice {
+            throughput_milli: each.min(1000),
+            ..self
         }
     }
 
@@ -166,14 +337,16 @@ impl Slice {
     }
 
     /// The same slice with the GPU shared by MPS instead of time-slicing (R > 1 only; an
-    /// unshared or fractional slice is returned as is). The device plugin caps each MPS
-    /// client at GPU memory / R and 1/R of the GPU's threads, the numbers the labels carry.
-    pub fn under_mps(self) -> Slice {
+    /// unshared or fractional slice is returned as is), rated with `e`. The device plugin
+    /// caps each MPS client at GPU memory / R and 1/R of the GPU's threads, the numbers
+    /// the memory and share labels carry; the throughput is MPS's.
+    pub fn under_mps(self, e: Efficiency) -> Slice {
         if self.sharing == NodeSharing::TimeSlicing {
             Slice {
                 sharing: NodeSharing::Mps,
                 ..self
             }
+            .rated(e)
         } else {
             self
         }
@@ -193,17 +366,21 @@ impl Slice {
     /// The one slice of a hardware-fractional GPU: `usable_gpu_memory_mib` is the part's
     /// own memory (after headroom), `fraction_milli` its share of the physical GPU.
     pub fn fractional(usable_gpu_memory_mib: u64, fraction_milli: u32) -> Slice {
+        let part = fraction_milli.min(1000);
         Slice {
             replicas: 1,
             gpu_memory_mib: usable_gpu_memory_mib,
-            share_milli: fraction_milli.min(1000),
+            share_milli: part,
+            throughput_milli: part,
             sharing: NodeSharing::Fractional,
         }
     }
 
     /// The slice a node's labels describe; `None` when a label is absent or not a number.
     /// A node without the strategy label (made before it existed) is read as `none` at
-    /// R = 1 and `time-slicing` above.
+    /// R = 1 and `time-slicing` above; one without the throughput label, as promising no
+    /// throughput (0: the affinity admission writes under `throughput` does not match it
+    /// either).
     pub fn from_labels(label: &dyn Fn(&str) -> Option<String>) -> Option<Slice> {
         let num = |k: &str| label(k).and_then(|v| v.parse::<u64>().ok());
         let replicas = u32::try_from(num(REPLICAS_LABEL)?).ok()?.max(1);
@@ -215,6 +392,10 @@ impl Slice {
             replicas,
             gpu_memory_mib: num(SLICE_GPU_MEMORY_LABEL)?,
             share_milli: u32::try_from(num(SLICE_SHARE_LABEL)?).ok()?,
+            throughput_milli: match label(SLICE_THROUGHPUT_LABEL) {
+                None => 0,
+                Some(v) => u32::try_from(v.parse::<u64>().ok()?).ok()?,
+            },
             sharing,
         })
     }
@@ -224,6 +405,7 @@ impl Slice {
         match key {
             SLICE_GPU_MEMORY_LABEL => Some(self.gpu_memory_mib.to_string()),
             SLICE_SHARE_LABEL => Some(self.share_milli.to_string()),
+            SLICE_THROUGHPUT_LABEL => Some(self.throughput_milli.to_string()),
             REPLICAS_LABEL => Some(self.replicas.to_string()),
             SHARING_STRATEGY_LABEL => Some(self.sharing.as_str().to_string()),
             _ => None,
@@ -231,10 +413,11 @@ impl Slice {
     }
 
     /// The labels, in [`SLICE_LABELS`] order.
-    pub fn labels(&self) -> [(&'static str, String); 4] {
+    pub fn labels(&self) -> [(&'static str, String); 5] {
         [
             (SLICE_GPU_MEMORY_LABEL, self.gpu_memory_mib.to_string()),
             (SLICE_SHARE_LABEL, self.share_milli.to_string()),
+            (SLICE_THROUGHPUT_LABEL, self.throughput_milli.to_string()),
             (REPLICAS_LABEL, self.replicas.to_string()),
             (SHARING_STRATEGY_LABEL, self.sharing.as_str().to_string()),
         ]
@@ -248,6 +431,8 @@ pub struct SliceNeed {
     pub gpu_memory_mib: Option<u64>,
     /// `gpu-slicer.io/gpu-share`, thousandths (an exclusive pod has none).
     pub share_milli: Option<u32>,
+    /// How the share is read: of the slice's time, throughput, or both.
+    pub shares: ShareReadings,
     /// Whole GPUs only: R = 1, not fractional.
     pub exclusive: bool,
     /// `isolation: memory`: never time-slicing.
@@ -260,11 +445,13 @@ pub struct SliceNeed {
 }
 
 impl SliceNeed {
-    /// What `it` needs of a slice where each process's CUDA context holds `context_mib`.
-    pub fn of(it: &DemandItem, context_mib: u64) -> SliceNeed {
+    /// What `it` needs of a slice under `rules` (the CUDA context each process holds, the
+    /// readings of its share).
+    pub fn of(it: &DemandItem, rules: FitRules) -> SliceNeed {
         SliceNeed {
-            gpu_memory_mib: memory_with_context(it, context_mib),
+            gpu_memory_mib: memory_with_context(it, rules.context_mib),
             share_milli: it.gpu_share_milli,
+            shares: rules.shares,
             exclusive: it.sharing == Sharing::Exclusive,
             isolation: it.isolation == Isolation::Memory,
             memory_fraction_milli: it.gpu_memory_fraction_milli,
@@ -281,7 +468,10 @@ impl SliceNeed {
                 s.sharing == NodeSharing::Fractional || u64::from(m) * u64::from(s.replicas) <= 1000
             })
             && self.gpu_memory_mib.is_none_or(|m| m <= s.gpu_memory_mib)
-            && self.share_milli.is_none_or(|x| x <= s.share_milli)
+            && self.share_milli.is_none_or(|x| {
+                (!self.shares.time || x <= s.share_milli)
+                    && (!self.shares.throughput || x <= s.throughput_milli)
+            })
     }
 
     /// The largest R of `allowed` whose slice of a GPU with `usable_gpu_memory_mib` fits;
@@ -312,7 +502,12 @@ impl SliceNeed {
             out.push(gt(SLICE_GPU_MEMORY_LABEL, m));
         }
         if let Some(s) = self.share_milli {
-            out.push(gt(SLICE_SHARE_LABEL, u64::from(s)));
+            if self.shares.time {
+                out.push(gt(SLICE_SHARE_LABEL, u64::from(s)));
+            }
+            if self.shares.throughput {
+                out.push(gt(SLICE_THROUGHPUT_LABEL, u64::from(s)));
+            }
         }
         if self.exclusive {
             out.push(Requirement {

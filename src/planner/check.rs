@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::{Plan, PlanOptions};
+use crate::model::slice::ShareModel;
 use crate::model::{
     Catalog, DEFAULT_ARCH, DemandItem, Isolation, MIB, Operator, Sharing, SharingChoice, labels,
 };
@@ -59,9 +60,24 @@ pub fn check(
         }
         let pool = pools.iter().find(|p| p.name == n.node_pool);
         let headroom = pool.map_or(0, |p| p.gpu_memory_headroom_mib);
+        // The context: the pool's where it is larger than the planner's (admission
+        // enforces the planner's).
         let context = pool
             .and_then(|p| p.context_memory_mib)
-            .unwrap_or(opts.context_memory_mib);
+            .unwrap_or(0)
+            .max(opts.context_memory_mib);
+        // The readings of shares: the planner's, and the pool's own; the efficiencies:
+        // the pool's, else the planner's.
+        let pool_model = pool.and_then(|p| p.share_model);
+        let by_time = opts.share_model == ShareModel::Time || pool_model == Some(ShareModel::Time);
+        let by_throughput = opts.share_model == ShareModel::Throughput
+            || pool_model == Some(ShareModel::Throughput);
+        let ts_e = pool
+            .and_then(|p| p.time_slicing_efficiency_milli)
+            .unwrap_or(opts.efficiency.time_slicing_milli);
+        let mps_e = pool
+            .and_then(|p| p.mps_efficiency_milli)
+            .unwrap_or(opts.efficiency.mps_milli);
         if let Some(p) = pool {
             if r > 1 && !p.replicas.allowed().contains(&r) {
                 errs.push(format!("node {ni}: R={r} not allowed by pool {}", p.name));
@@ -88,15 +104,18 @@ pub fn check(
             (usable / r1, 1000 / r.max(1))
         };
         // A shared whole GPU uses MPS when the pool says so, or in an `auto` pool when a
-        // pod on it asks for memory isolation; time-slicing otherwise.
-        let isolated_pod = n.pods.iter().any(|p| {
-            by_id
-                .get(p.as_str())
-                .is_some_and(|it| it.isolation == Isolation::Memory)
+        // pod on it asks for memory isolation or, read as throughput, a share more than a
+        // time slice gives (⌊e_ts / R⌋); time-slicing otherwise.
+        let ts_throughput = if r > 1 { (ts_e / r).min(1000) } else { 1000 };
+        let needs_mps = n.pods.iter().any(|p| {
+            by_id.get(p.as_str()).is_some_and(|it| {
+                it.isolation == Isolation::Memory
+                    || (by_throughput && it.gpu_share_milli.is_some_and(|s| s > ts_throughput))
+            })
         });
         let mps = match pool.map(|p| p.sharing_strategy) {
             Some(SharingChoice::Mps) => true,
-            Some(SharingChoice::Auto) => isolated_pod,
+            Some(SharingChoice::Auto) => needs_mps,
             Some(SharingChoice::TimeSlicing) | None => false,
         };
         let sharing = if fractional {
@@ -124,6 +143,21 @@ pub fn check(
                 "node {ni}: slice labels {} MiB / {} milli, expected {slice_mem} / \
                  {slice_share} for R={r}",
                 n.slice_gpu_memory_mib, n.slice_share_milli,
+            ));
+        }
+        // What one busy slice gets beside busy neighbours: the part of a fractional GPU,
+        // a whole GPU alone, else the efficiency over R.
+        let slice_throughput = match sharing {
+            "fractional" => t.gpu_fraction_milli,
+            "none" => 1000,
+            "mps" => (mps_e / r).min(1000),
+            _ => ts_throughput,
+        };
+        if n.slice_throughput_milli != slice_throughput {
+            errs.push(format!(
+                "node {ni}: slice throughput {} milli, expected {slice_throughput} for R={r} \
+                 ({sharing})",
+                n.slice_throughput_milli
             ));
         }
         if n.sharing != sharing {
@@ -199,6 +233,7 @@ pub fn check(
                 ));
             }
             if let Some(s) = it.gpu_share_milli
+                && by_time
                 && (if fractional {
                     s > t.gpu_fraction_milli
                 } else {
@@ -209,11 +244,20 @@ pub fn check(
                     "node {ni}: pod {pod} wants share {s}/1000 with R={r}"
                 ));
             }
+            if let Some(s) = it.gpu_share_milli
+                && by_throughput
+                && s > slice_throughput
+            {
+                errs.push(format!(
+                    "node {ni}: pod {pod} wants share {s}/1000 of throughput; a slice of \
+                     {sharing} at R={r} gets {slice_throughput}"
+                ));
+            }
             if !it.matches_labels(&|k: &str| {
                 use crate::model::labels::{CAPACITY_TYPE, NODEPOOL, ZONE, ZONE_BETA};
                 use crate::model::slice::{
                     REPLICAS_LABEL, SHARING_STRATEGY_LABEL, SLICE_GPU_MEMORY_LABEL,
-                    SLICE_SHARE_LABEL,
+                    SLICE_SHARE_LABEL, SLICE_THROUGHPUT_LABEL,
                 };
                 t.label(k).or_else(|| match k {
                     CAPACITY_TYPE => Some(n.capacity_type.to_string()),
@@ -225,6 +269,7 @@ pub fn check(
                     REPLICAS_LABEL => Some(r.to_string()),
                     SLICE_GPU_MEMORY_LABEL => Some(slice_mem.to_string()),
                     SLICE_SHARE_LABEL => Some(slice_share.to_string()),
+                    SLICE_THROUGHPUT_LABEL => Some(slice_throughput.to_string()),
                     SHARING_STRATEGY_LABEL => Some(sharing.to_string()),
                     _ => pool.and_then(|p| {
                         p.labels.get(k).cloned().or_else(|| {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::space::{Config, Space};
 use super::{Packing, PlannedNode, SolverStats, Unplaced, UnplacedReason};
-use crate::model::slice::Slice;
-use crate::model::{CapacityType, Catalog, DemandItem, Isolation, Pool, SharingChoice};
+use crate::model::slice::{Slice, SliceNeed};
+use crate::model::{CapacityType, Catalog, DemandItem, Pool, SharingChoice};
 
 const EPS: f64 = 1e-9;
 
@@ -207,16 +207,20 @@ pub(crate) fn into_packing(
                 }
             }
         }
-        // An `auto` pool runs MPS only where a pod needs it; the same slice under
-        // time-slicing fits every other pod (`model::slice`).
-        let isolated = p.counts.iter().any(|&(c, _)| {
+        // An `auto` pool runs MPS only where a pod needs it: where the same slice under
+        // time-slicing fits every pod of the node (`model::slice`), it is time-sliced. An
+        // isolated pod needs MPS; under the throughput reading, so does a share only
+        // MPS's throughput gives.
+        let ts = Slice::of_gpu(k.gpu_mem_mib, k.fraction_milli, r).rated(k.efficiency);
+        let all_fit_ts = p.counts.iter().all(|&(c, _)| {
             sp.classes[c]
                 .items
                 .first()
-                .is_some_and(|&i| items[i].isolation == Isolation::Memory)
+                .is_none_or(|&i| SliceNeed::of(&items[i], k.rules).fits(&ts))
         });
-        let slice = if k.mps && !isolated && pools[k.pool].sharing_strategy == SharingChoice::Auto {
-            Slice::of_gpu(k.gpu_mem_mib, k.fraction_milli, r)
+        let slice = if k.mps && all_fit_ts && pools[k.pool].sharing_strategy == SharingChoice::Auto
+        {
+            ts
         } else {
             k.slice(r)
         };
@@ -229,6 +233,7 @@ pub(crate) fn into_packing(
             replicas_per_gpu: r,
             slice_gpu_memory_mib: slice.gpu_memory_mib,
             slice_share_milli: slice.share_milli,
+            slice_throughput_milli: slice.throughput_milli,
             sharing: slice.sharing.as_str().to_string(),
             profile: slice.profile(),
             hourly_price: k.price,

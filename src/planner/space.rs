@@ -26,9 +26,11 @@ pub(crate) struct Kind {
     /// Usable GPU memory per GPU (after the pool's headroom), MiB; for a fractional type,
     /// of its part of a GPU.
     pub gpu_mem_mib: u64,
-    /// The CUDA context each pod on its GPUs holds, MiB (the pool's `context-memory`, else
-    /// the planner's): part of every pod's GPU memory in the slice-fit rule.
-    pub context_mib: u64,
+    /// The slice-fit rule's settings on the pool's nodes ([`PlanOptions::fit_rules`]): the
+    /// CUDA context each pod holds, the readings of its share.
+    pub rules: slice::FitRules,
+    /// What the pool's shared GPUs deliver: the slices' throughput.
+    pub efficiency: slice::Efficiency,
     /// The type's share of a physical GPU, thousandths: 1000, or less for a
     /// hardware-fractional type (g6f, gr6f), whose one slice is that part (R = 1).
     pub fraction_milli: u32,
@@ -119,8 +121,12 @@ impl Kind {
     /// The node's slice at `r` replicas per GPU (`model::slice`); a fractional type has
     /// only R = 1, its part of a GPU.
     pub(crate) fn slice(&self, r: u32) -> Slice {
-        let s = Slice::of_gpu(self.gpu_mem_mib, self.fraction_milli, r);
-        if self.mps { s.under_mps() } else { s }
+        let s = Slice::of_gpu(self.gpu_mem_mib, self.fraction_milli, r).rated(self.efficiency);
+        if self.mps {
+            s.under_mps(self.efficiency)
+        } else {
+            s
+        }
     }
 
     /// The replicas per GPU this kind may run from the pool's `allowed`: only 1 on a
@@ -221,17 +227,23 @@ fn build_kinds(
         .collect();
     let ds = opts.daemonset_overhead;
     // MPS is worth a kind of its own in an `auto` pool only when some pod needs memory
-    // isolation on a shared GPU: for every other pod it offers the same slices as
-    // time-slicing (and refuses multi-GPU requests).
+    // isolation on a shared GPU, or when shares are read as throughput and some pod
+    // declares one (MPS gives each of R busy pods more than time-slicing does): for
+    // every other pod it offers the same slices as time-slicing (and refuses
+    // multi-GPU requests).
     let isolated = items
         .iter()
         .any(|it| it.isolation == Isolation::Memory && it.sharing == Sharing::Shared);
+    let shares = items
+        .iter()
+        .any(|it| it.gpu_share_milli.is_some() && it.sharing == Sharing::Shared);
     let mut kinds = Vec::new();
     for (pi, pool) in pools.iter().enumerate() {
+        let by_throughput = shares && opts.fit_rules(Some(pool)).shares.throughput;
         let mps_choices: &[bool] = match pool.sharing_strategy {
             SharingChoice::TimeSlicing => &[false],
             SharingChoice::Mps => &[true],
-            SharingChoice::Auto if isolated => &[false, true],
+            SharingChoice::Auto if isolated || by_throughput => &[false, true],
             SharingChoice::Auto => &[false],
         };
         // Labels a node of this pool carries besides the instance type's.
@@ -288,7 +300,8 @@ fn build_kinds(
                         gpu_mem_mib: t
                             .gpu_memory_mib
                             .saturating_sub(pool.gpu_memory_headroom_mib),
-                        context_mib: pool.context_memory_mib.unwrap_or(opts.context_memory_mib),
+                        rules: opts.fit_rules(Some(pool)),
+                        efficiency: opts.efficiency(Some(pool)),
                         fraction_milli: t.gpu_fraction_milli,
                         labels: extra.clone(),
                         arch_named: pool.requirements.iter().any(|r| is_arch_key(&r.key)),
@@ -312,7 +325,7 @@ fn build_kinds(
 /// term that refuses a *smaller* R, such as `replicas In ["4"]`, is honoured only at the
 /// largest R).
 fn replicas_on(it: &DemandItem, k: &Kind, allowed: &[u32]) -> u32 {
-    let need = SliceNeed::of(it, k.context_mib);
+    let need = SliceNeed::of(it, k.rules);
     let best = k
         .allowed(allowed)
         .iter()

@@ -7,6 +7,7 @@
 
 use super::check::check;
 use super::*;
+use crate::model::slice::FitRules;
 use crate::model::{
     Catalog, DemandItem, MIB, Operator, Pool, ReplicaPolicy, Requirement, Resources, Sharing,
     SharingChoice,
@@ -343,16 +344,21 @@ fn every_planned_pod_fits_its_nodes_slice_by_the_model_rule_and_the_checker() {
                     "gpu-slicer.io/slice-share-milli",
                     n.slice_share_milli.to_string(),
                 ),
+                (
+                    "gpu-slicer.io/slice-throughput-milli",
+                    n.slice_throughput_milli.to_string(),
+                ),
             ];
             let slice = Slice::from_labels(&|k| {
                 labels.iter().find(|(l, _)| *l == k).map(|(_, v)| v.clone())
             })
-            .expect("the plan reports all three labels");
+            .expect("the plan reports all four labels");
             assert_eq!(slice, Slice::new(n.gpu_memory_mib, n.replicas_per_gpu));
             for p in &n.pods {
                 let it = items.iter().find(|i| &i.id == p).expect("known pod");
                 assert!(
-                    SliceNeed::of(it, crate::model::DEFAULT_CONTEXT_MEMORY_MIB).fits(&slice),
+                    SliceNeed::of(it, FitRules::time(crate::model::DEFAULT_CONTEXT_MEMORY_MIB))
+                        .fits(&slice),
                     "{p} on {n:?}"
                 );
             }
@@ -371,7 +377,8 @@ fn admitted_affinity_changes_nothing_in_the_plan() {
         .iter()
         .map(|it| {
             let mut a = it.clone();
-            let reqs = SliceNeed::of(it, crate::model::DEFAULT_CONTEXT_MEMORY_MIB).requirements();
+            let reqs = SliceNeed::of(it, FitRules::time(crate::model::DEFAULT_CONTEXT_MEMORY_MIB))
+                .requirements();
             if !reqs.is_empty() {
                 a.affinity_terms = vec![reqs];
             }
@@ -437,6 +444,7 @@ fn cheapest_node(cat: &Catalog, block: &[DemandItem], opts: &PlanOptions) -> Opt
                 replicas_per_gpu: r,
                 slice_gpu_memory_mib: slice.gpu_memory_mib,
                 slice_share_milli: slice.share_milli,
+                slice_throughput_milli: slice.throughput_milli,
                 sharing: slice.sharing.as_str().to_string(),
                 profile: crate::model::profile_name(r),
                 hourly_price: price,
@@ -1008,19 +1016,34 @@ fn the_cuda_context_sets_the_largest_r_and_the_cost() {
     let all: Vec<u32> = (1..=48).collect();
     let silent = DemandItem::shared("default/silent", Resources::ZERO);
     // ⌊16384 / 618⌋ = 26: far above --max-replicas 10, so it does not bind there.
-    assert_eq!(SliceNeed::of(&silent, C).max_replicas(t4, &all), Some(26));
-    assert_eq!(SliceNeed::of(&silent, 0).max_replicas(t4, &all), Some(48));
+    assert_eq!(
+        SliceNeed::of(&silent, FitRules::time(C)).max_replicas(t4, &all),
+        Some(26)
+    );
+    assert_eq!(
+        SliceNeed::of(&silent, FitRules::time(0)).max_replicas(t4, &all),
+        Some(48)
+    );
     let mut one_gib = silent.clone();
     one_gib.gpu_memory_mib = Some(1024);
     // The context included (the contract's convention): ⌊16384 / 1024⌋ = 16.
-    assert_eq!(SliceNeed::of(&one_gib, C).max_replicas(t4, &all), Some(16));
+    assert_eq!(
+        SliceNeed::of(&one_gib, FitRules::time(C)).max_replicas(t4, &all),
+        Some(16)
+    );
     // The context added: ⌊16384 / (1024 + 618)⌋ = 9 (R = 10 gives 1,638 MiB < 1,642).
     one_gib.gpu_memory_excludes_context = true;
-    assert_eq!(SliceNeed::of(&one_gib, C).max_replicas(t4, &all), Some(9));
+    assert_eq!(
+        SliceNeed::of(&one_gib, FitRules::time(C)).max_replicas(t4, &all),
+        Some(9)
+    );
     // A declared amount below the context still counts the context.
     let mut tiny = silent.clone();
     tiny.gpu_memory_mib = Some(100);
-    assert_eq!(SliceNeed::of(&tiny, C).gpu_memory_mib, Some(C));
+    assert_eq!(
+        SliceNeed::of(&tiny, FitRules::time(C)).gpu_memory_mib,
+        Some(C)
+    );
 
     // The costs that follow, on g4dn.xlarge only: 10 undeclared pods share one T4 at
     // R = 10; 10 pods of 1 GiB without their context need R ≤ 9, so two nodes.
@@ -1086,4 +1109,128 @@ fn the_cuda_context_sets_the_largest_r_and_the_cost() {
         p.nodes
     );
     assert_eq!(p.nodes.len(), 2);
+}
+
+/// Issue 19's hand-worked case: `gpu-share: 0.25` read as throughput tolerates
+/// R ≤ ⌊730 / 250⌋ = 2 on time-slicing and R ≤ ⌊1100 / 250⌋ = 4 on MPS, where the time
+/// reading allows R ≤ ⌊1000 / 250⌋ = 4 on both.
+#[test]
+fn a_share_read_as_throughput_sets_the_largest_r_and_the_cost() {
+    use crate::model::slice::{Efficiency, ShareModel, Slice, SliceNeed};
+    let e = Efficiency::MEASURED;
+    assert_eq!((e.time_slicing_milli, e.mps_milli), (730, 1100));
+    let t4 = 16_384;
+    let mut quarter = DemandItem::shared("default/q", Resources::ZERO);
+    quarter.gpu_share_milli = Some(250);
+    let rs: Vec<u32> = (1..=48).collect();
+    let largest = |it: &DemandItem, model: ShareModel, mps: bool| {
+        let need = SliceNeed::of(it, FitRules::new(0, model));
+        rs.iter()
+            .copied()
+            .filter(|&r| {
+                let s = Slice::new(t4, r).rated(e);
+                need.fits(&if mps { s.under_mps(e) } else { s })
+            })
+            .max()
+    };
+    assert_eq!(largest(&quarter, ShareModel::Time, false), Some(4));
+    assert_eq!(largest(&quarter, ShareModel::Time, true), Some(4));
+    assert_eq!(largest(&quarter, ShareModel::Throughput, false), Some(2));
+    assert_eq!(largest(&quarter, ShareModel::Throughput, true), Some(4));
+    // 0.26 is past MPS's time share at R = 4 (250) but within its throughput (275).
+    let mut more = quarter.clone();
+    more.gpu_share_milli = Some(260);
+    assert_eq!(largest(&more, ShareModel::Time, true), Some(3));
+    assert_eq!(largest(&more, ShareModel::Throughput, true), Some(4));
+    assert_eq!(largest(&more, ShareModel::Throughput, false), Some(2));
+    // A lower time-slicing efficiency of 0.49 leaves 0.25 only R = 1.
+    let low = Efficiency {
+        time_slicing_milli: 490,
+        ..e
+    };
+    let need = SliceNeed::of(&quarter, FitRules::new(0, ShareModel::Throughput));
+    assert!(!need.fits(&Slice::new(t4, 2).rated(low)));
+    assert!(need.fits(&Slice::new(t4, 1).rated(low)));
+
+    // The costs that follow: 8 pods of 0.25 on g4dn.xlarge (one T4).
+    let cat = catalog();
+    let price = crate::catalog::find(&cat, "g4dn.xlarge")
+        .and_then(|t| t.price(crate::model::CapacityType::OnDemand))
+        .expect("priced");
+    let request = Resources::new(100, 256 * MIB);
+    let quarters = pods("q", 8, |d| {
+        d.requests = request;
+        d.gpu_share_milli = Some(250);
+    });
+    let pooled = |strategy: SharingChoice, model: ShareModel| {
+        let mut pool = Pool::default_pool(ReplicaPolicy::Auto { max: 10 });
+        pool.sharing_strategy = strategy;
+        PlanOptions {
+            instance_types: vec!["g4dn.xlarge".into()],
+            pools: vec![pool],
+            share_model: model,
+            ..PlanOptions::default()
+        }
+    };
+    let cases = [
+        // Time: R = 4, two nodes, time-sliced (MPS adds nothing an `auto` pool pays for).
+        (SharingChoice::Auto, ShareModel::Time, 2, 4, "time-slicing"),
+        // Throughput on time-slicing only: R = 2, four nodes.
+        (
+            SharingChoice::TimeSlicing,
+            ShareModel::Throughput,
+            4,
+            2,
+            "time-slicing",
+        ),
+        // Throughput where MPS may run: R = 4 under MPS, two nodes again.
+        (SharingChoice::Mps, ShareModel::Throughput, 2, 4, "mps"),
+        (SharingChoice::Auto, ShareModel::Throughput, 2, 4, "mps"),
+    ];
+    for (strategy, model, nodes, r, sharing) in cases {
+        let opts = pooled(strategy, model);
+        let p = plan(&cat, &quarters, &opts);
+        assert_valid(&p, &cat, &quarters, &opts);
+        let case = format!("{strategy:?} {model:?}: {:?}", p.nodes);
+        assert!(p.unplaced.is_empty(), "{case}");
+        assert_eq!(p.nodes.len(), nodes, "{case}");
+        assert!(
+            p.nodes
+                .iter()
+                .all(|n| n.replicas_per_gpu == r && n.sharing == sharing),
+            "{case}"
+        );
+        assert!(
+            (p.summary.hourly_cost - nodes as f64 * price).abs() < 1e-9,
+            "{case}"
+        );
+        // The slice labels carry the throughput the rule read.
+        let want = if sharing == "mps" { 1100 / r } else { 730 / r };
+        assert!(
+            p.nodes.iter().all(|n| n.slice_throughput_milli == want),
+            "{case}"
+        );
+    }
+    // A pool's own reading adds to the planner's: a `time` planner with a `throughput`
+    // pool of time-slicing keeps both, R ≤ 2.
+    let mut opts = pooled(SharingChoice::TimeSlicing, ShareModel::Time);
+    opts.pools[0].share_model = Some(ShareModel::Throughput);
+    let p = plan(&cat, &quarters, &opts);
+    assert_valid(&p, &cat, &quarters, &opts);
+    assert_eq!(p.nodes.len(), 4, "{:?}", p.nodes);
+    // The independent verifier reads shares as the planner does: the time plan (R = 4 on
+    // time-slicing) is refused when checked as throughput.
+    let time_opts = pooled(SharingChoice::TimeSlicing, ShareModel::Time);
+    let time_plan = plan(&cat, &quarters, &time_opts);
+    let errs = check(
+        &time_plan,
+        &cat,
+        &quarters,
+        &pooled(SharingChoice::TimeSlicing, ShareModel::Throughput),
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("wants share 250/1000 of throughput")),
+        "{errs:#?}"
+    );
 }

@@ -11,7 +11,10 @@ use super::{Actions, ObjectKey, diff, is_owned};
 use crate::catalog;
 use crate::config::DevicePluginConfig;
 use crate::guard::{self, Budget, Existing, Refusal};
-use crate::model::slice::{NodeSharing, SHARING_STRATEGY_LABEL, Slice, SliceNeed};
+use crate::model::slice::{
+    Efficiency, FitRules, NodeSharing, SHARING_STRATEGY_LABEL, SLICE_THROUGHPUT_LABEL, Slice,
+    SliceNeed,
+};
 use crate::model::{
     CapacityType, Catalog, DemandItem, Pool, Resources, Sharing, Taint, tolerates_all,
 };
@@ -47,10 +50,24 @@ impl FleetNode {
             == Some(NodeSharing::Mps.as_str())
     }
 
-    /// Its slice (`model::slice`) on GPUs with `usable_gpu_memory_mib` after headroom.
-    fn slice(&self, usable_gpu_memory_mib: u64, fraction_milli: u32) -> Slice {
-        let s = Slice::of_gpu(usable_gpu_memory_mib, fraction_milli, self.replicas);
-        if self.mps() { s.under_mps() } else { s }
+    /// Its slice (`model::slice`) on GPUs with `usable_gpu_memory_mib` after headroom,
+    /// rated with its pool's efficiencies `e`; the throughput its
+    /// `slice-throughput-milli` label states where it has one (what the kube-scheduler
+    /// matches, whatever the settings are now).
+    fn slice(&self, usable_gpu_memory_mib: u64, fraction_milli: u32, e: Efficiency) -> Slice {
+        let s = Slice::of_gpu(usable_gpu_memory_mib, fraction_milli, self.replicas).rated(e);
+        let s = if self.mps() { s.under_mps(e) } else { s };
+        match self
+            .labels
+            .get(SLICE_THROUGHPUT_LABEL)
+            .and_then(|v| v.parse::<u32>().ok())
+        {
+            Some(t) => Slice {
+                throughput_milli: t,
+                ..s
+            },
+            None => s,
+        }
     }
 }
 
@@ -242,11 +259,15 @@ pub fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
 }
 
 /// A fleet node as a plan node (for rendering its pool); `None` for an unknown type.
-/// `pools` give its pool's GPU memory headroom (none when its pool is not among them).
+/// `pools` give its pool's GPU memory headroom (none when its pool is not among them);
+/// its throughput is its label's, else its pool's own efficiencies', else the measured
+/// ones' (a node labelled before the label existed).
 pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<PlannedNode> {
     let t = catalog::find(cat, &f.instance_type)?;
     let usable = t.gpu_memory_mib.saturating_sub(headroom_of(pools, &f.pool));
-    let slice = f.slice(usable, t.gpu_fraction_milli);
+    let pool = pools.iter().find(|p| p.name == f.pool);
+    let e = PlanOptions::default().efficiency(pool);
+    let slice = f.slice(usable, t.gpu_fraction_milli, e);
     Some(PlannedNode {
         instance_type: t.name.clone(),
         capacity_type: f.capacity_type,
@@ -256,6 +277,7 @@ pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<Planne
         replicas_per_gpu: f.replicas,
         slice_gpu_memory_mib: slice.gpu_memory_mib,
         slice_share_milli: slice.share_milli,
+        slice_throughput_milli: slice.throughput_milli,
         sharing: slice.sharing.as_str().to_string(),
         profile: slice.profile(),
         hourly_price: t.price(f.capacity_type).unwrap_or(0.0),
@@ -282,8 +304,9 @@ struct Free {
     slices: u64,
     /// Usable GPU memory per GPU after the pool's headroom, MiB.
     gpu_mem: u64,
-    /// The CUDA context each pod holds there (the pool's, else the planner's), MiB.
-    context: u64,
+    /// The slice-fit rule's settings there (the pool's, else the planner's).
+    rules: FitRules,
+    efficiency: Efficiency,
     gpus: u32,
 }
 
@@ -314,9 +337,8 @@ pub fn assign_in_flight(
                 slices: (u64::from(t.gpu_count) * u64::from(f.replicas))
                     .saturating_sub(f.used.slices),
                 gpu_mem: t.gpu_memory_mib.saturating_sub(headroom),
-                context: pool
-                    .and_then(|p| p.context_memory_mib)
-                    .unwrap_or(opts.context_memory_mib),
+                rules: opts.fit_rules(pool),
+                efficiency: opts.efficiency(pool),
                 gpus: t.gpu_count,
             })
         })
@@ -369,7 +391,8 @@ fn fits(p: &DemandItem, f: &FleetNode, fr: &Free, cat: &Catalog) -> bool {
     };
     // The slice-fit rule (`model::slice`), on the node's R and its pool's headroom (a
     // fractional type's one slice is its part of a GPU).
-    if !SliceNeed::of(p, fr.context).fits(&f.slice(fr.gpu_mem, t.gpu_fraction_milli)) {
+    let slice = f.slice(fr.gpu_mem, t.gpu_fraction_milli, fr.efficiency);
+    if !SliceNeed::of(p, fr.rules).fits(&slice) {
         return false;
     }
     if p.sharing == Sharing::Exclusive && p.gpus > fr.gpus {

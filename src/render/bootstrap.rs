@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn mps_profiles() {
-        let mps = Slice::new(16384, 4).under_mps();
+        let mps = Slice::new(16384, 4).under_mps(crate::model::slice::Efficiency::MEASURED);
         let t = bottlerocket_toml(&mps, true);
         for line in [
             "device-sharing-strategy = \"mps\"",

@@ -232,8 +232,17 @@ mod tests {
 
     #[test]
     fn mps_keys_parse_as_mps_and_ask_for_gfd() {
-        let (cm, v) = configmap("kube-system", "x", &[ts(4), ts(4).under_mps()], true, None)
-            .expect("renders");
+        let (cm, v) = configmap(
+            "kube-system",
+            "x",
+            &[
+                ts(4),
+                ts(4).under_mps(crate::model::slice::Efficiency::MEASURED),
+            ],
+            true,
+            None,
+        )
+        .expect("renders");
         let data = cm.data.expect("data");
         let keys: Vec<&String> = data.keys().collect();
         assert_eq!(keys, ["mps-r4", "ts-r1", "ts-r4"]);

@@ -160,6 +160,13 @@ when true; empty optional values leave their flag out.
 {{- with $v.planner.contextMemory }}
 - {{ printf "--context-memory=%s" . | quote }}
 {{- end }}
+- {{ printf "--share-model=%s" $v.planner.shareModel | quote }}
+{{- with $v.planner.timeSlicingEfficiency }}
+- {{ printf "--time-slicing-efficiency=%s" . | quote }}
+{{- end }}
+{{- with $v.planner.mpsEfficiency }}
+- {{ printf "--mps-efficiency=%s" . | quote }}
+{{- end }}
 {{- with $v.planner.instanceTypes }}
 - {{ printf "--instance-types=%s" (join "," .) | quote }}
 {{- end }}

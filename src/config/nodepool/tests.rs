@@ -320,22 +320,22 @@ fn annotation_errors() {
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replica": "4"}),
             f("gpu-slicer.io/replica"),
-            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory)",
+            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/replicas? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory, gpu-slicer.io/share-model, gpu-slicer.io/time-slicing-efficiency, gpu-slicer.io/mps-efficiency)",
         ),
         (
             json!({"gpu-slicer.io/enable": "true"}),
             f("gpu-slicer.io/enable"),
-            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory)",
+            "unknown gpu-slicer annotation; did you mean gpu-slicer.io/enabled? (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory, gpu-slicer.io/share-model, gpu-slicer.io/time-slicing-efficiency, gpu-slicer.io/mps-efficiency)",
         ),
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/colour": "blue"}),
             f("gpu-slicer.io/colour"),
-            "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory)",
+            "unknown gpu-slicer annotation (known: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory, gpu-slicer.io/share-model, gpu-slicer.io/time-slicing-efficiency, gpu-slicer.io/mps-efficiency)",
         ),
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/gpu-memory": "4Gi"}),
             f("gpu-slicer.io/gpu-memory"),
-            "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory",
+            "gpu-slicer.io/gpu-memory is a pod annotation, not a NodePool one; a NodePool takes: gpu-slicer.io/enabled, gpu-slicer.io/replicas, gpu-slicer.io/max-replicas, gpu-slicer.io/gpu-memory-headroom, gpu-slicer.io/max-hourly-cost, gpu-slicer.io/emission, gpu-slicer.io/repack, gpu-slicer.io/sharing-strategy, gpu-slicer.io/context-memory, gpu-slicer.io/share-model, gpu-slicer.io/time-slicing-efficiency, gpu-slicer.io/mps-efficiency",
         ),
         (
             json!({"gpu-slicer.io/enabled": "true", "gpu-slicer.io/replicas": 4}),
@@ -688,6 +688,76 @@ fn context_memory_is_a_non_negative_quantity_of_the_pool() {
         assert_eq!(
             field, "metadata.annotations[\"gpu-slicer.io/context-memory\"]",
             "{bad}"
+        );
+    }
+}
+
+#[test]
+fn share_model_and_efficiencies_are_the_pools() {
+    let pool = |ann: Value| {
+        let mut a = json!({"gpu-slicer.io/enabled": "true"});
+        if let (Some(m), Some(extra)) = (a.as_object_mut(), ann.as_object()) {
+            m.extend(extra.clone());
+        }
+        pool_from_nodepool(&nodepool(a))
+            .expect("reads")
+            .expect("a pool")
+    };
+    let p = pool(json!({
+        "gpu-slicer.io/share-model": "throughput",
+        "gpu-slicer.io/time-slicing-efficiency": "0.6",
+        "gpu-slicer.io/mps-efficiency": "1250m"
+    }));
+    assert_eq!(p.share_model, Some(ShareModel::Throughput));
+    assert_eq!(
+        (p.time_slicing_efficiency_milli, p.mps_efficiency_milli),
+        (Some(600), Some(1250))
+    );
+    let plain = pool(json!({}));
+    assert_eq!(
+        (
+            plain.share_model,
+            plain.time_slicing_efficiency_milli,
+            plain.mps_efficiency_milli
+        ),
+        (None, None, None)
+    );
+    let cases = [
+        (
+            "gpu-slicer.io/share-model",
+            "speed",
+            "must be one of time, throughput, got \"speed\"",
+        ),
+        (
+            "gpu-slicer.io/time-slicing-efficiency",
+            "1.1",
+            "must be at most 1 (the GPU alone), got \"1.1\"",
+        ),
+        (
+            "gpu-slicer.io/mps-efficiency",
+            "3",
+            "must be at most 2 (twice the GPU alone), got \"3\"",
+        ),
+        (
+            "gpu-slicer.io/mps-efficiency",
+            "fast",
+            "must be a decimal in (0, 2] such as 0.73, or thousandths such as 730m, got \"fast\"",
+        ),
+        (
+            "gpu-slicer.io/time-slicing-efficiency",
+            "0",
+            "must be greater than 0, got \"0\"",
+        ),
+    ];
+    for (key, value, message) in cases {
+        let got = ann_err(json!({"gpu-slicer.io/enabled": "true", key: value}));
+        assert_eq!(
+            got,
+            (
+                format!("metadata.annotations[{key:?}]"),
+                message.to_string()
+            ),
+            "{key}: {value}"
         );
     }
 }

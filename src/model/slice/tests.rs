@@ -82,7 +82,7 @@ fn isolation_exclusivity_and_memory_shares() {
 #[test]
 fn mps_keeps_the_numbers_and_refuses_multi_unit_requests() {
     let ts = Slice::new(16384, 4);
-    let mps = ts.under_mps();
+    let mps = ts.under_mps(Efficiency::MEASURED);
     assert_eq!(
         (mps.gpu_memory_mib, mps.share_milli, mps.replicas),
         (4096, 250, 4)
@@ -92,9 +92,12 @@ fn mps_keeps_the_numbers_and_refuses_multi_unit_requests() {
         ("ts-r4".into(), "mps-r4".into())
     );
     // Whole and fractional GPUs have nothing to share: they stay as they are.
-    assert_eq!(Slice::new(16384, 1).under_mps().sharing, NodeSharing::None);
+    assert_eq!(
+        Slice::new(16384, 1).under_mps(Efficiency::MEASURED).sharing,
+        NodeSharing::None
+    );
     let part = Slice::fractional(2861, 125);
-    assert_eq!(part.under_mps(), part);
+    assert_eq!(part.under_mps(Efficiency::MEASURED), part);
     assert_eq!(part.profile(), "ts-r1");
     // Two nvidia.com/gpu of a shared GPU: time-slicing yes, MPS no.
     let two = SliceNeed {
@@ -155,6 +158,9 @@ proptest! {
         multi_unit in any::<bool>(),
         kind in 0u8..3,
         part in 1u32..=1000,
+        readings in 0u8..3,
+        ts_e in 1u32..=1000,
+        mps_e in 1u32..=2000,
     ) {
         // Half the cases sit within 2 of the boundaries (need × R = GPU memory,
         // share = ⌊1000 / R⌋), where an off-by-one in the terms would show.
@@ -167,17 +173,24 @@ proptest! {
         } else {
             (gpu_mem, share)
         };
+        let shares = ShareReadings {
+            time: readings != 1,
+            throughput: readings != 0,
+        };
         let n = SliceNeed {
             isolation,
             memory_fraction_milli: fraction,
             multi_unit: multi_unit && !exclusive,
+            shares,
             ..need(mem, if exclusive { None } else { share }, exclusive)
         };
-        // Time-sliced (or whole), hardware-fractional and MPS-shared slices.
+        // Time-sliced (or whole), hardware-fractional and MPS-shared slices, rated with
+        // random efficiencies.
+        let e = Efficiency { time_slicing_milli: ts_e, mps_milli: mps_e };
         let s = match kind {
-            0 => Slice::new(gpu_mem, r),
+            0 => Slice::new(gpu_mem, r).rated(e),
             1 => Slice::fractional(gpu_mem, part),
-            _ => Slice::new(gpu_mem, r).under_mps(),
+            _ => Slice::new(gpu_mem, r).rated(e).under_mps(e),
         };
         let label = |k: &str| if labelled { s.label(k) } else { None };
         let matched = n.requirements().iter().all(|q| q.matches(label(&q.key).as_deref()));

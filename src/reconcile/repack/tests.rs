@@ -90,7 +90,11 @@ fn assert_valid(m: &Move, nodes: &[Node]) {
         let slice = Slice::new(t.gpu_memory_mib, n.replicas_per_gpu);
         for p in &n.pods {
             assert!(
-                SliceNeed::of(items[p], crate::model::DEFAULT_CONTEXT_MEMORY_MIB).fits(&slice),
+                SliceNeed::of(
+                    items[p],
+                    crate::model::slice::FitRules::time(crate::model::DEFAULT_CONTEXT_MEMORY_MIB)
+                )
+                .fits(&slice),
                 "{p} on {n:?}"
             );
         }

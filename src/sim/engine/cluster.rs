@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::Binding;
-use crate::model::slice::{Slice, SliceNeed};
+use crate::model::slice::{ShareModel, ShareReadings, Slice, SliceNeed};
 use crate::model::{
     Catalog, DemandItem, Requirement, Resources, Sharing, Taint, labels, tolerates_all,
 };
@@ -158,10 +158,24 @@ pub(super) struct Pod {
     pub bound_since: u64,
     /// No node can be provisioned for it (it may still bind to a ready node).
     pub unprovisionable: bool,
+    /// Bound at least once where its share was not met under the replay's reading; under
+    /// the time reading alone; under the throughput reading alone.
     pub share_violation: bool,
+    pub share_violation_by_time: bool,
+    pub share_violation_by_throughput: bool,
     pub memory_violation: bool,
     /// Departed while pending, before the end.
     pub left_pending: bool,
+}
+
+/// A pod's safety on a slice ([`Cluster::safety`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Safety {
+    /// Its share is met under the replay's reading (`plan.share_model`).
+    pub share: bool,
+    pub share_by_time: bool,
+    pub share_by_throughput: bool,
+    pub memory: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -362,7 +376,7 @@ impl<'a> Cluster<'a> {
             .iter()
             .map(|j| {
                 if admission {
-                    SliceNeed::of(&j.item, plan_opts.context_memory_mib).requirements()
+                    SliceNeed::of(&j.item, plan_opts.fit_rules(None)).requirements()
                 } else {
                     Vec::new()
                 }
@@ -409,6 +423,8 @@ impl<'a> Cluster<'a> {
                     bound_since: 0,
                     unprovisionable: false,
                     share_violation: false,
+                    share_violation_by_time: false,
+                    share_violation_by_throughput: false,
                     memory_violation: false,
                     left_pending: false,
                 };
@@ -548,25 +564,41 @@ impl<'a> Cluster<'a> {
     /// admitted affinity matches (overlay-safe's pools have no headroom).
     pub(super) fn slice_admits(&self, p: usize, ty: usize, r: u32) -> bool {
         !self.admission
-            || SliceNeed::of(self.item(p), self.plan_opts.context_memory_mib)
-                .fits(&Slice::new(self.tys[ty].gpu_mem, r))
+            || SliceNeed::of(self.item(p), self.plan_opts.fit_rules(None)).fits(&self.slice(ty, r))
     }
 
-    /// (share safe, memory safe) for the pod on a node of type `ty` at R = `r`: the model's
-    /// slice-fit rule (`model::slice`) on the GPU's physical memory (no headroom), split
-    /// into its share part (share, exclusive ⇒ R = 1) and its memory part.
-    pub(super) fn safety(&self, p: usize, ty: usize, r: u32) -> (bool, bool) {
-        let need = SliceNeed::of(self.item(p), self.plan_opts.context_memory_mib);
-        let slice = Slice::new(self.tys[ty].gpu_mem, r);
-        let share = SliceNeed {
-            gpu_memory_mib: None,
-            ..need
+    /// The slice of a node of type `ty` at R = `r` with no headroom, rated with the
+    /// replay's efficiencies (`plan.efficiency`).
+    pub(super) fn slice(&self, ty: usize, r: u32) -> Slice {
+        Slice::new(self.tys[ty].gpu_mem, r).rated(self.plan_opts.efficiency)
+    }
+
+    /// Whether the pod is safe on a node of type `ty` at R = `r`: the model's slice-fit
+    /// rule (`model::slice`) on the GPU's physical memory (no headroom), split into its
+    /// share part (share, exclusive ⇒ R = 1) under the replay's reading and under each
+    /// reading alone, and its memory part.
+    pub(super) fn safety(&self, p: usize, ty: usize, r: u32) -> Safety {
+        let rules = self.plan_opts.fit_rules(None);
+        let need = SliceNeed::of(self.item(p), rules);
+        let slice = self.slice(ty, r);
+        let share = |shares: ShareReadings| {
+            SliceNeed {
+                gpu_memory_mib: None,
+                shares,
+                ..need
+            }
+            .fits(&slice)
         };
         let mem = SliceNeed {
             gpu_memory_mib: need.gpu_memory_mib,
             ..SliceNeed::default()
         };
-        (share.fits(&slice), mem.fits(&slice))
+        Safety {
+            share: share(rules.shares),
+            share_by_time: share(ShareReadings::of(ShareModel::Time)),
+            share_by_throughput: share(ShareReadings::of(ShareModel::Throughput)),
+            memory: mem.fits(&slice),
+        }
     }
 
     /// The scheduler would bind the pod to the ready node given `used` there.
@@ -663,7 +695,7 @@ impl<'a> Cluster<'a> {
     pub(super) fn bind(&mut self, p: usize, n: usize) {
         self.unreserve(p);
         self.pending.remove(&(self.jobs[p].arrival, p));
-        let (share_ok, mem_ok) = {
+        let safe = {
             let node = &self.nodes[n];
             self.safety(p, node.ty, node.r)
         };
@@ -673,8 +705,10 @@ impl<'a> Cluster<'a> {
         pod.phase = Phase::Bound(n);
         pod.bound_since = now;
         pod.first_bound.get_or_insert(now);
-        pod.share_violation |= !share_ok;
-        pod.memory_violation |= !mem_ok;
+        pod.share_violation |= !safe.share;
+        pod.share_violation_by_time |= !safe.share_by_time;
+        pod.share_violation_by_throughput |= !safe.share_by_throughput;
+        pod.memory_violation |= !safe.memory;
         let node = &mut self.nodes[n];
         node.bound.push(p);
         node.used = node.used.plus(u);
@@ -860,6 +894,16 @@ impl<'a> Cluster<'a> {
         sorted.sort_unstable();
         let never = |p: &Pod| p.first_bound.is_none() && !p.left_pending;
         let share_violations = self.pods.iter().filter(|p| p.share_violation).count();
+        let share_violations_by_time = self
+            .pods
+            .iter()
+            .filter(|p| p.share_violation_by_time)
+            .count();
+        let share_violations_by_throughput = self
+            .pods
+            .iter()
+            .filter(|p| p.share_violation_by_throughput)
+            .count();
         let memory_violations = self.pods.iter().filter(|p| p.memory_violation).count();
         StrategyReport {
             strategy: Variant::new(self.strategy, self.consolidation).name(),
@@ -887,6 +931,8 @@ impl<'a> Cluster<'a> {
             nodes_launched: self.nodes_launched,
             peak_nodes: self.peak_nodes,
             share_violations,
+            share_violations_by_time,
+            share_violations_by_throughput,
             memory_violations,
             disruptions: self.disruptions,
             repack_moves: self.repack_moves,

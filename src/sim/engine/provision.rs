@@ -113,7 +113,7 @@ impl Cluster<'_> {
         if !self.strategy.labels_slices() {
             return BTreeMap::new();
         }
-        Slice::new(self.tys[ty].gpu_mem, r)
+        self.slice(ty, r)
             .labels()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -282,7 +282,9 @@ impl Cluster<'_> {
         let usable = self.tys[ty]
             .gpu_mem
             .saturating_sub(pool.gpu_memory_headroom_mib);
-        for (k, v) in Slice::new(usable, pn.replicas_per_gpu).labels() {
+        let slice =
+            Slice::new(usable, pn.replicas_per_gpu).rated(self.plan_opts.efficiency(Some(pool)));
+        for (k, v) in slice.labels() {
             node_labels.insert(k.to_string(), v);
         }
         if let Some(z) = &pn.zone {

@@ -79,8 +79,8 @@ impl Cluster<'_> {
                     return Err(InvariantError::ReservedInconsistently { pod: p, node: n });
                 }
                 if self.strategy == Strategy::GpuSlicer {
-                    let (s, m) = self.safety(p, node.ty, node.r);
-                    if !(s && m) {
+                    let safe = self.safety(p, node.ty, node.r);
+                    if !(safe.share && safe.memory) {
                         return Err(InvariantError::ReservedUnsafely {
                             pod: p,
                             node: n,
