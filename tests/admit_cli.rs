@@ -201,3 +201,42 @@ spec:
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("(workers)"), "{out}");
 }
+
+/// The probe Job (`examples/gpu-probe`, issue 19 item 5): the ConfigMap carries
+/// `probe.py` byte for byte, the annotations it prints are NodePool annotations
+/// gpu-slicer reads, and admission gives the Job a whole, unshared GPU (the measurement
+/// needs the GPU to itself).
+#[test]
+fn the_probe_job_embeds_the_script_and_gets_a_whole_gpu() {
+    let job = std::fs::read_to_string(root("examples/gpu-probe/job.yaml")).unwrap();
+    let script = std::fs::read_to_string(root("examples/gpu-probe/probe.py")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&job).expect("job.yaml is YAML");
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("a ConfigMap");
+    assert_eq!(
+        cm["data"]["probe.py"].as_str(),
+        Some(script.as_str()),
+        "job.yaml's probe.py differs from probe.py: python3 examples/gpu-probe/sync-check.py --write"
+    );
+    for key in [
+        "gpu-slicer.io/context-memory",
+        "gpu-slicer.io/time-slicing-efficiency",
+        "gpu-slicer.io/mps-efficiency",
+    ] {
+        assert!(script.contains(key), "probe.py prints {key}");
+        assert!(
+            gpu_slicer::model::contract::NODEPOOL_ANNOTATIONS.contains(&key),
+            "{key} is a NodePool annotation"
+        );
+    }
+    let (code, out, err) = run(&["admit", "-f", &root("examples/gpu-probe/job.yaml")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Job default/gpu-probe: patched"), "{out}");
+    assert!(
+        out.contains("gpu-slicer.io/replicas In 1")
+            && out.contains("gpu-slicer.io/sharing-strategy In none"),
+        "{out}"
+    );
+}

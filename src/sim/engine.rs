@@ -64,10 +64,18 @@
 //! **Violations.** When a pod is bound to a node with R replicas per GPU (by the scheduler
 //! or a consolidation move), it counts once as a *share violation* if the slice-fit rule
 //! (`model::slice`, `SliceNeed::fits` on `Slice::new(GPU memory, R)`: no headroom, the
-//! physical test for every strategy) fails on its share (`gpu-share > ⌊1000/R⌋`) or it is
-//! exclusive on R > 1, and once as a *memory violation* if it fails on its GPU memory
-//! (`gpu-memory > ⌊GPU memory / R⌋`). A strategy with no violation is *safe*; the
-//! ranking ([`rank`]) puts every safe strategy before every unsafe one, each by cost.
+//! physical test for every strategy; under MPS where gpu-slicer planned MPS) fails on its
+//! share under the replay's reading (`plan.share_model`: `gpu-share > ⌊1000/R⌋` of time,
+//! or `> ⌊e/R⌋` of throughput) or it is exclusive on R > 1, and once as a *memory
+//! violation* if it fails on its GPU memory (`gpu-memory > ⌊GPU memory / R⌋`, context
+//! counted). Share violations are also counted under each reading alone
+//! (`share_violations_by_time`, `_by_throughput`), whichever the replay used. A strategy
+//! with no violation is *safe*; the ranking ([`rank`]) puts every safe strategy before
+//! every unsafe one, each by cost.
+//!
+//! Only gpu-slicer's nodes may run MPS (its planner chooses it in `auto` pools where a
+//! pod needs it: isolation, or a share read as throughput); every other strategy's nodes
+//! are time-sliced, as hand-written pools with the device plugin's time-slicing are.
 //!
 //! # Karpenter-like provisioning (strategies a, b, c, e)
 //!

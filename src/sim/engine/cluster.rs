@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::Binding;
-use crate::model::slice::{ShareModel, ShareReadings, Slice, SliceNeed};
+use crate::model::slice::{
+    NodeSharing, SHARING_STRATEGY_LABEL, ShareModel, ShareReadings, Slice, SliceNeed,
+};
 use crate::model::{
     Catalog, DemandItem, Requirement, Resources, Sharing, Taint, labels, tolerates_all,
 };
@@ -573,14 +575,22 @@ impl<'a> Cluster<'a> {
         Slice::new(self.tys[ty].gpu_mem, r).rated(self.plan_opts.efficiency)
     }
 
-    /// Whether the pod is safe on a node of type `ty` at R = `r`: the model's slice-fit
-    /// rule (`model::slice`) on the GPU's physical memory (no headroom), split into its
-    /// share part (share, exclusive ⇒ R = 1) under the replay's reading and under each
-    /// reading alone, and its memory part.
-    pub(super) fn safety(&self, p: usize, ty: usize, r: u32) -> Safety {
+    /// Whether the pod is safe on node `n`: the model's slice-fit rule (`model::slice`) on
+    /// the GPU's physical memory (no headroom), time-sliced or, where gpu-slicer planned
+    /// it, shared by MPS, split into its share part (share, exclusive ⇒ R = 1) under the
+    /// replay's reading and under each reading alone, and its memory part.
+    pub(super) fn safety(&self, p: usize, n: usize) -> Safety {
+        let node = &self.nodes[n];
         let rules = self.plan_opts.fit_rules(None);
         let need = SliceNeed::of(self.item(p), rules);
-        let slice = self.slice(ty, r);
+        let slice = self.slice(node.ty, node.r);
+        let mps = node.labels.get(SHARING_STRATEGY_LABEL).map(String::as_str)
+            == Some(NodeSharing::Mps.as_str());
+        let slice = if mps {
+            slice.under_mps(self.plan_opts.efficiency)
+        } else {
+            slice
+        };
         let share = |shares: ShareReadings| {
             SliceNeed {
                 gpu_memory_mib: None,
@@ -695,10 +705,7 @@ impl<'a> Cluster<'a> {
     pub(super) fn bind(&mut self, p: usize, n: usize) {
         self.unreserve(p);
         self.pending.remove(&(self.jobs[p].arrival, p));
-        let safe = {
-            let node = &self.nodes[n];
-            self.safety(p, node.ty, node.r)
-        };
+        let safe = self.safety(p, n);
         let now = self.now;
         let u = Use::of(self.item(p));
         let pod = &mut self.pods[p];

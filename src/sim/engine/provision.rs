@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use super::cluster::{Cluster, Use};
-use crate::model::slice::Slice;
+use crate::model::slice::{NodeSharing, Slice};
 use crate::model::{CapacityType, DemandItem, Operator, Pool, Resources, labels};
 use crate::planner::{self, PlannedNode, effective_pools};
 use crate::reconcile::round::{FleetNode, Used, assign_in_flight};
@@ -274,16 +274,22 @@ impl Cluster<'_> {
 
     /// Launches a node the planner planned, as the controller would: its instance type
     /// and R, its pool's labels and taints, the slice labels (the type's GPU memory less
-    /// the pool's headroom, at its R) and its zone. Reserves nothing. `None` (nothing
-    /// launched) when [`Cluster::planned_type`] finds no type or pool.
+    /// the pool's headroom, at its R, shared by MPS where the plan says so) and its zone.
+    /// Reserves nothing. `None` (nothing launched) when [`Cluster::planned_type`] finds no
+    /// type or pool.
     pub(super) fn launch_planned(&mut self, pn: &PlannedNode, pools: &[Pool]) -> Option<usize> {
         let (ty, pool) = self.planned_type(pn, pools)?;
         let mut node_labels = pool_labels(pool, self.catalog.types.first());
         let usable = self.tys[ty]
             .gpu_mem
             .saturating_sub(pool.gpu_memory_headroom_mib);
-        let slice =
-            Slice::new(usable, pn.replicas_per_gpu).rated(self.plan_opts.efficiency(Some(pool)));
+        let e = self.plan_opts.efficiency(Some(pool));
+        let slice = Slice::new(usable, pn.replicas_per_gpu).rated(e);
+        let slice = if pn.sharing == NodeSharing::Mps.as_str() {
+            slice.under_mps(e)
+        } else {
+            slice
+        };
         for (k, v) in slice.labels() {
             node_labels.insert(k.to_string(), v);
         }

@@ -79,7 +79,7 @@ impl Cluster<'_> {
                     return Err(InvariantError::ReservedInconsistently { pod: p, node: n });
                 }
                 if self.strategy == Strategy::GpuSlicer {
-                    let safe = self.safety(p, node.ty, node.r);
+                    let safe = self.safety(p, n);
                     if !(safe.share && safe.memory) {
                         return Err(InvariantError::ReservedUnsafely {
                             pod: p,
