@@ -4,6 +4,8 @@
 //! time scale. Defaults: batch 1 s / 10 s, launch 90 s, consolidateAfter 30 s.
 
 use super::*;
+use crate::model::SharingChoice;
+use crate::model::slice::ShareModel;
 use crate::sim::engine::rank;
 use crate::sim::workload::time_scaled;
 
@@ -214,4 +216,82 @@ fn time_scale_compresses_arrivals_and_keeps_durations() {
     for k in [0.0, -1.0, f64::NAN, f64::INFINITY, 1.0] {
         assert_eq!(time_scaled(&w, k), w, "{k}");
     }
+}
+
+/// Issue 19: shares read as throughput. Four pods of `gpu-share: 0.25` arrive together.
+/// Read as time, one one.gpu at R = 4 holds them. Read as throughput a time slice at R = 4
+/// gives ⌊730 / 4⌋ = 182 < 250, an MPS slice ⌊1100 / 4⌋ = 275: the default (`auto`) pool
+/// runs MPS at R = 4; a time-slicing-only pool needs R ≤ 2, two one.gpu. The R = 4 overlay
+/// breaks every share under throughput and none under time, and the report counts both.
+#[test]
+fn shares_read_as_throughput_cost_time_slicing_and_not_mps() {
+    let w = workload(
+        (0..4)
+            .map(|i| with_share(&format!("q{i}"), 0, 250))
+            .collect(),
+    );
+    let throughput = |strategy: SharingChoice| {
+        let mut cfg = no_repack();
+        cfg.plan.share_model = ShareModel::Throughput;
+        let mut pool = crate::model::Pool::default_pool(cfg.plan.default_replicas.clone());
+        pool.sharing_strategy = strategy;
+        cfg.plan.pools = vec![pool];
+        cfg
+    };
+    let (time, nodes) = run(&w, Strategy::GpuSlicer, &no_repack());
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        vec![(0, "one.gpu".into(), 4)]
+    );
+    assert_eq!(
+        (
+            time.share_violations_by_time,
+            time.share_violations_by_throughput
+        ),
+        (0, 4)
+    );
+    let (mps, nodes) = run(&w, Strategy::GpuSlicer, &throughput(SharingChoice::Auto));
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        vec![(0, "one.gpu".into(), 4)]
+    );
+    assert!(mps.safe);
+    assert_eq!(
+        (
+            mps.share_violations_by_time,
+            mps.share_violations_by_throughput
+        ),
+        (0, 0)
+    );
+    assert!(close(mps.cost, time.cost), "{} vs {}", mps.cost, time.cost);
+    let (ts, nodes) = run(
+        &w,
+        Strategy::GpuSlicer,
+        &throughput(SharingChoice::TimeSlicing),
+    );
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        vec![(0, "one.gpu".into(), 2), (1, "one.gpu".into(), 2)]
+    );
+    assert!(ts.safe);
+    assert!(
+        close(ts.cost, 2.0 * time.cost),
+        "{} vs {}",
+        ts.cost,
+        time.cost
+    );
+    let (ov, _) = run(
+        &w,
+        Strategy::FixedOverlay { replicas: 4 },
+        &throughput(SharingChoice::Auto),
+    );
+    assert_eq!(
+        (
+            ov.share_violations,
+            ov.share_violations_by_time,
+            ov.share_violations_by_throughput
+        ),
+        (4, 0, 4)
+    );
+    assert!(!ov.safe);
 }
