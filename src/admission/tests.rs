@@ -436,7 +436,7 @@ fn a_throughput_share_model_writes_the_throughput_term() {
         )]
     );
     // The term admits exactly the slices the rule allows: a T4 time-sliced at R = 2
-    // (365) and under MPS at R = 4 (275), not time-sliced at R = 3 (243) or 4 (182).
+    // (365) and under MPS at R = 4 (252), not time-sliced at R = 3 (243) or 4 (182).
     let e = crate::model::slice::Efficiency::MEASURED;
     for (slice, ok) in [
         (Slice::new(16_384, 2), true),

@@ -39,8 +39,8 @@ pub(super) struct ShareFlags {
     /// pools without gpu-slicer.io/time-slicing-efficiency (0.73 measured on an H200).
     #[arg(long, value_name = "FRACTION", value_parser = time_slicing_efficiency)]
     pub time_slicing_efficiency: Option<u32>,
-    /// The same under MPS, in pools without gpu-slicer.io/mps-efficiency (1.10 measured
-    /// on an H200; up to 2).
+    /// The same under MPS, in pools without gpu-slicer.io/mps-efficiency (1.01 measured
+    /// on an H100 with the device plugin's thread limit, 1.10 without; up to 2).
     #[arg(long, value_name = "FRACTION", value_parser = mps_efficiency)]
     pub mps_efficiency: Option<u32>,
 }

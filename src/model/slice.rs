@@ -17,7 +17,7 @@
 //! - `gpu-slicer.io/slice-throughput-milli` = the throughput one busy slice gets when
 //!   every slice of its GPU is busy, thousandths of the GPU alone: ⌊`e_ts` / R⌋ under
 //!   time-slicing and ⌊`e_mps` / R⌋ under MPS (at most 1000), with the GPU's sharing
-//!   efficiencies [`Efficiency`] (measured: 730 and 1100); 1000 at R = 1,
+//!   efficiencies [`Efficiency`] (measured: 730 and 1010); 1000 at R = 1,
 //! - `gpu-slicer.io/replicas` = R,
 //! - `gpu-slicer.io/sharing-strategy` = `none` (R = 1), `time-slicing`, or `mps` when
 //!   the device plugin shares the GPU with CUDA MPS ([`Slice::under_mps`]: the same
@@ -46,7 +46,7 @@
 //! Because memory and share are whole numbers, `need ≤ ⌊M/R⌋` ⇔ `need × R ≤ M`,
 //! `share ≤ ⌊1000/R⌋` ⇔ `share × R ≤ 1000` and `share ≤ ⌊e/R⌋` ⇔ `share × R ≤ e`: the
 //! labels lose nothing. So under throughput `gpu-share: 0.25` tolerates R ≤ ⌊730/250⌋ = 2
-//! on time-slicing and R ≤ ⌊1100/250⌋ = 4 on MPS.
+//! on time-slicing and R ≤ ⌊1010/250⌋ = 4 on MPS (⌊1100/250⌋ = 4 with MPS unlimited).
 //!
 //! # The affinity
 //!
@@ -172,9 +172,16 @@ impl ShareModel {
 }
 
 /// What all busy processes on one shared GPU get together, thousandths of one process
-/// alone. Measured on an NVIDIA H200 (driver 580, CUDA 13, PyTorch 2.11, compute-bound
-/// fp16 matrix products, 2026-12-02; `../shared/data/gpu-sharing-measurements.md`):
-/// time-slicing 0.728 at 2, 4 and 8 processes, MPS 1.099 at 4.
+/// alone, compute-bound fp16 matrix products (driver 580, CUDA 13, PyTorch 2.11):
+///
+/// - time-slicing: 0.728 at 2, 4 and 8 processes on an NVIDIA H200 (2026-12-02,
+///   `../shared/data/gpu-sharing-measurements.md`), 0.726 at 2 and 4 on an H100
+///   (2026-12-07, `examples/gpu-probe/h100-output.txt`): **0.73**;
+/// - MPS: 1.10–1.11 with no limit on the clients' threads (H200 and H100), but **1.01**
+///   (1.017, H100) with each of 4 clients held to 25 % of the SMs, which is what the
+///   device plugin's MPS does (`set_default_active_thread_percentage` 100 / R in its MPS
+///   control daemon, `cmd/mps-control-daemon/mps/daemon.go`). The default is the
+///   figure under the plugin's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Efficiency {
     /// Under time-slicing at R ≥ 2 (`--time-slicing-efficiency`).
@@ -184,10 +191,10 @@ pub struct Efficiency {
 }
 
 impl Efficiency {
-    /// The H200 measurement.
+    /// The measured defaults (above).
     pub const MEASURED: Efficiency = Efficiency {
         time_slicing_milli: 730,
-        mps_milli: 1100,
+        mps_milli: 1010,
     };
 }
 

@@ -1112,13 +1112,24 @@ fn the_cuda_context_sets_the_largest_r_and_the_cost() {
 }
 
 /// Issue 19's hand-worked case: `gpu-share: 0.25` read as throughput tolerates
-/// R ≤ ⌊730 / 250⌋ = 2 on time-slicing and R ≤ ⌊1100 / 250⌋ = 4 on MPS, where the time
+/// R ≤ ⌊730 / 250⌋ = 2 on time-slicing and R ≤ ⌊1100 / 250⌋ = 4 on MPS (the issue's
+/// figure, MPS without a thread limit; ⌊1010 / 250⌋ = 4 with the default), where the time
 /// reading allows R ≤ ⌊1000 / 250⌋ = 4 on both.
 #[test]
 fn a_share_read_as_throughput_sets_the_largest_r_and_the_cost() {
     use crate::model::slice::{Efficiency, ShareModel, Slice, SliceNeed};
-    let e = Efficiency::MEASURED;
-    assert_eq!((e.time_slicing_milli, e.mps_milli), (730, 1100));
+    // The default: MPS under the device plugin's 100/R thread limit.
+    assert_eq!(
+        (
+            Efficiency::MEASURED.time_slicing_milli,
+            Efficiency::MEASURED.mps_milli
+        ),
+        (730, 1010)
+    );
+    let e = Efficiency {
+        time_slicing_milli: 730,
+        mps_milli: 1100,
+    };
     let t4 = 16_384;
     let mut quarter = DemandItem::shared("default/q", Resources::ZERO);
     quarter.gpu_share_milli = Some(250);
@@ -1151,6 +1162,12 @@ fn a_share_read_as_throughput_sets_the_largest_r_and_the_cost() {
     let need = SliceNeed::of(&quarter, FitRules::new(0, ShareModel::Throughput));
     assert!(!need.fits(&Slice::new(t4, 2).rated(low)));
     assert!(need.fits(&Slice::new(t4, 1).rated(low)));
+    // With the default MPS figure 0.25 still gets R = 4 (⌊1010 / 4⌋ = 252), 0.26 only 3.
+    let d = Efficiency::MEASURED;
+    assert!(need.fits(&Slice::new(t4, 4).rated(d).under_mps(d)));
+    let more_need = SliceNeed::of(&more, FitRules::new(0, ShareModel::Throughput));
+    assert!(!more_need.fits(&Slice::new(t4, 4).rated(d).under_mps(d)));
+    assert!(more_need.fits(&Slice::new(t4, 3).rated(d).under_mps(d)));
 
     // The costs that follow: 8 pods of 0.25 on g4dn.xlarge (one T4).
     let cat = catalog();
@@ -1205,7 +1222,7 @@ fn a_share_read_as_throughput_sets_the_largest_r_and_the_cost() {
             "{case}"
         );
         // The slice labels carry the throughput the rule read.
-        let want = if sharing == "mps" { 1100 / r } else { 730 / r };
+        let want = if sharing == "mps" { 1010 / r } else { 730 / r };
         assert!(
             p.nodes.iter().all(|n| n.slice_throughput_milli == want),
             "{case}"

@@ -220,7 +220,7 @@ fn time_scale_compresses_arrivals_and_keeps_durations() {
 
 /// Issue 19: shares read as throughput. Four pods of `gpu-share: 0.25` arrive together.
 /// Read as time, one one.gpu at R = 4 holds them. Read as throughput a time slice at R = 4
-/// gives ⌊730 / 4⌋ = 182 < 250, an MPS slice ⌊1100 / 4⌋ = 275: the default (`auto`) pool
+/// gives ⌊730 / 4⌋ = 182 < 250, an MPS slice ⌊1010 / 4⌋ = 252: the default (`auto`) pool
 /// runs MPS at R = 4; a time-slicing-only pool needs R ≤ 2, two one.gpu. The R = 4 overlay
 /// breaks every share under throughput and none under time, and the report counts both.
 #[test]
