@@ -20,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
         // still decodes only when it is `{` or whitespace, so most inputs take `false`).
         fail_requests_greater_than_one: data.first().is_some_and(|b| *b == b' '),
         context_memory_mib: gpu_slicer::model::DEFAULT_CONTEXT_MEMORY_MIB,
+        // Both readings of shares, picked by the second byte the same way.
+        share_model: if data.get(1).is_some_and(|b| *b == b' ') {
+            gpu_slicer::model::slice::ShareModel::Throughput
+        } else {
+            gpu_slicer::model::slice::ShareModel::Time
+        },
     };
     measured("admission::review", data.len(), || {
         let Ok(rev) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(data) else {

@@ -33,6 +33,7 @@ fn node(pool: &str) -> PlannedNode {
         replicas_per_gpu: 2,
         slice_gpu_memory_mib: 11444,
         slice_share_milli: 500,
+        slice_throughput_milli: 365,
         sharing: "time-slicing".to_string(),
         profile: "ts-r2".to_string(),
         hourly_price: 1.006,

@@ -283,7 +283,8 @@ pub fn settle_sharing(
             _ => {
                 notes.push(format!(
                     "{object}: {why}; its shared GPUs are time-sliced, so pods asking for \
-                     memory isolation get fractional or whole GPUs there"
+                     memory isolation get fractional or whole GPUs there, and shares read as \
+                     throughput get time slices (R at most the time-slicing efficiency / share)"
                 ));
                 pool.sharing_strategy = SharingChoice::TimeSlicing;
             }
