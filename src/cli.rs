@@ -7,7 +7,7 @@
 //! `Result<_, String>`: that is clap's convention, and clap prints the message after the
 //! flag's name.
 //!
-//! Size (~690 code lines): the flag structs of `plan`, `render` and `catalog` and the
+//! Size (~710 code lines): the flag structs of `plan`, `render` and `catalog` and the
 //! shared steps every subcommand runs (catalog, inputs, policy, output); `run`,
 //! `simulate`, `admit`, live prices and the tables are already their own files, and
 //! splitting the shared steps further would scatter one pipeline over several files.

@@ -303,7 +303,8 @@ pub enum UnplacedReason {
     Taints,
     /// An exclusive pod needs more whole GPUs than the largest allowed type has.
     WholeGpus { needs: u32, most: u32 },
-    /// The pod states more GPU memory than the largest allowed GPU has (after headroom).
+    /// The pod's GPU memory, with its CUDA context (`model::slice::memory_with_context`),
+    /// is more than the largest allowed GPU has (after headroom).
     GpuMemory {
         needs_mib: u64,
         most_mib: u64,

@@ -8,7 +8,7 @@
 //! entry, its message turned into a usage error) return `Result<_, String>`: that is
 //! clap's convention for value parsers, and the message follows the flag's name.
 //!
-//! Size (~630 code lines): the replay's flags, their checks into a `SimConfig`, and its
+//! Size (~640 code lines): the replay's flags, their checks into a `SimConfig`, and its
 //! text report; the SVGs are `simulate/plots.rs`.
 
 #[cfg(feature = "plots")]

@@ -1,5 +1,5 @@
 //! The loader's tests, one per workload kind and per malformed field, sharing the
-//! manifest builders at the top (~650 code lines; the engine flags' tests are
+//! manifest builders at the top (~690 code lines; the engine flags' tests are
 //! `engines/tests.rs`).
 
 use std::collections::BTreeMap;

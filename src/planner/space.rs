@@ -419,20 +419,26 @@ fn reason(
             };
         }
     }
-    if let Some(m) = it.gpu_memory_mib {
+    // Its GPU memory with the CUDA context of each kind's pool (`model::slice`): too much
+    // for every GPU even alone on it.
+    let needs = |k: &Kind| slice::memory_with_context(it, k.rules.context_mib);
+    if !by_taint.is_empty()
+        && by_taint
+            .iter()
+            .all(|k| needs(k).is_some_and(|m| m > k.gpu_mem_mib))
+    {
         let max = by_taint.iter().map(|k| k.gpu_mem_mib).max().unwrap_or(0);
-        if m > max {
-            let headroom = by_taint
-                .iter()
-                .map(|k| pools[k.pool].gpu_memory_headroom_mib)
-                .max()
-                .unwrap_or(0);
-            return UnplacedReason::GpuMemory {
-                needs_mib: m,
-                most_mib: max,
-                headroom_mib: headroom,
-            };
-        }
+        let least = by_taint.iter().filter_map(|k| needs(k)).min().unwrap_or(0);
+        let headroom = by_taint
+            .iter()
+            .map(|k| pools[k.pool].gpu_memory_headroom_mib)
+            .max()
+            .unwrap_or(0);
+        return UnplacedReason::GpuMemory {
+            needs_mib: least,
+            most_mib: max,
+            headroom_mib: headroom,
+        };
     }
     let by_gpu: Vec<&Kind> = by_taint
         .iter()

@@ -1,5 +1,5 @@
 //! NodePool annotation tests: one per annotation and per malformed value, each
-//! asserting the error names the NodePool and the field (~630 code lines, sharing the
+//! asserting the error names the NodePool and the field (~740 code lines, sharing the
 //! NodePool builder at the top).
 
 use super::*;

@@ -1,7 +1,7 @@
 //! One strategy's replay: nodes, pods, the event queue, the scheduler, the capacity
 //! invariant and the metrics.
 //!
-//! Size (~780 code lines, one file on purpose): the event loop, the scheduler's filter
+//! Size (~830 code lines, one file on purpose): the event loop, the scheduler's filter
 //! and score, binding, launches and consolidation all mutate the same `Cluster` and its
 //! index vectors in step, and the invariant (`cluster/invariant.rs`) checks them
 //! together; the provisioner (`provision.rs`) and re-packing (`repack.rs`) are already
