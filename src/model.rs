@@ -626,6 +626,17 @@ impl SharingChoice {
 }
 
 impl Pool {
+    /// The efficiencies of the pool's GPUs: its own where it states them, else
+    /// `default`'s.
+    pub fn efficiency(&self, default: slice::Efficiency) -> slice::Efficiency {
+        slice::Efficiency {
+            time_slicing_milli: self
+                .time_slicing_efficiency_milli
+                .unwrap_or(default.time_slicing_milli),
+            mps_milli: self.mps_efficiency_milli.unwrap_or(default.mps_milli),
+        }
+    }
+
     /// The implicit pool used when no annotated NodePool is among the inputs.
     pub fn default_pool(replicas: ReplicaPolicy) -> Self {
         Pool {

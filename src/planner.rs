@@ -126,14 +126,7 @@ impl PlanOptions {
     /// The efficiencies of `pool`'s GPUs: its own where it states them, else the
     /// planner's.
     pub fn efficiency(&self, pool: Option<&Pool>) -> Efficiency {
-        Efficiency {
-            time_slicing_milli: pool
-                .and_then(|p| p.time_slicing_efficiency_milli)
-                .unwrap_or(self.efficiency.time_slicing_milli),
-            mps_milli: pool
-                .and_then(|p| p.mps_efficiency_milli)
-                .unwrap_or(self.efficiency.mps_milli),
-        }
+        pool.map_or(self.efficiency, |p| p.efficiency(self.efficiency))
     }
 }
 

@@ -136,6 +136,12 @@ impl NodeSharing {
     pub fn isolates_memory(self) -> bool {
         self != NodeSharing::TimeSlicing
     }
+
+    /// True when a node's labels say its GPUs are shared by MPS (its
+    /// `gpu-slicer.io/sharing-strategy` is `mps`).
+    pub fn is_mps_labelled(labels: &std::collections::BTreeMap<String, String>) -> bool {
+        labels.get(SHARING_STRATEGY_LABEL).map(String::as_str) == Some(NodeSharing::Mps.as_str())
+    }
 }
 
 /// How a pod's `gpu-share` is read (`--share-model`, NodePool `gpu-slicer.io/share-model`).
@@ -341,6 +347,20 @@ impl Slice {
         } else {
             Slice::new(usable_gpu_memory_mib, replicas)
         }
+    }
+
+    /// The slice of a node's GPUs: [`Slice::of_gpu`] at `replicas`, shared by MPS when
+    /// `mps` ([`Slice::under_mps`]: whole GPUs at R > 1 only), rated with the GPU's
+    /// efficiencies `e`. What the planner, the rounds and the replay build for a node.
+    pub fn of_node(
+        usable_gpu_memory_mib: u64,
+        fraction_milli: u32,
+        replicas: u32,
+        mps: bool,
+        e: Efficiency,
+    ) -> Slice {
+        let s = Slice::of_gpu(usable_gpu_memory_mib, fraction_milli, replicas).rated(e);
+        if mps { s.under_mps(e) } else { s }
     }
 
     /// The same slice with the GPU shared by MPS instead of time-slicing (R > 1 only; an

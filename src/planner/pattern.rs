@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::space::{Config, Space};
 use super::{Packing, PlannedNode, SolverStats, Unplaced, UnplacedReason};
-use crate::model::slice::{Slice, SliceNeed};
+use crate::model::slice::SliceNeed;
 use crate::model::{CapacityType, Catalog, DemandItem, Pool, SharingChoice};
 
 const EPS: f64 = 1e-9;
@@ -211,7 +211,7 @@ pub(crate) fn into_packing(
         // time-slicing fits every pod of the node (`model::slice`), it is time-sliced. An
         // isolated pod needs MPS; under the throughput reading, so does a share only
         // MPS's throughput gives.
-        let ts = Slice::of_gpu(k.gpu_mem_mib, k.fraction_milli, r).rated(k.efficiency);
+        let ts = k.slice_shared(r, false);
         let all_fit_ts = p.counts.iter().all(|&(c, _)| {
             sp.classes[c]
                 .items

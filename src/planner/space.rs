@@ -121,12 +121,18 @@ impl Kind {
     /// The node's slice at `r` replicas per GPU (`model::slice`); a fractional type has
     /// only R = 1, its part of a GPU.
     pub(crate) fn slice(&self, r: u32) -> Slice {
-        let s = Slice::of_gpu(self.gpu_mem_mib, self.fraction_milli, r).rated(self.efficiency);
-        if self.mps {
-            s.under_mps(self.efficiency)
-        } else {
-            s
-        }
+        self.slice_shared(r, self.mps)
+    }
+
+    /// The node's slice at `r`, shared by MPS when `mps`, else time-sliced.
+    pub(crate) fn slice_shared(&self, r: u32, mps: bool) -> Slice {
+        Slice::of_node(
+            self.gpu_mem_mib,
+            self.fraction_milli,
+            r,
+            mps,
+            self.efficiency,
+        )
     }
 
     /// The replicas per GPU this kind may run from the pool's `allowed`: only 1 on a

@@ -12,8 +12,7 @@ use crate::catalog;
 use crate::config::DevicePluginConfig;
 use crate::guard::{self, Budget, Existing, Refusal};
 use crate::model::slice::{
-    Efficiency, FitRules, NodeSharing, SHARING_STRATEGY_LABEL, SLICE_THROUGHPUT_LABEL, Slice,
-    SliceNeed,
+    Efficiency, FitRules, NodeSharing, SLICE_THROUGHPUT_LABEL, Slice, SliceNeed,
 };
 use crate::model::{
     CapacityType, Catalog, DemandItem, Pool, Resources, Sharing, Taint, tolerates_all,
@@ -46,8 +45,7 @@ pub struct FleetNode {
 impl FleetNode {
     /// Its GPUs are shared by MPS (its `gpu-slicer.io/sharing-strategy` label says `mps`).
     pub fn mps(&self) -> bool {
-        self.labels.get(SHARING_STRATEGY_LABEL).map(String::as_str)
-            == Some(NodeSharing::Mps.as_str())
+        NodeSharing::is_mps_labelled(&self.labels)
     }
 
     /// Its slice (`model::slice`) on GPUs with `usable_gpu_memory_mib` after headroom,
@@ -55,8 +53,13 @@ impl FleetNode {
     /// `slice-throughput-milli` label states where it has one (what the kube-scheduler
     /// matches, whatever the settings are now).
     fn slice(&self, usable_gpu_memory_mib: u64, fraction_milli: u32, e: Efficiency) -> Slice {
-        let s = Slice::of_gpu(usable_gpu_memory_mib, fraction_milli, self.replicas).rated(e);
-        let s = if self.mps() { s.under_mps(e) } else { s };
+        let s = Slice::of_node(
+            usable_gpu_memory_mib,
+            fraction_milli,
+            self.replicas,
+            self.mps(),
+            e,
+        );
         match self
             .labels
             .get(SLICE_THROUGHPUT_LABEL)
@@ -265,8 +268,10 @@ pub fn existing_cost(fleet: &[FleetNode], cat: &Catalog) -> Existing {
 pub fn as_planned(f: &FleetNode, cat: &Catalog, pools: &[Pool]) -> Option<PlannedNode> {
     let t = catalog::find(cat, &f.instance_type)?;
     let usable = t.gpu_memory_mib.saturating_sub(headroom_of(pools, &f.pool));
-    let pool = pools.iter().find(|p| p.name == f.pool);
-    let e = PlanOptions::default().efficiency(pool);
+    let e = pools
+        .iter()
+        .find(|p| p.name == f.pool)
+        .map_or(Efficiency::MEASURED, |p| p.efficiency(Efficiency::MEASURED));
     let slice = f.slice(usable, t.gpu_fraction_milli, e);
     Some(PlannedNode {
         instance_type: t.name.clone(),

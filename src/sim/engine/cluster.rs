@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::Binding;
-use crate::model::slice::{
-    NodeSharing, SHARING_STRATEGY_LABEL, ShareModel, ShareReadings, Slice, SliceNeed,
-};
+use crate::model::slice::{NodeSharing, ShareModel, ShareReadings, Slice, SliceNeed};
 use crate::model::{
     Catalog, DemandItem, Requirement, Resources, Sharing, Taint, labels, tolerates_all,
 };
@@ -583,14 +581,13 @@ impl<'a> Cluster<'a> {
         let node = &self.nodes[n];
         let rules = self.plan_opts.fit_rules(None);
         let need = SliceNeed::of(self.item(p), rules);
-        let slice = self.slice(node.ty, node.r);
-        let mps = node.labels.get(SHARING_STRATEGY_LABEL).map(String::as_str)
-            == Some(NodeSharing::Mps.as_str());
-        let slice = if mps {
-            slice.under_mps(self.plan_opts.efficiency)
-        } else {
-            slice
-        };
+        let slice = Slice::of_node(
+            self.tys[node.ty].gpu_mem,
+            1000,
+            node.r,
+            NodeSharing::is_mps_labelled(&node.labels),
+            self.plan_opts.efficiency,
+        );
         let share = |shares: ShareReadings| {
             SliceNeed {
                 gpu_memory_mib: None,

@@ -283,13 +283,13 @@ impl Cluster<'_> {
         let usable = self.tys[ty]
             .gpu_mem
             .saturating_sub(pool.gpu_memory_headroom_mib);
-        let e = self.plan_opts.efficiency(Some(pool));
-        let slice = Slice::new(usable, pn.replicas_per_gpu).rated(e);
-        let slice = if pn.sharing == NodeSharing::Mps.as_str() {
-            slice.under_mps(e)
-        } else {
-            slice
-        };
+        let slice = Slice::of_node(
+            usable,
+            1000,
+            pn.replicas_per_gpu,
+            pn.sharing == NodeSharing::Mps.as_str(),
+            self.plan_opts.efficiency(Some(pool)),
+        );
         for (k, v) in slice.labels() {
             node_labels.insert(k.to_string(), v);
         }
